@@ -1,0 +1,320 @@
+#include "node/config.h"
+
+#include <toml++/toml.h>
+
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/units.h"
+
+namespace tars::node {
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class Kind { kString, kInt, kBytes, kLogLevel };
+
+// One setting. `set` parses text (environment, flags, TOML strings);
+// `get` renders the value for --print-config and /config.
+struct Field {
+  ConfigFieldInfo info;
+  Kind kind;
+  std::function<void(NodeConfig&, const std::string&)> set;
+  std::function<std::string(const NodeConfig&)> get;
+};
+
+int parse_int(const std::string& s, int64_t lo, int64_t hi, const std::string& where) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size() || v < lo || v > hi) {
+    throw Error(ErrorCode::kConfig, where + ": expected an integer from " + std::to_string(lo) +
+                                        " to " + std::to_string(hi) + ", got \"" + s + "\"");
+  }
+  return static_cast<int>(v);
+}
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = [] {
+    std::vector<Field> t;
+    auto str = [&](std::string key, std::string env, std::string flag, std::string help,
+                   std::string NodeConfig::*m, bool secret = false) {
+      t.push_back({{key, env, flag, help, secret}, Kind::kString,
+                   [m](NodeConfig& c, const std::string& v) { c.*m = v; },
+                   [m](const NodeConfig& c) { return c.*m; }});
+    };
+    auto integer = [&](std::string key, std::string env, std::string flag, std::string help,
+                       int NodeConfig::*m, int64_t lo, int64_t hi) {
+      t.push_back({{key, env, flag, help, false}, Kind::kInt,
+                   [m, lo, hi](NodeConfig& c, const std::string& v) {
+                     c.*m = parse_int(v, lo, hi, "");
+                   },
+                   [m](const NodeConfig& c) { return std::to_string(c.*m); }});
+    };
+    auto bytes = [&](std::string key, std::string env, std::string flag, std::string help,
+                     uint64_t NodeConfig::*m) {
+      t.push_back({{key, env, flag, help, false}, Kind::kBytes,
+                   [m](NodeConfig& c, const std::string& v) {
+                     auto b = parse_byte_size(v);
+                     if (!b || *b == 0) {
+                       throw Error(ErrorCode::kConfig,
+                                   ": expected a size such as 8MiB, got \"" + v + "\"");
+                     }
+                     c.*m = *b;
+                   },
+                   [m](const NodeConfig& c) { return std::to_string(c.*m); }});
+    };
+    str("node.name", "TARS_NODE_NAME", "--node-name", "Node name (default: host name)",
+        &NodeConfig::node_name);
+    str("node.data_dir", "TARS_DATA_DIR", "--data-dir",
+        "Data directory for models, logs and state (default: ~/.tars)", &NodeConfig::data_dir);
+    str("server.host", "TARS_HOST", "--host",
+        "Address to listen on (default: 127.0.0.1; 0.0.0.0 for the network)", &NodeConfig::host);
+    integer("server.port", "TARS_PORT", "--port", "TCP port (default: 8000)", &NodeConfig::port,
+            1, 65535);
+    bytes("server.max_body", "TARS_MAX_BODY", "--max-body",
+          "Largest request body accepted (default: 8MiB)", &NodeConfig::max_body_bytes);
+    integer("server.http_threads", "TARS_HTTP_THREADS", "--http-threads",
+            "Connections served at once (default: 32)", &NodeConfig::http_threads, 1, 4096);
+    integer("server.shutdown_grace_ms", "TARS_SHUTDOWN_GRACE_MS", "",
+            "Time in-flight requests get after SIGINT/SIGTERM (default: 4000)",
+            &NodeConfig::shutdown_grace_ms, 0, 600000);
+    t.push_back({{"log.level", "TARS_LOG_LEVEL", "--log-level",
+                  "trace, debug, info, warn, error or off (default: info)", false},
+                 Kind::kLogLevel,
+                 [](NodeConfig& c, const std::string& v) {
+                   static const std::set<std::string> ok = {"trace", "debug", "info",
+                                                            "warn",  "error", "off"};
+                   if (!ok.count(v)) {
+                     throw Error(ErrorCode::kConfig,
+                                 ": expected one of trace, debug, info, warn, error, off; got \"" +
+                                     v + "\"");
+                   }
+                   c.log_level = v;
+                 },
+                 [](const NodeConfig& c) { return c.log_level; }});
+    bytes("log.max_file_size", "TARS_LOG_MAX_FILE_SIZE", "",
+          "Rotate the log file at this size (default: 10MiB)", &NodeConfig::log_max_bytes);
+    integer("log.max_files", "TARS_LOG_MAX_FILES", "", "Rotated log files kept (default: 5)",
+            &NodeConfig::log_max_files, 1, 1000);
+    str("devices.simulate", "TARS_SIMULATE_DEVICES", "--simulate-devices",
+        "JSON inventory that replaces GPU detection", &NodeConfig::simulate_devices);
+    str("cluster.join_token", "TARS_JOIN_TOKEN", "--join-token",
+        "Secret shared by the nodes of one cluster", &NodeConfig::join_token, true);
+    return t;
+  }();
+  return table;
+}
+
+const Field* find_field(const std::string& key) {
+  for (const auto& f : fields()) {
+    if (f.info.key == key) return &f;
+  }
+  return nullptr;
+}
+
+// Applies `text` to field `f`, prefixing any error with `where`.
+void apply(NodeConfig& c, const Field& f, const std::string& text, const std::string& where,
+           const std::string& source) {
+  try {
+    f.set(c, text);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    throw Error(ErrorCode::kConfig, where + msg);
+  }
+  c.sources[f.info.key] = source;
+}
+
+// TOML value -> text for Field::set, checking its TOML type first.
+std::string toml_text(const toml::node& n, const Field& f, const std::string& where) {
+  switch (f.kind) {
+    case Kind::kInt:
+      if (auto v = n.value<int64_t>(); v && n.is_integer()) return std::to_string(*v);
+      throw Error(ErrorCode::kConfig, where + ": expected an integer");
+    case Kind::kBytes:
+      if (n.is_integer()) return std::to_string(*n.value<int64_t>());
+      if (n.is_string()) return *n.value<std::string>();
+      throw Error(ErrorCode::kConfig, where + ": expected a size (an integer or a string such as \"8MiB\")");
+    case Kind::kString:
+    case Kind::kLogLevel:
+      if (n.is_string()) return *n.value<std::string>();
+      throw Error(ErrorCode::kConfig, where + ": expected a string");
+  }
+  return {};
+}
+
+void load_models(NodeConfig& c, const toml::node& n, const std::string& file,
+                 const fs::path& base) {
+  const toml::array* arr = n.as_array();
+  if (!arr) throw Error(ErrorCode::kConfig, file + ": key model: expected [[model]] tables");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    std::string where = file + ": model " + std::to_string(i + 1);
+    const toml::table* t = (*arr)[i].as_table();
+    if (!t) throw Error(ErrorCode::kConfig, where + ": expected a table");
+    ModelDecl m;
+    for (auto&& [k, v] : *t) {
+      std::string key(k.str());
+      if (!v.is_string()) {
+        throw Error(ErrorCode::kConfig, where + ": key " + key + ": expected a string");
+      }
+      std::string s = *v.value<std::string>();
+      if (key == "path") m.path = s;
+      else if (key == "alias") m.alias = s;
+      else if (key == "role") m.role = s;
+      else throw Error(ErrorCode::kConfig, where + ": unknown key " + key +
+                                               " (known: path, alias, role)");
+    }
+    if (m.path.empty()) throw Error(ErrorCode::kConfig, where + ": key path is required");
+    if (m.role != "chat" && m.role != "embedding") {
+      throw Error(ErrorCode::kConfig,
+                  where + ": key role: expected \"chat\" or \"embedding\", got \"" + m.role + "\"");
+    }
+    if (fs::path(m.path).is_relative()) m.path = (base / m.path).lexically_normal().string();
+    c.models.push_back(m);
+  }
+}
+
+void load_file(NodeConfig& c, const std::string& file) {
+  toml::table root;
+  try {
+    root = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << file;
+    if (e.source().begin) msg << ":" << e.source().begin.line << ":" << e.source().begin.column;
+    msg << ": " << e.description();
+    throw Error(ErrorCode::kConfig, msg.str());
+  }
+  fs::path base = fs::absolute(fs::path(file)).parent_path();
+  for (auto&& [section, value] : root) {
+    std::string sec(section.str());
+    if (sec == "model") {
+      load_models(c, value, file, base);
+      continue;
+    }
+    const toml::table* t = value.as_table();
+    if (!t) throw Error(ErrorCode::kConfig, file + ": key " + sec + ": expected a [" + sec + "] table");
+    for (auto&& [k, v] : *t) {
+      std::string key = sec + "." + std::string(k.str());
+      const Field* f = find_field(key);
+      std::string where = file + ": key " + key;
+      if (!f) throw Error(ErrorCode::kConfig, where + ": unknown key");
+      apply(c, *f, toml_text(v, *f, where), where, "file");
+    }
+  }
+}
+
+}  // namespace
+
+const std::vector<ConfigFieldInfo>& config_fields() {
+  static const std::vector<ConfigFieldInfo> infos = [] {
+    std::vector<ConfigFieldInfo> v;
+    for (const auto& f : fields()) v.push_back(f.info);
+    return v;
+  }();
+  return infos;
+}
+
+NodeConfig config_resolve(const ConfigInputs& in) {
+  NodeConfig c;
+  for (const auto& f : fields()) c.sources[f.info.key] = "default";
+  c.node_name = in.hostname.empty() ? "tars" : in.hostname;
+  c.data_dir = (in.home.empty() ? std::string(".") : in.home) + "/.tars";
+
+  std::string file = in.config_file;
+  if (file.empty()) {
+    if (auto it = in.env.find("TARS_CONFIG"); it != in.env.end()) file = it->second;
+  }
+  if (!file.empty()) {
+    if (!fs::exists(file)) {
+      throw Error(ErrorCode::kConfig, "config file " + file + " does not exist");
+    }
+    load_file(c, file);
+    c.config_file = file;
+  }
+  for (const auto& f : fields()) {
+    if (auto it = in.env.find(f.info.env); it != in.env.end()) {
+      apply(c, f, it->second, "environment variable " + f.info.env, "env");
+    }
+  }
+  for (const auto& [key, value] : in.flags) {
+    const Field* f = find_field(key);
+    if (!f) throw Error(ErrorCode::kInternal, "no config field " + key);
+    apply(c, *f, value, "flag " + (f->info.flag.empty() ? key : f->info.flag), "flag");
+  }
+  if (!in.model_flags.empty()) {
+    c.models.clear();
+    for (const auto& p : in.model_flags) c.models.push_back({p, "", "chat"});
+    c.sources["model"] = "flag";
+  } else {
+    c.sources["model"] = c.models.empty() ? "default" : "file";
+  }
+  if (c.node_name.empty()) throw Error(ErrorCode::kConfig, "node.name must not be empty");
+  return c;
+}
+
+std::string config_to_toml(const NodeConfig& c) {
+  std::ostringstream out;
+  out << "# tars configuration as resolved (source of each value in comments)\n";
+  if (!c.config_file.empty()) out << "# config file: " << c.config_file << "\n";
+  std::string section;
+  for (const auto& f : fields()) {
+    auto dot = f.info.key.find('.');
+    std::string sec = f.info.key.substr(0, dot), name = f.info.key.substr(dot + 1);
+    if (sec != section) {
+      out << "\n[" << sec << "]\n";
+      section = sec;
+    }
+    std::string v = f.get(c);
+    if (f.info.secret && !v.empty()) v = "<redacted>";
+    out << name << " = ";
+    if (f.kind == Kind::kString || f.kind == Kind::kLogLevel) {
+      out << toml::value<std::string>(v);
+    } else {
+      out << v;
+    }
+    out << "  # " << c.sources.at(f.info.key) << "\n";
+  }
+  for (const auto& m : c.models) {
+    out << "\n[[model]]  # " << c.sources.at("model") << "\n";
+    out << "path = " << toml::value<std::string>(m.path) << "\n";
+    if (!m.alias.empty()) out << "alias = " << toml::value<std::string>(m.alias) << "\n";
+    out << "role = " << toml::value<std::string>(m.role) << "\n";
+  }
+  return out.str();
+}
+
+nlohmann::json config_to_json(const NodeConfig& c) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : fields()) {
+    auto dot = f.info.key.find('.');
+    std::string sec = f.info.key.substr(0, dot), name = f.info.key.substr(dot + 1);
+    std::string v = f.get(c);
+    nlohmann::json value;
+    if (f.info.secret) {
+      value = v.empty() ? "" : "<redacted>";
+    } else if (f.kind == Kind::kInt || f.kind == Kind::kBytes) {
+      value = std::stoull(v);
+    } else {
+      value = v;
+    }
+    j[sec][name] = value;
+  }
+  j["model"] = nlohmann::json::array();
+  for (const auto& m : c.models) {
+    j["model"].push_back({{"path", m.path}, {"alias", m.alias}, {"role", m.role}});
+  }
+  j["config_file"] = c.config_file;
+  j["sources"] = c.sources;
+  return j;
+}
+
+}  // namespace tars::node

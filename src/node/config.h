@@ -1,0 +1,102 @@
+#pragma once
+// Node configuration: one TOML file, TARS_* environment variables and
+// command-line flags, resolved once into a NodeConfig that is passed down.
+//
+// Precedence, lowest to highest:
+//   built-in defaults < config file (--config / TARS_CONFIG) < environment (TARS_*) < flags
+// Every setting is one row of the field table in config.cpp: its TOML key,
+// environment variable, flag, type and default. `tars serve --print-config`
+// prints the resolved result with the source of every value.
+//
+// Example file (every key optional):
+//   [node]
+//   name = "pc1"
+//   data_dir = "/var/lib/tars"
+//   [server]
+//   host = "0.0.0.0"
+//   port = 8000
+//   max_body = "8MiB"
+//   [log]
+//   level = "info"
+//   [cluster]
+//   join_token = "..."          # secret: redacted by /config and --print-config
+//   [[model]]
+//   path = "models/mistral-7b-instruct.Q4_K_M.gguf"
+//   alias = "mistral"           # API id; default: file name without .gguf
+//   role = "chat"               # chat | embedding
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace tars::node {
+
+// A model the node is asked to host.
+struct ModelDecl {
+  std::string path;   // GGUF file; relative paths are relative to the config file's folder
+  std::string alias;  // API id; empty -> file name without .gguf
+  std::string role = "chat";  // "chat" or "embedding"
+};
+
+struct NodeConfig {
+  // [node]
+  std::string node_name;  // Default: the host name. Shown in /health, logs, the log file name.
+  std::string data_dir;   // Default: ~/.tars. Holds models/, logs/ and state (node_id).
+  // [server]
+  std::string host = "127.0.0.1";  // Default: loopback only; "0.0.0.0" to serve the network.
+  int port = 8000;                 // Default: 8000.
+  uint64_t max_body_bytes = 8ull << 20;  // Default: 8 MiB; larger bodies get HTTP 413.
+  int http_threads = 32;           // Default: 32 connections served at once.
+  int shutdown_grace_ms = 4000;    // Default: 4 s for in-flight requests after SIGTERM.
+  // [log]
+  std::string log_level = "info";  // trace | debug | info | warn | error | off
+  uint64_t log_max_bytes = 10ull << 20;  // Default: rotate the log file at 10 MiB ...
+  int log_max_files = 5;                 // ... keeping 5 old files.
+  // [devices]
+  std::string simulate_devices;  // JSON inventory replacing GPU detection ("" = detect)
+  // [cluster]
+  std::string join_token;  // secret shared by the nodes of one cluster
+  // [[model]]
+  std::vector<ModelDecl> models;
+  // Where the config file was read from ("" = none).
+  std::string config_file;
+  // key -> "default" | "file" | "env" | "flag": where each value came from.
+  std::map<std::string, std::string> sources;
+};
+
+// Inputs of config_resolve. The CLI fills them: nothing below reads the
+// process environment itself.
+struct ConfigInputs {
+  std::string config_file;                    // "" = none
+  std::map<std::string, std::string> env;     // the process environment (only TARS_* are read)
+  std::map<std::string, std::string> flags;   // TOML key -> value given on the command line
+  std::vector<std::string> model_flags;       // --model FILE (repeatable); replaces the file's list
+  std::string home;                           // $HOME, for the default data dir
+  std::string hostname;                       // for the default node name
+};
+
+// Resolves the configuration. Throws tars::Error(kConfig) naming the source
+// (file and key, environment variable or flag) and what is wrong.
+NodeConfig config_resolve(const ConfigInputs& in);
+
+// One row per setting, for the CLI to register flags and for docs.
+struct ConfigFieldInfo {
+  std::string key;    // TOML key, "server.port"
+  std::string env;    // "TARS_PORT"
+  std::string flag;   // "--port" ("" = no flag)
+  std::string help;
+  bool secret = false;
+};
+const std::vector<ConfigFieldInfo>& config_fields();
+
+// The resolved configuration as TOML with the source of each value in a
+// comment, secrets redacted.
+std::string config_to_toml(const NodeConfig& c);
+// The same as JSON (GET /config), secrets redacted.
+nlohmann::json config_to_json(const NodeConfig& c);
+
+}  // namespace tars::node

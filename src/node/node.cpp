@@ -1,0 +1,103 @@
+#include "node/node.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <thread>
+
+#include "common/error.h"
+#include "common/version.h"
+#include "node/api.h"
+#include "node/devices.h"
+#include "node/http_server.h"
+#include "node/identity.h"
+#include "node/logging.h"
+#include "node/model_info.h"
+
+namespace tars::node {
+
+Node::Node(NodeConfig config) : config_(std::move(config)), started_(std::chrono::steady_clock::now()) {
+  id_ = identity_load_or_create(config_.data_dir);
+  logging_init({config_.log_level, config_.data_dir + "/logs/" + config_.node_name + ".log",
+                config_.log_max_bytes, config_.log_max_files});
+  DeviceOptions dev;
+  dev.simulate_file = config_.simulate_devices;
+  devices_ = std::make_unique<DeviceDetector>(dev);
+  for (const auto& w : devices_->inventory().warnings) spdlog::warn("{}", w);
+  model_files_ = nlohmann::json::array();
+  for (const auto& m : config_.models) {
+    nlohmann::json info = model_file_info(m);
+    if (info.contains("error")) spdlog::warn("model {}: {}", m.path, info["error"].get<std::string>());
+    model_files_.push_back(std::move(info));
+  }
+}
+
+Node::~Node() = default;
+
+nlohmann::json Node::health() const {
+  double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  return {{"status", "ok"},       {"version", kVersion}, {"node_id", id_},
+          {"node_name", config_.node_name}, {"uptime_s", uptime}};
+}
+
+nlohmann::json Node::status(int requests_in_flight) const {
+  nlohmann::json j = health();
+  j["devices"] = devices_to_json(devices_->refresh());
+  j["models_loaded"] = nlohmann::json::array();  // the engine issues fill this
+  j["requests_in_flight"] = requests_in_flight;
+  return j;
+}
+
+nlohmann::json Node::models() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (auto m : model_files_) {
+    m["loaded"] = false;
+    list.push_back(std::move(m));
+  }
+  return {{"models", list}};
+}
+
+nlohmann::json Node::config_json() const { return config_to_json(config_); }
+
+int node_serve(const NodeConfig& config) {
+  // Block the stop signals in every thread; one thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Node node(config);
+  HttpServer server({config.host, config.port, config.max_body_bytes, config.http_threads});
+  server.add_routes(api_routes(node, server));
+  server.bind();
+  spdlog::info("tars {} node '{}' ({}) listening on http://{}:{}", kVersion, config.node_name,
+               node.id(), config.host, server.port());
+
+  std::promise<void> finished;
+  auto finished_future = finished.get_future();
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("received {}, stopping (in-flight requests get {} ms)",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_ms);
+    server.stop();
+    if (finished_future.wait_for(std::chrono::milliseconds(config.shutdown_grace_ms)) !=
+        std::future_status::ready) {
+      spdlog::warn("{} requests still in flight after the grace period; exiting",
+                   server.in_flight());
+      spdlog::shutdown();
+      std::_Exit(0);
+    }
+  });
+  server.run();
+  finished.set_value();
+  // run() also returns if the listening socket fails; wake the signal thread.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace tars::node
