@@ -307,7 +307,7 @@ TEST(TokenizerVectorsSpeed, LongInputsStayLinear) {
                                                         : tok->vocab().eos];
     std::string many_specials;
     for (int i = 0; i < 5000; ++i) many_specials += special + "x";
-    t0 = std::chrono::steady_clock::now();
+    const auto t0 = std::chrono::steady_clock::now();
     const bool wpm = tok->vocab().model == TokenizerModel::kWpm;
     for (const std::string& s : {std::string(200000, 'a'), std::string(200000, ' '),
                                  std::string(100000, '\n') + std::string(100000, ' '),
