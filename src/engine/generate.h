@@ -1,0 +1,61 @@
+#pragma once
+// One sequence's generation loop over a Model: prompt in (processed as one
+// batch, in chunks), tokens out one at a time through a sampler, streamed as
+// text that never splits a UTF-8 character and never shows a stop string.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/sampler.h"
+
+namespace tars::engine {
+
+class Model;
+
+struct GenerateOptions {
+  int max_tokens = 128;            // tokens to generate at most (-1: until the context is full)
+  SamplerOptions sampling;
+  std::vector<std::string> stop;   // generation ends before any of these strings
+  bool ignore_eos = false;         // keep going past end-of-generation tokens
+  int slot = 0;                    // KV-cache slot to use
+};
+
+enum class FinishReason { kStop, kLength };
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;     // generated ids (without the stop string's tokens' text)
+  std::string text;                // generated text, stop string excluded
+  FinishReason finish = FinishReason::kLength;
+  int n_prompt = 0;
+  double prompt_ms = 0;            // prompt processing time
+  double generate_ms = 0;          // time for the generated tokens
+};
+
+// Called with each new piece of text; return false to cancel.
+using TextCallback = std::function<bool(std::string_view)>;
+
+// Holds back text that might be the start of a stop string.
+class StopMatcher {
+ public:
+  explicit StopMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+  // Appends text; returns what can be emitted now. Sets `stopped` when a stop
+  // string appeared (the returned text then ends before it).
+  std::string push(std::string_view text, bool& stopped);
+  // What is still held back, at the end of generation.
+  std::string flush();
+
+ private:
+  std::vector<std::string> stops_;
+  std::string held_;
+};
+
+// Runs prompt + generation on options.slot from position 0. Throws
+// tars::Error(kInvalidArgument) when the prompt plus max_tokens exceeds the
+// context, naming the figures.
+GenerateResult generate(Model& model, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& options, const TextCallback& on_text = {});
+
+}  // namespace tars::engine

@@ -1,0 +1,363 @@
+// The packed products of the AVX-512 level.
+//
+// Integer products read weights repacked into row-interleaved panels
+// (kernels_panel.h): one 64-byte vector holds 4 consecutive quant codes of
+// each of 16 rows, so vpdpbusd of it with 4 quants of one token (broadcast)
+// adds 16 partial dot products at once, and a block's int32 sums need one
+// conversion and one FMA per 16 outputs. Tokens are processed in register
+// tiles of up to 8, each block's weight vectors unpacked once per tile.
+//
+// Float products (F32/F16/BF16 weights, exact mode) pack each panel per
+// product by gathering its rows: k vectors of 16 floats.
+//
+// Compiled with the AVX-512 flags; everything but avx512_fill_gemm has
+// internal linkage (see kernels_internal.h).
+#include "engine/kernels_internal.h"
+
+#if defined(__x86_64__)
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_*), falsely.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "engine/quant.h"
+
+namespace tars::engine::cpu {
+namespace avx512_gemm {  // hides the public gemm_* names of kernels_cpu.h
+namespace {
+
+constexpr int R = kGemmRows;
+static_assert(R == 16, "one 512-bit vector per group of 4 quants");
+
+// Gathers one dword per row at (row start + offset); rows past n_rows read 0.
+struct RowGather {
+  __m512i idx;
+  __mmask16 mask;
+  const uint8_t* base;
+
+  RowGather(const void* w, size_t row_bytes, int n_rows)
+      : idx(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                               _mm512_set1_epi32(static_cast<int>(row_bytes)))),
+        mask(static_cast<__mmask16>((1u << n_rows) - 1)),
+        base(static_cast<const uint8_t*>(w)) {}
+
+  __m512i at(int64_t offset) const {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx, base + offset, 1);
+  }
+};
+
+inline __m512i bytes(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+inline __m512i srl(__m512i v, int n) { return _mm512_srl_epi32(v, _mm_cvtsi32_si128(n)); }
+inline __m512i low_nibbles(__m512i v) { return _mm512_and_si512(v, bytes(0x0f)); }
+inline __m512i high_nibbles(__m512i v) { return _mm512_and_si512(srl(v, 4), bytes(0x0f)); }
+// FP16 in the low / high half of each dword -> float.
+inline __m512 half_lo(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+inline __m512 half_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(srl(v, 16))); }
+void gemm_f_pack_f32(const float* w, size_t row_bytes, int n_rows, int64_t k, void* out) {
+  const RowGather g(w, row_bytes, n_rows);
+  float* p = static_cast<float*>(out);
+  for (int64_t i = 0; i < k; ++i) _mm512_storeu_ps(p + R * i, _mm512_castsi512_ps(g.at(4 * i)));
+}
+
+void gemm_f_pack_f16(const uint16_t* w, size_t row_bytes, int n_rows, int64_t k, void* out) {
+  const RowGather g(w, row_bytes, n_rows);
+  float* p = static_cast<float*>(out);
+  int64_t i = 0;
+  for (; i + 2 <= k; i += 2) {
+    const __m512i v = g.at(2 * i);
+    _mm512_storeu_ps(p + R * i, half_lo(v));
+    _mm512_storeu_ps(p + R * (i + 1), half_hi(v));
+  }
+  if (i < k) {  // odd k: the last element alone (a dword would read past the row)
+    for (int r = 0; r < R; ++r) {
+      float v = 0.0f;
+      if (r < n_rows) {
+        uint16_t h;
+        std::memcpy(&h, reinterpret_cast<const uint8_t*>(w) + r * row_bytes + 2 * i, 2);
+        v = _cvtsh_ss(h);
+      }
+      p[R * i + r] = v;
+    }
+  }
+}
+
+// ---- products ---------------------------------------------------------------------------
+
+inline void store_rows(float* y, __m512 v, int n_rows, const float* bias) {
+  const __mmask16 m = static_cast<__mmask16>((1u << n_rows) - 1);
+  if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias));
+  if (n_rows == R) _mm512_storeu_ps(y, v);
+  else _mm512_mask_storeu_ps(y, m, v);
+}
+
+// ---- integer products on panels ---------------------------------------------------
+
+#define TARS_INLINE inline __attribute__((always_inline))
+
+inline __m512i load64(const uint8_t* p) { return _mm512_loadu_si512(p); }
+inline __m512 half16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+// 16 unsigned / signed bytes -> 16 floats.
+inline __m512 u8x16(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m512 i8x16(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+inline __mmask64 mask64(const uint8_t* p) {
+  uint64_t m;
+  std::memcpy(&m, p, 8);
+  return static_cast<__mmask64>(m);
+}
+// Adds 16 to the bytes whose bit is set (the 5th bit of Q5 codes).
+inline __m512i add_bit4(__m512i g, const uint8_t* mask) {
+  return _mm512_mask_add_epi8(g, mask64(mask), g, bytes(16));
+}
+
+// C tokens' activations and accumulators; block() consumes one activation
+// block against its weight vectors.
+template <int C>
+struct Tile {
+  const int8_t* aq[C];
+  const float* ad[C];
+  const float* as[C];
+  const int32_t* ac[C];
+  int64_t L;
+  __m512 acc[C];
+
+  TARS_INLINE Tile(const GemmActs& a, int t0) : L(a.block) {
+    const int64_t nb = a.k / a.block;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      aq[c] = a.qs + (t0 + c) * a.k;
+      ad[c] = a.d + (t0 + c) * nb;
+      as[c] = a.s + (t0 + c) * nb;
+      ac[c] = a.corr + (t0 + c) * nb;
+      acc[c] = _mm512_setzero_ps();
+    }
+  }
+
+  // Activation block ab (L = 4 NG quants) against group vectors g, with the
+  // 16 rows' block scales sc (and mins mn).
+  template <int NG, bool kMin>
+  TARS_INLINE void block(const __m512i* g, __m512 sc, __m512 mn, int64_t ab) {
+    __m512i ia[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) ia[c] = _mm512_set1_epi32(ac[c][ab]);
+#pragma GCC unroll 8
+    for (int gi = 0; gi < NG; ++gi) {
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        int32_t av;
+        std::memcpy(&av, aq[c] + ab * L + 4 * gi, 4);
+        ia[c] = _mm512_dpbusd_epi32(ia[c], g[gi], _mm512_set1_epi32(av));
+      }
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[c]), _mm512_mul_ps(sc, _mm512_set1_ps(ad[c][ab])), acc[c]);
+      if constexpr (kMin) acc[c] = _mm512_fmadd_ps(mn, _mm512_set1_ps(as[c][ab]), acc[c]);
+    }
+  }
+};
+
+// Low and high nibbles of 4 qs vectors -> the 8 group vectors of a 32-block.
+TARS_INLINE void nibble_groups(const uint8_t* qs, __m512i* g) {
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; ++m) {
+    const __m512i v = load64(qs + 64 * m);
+    g[m] = low_nibbles(v);
+    g[m + 4] = high_nibbles(v);
+  }
+}
+
+template <int C>
+TARS_INLINE void run_legacy(TensorType t, const uint8_t* p, int64_t units, Tile<C>& tile) {
+  __m512i g[8];
+  const __m512 none = _mm512_setzero_ps();
+  switch (t) {
+    case TensorType::kQ4_0:
+      for (int64_t u = 0; u < units; ++u, p += 288) {
+        nibble_groups(p + 32, g);
+        tile.template block<8, false>(g, half16(p), none, u);
+      }
+      break;
+    case TensorType::kQ4_1:
+      for (int64_t u = 0; u < units; ++u, p += 320) {
+        nibble_groups(p + 64, g);
+        tile.template block<8, true>(g, half16(p), half16(p + 32), u);
+      }
+      break;
+    case TensorType::kQ5_0:
+      for (int64_t u = 0; u < units; ++u, p += 352) {
+        nibble_groups(p + 96, g);
+#pragma GCC unroll 8
+        for (int gi = 0; gi < 8; ++gi) g[gi] = add_bit4(g[gi], p + 32 + 8 * gi);
+        tile.template block<8, false>(g, half16(p), none, u);
+      }
+      break;
+    case TensorType::kQ5_1:
+      for (int64_t u = 0; u < units; ++u, p += 384) {
+        nibble_groups(p + 128, g);
+#pragma GCC unroll 8
+        for (int gi = 0; gi < 8; ++gi) g[gi] = add_bit4(g[gi], p + 64 + 8 * gi);
+        tile.template block<8, true>(g, half16(p), half16(p + 32), u);
+      }
+      break;
+    case TensorType::kQ8_0:
+      for (int64_t u = 0; u < units; ++u, p += 544) {
+#pragma GCC unroll 8
+        for (int gi = 0; gi < 8; ++gi) g[gi] = load64(p + 32 + 64 * gi);
+        tile.template block<8, false>(g, half16(p), none, u);
+      }
+      break;
+    default: break;
+  }
+}
+
+template <int C>
+TARS_INLINE void run_q45_k(bool five, const uint8_t* p, int64_t units, Tile<C>& tile) {
+  const size_t unit_bytes = five ? 2880 : 2368;
+  __m512i g[8];
+  for (int64_t u = 0; u < units; ++u, p += unit_bytes) {
+    const __m512 d = half16(p), dmin = half16(p + 32);
+    for (int j = 0; j < 8; ++j) {  // sub-block j: chunk j/2, low or high nibbles
+      const uint8_t* qs = p + 320 + 64 * 8 * (j / 2);
+#pragma GCC unroll 8
+      for (int gi = 0; gi < 8; ++gi) {
+        const __m512i v = load64(qs + 64 * gi);
+        g[gi] = j % 2 ? high_nibbles(v) : low_nibbles(v);
+        if (five) g[gi] = add_bit4(g[gi], p + 2368 + 8 * (8 * j + gi));
+      }
+      const __m512 sc = _mm512_mul_ps(d, u8x16(p + 64 + 16 * j));
+      const __m512 mn = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(dmin, u8x16(p + 192 + 16 * j)));
+      tile.template block<8, true>(g, sc, mn, 8 * u + j);
+    }
+  }
+}
+
+// Q6_K: the two parts p and p+2 share ql bytes (low / high nibbles).
+template <int C>
+TARS_INLINE void run_q6_k(const uint8_t* p, int64_t units, Tile<C>& tile) {
+  __m512i ga[4], gb[4];
+  const __m512 none = _mm512_setzero_ps();
+  const __m512i hi2 = bytes(0x30);
+  for (int64_t u = 0; u < units; ++u, p += 3360) {
+    const __m512 d = half16(p);
+    for (int h = 0; h < 2; ++h) {
+      for (int half = 0; half < 2; ++half) {
+        for (int pp = 0; pp < 2; ++pp) {  // parts pp (low nibbles) and pp + 2 (high)
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) {
+            const int lg = 4 * half + i;
+            const __m512i ql = load64(p + 288 + 64 * ((8 * h + lg) * 2 + pp));
+            const __m512i qh = load64(p + 288 + 2048 + 64 * (8 * h + lg));
+            // high bits of part p: (qh >> 2p) & 3, moved to bits 4-5
+            const __m512i ha = pp == 0 ? _mm512_slli_epi16(qh, 4) : _mm512_slli_epi16(qh, 2);
+            const __m512i hb = pp == 0 ? qh : _mm512_srli_epi16(qh, 2);
+            ga[i] = _mm512_or_si512(low_nibbles(ql), _mm512_and_si512(ha, hi2));
+            gb[i] = _mm512_or_si512(high_nibbles(ql), _mm512_and_si512(hb, hi2));
+          }
+          const int ja = 8 * h + 2 * pp + half, jb = ja + 4;
+          tile.template block<4, false>(ga, _mm512_mul_ps(d, i8x16(p + 32 + 16 * ja)), none, 16 * u + ja);
+          tile.template block<4, false>(gb, _mm512_mul_ps(d, i8x16(p + 32 + 16 * jb)), none, 16 * u + jb);
+        }
+      }
+    }
+  }
+}
+
+template <int C>
+void q_tile(TensorType t, const uint8_t* panel, const GemmActs& a, int t0, int n_rows, const float* bias,
+            float* y, int64_t ys) {
+  Tile<C> tile(a, t0);
+  switch (t) {
+    case TensorType::kQ4_K: run_q45_k<C>(false, panel, a.k / 256, tile); break;
+    case TensorType::kQ5_K: run_q45_k<C>(true, panel, a.k / 256, tile); break;
+    case TensorType::kQ6_K: run_q6_k<C>(panel, a.k / 256, tile); break;
+    default: run_legacy<C>(t, panel, a.k / 32, tile); break;
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) store_rows(y + (t0 + c) * ys, tile.acc[c], n_rows, bias);
+}
+
+constexpr int kTileQ = 8;  // tokens per integer tile
+
+void panel_q_run(TensorType t, const void* panel, const GemmActs& a, int n, int n_rows, const float* bias,
+                 float* y, int64_t ys) {
+  const uint8_t* p = static_cast<const uint8_t*>(panel);
+  int t0 = 0;
+  for (; t0 + kTileQ <= n; t0 += kTileQ) q_tile<kTileQ>(t, p, a, t0, n_rows, bias, y, ys);
+  switch (n - t0) {
+    case 1: q_tile<1>(t, p, a, t0, n_rows, bias, y, ys); break;
+    case 2: q_tile<2>(t, p, a, t0, n_rows, bias, y, ys); break;
+    case 3: q_tile<3>(t, p, a, t0, n_rows, bias, y, ys); break;
+    case 4: q_tile<4>(t, p, a, t0, n_rows, bias, y, ys); break;
+    case 5: q_tile<5>(t, p, a, t0, n_rows, bias, y, ys); break;
+    case 6: q_tile<6>(t, p, a, t0, n_rows, bias, y, ys); break;
+    case 7: q_tile<7>(t, p, a, t0, n_rows, bias, y, ys); break;
+    default: break;
+  }
+}
+
+template <int C>
+void f_tile(const float* panel, int64_t k, const float* x, int64_t xs, int t0, int n_rows, const float* bias,
+            float* y, int64_t ys) {
+  const float* xc[C];
+  __m512 acc[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    xc[c] = x + (t0 + c) * xs;
+    acc[c] = _mm512_setzero_ps();
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    const __m512 w = _mm512_loadu_ps(panel + R * i);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(w, _mm512_set1_ps(xc[c][i]), acc[c]);
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) store_rows(y + (t0 + c) * ys, acc[c], n_rows, bias);
+}
+
+constexpr int kTileF = 12;  // tokens per float tile
+
+void gemm_f_run(const void* vp, int64_t k, const float* x, int64_t xs, int n, int n_rows, const float* bias,
+                float* y, int64_t ys) {
+  const float* p = static_cast<const float*>(vp);
+  int t = 0;
+  for (; t + kTileF <= n; t += kTileF) f_tile<kTileF>(p, k, x, xs, t, n_rows, bias, y, ys);
+  switch (n - t) {
+    case 1: f_tile<1>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 2: f_tile<2>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 3: f_tile<3>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 4: f_tile<4>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 5: f_tile<5>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 6: f_tile<6>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 7: f_tile<7>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 8: f_tile<8>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 9: f_tile<9>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 10: f_tile<10>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    case 11: f_tile<11>(p, k, x, xs, t, n_rows, bias, y, ys); break;
+    default: break;
+  }
+}
+
+}  // namespace
+}  // namespace avx512_gemm
+
+void avx512_fill_gemm(KernelTable& t) {
+  t.panel_q_run = avx512_gemm::panel_q_run;
+  t.gemm_f_pack_f32 = avx512_gemm::gemm_f_pack_f32;
+  t.gemm_f_pack_f16 = avx512_gemm::gemm_f_pack_f16;
+  t.gemm_f_run = avx512_gemm::gemm_f_run;
+}
+
+}  // namespace tars::engine::cpu
+
+#else
+namespace tars::engine::cpu {
+void avx512_fill_gemm(KernelTable&) {}
+}  // namespace tars::engine::cpu
+#endif

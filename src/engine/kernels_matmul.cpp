@@ -1,0 +1,205 @@
+// Matrix products of the CPU backend (kernels_ops.h).
+//
+// Quantized weights, fast mode: the n activation rows are quantized once to
+// the weight type's activation blocks (Q8_0 / Q8_1 / Q8_K); then
+//   - where the level has packed products (AVX-512): threads take panels of
+//     the weight repacked once (PanelCache) and run each against every token
+//     in register tiles (panel_q_run), decode (one token) included;
+//   - elsewhere: threads take chunks of weight rows and each output is one
+//     vec_dot of a weight row with an activation row.
+// Float weights, and quantized weights in exact mode, use float activations:
+// float panels packed per product from kGemmMinTokens tokens on, vec_dot on
+// F32/F16/BF16 rows below, dequantized rows and float dots otherwise.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/error.h"
+#include "engine/kernels_cpu.h"
+#include "engine/kernels_ops.h"
+#include "engine/kernels_panel.h"
+#include "engine/quant.h"
+
+namespace tars::engine::cpu {
+namespace {
+
+constexpr int64_t kRowGrain = 32;  // weight rows per chunk in the row-by-row path
+
+// Panels gather rows with 32-bit offsets: rows must be closer than 2^27 bytes.
+bool panel_rows_ok(size_t row_bytes) { return row_bytes < (size_t{1} << 27); }
+
+// Products this small (multiply-adds) run on the calling thread: waking the
+// pool costs more than the work (tiny models, a decode step's small heads).
+constexpr int64_t kSerialWork = 1 << 16;
+
+// pool.parallel_for_dynamic, or one call on this thread when `serial`.
+template <class F>
+void split(ThreadPool& pool, bool serial, int64_t n, int64_t grain, F&& fn) {
+  if (serial) fn(int64_t{0}, n);
+  else pool.parallel_for_dynamic(n, grain, fn);
+}
+
+uint8_t* grow(std::vector<uint8_t>& v, size_t bytes) {
+  if (v.size() < bytes) v.resize(bytes);
+  return v.data();
+}
+
+bool is_float_type(TensorType t) {
+  return t == TensorType::kF32 || t == TensorType::kF16 || t == TensorType::kBF16;
+}
+
+void matmul_quant(ThreadPool& pool, MatmulScratch& s, PanelCache& panels, const Weight& w, TensorType at,
+                  const float* x, int n, float* y, const float* bias) {
+  const int64_t k = w.cols, rows = w.rows;
+  const size_t row_bytes = quant_row_bytes(w.type, k);
+  const size_t arow = quant_row_bytes(at, k);
+  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  const QuantizeActFn quantize = quantize_act_fn(at);
+  const bool serial = k * rows * n < kSerialWork;
+  const uint8_t* packed = panels.get(pool, w);
+
+  uint8_t* act = grow(s.act, arow * n);
+  uint8_t* acts_mem = packed ? grow(s.packed, gemm_acts_bytes(w.type, k, n)) : nullptr;
+  const auto quantize_rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) quantize(x + t * k, act + t * arow, k);
+    if (packed) gemm_acts_build(w.type, act, arow, k, n, static_cast<int>(t0), static_cast<int>(t1), acts_mem);
+  };
+  if (serial || n == 1) quantize_rows(0, n);
+  else pool.parallel_for(n, 1, quantize_rows);
+
+  if (packed) {
+    const GemmActs acts = gemm_acts_build(w.type, act, arow, k, n, 0, 0, acts_mem);
+    const size_t panel_bytes = panel_q_bytes(w.type, k);
+    const int64_t n_panels = (rows + kGemmRows - 1) / kGemmRows;
+    split(pool, serial, n_panels, n < 8 ? 4 : 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t r0 = p * kGemmRows;
+        const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
+        panel_q_run(w.type, packed + p * panel_bytes, acts, n, nr, bias ? bias + r0 : nullptr, y + r0, rows);
+      }
+    });
+    return;
+  }
+  const VecDotFn dot = vec_dot_fn(w.type);
+  split(pool, serial, rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* wr = wdata + r * row_bytes;
+      const float b = bias ? bias[r] : 0.0f;
+      for (int t = 0; t < n; ++t) y[t * rows + r] = dot(wr, act + t * arow, k) + b;
+    }
+  });
+}
+
+void matmul_float(ThreadPool& pool, const Weight& w, const float* x, int n, float* y, const float* bias) {
+  const int64_t k = w.cols, rows = w.rows;
+  const size_t row_bytes = quant_row_bytes(w.type, k);
+  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  const bool serial = k * rows * n < kSerialWork;
+
+  if (n >= kGemmMinTokens && gemm_f_available() && panel_rows_ok(row_bytes)) {
+    const size_t panel_bytes = gemm_f_panel_bytes(k);
+    const int64_t n_panels = (rows + kGemmRows - 1) / kGemmRows;
+    split(pool, serial, n_panels, 1, [&](int64_t p0, int64_t p1) {
+      static thread_local std::vector<uint8_t> panel;
+      uint8_t* pp = grow(panel, panel_bytes);
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t r0 = p * kGemmRows;
+        const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
+        gemm_f_pack(w.type, wdata + r0 * row_bytes, row_bytes, nr, k, pp);
+        gemm_f_run(pp, k, x, k, n, nr, bias ? bias + r0 : nullptr, y + r0, rows);
+      }
+    });
+    return;
+  }
+  if (is_float_type(w.type)) {
+    const VecDotFn dot = vec_dot_fn(w.type);
+    split(pool, serial, rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* wr = wdata + r * row_bytes;
+        const float b = bias ? bias[r] : 0.0f;
+        for (int t = 0; t < n; ++t) y[t * rows + r] = dot(wr, x + t * k, k) + b;
+      }
+    });
+    return;
+  }
+  // Quantized weights with float activations: dequantize a few rows at a
+  // time (reference dequantization), then float dots.
+  constexpr int64_t kTile = 16;
+  split(pool, serial, rows, kTile, [&](int64_t c0, int64_t c1) {
+    static thread_local std::vector<float> tile;
+    if (tile.size() < static_cast<size_t>(kTile * k)) tile.resize(kTile * k);
+    for (int64_t r0 = c0; r0 < c1; r0 += kTile) {  // the serial path gets every row at once
+      const int64_t r1 = std::min(c1, r0 + kTile);
+      for (int64_t r = r0; r < r1; ++r) dequantize_row(w.type, wdata + r * row_bytes, tile.data() + (r - r0) * k, k);
+      for (int t = 0; t < n; ++t) {
+        for (int64_t r = r0; r < r1; ++r) {
+          y[t * rows + r] = dot_f32(tile.data() + (r - r0) * k, x + t * k, k) + (bias ? bias[r] : 0.0f);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+PanelCache::~PanelCache() {
+  for (auto& [key, e] : entries_) std::free(e.mem);
+}
+
+const uint8_t* PanelCache::get(ThreadPool& pool, const Weight& w) {
+  if (w.rows < 1 || !panel_q_available(w.type)) return nullptr;
+  PanelLayout l;
+  panel_layout(w.type, &l);
+  const size_t row_bytes = quant_row_bytes(w.type, w.cols);
+  if (w.cols % l.unit_elems != 0) return nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(w.data);
+    if (it != entries_.end()) return it->second.mem;
+  }
+  const size_t panel_bytes = panel_q_bytes(w.type, w.cols);
+  const int64_t n_panels = (w.rows + kGemmRows - 1) / kGemmRows;
+  Entry e;
+  e.bytes = panel_bytes * n_panels;
+  e.replaced = row_bytes * w.rows;
+  e.mem = static_cast<uint8_t*>(std::aligned_alloc(64, (e.bytes + 63) / 64 * 64));
+  if (!e.mem) return nullptr;  // out of memory: the row-by-row path still works
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  pool.parallel_for_dynamic(n_panels, 8, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kGemmRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, w.rows - r0));
+      panel_q_pack(w.type, src + r0 * row_bytes, row_bytes, nr, w.cols, e.mem + p * panel_bytes);
+    }
+  });
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_[w.data] = e;
+  return e.mem;
+}
+
+size_t PanelCache::packed_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [key, e] : entries_) n += e.bytes;
+  return n;
+}
+
+size_t PanelCache::replaced_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [key, e] : entries_) n += e.replaced;
+  return n;
+}
+
+void matmul(ThreadPool& pool, MatmulScratch& scratch, PanelCache& panels, const Weight& w, const float* x,
+            int n, float* y, const float* bias, bool exact) {
+  if (n <= 0 || w.rows <= 0) return;
+  TensorType at;
+  if (!exact && !is_float_type(w.type) && vec_dot_act_type(w.type, &at) && vec_dot_fn(w.type)) {
+    matmul_quant(pool, scratch, panels, w, at, x, n, y, bias);
+  } else {
+    matmul_float(pool, w, x, n, y, bias);
+  }
+}
+
+}  // namespace tars::engine::cpu

@@ -1,0 +1,65 @@
+#pragma once
+// The CPU backend's heavy operations, split over the thread pool: matrix
+// products (quantized activations + integer block dots, or float) and
+// attention over the KV cache. backend_cpu.cpp calls these; kernels_cpu.h
+// has the per-row kernels they are made of.
+
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/thread_pool.h"
+
+namespace tars::engine::cpu {
+
+// Buffers reused from one product to the next (one set per backend; the
+// backend runs one operation at a time).
+struct MatmulScratch {
+  std::vector<uint8_t> act;     // the activation rows as Q8_0 / Q8_1 / Q8_K blocks
+  std::vector<uint8_t> packed;  // the same in the packed product's layout (GemmActs)
+};
+
+// Quantized weights repacked into row-interleaved panels (kernels_panel.h),
+// once per weight matrix, at the first product that can use them. Keyed by
+// the weight's data pointer: the backend's weights never move.
+class PanelCache {
+ public:
+  PanelCache() = default;
+  ~PanelCache();
+  PanelCache(const PanelCache&) = delete;
+  PanelCache& operator=(const PanelCache&) = delete;
+
+  // The panels of w (panel p at p * panel_q_bytes(w.type, w.cols)), packed
+  // now if they are not yet; null when the active level has no packed
+  // product for w.type.
+  const uint8_t* get(ThreadPool& pool, const Weight& w);
+  // Bytes of panels held, and bytes of the file's weights they replace
+  // (those are no longer read).
+  size_t packed_bytes() const;
+  size_t replaced_bytes() const;
+
+ private:
+  struct Entry {
+    uint8_t* mem = nullptr;
+    size_t bytes = 0, replaced = 0;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<const void*, Entry> entries_;
+};
+
+// Below this many tokens, float weights run row by row (vec_dot); from it
+// on, through float panels packed per product.
+inline constexpr int kGemmMinTokens = 4;
+
+// y[t] = W x[t] (+ bias) for t < n; x is [n x w.cols], y is [n x w.rows].
+// exact: keep float activations for quantized weights (see CpuBackendOptions).
+void matmul(ThreadPool& pool, MatmulScratch& scratch, PanelCache& panels, const Weight& w, const float* x,
+            int n, float* y, const float* bias, bool exact);
+
+// Causal attention over the cache, as Backend::attention.
+void attention(ThreadPool& pool, const float* q, const KvLayer& kv, const BatchLayout& b,
+               const AttentionParams& p, float* out);
+
+}  // namespace tars::engine::cpu

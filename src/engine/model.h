@@ -1,0 +1,146 @@
+#pragma once
+// Decoder models of the LLaMA family and their relatives, loaded from GGUF:
+// llama (LLaMA 2/3, Mistral, TinyLlama), qwen2, phi2, stablelm.
+//
+// One forward pass serves them all; the architecture only decides which
+// tensors exist and a few switches in ModelHParams (norm kind, rope pairing,
+// parallel residual, activation). Model code calls only the Backend
+// interface, so the same code runs on every backend.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace tars::engine {
+
+class GgufFile;
+class Tokenizer;
+
+enum class NormKind { kRms, kLayer };
+enum class FfnKind {
+  kSwiGlu,  // down(silu(gate x) * up x): llama, qwen2, stablelm
+  kGelu,    // down(gelu(up x + b)) + b: phi2
+};
+
+// Shapes and switches, read from `<arch>.*` metadata.
+struct ModelHParams {
+  std::string arch;        // general.architecture
+  std::string name;        // general.name, if present
+  int n_vocab = 0;         // rows of token_embd
+  int n_ctx_train = 0;     // <arch>.context_length
+  int n_embd = 0;          // <arch>.embedding_length: the residual width
+  int n_layer = 0;         // <arch>.block_count
+  int n_head = 0;          // <arch>.attention.head_count
+  int n_head_kv = 0;       // <arch>.attention.head_count_kv (default n_head)
+  int head_dim = 0;        // n_embd / n_head, or <arch>.attention.key_length
+  int n_ff = 0;            // <arch>.feed_forward_length
+  float norm_eps = 1e-5f;  // rms or layer-norm epsilon
+  NormKind norm = NormKind::kRms;
+  FfnKind ffn = FfnKind::kSwiGlu;
+  bool parallel_residual = false;  // x + attn(n(x)) + ffn(n(x)) (phi2)
+  RopeParams rope;                 // n_rot, pairing, base, scaling
+
+  int q_dim() const { return n_head * head_dim; }
+  int kv_dim() const { return n_head_kv * head_dim; }
+};
+
+// One transformer block. Absent tensors have data == nullptr.
+struct LayerWeights {
+  Weight attn_norm, attn_norm_b;     // (n_embd)
+  Weight wq, wk, wv;                 // (n_embd -> q_dim / kv_dim / kv_dim)
+  Weight bq, bk, bv;                 // biases (qwen2, phi2, some stablelm)
+  Weight wqkv, bqkv;                 // fused (n_embd -> q_dim + 2 kv_dim), phi2
+  Weight wo, bo;                     // (q_dim -> n_embd)
+  Weight ffn_norm, ffn_norm_b;       // (n_embd); absent with a parallel residual
+  Weight ffn_gate, ffn_up, ffn_down; // (n_embd -> n_ff), (n_embd -> n_ff), (n_ff -> n_embd)
+  Weight ffn_up_b, ffn_down_b;       // phi2
+};
+
+struct ModelWeights {
+  Weight tok_embd;                   // (n_embd) x n_vocab rows
+  Weight output_norm, output_norm_b; // (n_embd)
+  Weight output, output_b;           // (n_embd -> n_vocab); tok_embd when tied
+  std::vector<LayerWeights> layers;
+  std::vector<float> rope_freq_factors;  // rope_freqs.weight (n_rot/2), Llama 3.1; empty if absent
+};
+
+struct ModelOptions {
+  int n_ctx = 0;       // context per sequence slot; 0 = the trained context
+  int n_slots = 1;     // sequences held in the KV cache at once
+  int max_batch = 512; // tokens per forward chunk (prompts longer are chunked)
+  TensorType kv_type = TensorType::kF16;  // F16 (default) or F32 (exact comparisons)
+};
+
+// A batch of tokens from one or more sequences.
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> pos;   // position of each token in its sequence
+  std::vector<int32_t> seq;   // sequence slot (0 .. n_slots-1)
+  std::vector<uint8_t> want_logits;  // 1 where the caller needs this token's logits
+
+  void add(int32_t token, int32_t position, int32_t slot, bool logits) {
+    tokens.push_back(token);
+    pos.push_back(position);
+    seq.push_back(slot);
+    want_logits.push_back(logits ? 1 : 0);
+  }
+  int size() const { return static_cast<int>(tokens.size()); }
+};
+
+// Reads hyper-parameters for the file's architecture. Throws
+// tars::Error(kUnsupported) naming an architecture tars does not run, and
+// kCorruptData naming a missing or inconsistent key.
+ModelHParams model_read_hparams(const GgufFile& gguf);
+
+class Model {
+ public:
+  // Loads `gguf` (which must outlive the model) onto `backend`. Throws
+  // tars::Error naming the file and the problem (missing tensor, wrong shape).
+  static std::unique_ptr<Model> load(std::shared_ptr<const GgufFile> gguf, Backend& backend,
+                                     const ModelOptions& options);
+  ~Model();
+
+  const ModelHParams& hparams() const { return hp_; }
+  const ModelOptions& options() const { return opt_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  Backend& backend() const { return backend_; }
+
+  // Runs the batch (in chunks of max_batch) and appends to `logits` one row
+  // of n_vocab floats per token whose want_logits is set, in batch order.
+  // Throws tars::Error(kInvalidArgument) for a token id, slot or position
+  // out of range.
+  void forward(const Batch& batch, std::vector<float>& logits);
+
+ private:
+  Model(std::shared_ptr<const GgufFile> gguf, Backend& backend, const ModelOptions& options);
+  void load_weights();
+  void alloc_buffers();
+  void forward_chunk(const Batch& batch, int begin, int end, std::vector<float>& logits);
+
+  std::shared_ptr<const GgufFile> gguf_;
+  Backend& backend_;
+  ModelOptions opt_;
+  ModelHParams hp_;
+  ModelWeights w_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<KvLayer> kv_;
+  // Activation buffers for max_batch tokens (backend memory).
+  float* x_ = nullptr;     // residual stream [B x n_embd]
+  float* h_ = nullptr;     // normed input [B x n_embd]
+  float* q_ = nullptr;     // [B x q_dim]
+  float* k_ = nullptr;     // [B x kv_dim]
+  float* v_ = nullptr;     // [B x kv_dim]
+  float* qkv_ = nullptr;   // fused projection [B x (q_dim + 2 kv_dim)]
+  float* att_ = nullptr;   // attention output [B x q_dim]
+  float* tmp_ = nullptr;   // [B x n_embd]
+  float* ff1_ = nullptr;   // [B x n_ff]
+  float* ff2_ = nullptr;   // [B x n_ff]
+  float* out_rows_ = nullptr;  // rows needing logits [B x n_embd]
+  float* logits_ = nullptr;    // [B x n_vocab]
+  std::vector<void*> owned_;   // every backend allocation, freed in ~Model
+};
+
+}  // namespace tars::engine

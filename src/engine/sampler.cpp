@@ -1,0 +1,113 @@
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+namespace tars::engine {
+
+int32_t argmax(std::span<const float> logits) {
+  int32_t best = 0;
+  for (size_t i = 1; i < logits.size(); ++i) {
+    if (logits[i] > logits[best]) best = static_cast<int32_t>(i);
+  }
+  return best;
+}
+
+std::vector<double> log_softmax(std::span<const float> logits) {
+  double mx = -INFINITY;
+  for (float v : logits) mx = std::max(mx, static_cast<double>(v));
+  double sum = 0;
+  for (float v : logits) sum += std::exp(v - mx);
+  double lse = mx + std::log(sum);
+  std::vector<double> out(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) out[i] = logits[i] - lse;
+  return out;
+}
+
+std::vector<int32_t> top_k_ids(std::span<const float> logits, int k) {
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  k = std::min<int>(k, static_cast<int>(ids.size()));
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  ids.resize(k);
+  return ids;
+}
+
+Sampler::Sampler(const SamplerOptions& options) : opt_(options) {
+  seed_ = opt_.seed;
+  if (seed_ == kSeedRandom) {
+    std::random_device rd;
+    seed_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }
+  rng_.seed(seed_);
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  const size_t n = logits.size();
+  cand_.resize(n);
+  for (size_t i = 0; i < n; ++i) cand_[i] = {static_cast<int32_t>(i), logits[i], 0};
+
+  // Penalties over the recent window.
+  const bool penalize = opt_.repeat_penalty != 1 || opt_.frequency_penalty != 0 ||
+                        opt_.presence_penalty != 0;
+  if (penalize && opt_.penalty_last_n != 0) {
+    size_t window = opt_.penalty_last_n < 0 ? history.size()
+                                            : std::min<size_t>(history.size(), opt_.penalty_last_n);
+    std::unordered_map<int32_t, int> counts;
+    for (size_t i = history.size() - window; i < history.size(); ++i) ++counts[history[i]];
+    for (auto [id, count] : counts) {
+      if (id < 0 || static_cast<size_t>(id) >= n) continue;
+      float& l = cand_[id].logit;
+      if (opt_.repeat_penalty != 1) l = l > 0 ? l / opt_.repeat_penalty : l * opt_.repeat_penalty;
+      l -= count * opt_.frequency_penalty + opt_.presence_penalty;
+    }
+  }
+
+  auto better = [](const TokenProb& a, const TokenProb& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  };
+  if (opt_.temperature <= 0) {
+    return std::min_element(cand_.begin(), cand_.end(), better)->id;
+  }
+  size_t keep = n;
+  if (opt_.top_k > 0 && static_cast<size_t>(opt_.top_k) < n) keep = opt_.top_k;
+  std::partial_sort(cand_.begin(), cand_.begin() + keep, cand_.end(), better);
+  cand_.resize(keep);
+
+  // Probabilities at temperature 1 for top-p / min-p (as the filters are
+  // defined on the model's distribution), then at the requested temperature.
+  auto softmax = [&](float temp) {
+    double mx = cand_.front().logit / temp, sum = 0;
+    for (auto& c : cand_) sum += (c.p = static_cast<float>(std::exp(c.logit / temp - mx)));
+    for (auto& c : cand_) c.p = static_cast<float>(c.p / sum);
+  };
+  softmax(1.0f);
+  if (opt_.top_p < 1) {
+    double cum = 0;
+    size_t k = 0;
+    while (k < cand_.size()) {
+      cum += cand_[k++].p;
+      if (cum >= opt_.top_p) break;
+    }
+    cand_.resize(std::max<size_t>(k, 1));
+  }
+  if (opt_.min_p > 0) {
+    float limit = cand_.front().p * opt_.min_p;
+    size_t k = 1;
+    while (k < cand_.size() && cand_[k].p >= limit) ++k;
+    cand_.resize(k);
+  }
+  softmax(opt_.temperature);
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  double r = uni(rng_), cum = 0;
+  for (const auto& c : cand_) {
+    cum += c.p;
+    if (r < cum) return c.id;
+  }
+  return cand_.back().id;
+}
+
+}  // namespace tars::engine

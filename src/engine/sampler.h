@@ -1,0 +1,65 @@
+#pragma once
+// Choosing the next token from logits.
+//
+// Order of the steps (the common one, so outputs compare with other engines):
+//   penalties (repetition, frequency, presence) over the last
+//   `penalty_last_n` tokens -> temperature 0: argmax, done ->
+//   top-k -> top-p -> min-p -> softmax at the temperature -> draw with the
+//   seeded generator.
+// Everything is off by default, so temperature 0 is plain argmax (the lowest
+// id wins a tie).
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace tars::engine {
+
+struct SamplerOptions {
+  float temperature = 0.8f;   // 0 = greedy
+  int top_k = 40;             // 0 = off
+  float top_p = 0.95f;        // 1 = off
+  float min_p = 0.05f;        // 0 = off: drop tokens with p < min_p * p_max
+  float repeat_penalty = 1;   // 1 = off: divide positive logits (multiply negative) of seen tokens
+  float frequency_penalty = 0;  // subtract count * this
+  float presence_penalty = 0;   // subtract this once per seen token
+  int penalty_last_n = 64;      // window for the penalties
+  uint64_t seed = 0xFFFFFFFFFFFFFFFFull;  // kSeedRandom = draw a seed from the OS
+};
+
+inline constexpr uint64_t kSeedRandom = 0xFFFFFFFFFFFFFFFFull;
+
+// One candidate after filtering.
+struct TokenProb {
+  int32_t id;
+  float logit;
+  float p;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplerOptions& options);
+
+  // Chooses a token from `logits` (n_vocab values). `history` is the
+  // sequence so far (prompt and generated), for the penalties.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+
+  const SamplerOptions& options() const { return opt_; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  SamplerOptions opt_;
+  uint64_t seed_;
+  std::mt19937_64 rng_;
+  std::vector<TokenProb> cand_;
+};
+
+// log-softmax of logits, in double for accuracy; used by --logits and logprobs.
+std::vector<double> log_softmax(std::span<const float> logits);
+// The k highest logits, best first (ties: lower id first).
+std::vector<int32_t> top_k_ids(std::span<const float> logits, int k);
+// argmax, lowest id on ties.
+int32_t argmax(std::span<const float> logits);
+
+}  // namespace tars::engine

@@ -1,0 +1,135 @@
+#include "engine/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "engine/generate.h"
+
+namespace tars::engine {
+namespace {
+
+SamplerOptions greedy() {
+  SamplerOptions o;
+  o.temperature = 0;
+  return o;
+}
+
+TEST(Sampler, TemperatureZeroIsArgmaxWithLowestIdOnTies) {
+  Sampler s(greedy());
+  std::vector<float> l = {0.1f, 2.0f, -1.0f, 2.0f};
+  EXPECT_EQ(s.sample(l, {}), 1);
+  EXPECT_EQ(argmax(l), 1);
+}
+
+TEST(Sampler, PenaltiesAreOffByDefault) {
+  Sampler s(greedy());
+  std::vector<float> l = {1.0f, 0.9f};
+  std::vector<int32_t> hist(50, 0);  // token 0 seen many times
+  EXPECT_EQ(s.sample(l, hist), 0);
+}
+
+TEST(Sampler, RepetitionFrequencyAndPresencePenalties) {
+  SamplerOptions o = greedy();
+  o.repeat_penalty = 2.0f;  // 1.0 -> 0.5 for a seen token
+  std::vector<float> l = {1.0f, 0.9f};
+  std::vector<int32_t> hist = {0};
+  EXPECT_EQ(Sampler(o).sample(l, hist), 1);
+
+  SamplerOptions f = greedy();
+  f.frequency_penalty = 0.06f;  // 1.0 - 2 * 0.06 = 0.88 < 0.9
+  EXPECT_EQ(Sampler(f).sample(l, std::vector<int32_t>{0, 0}), 1);
+  EXPECT_EQ(Sampler(f).sample(l, std::vector<int32_t>{0}), 0);  // 0.94 > 0.9
+
+  SamplerOptions p = greedy();
+  p.presence_penalty = 0.2f;  // once, whatever the count
+  EXPECT_EQ(Sampler(p).sample(l, std::vector<int32_t>{0}), 1);
+
+  SamplerOptions w = greedy();
+  w.repeat_penalty = 2.0f;
+  w.penalty_last_n = 1;  // token 0 is outside the window
+  EXPECT_EQ(Sampler(w).sample(l, std::vector<int32_t>{0, 1}), 0);
+}
+
+// Draws follow the softmax at the temperature, within sampling error.
+TEST(Sampler, DrawsFollowTheDistribution) {
+  SamplerOptions o;
+  o.temperature = 1.0f;
+  o.top_k = 0;
+  o.top_p = 1.0f;
+  o.min_p = 0.0f;
+  o.seed = 42;
+  Sampler s(o);
+  std::vector<float> l = {std::log(0.5f), std::log(0.3f), std::log(0.2f)};
+  std::map<int, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ++counts[s.sample(l, {})];
+  EXPECT_NEAR(counts[0] / double(n), 0.5, 0.02);
+  EXPECT_NEAR(counts[1] / double(n), 0.3, 0.02);
+  EXPECT_NEAR(counts[2] / double(n), 0.2, 0.02);
+}
+
+TEST(Sampler, TopKTopPMinPFilter) {
+  std::vector<float> l = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  auto seen = [&](SamplerOptions o) {
+    o.temperature = 1.0f;
+    o.seed = 7;
+    Sampler s(o);
+    std::set<int> ids;
+    for (int i = 0; i < 3000; ++i) ids.insert(s.sample(l, {}));
+    return ids;
+  };
+  SamplerOptions k;
+  k.top_k = 2;
+  k.top_p = 1;
+  k.min_p = 0;
+  EXPECT_EQ(seen(k), (std::set<int>{0, 1}));
+  SamplerOptions p;
+  p.top_k = 0;
+  p.top_p = 0.75f;  // 0.5 is not enough, 0.5 + 0.3 is
+  p.min_p = 0;
+  EXPECT_EQ(seen(p), (std::set<int>{0, 1}));
+  SamplerOptions m;
+  m.top_k = 0;
+  m.top_p = 1;
+  m.min_p = 0.2f;  // keep p >= 0.1
+  EXPECT_EQ(seen(m), (std::set<int>{0, 1, 2}));
+}
+
+TEST(Sampler, SameSeedSameDraws) {
+  SamplerOptions o;
+  o.seed = 1234;
+  std::vector<float> l(100);
+  for (int i = 0; i < 100; ++i) l[i] = std::sin(i * 0.7f) * 3;
+  Sampler a(o), b(o);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(a.sample(l, {}), b.sample(l, {}));
+}
+
+TEST(Sampler, LogSoftmaxAndTopK) {
+  std::vector<float> l = {1.0f, 3.0f, 2.0f, 3.0f};
+  auto lp = log_softmax(l);
+  double sum = 0;
+  for (double v : lp) sum += std::exp(v);
+  EXPECT_NEAR(sum, 1.0, 1e-12);
+  EXPECT_EQ(top_k_ids(l, 3), (std::vector<int32_t>{1, 3, 2}));
+}
+
+TEST(StopMatcher, HoldsBackPrefixesAndCutsAtTheStop) {
+  StopMatcher m({"END", "\n\n"});
+  bool stopped = false;
+  EXPECT_EQ(m.push("hello E", stopped), "hello ");
+  EXPECT_FALSE(stopped);
+  EXPECT_EQ(m.push("N", stopped), "");
+  EXPECT_EQ(m.push("X more", stopped), "ENX more");
+  EXPECT_EQ(m.push(" then\n", stopped), " then");
+  EXPECT_EQ(m.push("\nrest", stopped), "");
+  EXPECT_TRUE(stopped);
+  StopMatcher n({"END"});
+  EXPECT_EQ(n.push("abcEN", stopped), "abc");
+  EXPECT_EQ(n.flush(), "EN");
+}
+
+}  // namespace
+}  // namespace tars::engine
