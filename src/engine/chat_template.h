@@ -1,0 +1,119 @@
+#pragma once
+// Chat templates: turning a conversation into the prompt text a chat model
+// was trained on.
+//
+// Three sources, in the order a caller normally tries them:
+//   1. The model's own Jinja template (GGUF `tokenizer.chat_template`),
+//      rendered by the Jinja subset in jinja.h exactly as Hugging Face
+//      renders it (variables: messages, add_generation_prompt, bos_token,
+//      eos_token, tools = none).
+//   2. A named built-in format, for `--chat-template NAME` when the model has
+//      no usable template: llama2, mistral, llama3, chatml, phi3, gemma,
+//      zephyr, neural-chat (each written from the family's documented
+//      format; see chat_template_builtin.cpp).
+//   3. No template at all (e.g. stories260K): the plain format
+//        "System: ...\nUser: ...\nAssistant: ...\nUser: ...\nAssistant:"
+//      one "Role: content" line per message (role capitalised), then
+//      "Assistant:" when a generation prompt is asked for. uses_fallback()
+//      says so, and the caller should log a warning.
+//
+// BOS: Jinja templates and the built-in llama2, mistral, llama3 and gemma
+// formats write the BOS token text at the start (as the families document);
+// the plain format never does. A caller that tokenizes the result should
+// parse special tokens and not add a second BOS when the text already starts
+// with it.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tars::engine {
+
+class JinjaTemplate;
+class GgufFile;
+struct Vocab;
+
+struct ChatMessage {
+  std::string role;     // "system", "user", "assistant", "tool", ...
+  std::string content;  // the message text (UTF-8)
+};
+
+class ChatTemplate {
+ public:
+  // From the text of `tokenizer.chat_template` (or a user's Jinja override)
+  // and the model's BOS / EOS token text. Empty `template_text`: the plain
+  // fallback. Throws tars::Error(kUnsupported) when the Jinja does not parse
+  // or uses a construct this renderer lacks; the message names the line and
+  // the construct and suggests --chat-template NAME (with the family the text
+  // looks like, when it can tell).
+  ChatTemplate(std::string_view template_text, std::string bos_token, std::string eos_token);
+
+  // A built-in format by name (chat_template_builtin_names()). An empty BOS /
+  // EOS text takes the family's usual token ("<s>", "</s>", ...). Throws
+  // tars::Error(kInvalidArgument) listing the names for an unknown one.
+  static ChatTemplate builtin(std::string_view name, std::string bos_token = {}, std::string eos_token = {});
+
+  // What `--chat-template VALUE` means: a built-in name, or else Jinja text
+  // (anything containing "{{" or "{%"). Other values: kInvalidArgument
+  // listing the built-in names.
+  static ChatTemplate from_override(std::string_view value, std::string bos_token, std::string eos_token);
+
+  ~ChatTemplate();
+  ChatTemplate(const ChatTemplate&);
+  ChatTemplate& operator=(const ChatTemplate&);
+  ChatTemplate(ChatTemplate&&) noexcept;
+  ChatTemplate& operator=(ChatTemplate&&) noexcept;
+
+  // The prompt text for `messages`; add_generation_prompt appends the start
+  // of an assistant turn. Thread-safe (copies share the parsed template,
+  // which is immutable). Throws tars::Error:
+  //   kInvalidArgument  no messages, or the template refused the
+  //                     conversation (its raise_exception() message is
+  //                     quoted). One retry first: when a template refuses a
+  //                     conversation that starts with a system message (Gemma
+  //                     has no system role), the system text is put at the
+  //                     start of the first user message ("system\n\nuser"), as
+  //                     those families' model cards advise.
+  //   kUnsupported      the template needs something this renderer lacks
+  //                     (suggests --chat-template NAME).
+  //   kTooLarge         the template went past a render limit.
+  std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+  // True when there was no template and the plain format is in use.
+  bool uses_fallback() const { return kind_ == Kind::kPlain; }
+  // "jinja", a built-in's name, or "plain".
+  const std::string& name() const { return name_; }
+
+  // Fixes the time strftime_now() sees (seconds since the epoch); for tests.
+  void set_time_for_testing(int64_t unix_seconds) { now_unix_ = unix_seconds; }
+
+ private:
+  enum class Kind { kJinja, kBuiltin, kPlain };
+  ChatTemplate() = default;
+  std::string render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+  Kind kind_ = Kind::kPlain;
+  std::string name_ = "plain";
+  std::shared_ptr<const JinjaTemplate> jinja_;  // kJinja; immutable, so copies share it
+  std::string family_;  // kJinja: chat_template_guess_family() of the text, for error messages
+  std::string bos_;
+  std::string eos_;
+  int64_t now_unix_ = -1;
+};
+
+// The built-in format names, in a stable order.
+std::vector<std::string> chat_template_builtin_names();
+
+// The built-in family a Jinja template's text looks like ("llama3" for one
+// that writes <|start_header_id|>, "chatml" for <|im_start|>, ...), or ""
+// when it cannot tell. Used to make error messages actionable.
+std::string chat_template_guess_family(std::string_view template_text);
+
+// The template a loaded model uses: `override_value` (--chat-template) when
+// not empty, else the GGUF's tokenizer.chat_template, else the plain
+// fallback; BOS / EOS text from the vocabulary.
+ChatTemplate chat_template_for_model(const GgufFile& gguf, const Vocab& vocab, std::string_view override_value);
+
+}  // namespace tars::engine

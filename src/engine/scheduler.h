@@ -1,0 +1,141 @@
+#pragma once
+// Continuous batching: many sequences share one Model. A single scheduler
+// thread runs steps; each step is ONE forward pass over every active
+// sequence: generating slots contribute their last token, slots still
+// reading their prompt contribute a chunk of it (so a long prompt does not
+// stall the others). New requests are admitted between steps into free
+// slots; a bounded queue holds the rest, and a full queue refuses at once.
+//
+// Slot states (llama.cpp's server has the same three):
+//   kIdle -> kPrompt (prompt chunks) -> kGenerating (one token per step) -> kIdle
+//
+// Requests report through callbacks called on the scheduler thread; they
+// must be quick (queue the event and return). A request can be cancelled at
+// any time (client gone); its slot is freed at the next step.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/generate.h"
+#include "engine/sampler.h"
+
+namespace tars::engine {
+
+class Model;
+
+struct TokenLogprob {
+  int32_t id;
+  double logprob;
+};
+
+// One generated token as the client sees it. At the end of a request, text
+// that was held back (an incomplete UTF-8 sequence, a possible stop-string
+// prefix that turned out not to be one) comes as an event with id -1.
+struct TokenEvent {
+  int32_t id = 0;
+  std::string text;            // text completed by this token (may be "", held back for UTF-8 or stop strings)
+  double logprob = 0;          // log-probability of the chosen token (before sampling filters)
+  std::vector<TokenLogprob> top;  // top alternatives, when asked for
+};
+
+struct RequestStats {
+  int n_prompt = 0;
+  int n_generated = 0;
+  double queue_ms = 0;         // submitted -> admitted to a slot
+  double ttft_ms = 0;          // submitted -> first token
+  double prompt_ms = 0;        // admitted -> prompt done
+  double generate_ms = 0;      // first token -> last token
+};
+
+struct GenRequest {
+  std::vector<int32_t> prompt;
+  GenerateOptions options;     // max_tokens, sampling, stop, ignore_eos (slot is chosen here)
+  int top_logprobs = 0;        // alternatives per token (0..20)
+  // Called for every generated token (on the scheduler thread).
+  std::function<void(const TokenEvent&)> on_token;
+  // Called once at the end (finished, cancelled or failed); `error` is empty
+  // on success.
+  std::function<void(FinishReason, const RequestStats&, const std::string& error)> on_done;
+};
+
+// Returned by submit(); cancel() is safe from any thread.
+class RequestHandle {
+ public:
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+struct SchedulerOptions {
+  int queue_limit = 64;     // requests waiting for a busy slot; more get kUnavailable at once
+  int step_tokens = 512;    // tokens per forward pass (prompt chunks fill what generation leaves)
+};
+
+// Counters for /status and metrics.
+struct SchedulerStats {
+  int slots = 0;
+  int slots_busy = 0;
+  int queued = 0;
+  uint64_t steps = 0;                // forward passes run
+  uint64_t step_sequences = 0;       // sum over steps of sequences in the step
+  uint64_t max_step_sequences = 0;   // most sequences in one step
+  uint64_t requests_done = 0;
+  uint64_t requests_cancelled = 0;
+  uint64_t requests_rejected = 0;
+  uint64_t tokens_in = 0;
+  uint64_t tokens_out = 0;
+  double last_ttft_ms = 0;
+  double last_tokens_per_s = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(Model& model, const SchedulerOptions& options);
+  ~Scheduler();  // cancels everything and joins the thread
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request. Throws tars::Error(kUnavailable) when the queue is
+  // full or the scheduler is stopping, kInvalidArgument when the prompt plus
+  // max_tokens cannot fit a slot's context (the message gives the figures).
+  std::shared_ptr<RequestHandle> submit(GenRequest request);
+
+  // Stops admitting; cancels waiting and running requests; joins.
+  void stop();
+
+  SchedulerStats stats() const;
+  Model& model() { return model_; }
+
+ private:
+  enum class SlotState { kIdle, kPrompt, kGenerating };
+  struct Slot;
+  struct Pending;
+
+  void loop();
+  bool step();  // one forward pass; false when there was nothing to do
+  // Ends a slot's request; `flush_text` delivers text still held back (not
+  // after a stop string, a cancel or an error).
+  void finish(Slot& s, FinishReason reason, const std::string& error, bool flush_text);
+
+  Model& model_;
+  SchedulerOptions opt_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Pending>> queue_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  bool stopping_ = false;
+  SchedulerStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace tars::engine
