@@ -1,6 +1,7 @@
 #include "node/api.h"
 
 #include "node/node.h"
+#include "node/openai_api.h"
 
 namespace tars::node {
 
@@ -8,25 +9,27 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   auto get_json = [](auto fn) {
     return [fn](const httplib::Request&, httplib::Response& res) { reply_json(res, 200, fn()); };
   };
-  // Generation and embeddings arrive with the engine (issues 3-5); until a
-  // model is loaded they answer 503 after checking the body is JSON.
-  auto needs_model = [&node](const char* what) {
-    return [&node, what](const httplib::Request& req, httplib::Response&) {
+  // Embeddings arrive with the embedding engine (issue 4); until then the
+  // endpoint answers 503 after checking the body is JSON.
+  auto needs_model = [](const char* what) {
+    return [what](const httplib::Request& req, httplib::Response&) {
       parse_json_object(req);
       throw HttpError(503, "no_model_loaded",
                       std::string("no model loaded: this node cannot serve ") + what +
-                          " yet (start it with --model FILE)");
+                          " yet (start it with --embedding-model FILE)");
     };
   };
-  return {
+  std::vector<Route> routes = {
       // method  path          handler
       {"GET", "/health", get_json([&node] { return node.health(); })},
       {"GET", "/status", get_json([&node, &server] { return node.status(server.in_flight()); })},
       {"GET", "/models", get_json([&node] { return node.models(); })},
       {"GET", "/config", get_json([&node] { return node.config_json(); })},
-      {"POST", "/inference", needs_model("generation")},
       {"POST", "/embed", needs_model("embeddings")},
   };
+  // /inference, /v1/chat/completions, /v1/completions, /v1/models
+  for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));
+  return routes;
 }
 
 }  // namespace tars::node

@@ -105,6 +105,28 @@ const std::vector<Field>& fields() {
           "Rotate the log file at this size (default: 10MiB)", &NodeConfig::log_max_bytes);
     integer("log.max_files", "TARS_LOG_MAX_FILES", "", "Rotated log files kept (default: 5)",
             &NodeConfig::log_max_files, 1, 1000);
+    integer("engine.threads", "TARS_THREADS", "--threads",
+            "Threads per model (default: physical cores)", &NodeConfig::threads, 0, 1024);
+    integer("engine.ctx_size", "TARS_CTX_SIZE", "--ctx-size",
+            "Context per slot (default: the model's trained context)", &NodeConfig::ctx_size, 0,
+            1 << 22);
+    integer("engine.slots", "TARS_SLOTS", "--slots",
+            "Sequences decoded together per model (default: 4)", &NodeConfig::slots, 1, 256);
+    integer("engine.queue", "TARS_QUEUE", "--queue",
+            "Requests waiting per model before 503 (default: 64)", &NodeConfig::queue, 0, 100000);
+    integer("engine.batch", "TARS_BATCH", "--batch-size",
+            "Tokens per forward pass (default: 512)", &NodeConfig::batch, 1, 65536);
+    t.push_back({{"engine.kv_type", "TARS_KV_TYPE", "--kv-type", "KV cache type: f16 or f32 (default: f16)", false},
+                 Kind::kString,
+                 [](NodeConfig& c, const std::string& v) {
+                   if (v != "f16" && v != "f32") {
+                     throw Error(ErrorCode::kConfig, ": expected f16 or f32, got \"" + v + "\"");
+                   }
+                   c.kv_type = v;
+                 },
+                 [](const NodeConfig& c) { return c.kv_type; }});
+    str("engine.chat_template", "TARS_CHAT_TEMPLATE", "--chat-template",
+        "Chat template: a built-in name, overriding the model's own", &NodeConfig::chat_template);
     str("devices.simulate", "TARS_SIMULATE_DEVICES", "--simulate-devices",
         "JSON inventory that replaces GPU detection", &NodeConfig::simulate_devices);
     str("cluster.join_token", "TARS_JOIN_TOKEN", "--join-token",
@@ -250,9 +272,17 @@ NodeConfig config_resolve(const ConfigInputs& in) {
     if (!f) throw Error(ErrorCode::kInternal, "no config field " + key);
     apply(c, *f, value, "flag " + (f->info.flag.empty() ? key : f->info.flag), "flag");
   }
-  if (!in.model_flags.empty()) {
+  if (in.alias_flags.size() > in.model_flags.size()) {
+    throw Error(ErrorCode::kConfig, "flag --alias: " + std::to_string(in.alias_flags.size()) +
+                                        " aliases for " + std::to_string(in.model_flags.size()) +
+                                        " --model flags (the i-th --alias names the i-th --model)");
+  }
+  if (!in.model_flags.empty() || !in.embedding_model_flags.empty()) {
     c.models.clear();
-    for (const auto& p : in.model_flags) c.models.push_back({p, "", "chat"});
+    for (size_t i = 0; i < in.model_flags.size(); ++i) {
+      c.models.push_back({in.model_flags[i], i < in.alias_flags.size() ? in.alias_flags[i] : "", "chat"});
+    }
+    for (const auto& p : in.embedding_model_flags) c.models.push_back({p, "", "embedding"});
     c.sources["model"] = "flag";
   } else {
     c.sources["model"] = c.models.empty() ? "default" : "file";

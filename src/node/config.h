@@ -20,6 +20,10 @@
 //   level = "info"
 //   [cluster]
 //   join_token = "..."          # secret: redacted by /config and --print-config
+//   [engine]
+//   threads = 8
+//   ctx_size = 4096
+//   slots = 4
 //   [[model]]
 //   path = "models/mistral-7b-instruct.Q4_K_M.gguf"
 //   alias = "mistral"           # API id; default: file name without .gguf
@@ -56,6 +60,14 @@ struct NodeConfig {
   std::string log_level = "info";  // trace | debug | info | warn | error | off
   uint64_t log_max_bytes = 10ull << 20;  // Default: rotate the log file at 10 MiB ...
   int log_max_files = 5;                 // ... keeping 5 old files.
+  // [engine]: how loaded models run
+  int threads = 0;              // Default: 0 = the number of physical cores.
+  int ctx_size = 0;             // Default: 0 = each model's trained context (per slot).
+  int slots = 4;                // Default: 4 sequences decoded together per model.
+  int queue = 64;               // Default: 64 requests wait per model; more get 503.
+  int batch = 512;              // Default: 512 tokens per forward pass.
+  std::string kv_type = "f16";  // f16 (default) or f32.
+  std::string chat_template;    // Default: "" = the model's own; or a built-in name.
   // [devices]
   std::string simulate_devices;  // JSON inventory replacing GPU detection ("" = detect)
   // [cluster]
@@ -75,6 +87,8 @@ struct ConfigInputs {
   std::map<std::string, std::string> env;     // the process environment (only TARS_* are read)
   std::map<std::string, std::string> flags;   // TOML key -> value given on the command line
   std::vector<std::string> model_flags;       // --model FILE (repeatable); replaces the file's list
+  std::vector<std::string> alias_flags;       // --alias NAME, the i-th names the i-th --model
+  std::vector<std::string> embedding_model_flags;  // --embedding-model FILE (repeatable)
   std::string home;                           // $HOME, for the default data dir
   std::string hostname;                       // for the default node name
 };

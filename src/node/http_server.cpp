@@ -75,7 +75,10 @@ std::string bind_failure_reason(const std::string& host, int port) {
 
 void reply_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Model text can hold invalid UTF-8 (a token may be part of a character):
+  // replace it rather than fail the response.
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
 }
 
 nlohmann::json error_body(int status, const std::string& message, const std::string& code) {
@@ -172,7 +175,8 @@ void HttpServer::add_routes(const std::vector<Route>& routes) {
         } catch (const Error& e) {
           int status = status_of(e.code());
           if (status == 503) res.set_header("Retry-After", "1");
-          if (status >= 500) spdlog::error("{} {}: {}", req.method, req.path, e.what());
+          if (status == 503) spdlog::warn("{} {}: {}", req.method, req.path, e.what());
+          else if (status >= 500) spdlog::error("{} {}: {}", req.method, req.path, e.what());
           reply_json(res, status, error_body(status, e.what(), error_code_name(e.code())));
         } catch (const std::exception& e) {
           spdlog::error("{} {}: unexpected error: {}", req.method, req.path, e.what());

@@ -13,6 +13,7 @@
 #include "node/http_server.h"
 #include "node/identity.h"
 #include "node/logging.h"
+#include "node/model_host.h"
 #include "node/model_info.h"
 
 namespace tars::node {
@@ -31,6 +32,7 @@ Node::Node(NodeConfig config) : config_(std::move(config)), started_(std::chrono
     if (info.contains("error")) spdlog::warn("model {}: {}", m.path, info["error"].get<std::string>());
     model_files_.push_back(std::move(info));
   }
+  host_ = std::make_unique<ModelHost>(config_);
 }
 
 Node::~Node() = default;
@@ -44,7 +46,7 @@ nlohmann::json Node::health() const {
 nlohmann::json Node::status(int requests_in_flight) const {
   nlohmann::json j = health();
   j["devices"] = devices_to_json(devices_->refresh());
-  j["models_loaded"] = nlohmann::json::array();  // the engine issues fill this
+  j["models_loaded"] = host_->status_json();
   j["requests_in_flight"] = requests_in_flight;
   return j;
 }
@@ -52,7 +54,9 @@ nlohmann::json Node::status(int requests_in_flight) const {
 nlohmann::json Node::models() const {
   nlohmann::json list = nlohmann::json::array();
   for (auto m : model_files_) {
-    m["loaded"] = false;
+    bool loaded = false;
+    for (const auto& h : host_->models()) loaded = loaded || h->id == m["id"];
+    m["loaded"] = loaded;
     list.push_back(std::move(m));
   }
   return {{"models", list}};
@@ -85,13 +89,19 @@ int node_serve(const NodeConfig& config) {
     server.stop();
     if (finished_future.wait_for(std::chrono::milliseconds(config.shutdown_grace_ms)) !=
         std::future_status::ready) {
-      spdlog::warn("{} requests still in flight after the grace period; exiting",
+      // Out of patience: cancel the generations still running (streams end
+      // with an error event), give the handlers a moment to answer, go.
+      spdlog::warn("{} requests still in flight after the grace period; cancelling them",
                    server.in_flight());
-      spdlog::shutdown();
-      std::_Exit(0);
+      node.host().stop();
+      if (finished_future.wait_for(std::chrono::seconds(1)) != std::future_status::ready) {
+        spdlog::shutdown();
+        std::_Exit(0);
+      }
     }
   });
   server.run();
+  node.host().stop();
   finished.set_value();
   // run() also returns if the listening socket fails; wake the signal thread.
   pthread_kill(signal_thread.native_handle(), SIGTERM);

@@ -12,6 +12,7 @@
 namespace tars::node {
 
 class DeviceDetector;
+class ModelHost;
 
 class Node {
  public:
@@ -27,6 +28,7 @@ class Node {
   nlohmann::json status(int requests_in_flight) const;
   nlohmann::json models() const;
   nlohmann::json config_json() const;
+  ModelHost& host() { return *host_; }
 
  private:
   NodeConfig config_;
@@ -34,6 +36,7 @@ class Node {
   std::chrono::steady_clock::time_point started_;
   std::unique_ptr<DeviceDetector> devices_;
   nlohmann::json model_files_;  // model_file_info of each configured model
+  std::unique_ptr<ModelHost> host_;  // the loaded models
 };
 
 // Runs a node: binds, serves until SIGINT or SIGTERM, then stops accepting,

@@ -1,0 +1,52 @@
+#include "cli/options.h"
+
+#include <unistd.h>
+
+extern char** environ;
+
+namespace tars::cli {
+
+void add_node_flags(CLI::App& cmd, NodeFlags& flags) {
+  cmd.add_option("--config", flags.config_file, "TOML configuration file (env TARS_CONFIG)");
+  cmd.add_option("-m,--model", flags.models,
+                 "GGUF model to serve (repeatable; replaces the config file's [[model]] list)");
+  cmd.add_option("-a,--alias", flags.aliases,
+                 "API id of a --model (repeatable: the i-th names the i-th --model; default: the "
+                 "file name without .gguf)");
+  cmd.add_option("--embedding-model", flags.embedding_models,
+                 "GGUF embedding model to serve on /embed and /v1/embeddings (repeatable)");
+  cmd.add_flag("--print-config", flags.print_config,
+               "Print the resolved configuration with the source of each value, then exit");
+  for (const auto& f : node::config_fields()) {
+    if (f.flag.empty()) continue;
+    cmd.add_option_function<std::string>(
+        f.flag, [&flags, key = f.key](const std::string& v) { flags.values[key] = v; },
+        f.help + " [" + f.key + ", env " + f.env + "]");
+  }
+}
+
+std::map<std::string, std::string> process_env() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+node::NodeConfig resolve_node_config(const NodeFlags& flags) {
+  node::ConfigInputs in;
+  in.config_file = flags.config_file;
+  in.env = process_env();
+  in.flags = flags.values;
+  in.model_flags = flags.models;
+  in.alias_flags = flags.aliases;
+  in.embedding_model_flags = flags.embedding_models;
+  if (auto it = in.env.find("HOME"); it != in.env.end()) in.home = it->second;
+  char host[256] = {0};
+  if (::gethostname(host, sizeof host - 1) == 0) in.hostname = host;
+  return node::config_resolve(in);
+}
+
+}  // namespace tars::cli

@@ -1,0 +1,90 @@
+#pragma once
+// One generation request as the HTTP layer sees it: the parameters every
+// generation endpoint accepts (OpenAI chat and completions, the seed's
+// /inference), parsed and validated in one place, and the running request
+// whose events the handler thread consumes (streaming or not).
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/scheduler.h"
+
+namespace tars::node {
+
+struct HostedModel;
+
+// Parameters common to the generation endpoints. Field names are OpenAI's.
+struct GenerationParams {
+  std::string model;                 // "" = the node's default chat model
+  bool chat = false;                 // messages (chat template) vs a raw prompt
+  std::vector<std::pair<std::string, std::string>> messages;  // (role, content)
+  std::string prompt;
+  int max_tokens = -1;               // -1 = until the context is full
+  engine::SamplerOptions sampling;   // temperature, top_p, top_k, min_p, penalties, seed
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;        // stream_options.include_usage
+  bool logprobs = false;
+  int top_logprobs = 0;              // 0..20
+  bool ignore_eos = false;           // tars extension
+};
+
+// Parses and validates a request body. `chat` selects messages vs prompt.
+// Throws tars::Error(kInvalidArgument) naming the field and what is wrong.
+GenerationParams generation_parse(const nlohmann::json& body, bool chat);
+
+// A submitted request: the scheduler's callbacks push events here, the HTTP
+// thread pops them.
+class Generation {
+ public:
+  struct Event {
+    bool done = false;
+    engine::TokenEvent token;            // when !done
+    engine::FinishReason finish = engine::FinishReason::kStop;  // when done
+    engine::RequestStats stats;          // when done
+    std::string error;                   // when done: "" on success
+  };
+
+  // Renders the prompt (chat template or raw), tokenizes and submits.
+  // Throws tars::Error (kInvalidArgument: prompt too long / bad template;
+  // kUnavailable: queue full).
+  Generation(HostedModel& model, const GenerationParams& params);
+  ~Generation();  // cancels if still running
+
+  // Waits up to `timeout_ms` for events; returns those available (maybe none).
+  std::vector<Event> wait(int timeout_ms);
+  void cancel();
+  bool finished() const;
+
+  const GenerationParams& params() const { return params_; }
+  const std::string& model_id() const { return model_id_; }
+  int n_prompt() const { return n_prompt_; }
+  const std::string& id() const { return id_; }
+  int64_t created() const { return created_; }
+  // The text of a token id (for logprobs).
+  std::string token_text(int32_t id) const;
+
+ private:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Event> events;
+    bool done = false;
+  };
+  GenerationParams params_;
+  std::string model_id_;
+  const HostedModel& model_;
+  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<engine::RequestHandle> handle_;
+  int n_prompt_ = 0;
+  std::string id_;
+  int64_t created_ = 0;
+};
+
+}  // namespace tars::node

@@ -1,0 +1,238 @@
+#include "node/openai_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "node/generation.h"
+#include "node/model_host.h"
+
+namespace tars::node {
+namespace {
+
+using json = nlohmann::json;
+enum class Api { kChat, kCompletion, kInference };
+
+const char* finish_name(engine::FinishReason f) {
+  return f == engine::FinishReason::kLength ? "length" : "stop";
+}
+
+json bytes_of(const std::string& s) {
+  json b = json::array();
+  for (unsigned char c : s) b.push_back(c);
+  return b;
+}
+
+// Collects what a response needs as events arrive.
+struct Accumulator {
+  std::string text;
+  int n_generated = 0;
+  json chat_logprobs = json::array();                  // chat: content[]
+  json tokens = json::array(), token_logprobs = json::array(), top = json::array(),
+       offsets = json::array();                          // completions
+  size_t offset = 0;
+
+  // Adds a token; returns its logprobs entry in the API's shape (null when
+  // logprobs are off).
+  json add(const Generation& g, const engine::TokenEvent& t, Api api) {
+    text += t.text;
+    if (t.id < 0) return nullptr;
+    ++n_generated;
+    if (!g.params().logprobs) return nullptr;
+    std::string piece = g.token_text(t.id);
+    if (api == Api::kChat) {
+      json alts = json::array();
+      for (const auto& a : t.top) {
+        std::string ap = g.token_text(a.id);
+        alts.push_back({{"token", ap}, {"logprob", a.logprob}, {"bytes", bytes_of(ap)}});
+      }
+      json e = {{"token", piece}, {"logprob", t.logprob}, {"bytes", bytes_of(piece)},
+                {"top_logprobs", alts}};
+      chat_logprobs.push_back(e);
+      return e;
+    }
+    json alts = json::object();
+    for (const auto& a : t.top) alts[g.token_text(a.id)] = a.logprob;
+    tokens.push_back(piece);
+    token_logprobs.push_back(t.logprob);
+    top.push_back(alts);
+    offsets.push_back(offset);
+    offset += piece.size();
+    return {{"tokens", {piece}}, {"token_logprobs", {t.logprob}}, {"top_logprobs", {alts}},
+            {"text_offset", {offset - piece.size()}}};
+  }
+  json logprobs(const Generation& g, Api api) const {
+    if (!g.params().logprobs) return nullptr;
+    if (api == Api::kChat) return {{"content", chat_logprobs}};
+    return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top},
+            {"text_offset", offsets}};
+  }
+};
+
+json usage(const Generation& g, int n_generated) {
+  return {{"prompt_tokens", g.n_prompt()},
+          {"completion_tokens", n_generated},
+          {"total_tokens", g.n_prompt() + n_generated}};
+}
+
+json timings(const engine::RequestStats& s) {
+  double tps = s.n_generated > 1 && s.generate_ms > 0 ? (s.n_generated - 1) / (s.generate_ms / 1000.0) : 0;
+  return {{"queue_ms", s.queue_ms},   {"prompt_ms", s.prompt_ms},
+          {"ttft_ms", s.ttft_ms},     {"generate_ms", s.generate_ms},
+          {"prompt_tokens", s.n_prompt}, {"generated_tokens", s.n_generated},
+          {"tokens_per_s", tps}};
+}
+
+// A failure inside the engine after the request was accepted.
+[[noreturn]] void engine_failure(const std::string& error) {
+  if (error == "the server is shutting down") throw Error(ErrorCode::kUnavailable, error);
+  throw Error(ErrorCode::kInternal, "generation failed: " + error);
+}
+
+void respond_whole(Generation& g, Api api, httplib::Response& res) {
+  Accumulator acc;
+  for (;;) {
+    for (auto& e : g.wait(1000)) {
+      if (!e.done) {
+        acc.add(g, e.token, api);
+        continue;
+      }
+      if (!e.error.empty()) engine_failure(e.error);
+      json body;
+      if (api == Api::kInference) {
+        body = {{"model", g.model_id()}, {"text", acc.text}, {"finish_reason", finish_name(e.finish)},
+                {"usage", usage(g, acc.n_generated)}, {"timings", timings(e.stats)}};
+      } else {
+        json choice = {{"index", 0}, {"finish_reason", finish_name(e.finish)},
+                       {"logprobs", acc.logprobs(g, api)}};
+        if (api == Api::kChat) choice["message"] = {{"role", "assistant"}, {"content", acc.text}};
+        else choice["text"] = acc.text;
+        body = {{"id", g.id()},
+                {"object", api == Api::kChat ? "chat.completion" : "text_completion"},
+                {"created", g.created()},
+                {"model", g.model_id()},
+                {"choices", json::array({choice})},
+                {"usage", usage(g, acc.n_generated)},
+                {"timings", timings(e.stats)}};
+      }
+      reply_json(res, 200, body);
+      return;
+    }
+  }
+}
+
+std::string sse(const json& j) {
+  return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& res) {
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  auto acc = std::make_shared<Accumulator>();
+  auto started = std::make_shared<bool>(false);
+  auto chunk = [g, api](json choice) {
+    return json{{"id", g->id()},
+                {"object", api == Api::kChat ? "chat.completion.chunk" : "text_completion"},
+                {"created", g->created()},
+                {"model", g->model_id()},
+                {"choices", json::array({std::move(choice)})}};
+  };
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [g, api, acc, started, chunk](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        if (api == Api::kChat && !*started) {
+          *started = true;
+          json c = chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                          {"finish_reason", nullptr}, {"logprobs", nullptr}});
+          if (!write(sse(c))) {
+            g->cancel();
+            return false;
+          }
+        }
+        auto events = g->wait(200);
+        if (events.empty() && !sink.is_writable()) {  // client gone while nothing to send
+          g->cancel();
+          return false;
+        }
+        for (auto& e : events) {
+          if (!e.done) {
+            json lp = acc->add(*g, e.token, api);
+            if (e.token.text.empty() && lp.is_null()) continue;
+            json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp}};
+            if (api == Api::kChat) choice["delta"] = {{"content", e.token.text}};
+            else choice["text"] = e.token.text;
+            if (!write(sse(chunk(choice)))) {
+              g->cancel();  // the client disconnected: free the slot
+              return false;
+            }
+            continue;
+          }
+          if (!e.error.empty()) {
+            // Never a silently truncated stream: say what happened.
+            write(sse({{"error", {{"message", "generation failed: " + e.error},
+                                  {"type", "server_error"}, {"code", "generation_failed"}}}}));
+            write("data: [DONE]\n\n");
+            sink.done();
+            return true;
+          }
+          json choice = {{"index", 0}, {"finish_reason", finish_name(e.finish)}, {"logprobs", nullptr}};
+          if (api == Api::kChat) choice["delta"] = json::object();
+          else choice["text"] = "";
+          json last = chunk(choice);
+          last["timings"] = timings(e.stats);
+          write(sse(last));
+          if (g->params().include_usage) {
+            json u = chunk(nullptr);
+            u["choices"] = json::array();
+            u["usage"] = usage(*g, acc->n_generated);
+            write(sse(u));
+          }
+          write("data: [DONE]\n\n");
+          sink.done();
+          return true;
+        }
+        return true;
+      },
+      [g](bool) {
+        if (!g->finished()) g->cancel();
+      });
+}
+
+HttpHandler generation_handler(ModelHost& host, Api api) {
+  return [&host, api](const httplib::Request& req, httplib::Response& res) {
+    json body = parse_json_object(req);
+    // The seed's /inference takes either messages or a prompt; it streams
+    // in the completions shape.
+    bool chat = api == Api::kChat || (api == Api::kInference && body.contains("messages"));
+    GenerationParams p = generation_parse(body, chat);
+    HostedModel& m = host.get(p.model, "chat");
+    if (p.stream) {
+      respond_stream(std::make_shared<Generation>(m, p),
+                     api == Api::kInference ? Api::kCompletion : api, res);
+    } else {
+      Generation g(m, p);
+      respond_whole(g, api, res);
+    }
+  };
+}
+
+}  // namespace
+
+std::vector<Route> openai_routes(ModelHost& host) {
+  auto list_models = [&host](const httplib::Request&, httplib::Response& res) {
+    json data = json::array();
+    for (const auto& m : host.models()) {
+      data.push_back({{"id", m->id}, {"object", "model"}, {"created", m->created},
+                      {"owned_by", "tars"}, {"role", m->decl.role}});
+    }
+    reply_json(res, 200, {{"object", "list"}, {"data", data}});
+  };
+  return {
+      {"GET", "/v1/models", list_models},
+      {"POST", "/v1/chat/completions", generation_handler(host, Api::kChat)},
+      {"POST", "/v1/completions", generation_handler(host, Api::kCompletion)},
+      {"POST", "/inference", generation_handler(host, Api::kInference)},
+  };
+}
+
+}  // namespace tars::node

@@ -1,0 +1,71 @@
+// Black-box tests of `tars run` on the real stories260K model.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/test_support.h"
+
+namespace tars::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(RunCommand, GreedyOutputEqualsTheReferenceText) {
+  Process p({tars_binary(), "run", fixture("stories260K/stories260K.gguf"), "Once upon a time",
+             "-n", "60", "--temp", "0"});
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  EXPECT_EQ(p.out(), read_file(fixture("stories260K/reference_greedy_64.txt")));
+  EXPECT_NE(p.err().find("tokens/s"), std::string::npos);  // timings go to stderr
+}
+
+TEST(RunCommand, SeedMakesSamplingReproducible) {
+  auto run = [](const char* seed) {
+    Process p({tars_binary(), "run", fixture("stories260K/stories260K.gguf"), "Once upon a time",
+               "-n", "30", "--temp", "1.0", "--seed", seed});
+    EXPECT_EQ(p.wait(120s), 0) << p.err();
+    return p.out();
+  };
+  std::string a = run("5"), b = run("5"), c = run("6");
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST(RunCommand, LogitsPrintsJsonLines) {
+  Process p({tars_binary(), "run", fixture("stories260K/stories260K.gguf"), "Once upon a time",
+             "--logits", "5", "--kv-type", "f32"});
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  std::istringstream lines(p.out());
+  std::string l1, l2;
+  std::getline(lines, l1);
+  std::getline(lines, l2);
+  auto a = nlohmann::json::parse(l1), b = nlohmann::json::parse(l2);
+  EXPECT_EQ(a["prompt_tokens"], nlohmann::json({1, 403, 407, 261, 378}));
+  ASSERT_EQ(b["top_logits"].size(), 5u);
+  double prev = 1e30;
+  for (const auto& e : b["top_logits"]) {
+    EXPECT_LE(e["logit"].get<double>(), prev);
+    prev = e["logit"].get<double>();
+    EXPECT_LT(e["logprob"].get<double>(), 0.0);
+  }
+}
+
+TEST(RunCommand, ErrorsAreClear) {
+  TempDir dir;
+  write_file(dir.file("bad.gguf"), "GGUF but not really");
+  Process corrupt({tars_binary(), "run", dir.file("bad.gguf"), "hi"});
+  EXPECT_EQ(corrupt.wait(30s), 1);
+  EXPECT_NE(corrupt.err().find("bad.gguf"), std::string::npos) << corrupt.err();
+
+  Process missing({tars_binary(), "run", dir.file("nope.gguf"), "hi"});
+  EXPECT_EQ(missing.wait(30s), 1);
+  EXPECT_NE(missing.err().find("nope.gguf"), std::string::npos) << missing.err();
+
+  Process too_long({tars_binary(), "run", fixture("stories260K/stories260K.gguf"), "Once", "-n",
+                    "500"});
+  EXPECT_EQ(too_long.wait(30s), 1);
+  EXPECT_NE(too_long.err().find("exceeds the context"), std::string::npos) << too_long.err();
+}
+
+}  // namespace
+}  // namespace tars::test

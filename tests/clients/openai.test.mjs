@@ -1,0 +1,148 @@
+// The official openai npm package against a real tars node serving the
+// stories260K model. Run by CTest (label clients) with TARS_BINARY and
+// TARS_FIXTURES set; see tests/CMakeLists.txt.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startNode } from './node_helper.mjs';
+
+const fixtures = process.env.TARS_FIXTURES || process.env.TARS_FIXTURES_DEFAULT;
+const model = `${fixtures}/stories260K/stories260K.gguf`;
+const reference = (await import('node:fs')).readFileSync(
+  `${fixtures}/stories260K/reference_greedy_64.txt`, 'utf8');
+const prompt = 'Once upon a time';
+// The 60 greedy tokens after the prompt, without the file's final newline.
+const greedy60 = reference.slice(prompt.length).replace(/\n$/, '');
+
+let node;
+let client;
+
+before(async () => {
+  node = await startNode(['--model', model, '--slots', '2']);
+  client = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+
+after(async () => {
+  await node?.stop();
+});
+
+test('models.list shows the served model', async () => {
+  const list = await client.models.list();
+  const ids = list.data.map((m) => m.id);
+  assert.deepEqual(ids, ['stories260K']);
+});
+
+test('completions: greedy text equals the reference engines', async () => {
+  const r = await client.completions.create({
+    model: 'stories260K', prompt, max_tokens: 60, temperature: 0,
+  });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(r.choices[0].text, greedy60);
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(r.usage.prompt_tokens, 5);
+  assert.equal(r.usage.completion_tokens, 60);
+  assert.equal(r.usage.total_tokens, 65);
+});
+
+test('completions: streaming gives the same text, then [DONE]', async () => {
+  const stream = await client.completions.create({
+    model: 'stories260K', prompt, max_tokens: 60, temperature: 0, stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      text += c.text;
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  assert.equal(text, greedy60);
+  assert.equal(finish, 'length');
+  assert.equal(usage.completion_tokens, 60);
+});
+
+test('chat: non-streaming and streaming agree at temperature 0', async () => {
+  const messages = [{ role: 'user', content: 'Tell me a story about Lily.' }];
+  const whole = await client.chat.completions.create({
+    model: 'stories260K', messages, max_tokens: 30, temperature: 0,
+  });
+  assert.equal(whole.object, 'chat.completion');
+  const msg = whole.choices[0].message;
+  assert.equal(msg.role, 'assistant');
+  assert.ok(msg.content.length > 0);
+  assert.ok(['stop', 'length'].includes(whole.choices[0].finish_reason));
+  assert.ok(whole.usage.prompt_tokens > 5);
+
+  const stream = await client.chat.completions.create({
+    model: 'stories260K', messages, max_tokens: 30, temperature: 0, stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let role = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      if (c.delta.role) role = c.delta.role;
+      text += c.delta.content ?? '';
+    }
+  }
+  assert.equal(role, 'assistant');
+  assert.equal(text, msg.content);
+  assert.deepEqual(usage, whole.usage);
+});
+
+test('seed makes sampling reproducible', async () => {
+  const ask = (seed) => client.completions.create({
+    model: 'stories260K', prompt, max_tokens: 40, temperature: 1.0, seed,
+  }).then((r) => r.choices[0].text);
+  const a = await ask(42);
+  const b = await ask(42);
+  const c = await ask(43);
+  assert.equal(a, b);
+  assert.notEqual(a, c);
+});
+
+test('stop strings end the text before them', async () => {
+  const r = await client.completions.create({
+    model: 'stories260K', prompt, max_tokens: 60, temperature: 0, stop: ['Lily'],
+  });
+  assert.equal(r.choices[0].text, ', there was a little girl named ');
+  assert.equal(r.choices[0].finish_reason, 'stop');
+});
+
+test('chat logprobs with top_logprobs', async () => {
+  const r = await client.chat.completions.create({
+    model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5,
+    temperature: 0, logprobs: true, top_logprobs: 3,
+  });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, 5);
+  for (const t of content) {
+    assert.ok(t.logprob <= 0);
+    assert.equal(t.top_logprobs.length, 3);
+    // Greedy: the chosen token is the most likely one.
+    assert.equal(t.top_logprobs[0].logprob, t.logprob);
+  }
+});
+
+test('errors: unknown model 404, invalid body 400, too large 413', async () => {
+  await assert.rejects(
+    client.completions.create({ model: 'no-such-model', prompt, max_tokens: 5 }),
+    (e) => e.status === 404 && /no-such-model/.test(e.message));
+  await assert.rejects(
+    client.completions.create({ model: 'stories260K', prompt, temperature: 'hot' }),
+    (e) => e.status === 400 && /temperature/.test(e.message));
+  await assert.rejects(
+    client.chat.completions.create({ model: 'stories260K', messages: [] }),
+    (e) => e.status === 400 && /messages/.test(e.message));
+  await assert.rejects(
+    client.completions.create({ model: 'stories260K', prompt, max_tokens: 5000 }),
+    (e) => e.status === 400 && /context/.test(e.message));
+  await assert.rejects(
+    client.completions.create({ model: 'stories260K', prompt: 'x'.repeat(9 << 20) }),
+    (e) => e.status === 413);
+});
