@@ -69,3 +69,29 @@ TEST(RunCommand, ErrorsAreClear) {
 
 }  // namespace
 }  // namespace tars::test
+
+namespace tars::test {
+namespace {
+
+TEST(QuantizeCommand, QuantizedModelRunsAndBadInputIsRefused) {
+  TempDir dir;
+  std::string out = dir.file("stories-q8.gguf");
+  Process q({tars_binary(), "quantize", fixture("stories260K/stories260K.gguf"), out, "Q8_0"});
+  ASSERT_EQ(q.wait(std::chrono::seconds(120)), 0) << q.err();
+  Process r({tars_binary(), "run", out, "Once upon a time", "-n", "20", "--temp", "0"});
+  ASSERT_EQ(r.wait(std::chrono::seconds(120)), 0) << r.err();
+  EXPECT_EQ(r.out().rfind("Once upon a time", 0), 0u);
+  EXPECT_GT(r.out().size(), std::string("Once upon a time").size() + 20);
+
+  Process bad_type({tars_binary(), "quantize", fixture("stories260K/stories260K.gguf"),
+                    dir.file("x.gguf"), "Q3_XYZ"});
+  EXPECT_NE(bad_type.wait(std::chrono::seconds(30)), 0);
+  EXPECT_NE(bad_type.err().find("Q4_K_M"), std::string::npos) << bad_type.err();  // lists the choices
+
+  Process requant({tars_binary(), "quantize", out, dir.file("y.gguf"), "Q4_0"});
+  EXPECT_EQ(requant.wait(std::chrono::seconds(30)), 1);
+  EXPECT_NE(requant.err().find("allow-requantize"), std::string::npos) << requant.err();
+}
+
+}  // namespace
+}  // namespace tars::test
