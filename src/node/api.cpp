@@ -1,5 +1,6 @@
 #include "node/api.h"
 
+#include "node/embeddings_api.h"
 #include "node/node.h"
 #include "node/openai_api.h"
 
@@ -9,26 +10,17 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   auto get_json = [](auto fn) {
     return [fn](const httplib::Request&, httplib::Response& res) { reply_json(res, 200, fn()); };
   };
-  // Embeddings arrive with the embedding engine (issue 4); until then the
-  // endpoint answers 503 after checking the body is JSON.
-  auto needs_model = [](const char* what) {
-    return [what](const httplib::Request& req, httplib::Response&) {
-      parse_json_object(req);
-      throw HttpError(503, "no_model_loaded",
-                      std::string("no model loaded: this node cannot serve ") + what +
-                          " yet (start it with --embedding-model FILE)");
-    };
-  };
   std::vector<Route> routes = {
       // method  path          handler
       {"GET", "/health", get_json([&node] { return node.health(); })},
       {"GET", "/status", get_json([&node, &server] { return node.status(server.in_flight()); })},
       {"GET", "/models", get_json([&node] { return node.models(); })},
       {"GET", "/config", get_json([&node] { return node.config_json(); })},
-      {"POST", "/embed", needs_model("embeddings")},
   };
   // /inference, /v1/chat/completions, /v1/completions, /v1/models
   for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));
+  // /embed, /v1/embeddings
+  for (auto& r : embeddings_routes(node.host())) routes.push_back(std::move(r));
   return routes;
 }
 

@@ -103,6 +103,10 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
   int threads = options_.threads;
   server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_.set_payload_max_length(options_.max_body_bytes);
+  // An idle kept-alive connection holds its worker thread until this runs
+  // out, and a stopping server waits for every worker: keep it short so
+  // SIGTERM ends the process in about this long when nothing is running.
+  server_.set_keep_alive_timeout(2);
   // httplib's default also sets SO_REUSEPORT, which lets a second node bind
   // the same port silently; SO_REUSEADDR alone allows a quick restart but
   // refuses a port that is in use.

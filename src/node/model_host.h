@@ -16,6 +16,7 @@ class GgufFile;
 class Model;
 class Scheduler;
 class ChatTemplate;
+class Encoder;
 }  // namespace tars::engine
 
 namespace tars::node {
@@ -26,8 +27,9 @@ struct HostedModel {
   int64_t created = 0;   // unix seconds when loaded
   std::shared_ptr<const engine::GgufFile> file;
   std::unique_ptr<engine::Backend> backend;
-  std::unique_ptr<engine::Model> model;
-  std::unique_ptr<engine::Scheduler> scheduler;
+  std::unique_ptr<engine::Model> model;          // role "chat"
+  std::unique_ptr<engine::Scheduler> scheduler;  // role "chat"
+  std::unique_ptr<engine::Encoder> encoder;      // role "embedding"
   std::unique_ptr<engine::ChatTemplate> chat;  // how messages become a prompt
   bool chat_fallback = false;                  // no template in the file: plain format
   ~HostedModel();
