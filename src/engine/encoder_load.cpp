@@ -1,0 +1,186 @@
+// Loading an encoder (BERT) model: hyper-parameters, weights, buffers.
+#include <algorithm>
+
+#include "common/error.h"
+#include "engine/encoder.h"
+#include "engine/gguf.h"
+#include "engine/tokenizer.h"
+
+namespace tars::engine {
+namespace {
+
+int key_int(const GgufFile& f, const std::string& key) {
+  const uint64_t v = f.get_u64(key);
+  if (v == 0 || v > (1u << 24)) {
+    throw Error(ErrorCode::kCorruptData,
+                f.path() + ": " + key + " = " + std::to_string(v) + " is out of range");
+  }
+  return static_cast<int>(v);
+}
+
+// Rows of a 2-D tensor, or 0 when absent / not 2-D.
+int tensor_rows(const GgufFile& f, const char* name) {
+  const GgufTensorInfo* t = f.find_tensor(name);
+  if (!t || t->shape.size() != 2) {
+    throw Error(ErrorCode::kCorruptData,
+                f.path() + ": tensor '" + std::string(name) + "' is missing or not 2-D");
+  }
+  return static_cast<int>(t->shape[1]);
+}
+
+}  // namespace
+
+const char* pooling_type_name(PoolingType p) {
+  switch (p) {
+    case PoolingType::kNone: return "none";
+    case PoolingType::kMean: return "mean";
+    case PoolingType::kCls: return "cls";
+  }
+  return "unknown";
+}
+
+bool encoder_is_encoder_file(const GgufFile& f) {
+  return f.opt_string("general.architecture").value_or("") == "bert";
+}
+
+EncoderHParams encoder_read_hparams(const GgufFile& f) {
+  EncoderHParams hp;
+  hp.arch = f.get_string("general.architecture");
+  const std::string& a = hp.arch;
+  if (a != "bert") {
+    throw Error(ErrorCode::kUnsupported,
+                f.path() + ": architecture '" + a + "' is not an encoder tars runs (bert)");
+  }
+  hp.name = f.opt_string("general.name").value_or("");
+  hp.n_embd = key_int(f, a + ".embedding_length");
+  hp.n_layer = key_int(f, a + ".block_count");
+  hp.n_head = key_int(f, a + ".attention.head_count");
+  hp.n_ff = key_int(f, a + ".feed_forward_length");
+  hp.n_ctx_train = key_int(f, a + ".context_length");
+  if (hp.n_embd % hp.n_head != 0) {
+    throw Error(ErrorCode::kCorruptData, f.path() + ": embedding_length " +
+                                             std::to_string(hp.n_embd) +
+                                             " is not a multiple of head_count " +
+                                             std::to_string(hp.n_head));
+  }
+  hp.head_dim = hp.n_embd / hp.n_head;
+  hp.norm_eps = static_cast<float>(f.opt_f64(a + ".attention.layer_norm_epsilon").value_or(1e-12));
+  if (f.opt_bool(a + ".attention.causal").value_or(false)) {
+    throw Error(ErrorCode::kUnsupported,
+                f.path() + ": " + a + ".attention.causal is true; tars runs bidirectional encoders only");
+  }
+  // Absent: mean, what sentence-transformers models (the common BERT
+  // embedding models) use.
+  const uint64_t pooling = f.opt_u64(a + ".pooling_type").value_or(1);
+  if (pooling > 2) {
+    throw Error(ErrorCode::kUnsupported,
+                f.path() + ": " + a + ".pooling_type = " + std::to_string(pooling) +
+                    " is not supported (0 none, 1 mean, 2 cls)");
+  }
+  hp.pooling = static_cast<PoolingType>(pooling);
+  hp.n_vocab = tensor_rows(f, "token_embd.weight");
+  hp.n_token_types = tensor_rows(f, "token_types.weight");
+  return hp;
+}
+
+Encoder::Encoder(std::shared_ptr<const GgufFile> gguf, Backend& backend, const EncoderOptions& options)
+    : gguf_(std::move(gguf)), backend_(backend), max_batch_(options.max_batch_tokens) {}
+
+Encoder::~Encoder() {
+  for (void* p : owned_) backend_.free(p);
+}
+
+std::unique_ptr<Encoder> Encoder::load(std::shared_ptr<const GgufFile> gguf, Backend& backend,
+                                       const EncoderOptions& options) {
+  if (options.max_batch_tokens < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "max_batch_tokens must be at least 1");
+  }
+  std::unique_ptr<Encoder> e(new Encoder(std::move(gguf), backend, options));
+  e->hp_ = encoder_read_hparams(*e->gguf_);
+  e->max_batch_ = std::max(e->max_batch_, e->hp_.n_ctx_train);
+  e->tokenizer_ = Tokenizer::from_gguf(*e->gguf_);
+  if (e->hp_.n_vocab != e->tokenizer_->n_vocab()) {
+    throw Error(ErrorCode::kCorruptData,
+                e->gguf_->path() + ": token_embd has " + std::to_string(e->hp_.n_vocab) +
+                    " rows but the tokenizer has " + std::to_string(e->tokenizer_->n_vocab()) +
+                    " tokens");
+  }
+  e->load_weights();
+  e->alloc_buffers();
+  return e;
+}
+
+void Encoder::load_weights() {
+  const GgufFile& f = *gguf_;
+  // Finds a tensor, checks its shape, and hands it to the backend.
+  auto get = [&](const std::string& name, int64_t cols, int64_t rows) -> Weight {
+    const GgufTensorInfo* t = f.find_tensor(name);
+    if (!t) throw Error(ErrorCode::kCorruptData, f.path() + ": tensor '" + name + "' is missing");
+    const int64_t t_cols = static_cast<int64_t>(t->shape[0]);
+    int64_t t_rows = 1;
+    for (size_t i = 1; i < t->shape.size(); ++i) t_rows *= static_cast<int64_t>(t->shape[i]);
+    if (t_cols != cols || t_rows != rows) {
+      throw Error(ErrorCode::kCorruptData,
+                  f.path() + ": tensor '" + name + "' has shape [" + std::to_string(t_cols) + ", " +
+                      std::to_string(t_rows) + "], expected [" + std::to_string(cols) + ", " +
+                      std::to_string(rows) + "]");
+    }
+    return backend_.load_weight(t->type, cols, rows, t->data);
+  };
+  const int E = hp_.n_embd, F = hp_.n_ff;
+  w_.tok_embd = get("token_embd.weight", E, hp_.n_vocab);
+  w_.type_embd = get("token_types.weight", E, hp_.n_token_types);
+  w_.pos_embd = get("position_embd.weight", E, hp_.n_ctx_train);
+  w_.embd_norm = get("token_embd_norm.weight", E, 1);
+  w_.embd_norm_b = get("token_embd_norm.bias", E, 1);
+  w_.layers.resize(hp_.n_layer);
+  for (int il = 0; il < hp_.n_layer; ++il) {
+    EncoderLayerWeights& l = w_.layers[il];
+    auto n = [&](const char* what) { return "blk." + std::to_string(il) + "." + what; };
+    l.wq = get(n("attn_q.weight"), E, E);
+    l.bq = get(n("attn_q.bias"), E, 1);
+    l.wk = get(n("attn_k.weight"), E, E);
+    l.bk = get(n("attn_k.bias"), E, 1);
+    l.wv = get(n("attn_v.weight"), E, E);
+    l.bv = get(n("attn_v.bias"), E, 1);
+    l.wo = get(n("attn_output.weight"), E, E);
+    l.bo = get(n("attn_output.bias"), E, 1);
+    l.attn_out_norm = get(n("attn_output_norm.weight"), E, 1);
+    l.attn_out_norm_b = get(n("attn_output_norm.bias"), E, 1);
+    l.ffn_up = get(n("ffn_up.weight"), E, F);
+    l.ffn_up_b = get(n("ffn_up.bias"), F, 1);
+    l.ffn_down = get(n("ffn_down.weight"), F, E);
+    l.ffn_down_b = get(n("ffn_down.bias"), E, 1);
+    l.out_norm = get(n("layer_output_norm.weight"), E, 1);
+    l.out_norm_b = get(n("layer_output_norm.bias"), E, 1);
+  }
+}
+
+void Encoder::alloc_buffers() {
+  const size_t B = max_batch_, E = hp_.n_embd, C = hp_.n_ctx_train;
+  auto buf = [&](size_t floats) {
+    void* p = backend_.alloc(floats * sizeof(float), MemoryKind::kCompute);
+    owned_.push_back(p);
+    return static_cast<float*>(p);
+  };
+  x_ = buf(B * E);
+  tmp_ = buf(B * E);
+  q_ = buf(B * E);
+  k_ = buf(B * E);
+  v_ = buf(B * E);
+  att_ = buf(B * E);
+  ff_ = buf(B * hp_.n_ff);
+  pooled_ = buf(B * E);
+  // Every input uses token type 0, so its row is folded into the position
+  // table once here: the forward pass then adds one row per token.
+  pos_type_ = buf(C * E);
+  std::vector<int32_t> ids(C);
+  for (size_t p = 0; p < C; ++p) ids[p] = static_cast<int32_t>(p);
+  backend_.get_rows(w_.pos_embd, ids.data(), static_cast<int>(C), pos_type_);
+  std::fill(ids.begin(), ids.end(), 0);
+  // B >= C (load() raised it), so tmp_ holds C copies of the type-0 row.
+  backend_.get_rows(w_.type_embd, ids.data(), static_cast<int>(C), tmp_);
+  backend_.add(pos_type_, tmp_, C * E);
+}
+
+}  // namespace tars::engine
