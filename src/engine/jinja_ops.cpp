@@ -109,6 +109,13 @@ JinjaValue arith(const std::string& op, const JinjaValue& a, const JinjaValue& b
   return JinjaValue(floor_mod(x, y));  // %
 }
 
+bool is_ascii(const std::string& s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
 // Python's index normalisation for lists and strings of length n.
 bool normalize_index(int64_t& i, size_t n) {
   if (i < 0) i += static_cast<int64_t>(n);
@@ -216,9 +223,17 @@ JinjaValue jinja_getitem(JinjaContext& cx, const JinjaValue& obj, const JinjaVal
       const JinjaList& l = obj.as_list();
       if (normalize_index(i, l.size())) return l[static_cast<size_t>(i)];
     } else if (obj.is_string()) {
-      cx.charge_bytes(obj.as_string().size());
-      std::vector<std::string> chars = jinja_utf8_chars(obj.as_string());
-      if (normalize_index(i, chars.size())) return JinjaValue(chars[static_cast<size_t>(i)]);
+      const std::string& s = obj.as_string();
+      cx.charge_bytes(s.size());
+      if (is_ascii(s)) {
+        if (normalize_index(i, s.size())) return JinjaValue(std::string(1, s[static_cast<size_t>(i)]));
+      } else {
+        std::vector<size_t> off = jinja_utf8_offsets(s);
+        if (normalize_index(i, off.size() - 1)) {
+          auto k = static_cast<size_t>(i);
+          return JinjaValue(s.substr(off[k], off[k + 1] - off[k]));
+        }
+      }
     }
     return JinjaValue::undefined(std::string("[").append(std::to_string(key.as_int())).append("]"));
   }
@@ -242,14 +257,14 @@ JinjaValue jinja_slice(JinjaContext& cx, const JinjaValue& obj, const JinjaValue
   if (st == 0) type_error("slice step cannot be zero");
   if (st == std::numeric_limits<int64_t>::min()) overflow("slice");
 
-  std::vector<std::string> chars;
+  std::vector<size_t> off;  // strings: code point offsets
   size_t n = 0;
   if (obj.is_list()) {
     n = obj.as_list().size();
   } else if (obj.is_string()) {
     cx.charge_bytes(obj.as_string().size());
-    chars = jinja_utf8_chars(obj.as_string());
-    n = chars.size();
+    off = jinja_utf8_offsets(obj.as_string());
+    n = off.size() - 1;
   } else {
     type_error(std::string("'") + obj.type_name() + "' object is not subscriptable with a slice");
   }
@@ -285,8 +300,9 @@ JinjaValue jinja_slice(JinjaContext& cx, const JinjaValue& obj, const JinjaValue
     for (size_t i : picks) out.push_back(obj.as_list()[i]);
     return cx.list(std::move(out));
   }
+  const std::string& text = obj.as_string();
   std::string out;
-  for (size_t i : picks) out += chars[i];
+  for (size_t i : picks) out.append(text, off[i], off[i + 1] - off[i]);
   return cx.string(std::move(out));
 }
 
@@ -328,9 +344,14 @@ JinjaList jinja_iterate(JinjaContext& cx, const JinjaValue& v) {
       return keys;
     }
     case JinjaValue::Type::kString: {
-      cx.charge_bytes(v.as_string().size());
+      // One value per code point: charged (and limited) as a list of that
+      // many items, before any is made.
+      const std::string& s = v.as_string();
+      cx.charge_items(jinja_utf8_length(s));
+      std::vector<size_t> off = jinja_utf8_offsets(s);
       JinjaList chars;
-      for (auto& c : jinja_utf8_chars(v.as_string())) chars.emplace_back(std::move(c));
+      chars.reserve(off.size() - 1);
+      for (size_t i = 0; i + 1 < off.size(); ++i) chars.emplace_back(s.substr(off[i], off[i + 1] - off[i]));
       return chars;
     }
     default:

@@ -44,12 +44,35 @@ size_t utf8_seq_len(std::string_view s, size_t i) {
   return n;
 }
 
+// Code points Python's repr() escapes besides ASCII controls: C1 controls
+// and the common non-printing spaces and format characters (an approximation
+// of str.isprintable(); exotic ones print as they are).
+bool repr_escapes(uint32_t cp) {
+  return (cp >= 0x80 && cp <= 0xA0) || cp == 0xAD || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200F) ||
+         (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x2064) || cp == 0x3000 || cp == 0xFEFF;
+}
+
 void append_repr_string(std::string& out, const std::string& s) {
   // Python picks single quotes unless the text has ' and no ".
   char q = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
   out += q;
-  for (char ch : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    char ch = s[i];
     auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80) {
+      size_t n = utf8_seq_len(s, i);
+      uint32_t cp = n == 1 ? 0xFFFFFFFFu : n == 2 ? (c & 0x1Fu) : n == 3 ? (c & 0x0Fu) : (c & 0x07u);
+      for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
+      if (n > 1 && repr_escapes(cp)) {
+        char buf[12];
+        std::snprintf(buf, sizeof buf, cp <= 0xFF ? "\\x%02x" : "\\u%04x", cp);
+        out += buf;
+      } else {
+        out.append(s, i, n);
+      }
+      i += n - 1;
+      continue;
+    }
     if (ch == q || ch == '\\') {
       out += '\\';
       out += ch;
@@ -518,14 +541,11 @@ size_t jinja_utf8_length(std::string_view s) {
   return n;
 }
 
-std::vector<std::string> jinja_utf8_chars(std::string_view s) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < s.size();) {
-    size_t n = utf8_seq_len(s, i);
-    out.emplace_back(s.substr(i, n));
-    i += n;
-  }
-  return out;
+std::vector<size_t> jinja_utf8_offsets(std::string_view s) {
+  std::vector<size_t> off;
+  for (size_t i = 0; i < s.size(); i += utf8_seq_len(s, i)) off.push_back(i);
+  off.push_back(s.size());
+  return off;
 }
 
 }  // namespace tars::engine

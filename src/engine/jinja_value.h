@@ -178,7 +178,8 @@ bool jinja_less(const JinjaValue& a, const JinjaValue& b, JinjaBudget* budget = 
 
 // Number of code points of a UTF-8 string (invalid bytes count one each).
 size_t jinja_utf8_length(std::string_view s);
-// The code points of `s`, each as its own string (invalid bytes one each).
-std::vector<std::string> jinja_utf8_chars(std::string_view s);
+// Byte offset of each code point of `s` (invalid bytes count one each),
+// then s.size(): code point i is s[off[i], off[i + 1]).
+std::vector<size_t> jinja_utf8_offsets(std::string_view s);
 
 }  // namespace tars::engine
