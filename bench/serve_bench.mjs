@@ -1,0 +1,97 @@
+// Aggregate generation speed of a real `tars serve` over HTTP with 1, 4 and 8
+// concurrent streaming clients, and time to first token (issue 5).
+//
+//   node bench/serve_bench.mjs --model build/bench-models/tinyllama-shape-Q4_0.gguf \
+//        [--tars build/tars] [--clients 1,4,8] [--tokens 64] [--threads 2]
+//
+// Every client sends the same kind of request: a ~40-token prompt (different
+// per client), max_tokens N with ignore_eos, temperature 0, streamed. The
+// aggregate rate is all generated tokens / wall time of the round; TTFT is
+// measured by the client (request sent -> first content chunk). Prints a
+// table and one JSON line; the ratio column is against the 1-client round.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
+  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
+  return acc;
+}, []));
+const model = args.model;
+if (!model) { console.error('usage: serve_bench.mjs --model FILE [--tars BIN] [--clients 1,4,8] [--tokens 64]'); process.exit(2); }
+const tars = args.tars ?? 'build/tars';
+const clients = (args.clients ?? '1,4,8').split(',').map(Number);
+const tokens = Number(args.tokens ?? 64);
+const threads = args.threads ?? '2';
+const slots = Math.max(...clients);
+
+const port = await new Promise((resolve) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+});
+const dataDir = mkdtempSync(join(tmpdir(), 'tars-bench-'));
+const child = spawn(tars, ['serve', '--port', String(port), '--data-dir', dataDir, '--model', model,
+  '--slots', String(slots), '--threads', threads, '--ctx-size', '512', '--log-level', 'warn'],
+{ stdio: ['ignore', 'inherit', 'inherit'] });
+const url = `http://127.0.0.1:${port}`;
+for (let i = 0; ; i += 1) {
+  try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* starting */ }
+  if (i > 1200) throw new Error('tars did not start');
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const words = 'the quick brown fox jumps over a lazy dog while seven small birds sing in the old tree by the river'.split(' ');
+const promptFor = (i) => Array.from({ length: 36 }, (_, k) => words[(k * 7 + i * 3) % words.length]).join(' ');
+
+async function one(i) {
+  const t0 = performance.now();
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ prompt: promptFor(i), max_tokens: tokens, temperature: 0, ignore_eos: true,
+      stream: true, stream_options: { include_usage: true } }),
+  });
+  if (!r.ok) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
+  let ttft = null; let generated = 0; let buf = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of r.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let at;
+    while ((at = buf.indexOf('\n\n')) >= 0) {
+      const line = buf.slice(0, at); buf = buf.slice(at + 2);
+      if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+      const ev = JSON.parse(line.slice(6));
+      if (ev.usage) generated = ev.usage.completion_tokens;
+      if (ttft === null && ev.choices?.[0]?.text) ttft = performance.now() - t0;
+    }
+  }
+  return { ttft, generated, ms: performance.now() - t0 };
+}
+
+// Warm-up: one short request.
+await one(99);
+const rows = [];
+for (const n of clients) {
+  const t0 = performance.now();
+  const res = await Promise.all(Array.from({ length: n }, (_, i) => one(i)));
+  const wall = (performance.now() - t0) / 1000;
+  const total = res.reduce((s, r) => s + r.generated, 0);
+  const ttfts = res.map((r) => r.ttft).sort((a, b) => a - b);
+  rows.push({ clients: n, tokens: total, wall_s: wall, agg_tps: total / wall,
+    per_client_tps: total / wall / n, ttft_ms_median: ttfts[Math.floor(n / 2)], ttft_ms_max: ttfts[n - 1] });
+}
+const status = await (await fetch(`${url}/status`)).json();
+child.kill('SIGTERM');
+await new Promise((r) => child.once('exit', r));
+rmSync(dataDir, { recursive: true, force: true });
+
+const base = rows[0].agg_tps;
+console.log(`model ${model}, ${tokens} tokens per client, ${threads} threads, ${slots} slots; ` +
+  `client CPU: ${cpus()[0].model} x${cpus().length}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log('| clients | tokens | wall s | aggregate tok/s | ratio vs 1 | per client tok/s | TTFT median ms | TTFT max ms |');
+console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const r of rows) {
+  console.log(`| ${r.clients} | ${r.tokens} | ${r.wall_s.toFixed(2)} | ${r.agg_tps.toFixed(1)} | ${(r.agg_tps / base).toFixed(2)} | ` +
+    `${r.per_client_tps.toFixed(1)} | ${r.ttft_ms_median.toFixed(0)} | ${r.ttft_ms_max.toFixed(0)} |`);
+}
+console.log(JSON.stringify({ rows, counters: status.models_loaded[0].counters }));
