@@ -17,6 +17,7 @@
 namespace tars::engine::cpu {
 
 void avx512_fill_gemm(KernelTable& t);  // kernels_avx512_gemm.cpp
+void avx512_fill_attn(KernelTable& t);  // kernels_avx512_attn.cpp
 
 // A namespace of its own: unqualified names here hide the public ones of
 // kernels_cpu.h (dot_f32, swiglu, ...).
@@ -45,6 +46,7 @@ const KernelTable* kernel_table_avx512() {
     table.isa = Isa::kAvx512;
     avx512::fill_simd_table(table);
     avx512_fill_gemm(table);
+    avx512_fill_attn(table);
     return true;
   }();
   (void)filled;

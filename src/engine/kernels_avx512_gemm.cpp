@@ -111,54 +111,72 @@ inline __mmask64 mask64(const uint8_t* p) {
   std::memcpy(&m, p, 8);
   return static_cast<__mmask64>(m);
 }
+// Software prefetch of the panel stream: the weights come from memory once
+// per product (decode), and the hardware prefetchers alone leave the core
+// waiting. Each unit prefetches the same number of bytes kAhead further on.
+constexpr int64_t kAhead = 12288;
+TARS_INLINE void prefetch_ahead(const uint8_t* p, size_t unit_bytes) {
+  for (size_t off = 0; off < unit_bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kAhead + off), _MM_HINT_T1);
+}
+
 // Adds 16 to the bytes whose bit is set (the 5th bit of Q5 codes).
 inline __m512i add_bit4(__m512i g, const uint8_t* mask) {
   return _mm512_mask_add_epi8(g, mask64(mask), g, bytes(16));
 }
 
-// C tokens' activations and accumulators; block() consumes one activation
-// block against its weight vectors.
+// Up to 8 tokens of one activation tile (GemmActs layout) and their
+// accumulators; block() consumes one activation block against its weight
+// vectors. Each token's values sit at a constant offset from the tile's
+// base, so the broadcasts need no per-token pointer.
+typedef int32_t i32_alias __attribute__((may_alias));
+constexpr int kT = kGemmActTile;
+
 template <int C>
 struct Tile {
-  const int8_t* aq[C];
-  const float* ad[C];
-  const float* as[C];
-  const int32_t* ac[C];
+  const int8_t* qs;
+  const float* d;
+  const float* s;
+  const int32_t* corr;
   int64_t L;
   __m512 acc[C];
 
-  TARS_INLINE Tile(const GemmActs& a, int t0) : L(a.block) {
-    const int64_t nb = a.k / a.block;
+  TARS_INLINE explicit Tile(const GemmActs& a) : qs(a.qs), d(a.d), s(a.s), corr(a.corr), L(a.block) {
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) {
-      aq[c] = a.qs + (t0 + c) * a.k;
-      ad[c] = a.d + (t0 + c) * nb;
-      as[c] = a.s + (t0 + c) * nb;
-      ac[c] = a.corr + (t0 + c) * nb;
-      acc[c] = _mm512_setzero_ps();
-    }
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   }
 
   // Activation block ab (L = 4 NG quants) against group vectors g, with the
   // 16 rows' block scales sc (and mins mn).
   template <int NG, bool kMin>
   TARS_INLINE void block(const __m512i* g, __m512 sc, __m512 mn, int64_t ab) {
-    __m512i ia[C];
+    const int8_t* q = qs + ab * L * kT;
+    const int64_t i = ab * kT;
+    // With few tokens the vpdpbusd chain of one block would be serial: split
+    // it in two (even and odd groups) to overlap their latencies.
+    constexpr int kChains = C < 4 ? 2 : 1;
+    __m512i ia[kChains][C];
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) ia[c] = _mm512_set1_epi32(ac[c][ab]);
+    for (int c = 0; c < C; ++c) {
+      ia[0][c] = _mm512_set1_epi32(corr[i + c]);
+      if constexpr (kChains == 2) ia[1][c] = _mm512_setzero_si512();
+    }
 #pragma GCC unroll 8
     for (int gi = 0; gi < NG; ++gi) {
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) {
-        int32_t av;
-        std::memcpy(&av, aq[c] + ab * L + 4 * gi, 4);
-        ia[c] = _mm512_dpbusd_epi32(ia[c], g[gi], _mm512_set1_epi32(av));
+        const int32_t av = *reinterpret_cast<const i32_alias*>(q + 4 * kT * gi + 4 * c);
+        __m512i& x = ia[gi % kChains][c];
+        x = _mm512_dpbusd_epi32(x, g[gi], _mm512_set1_epi32(av));
       }
+    }
+    if constexpr (kChains == 2) {
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) ia[0][c] = _mm512_add_epi32(ia[0][c], ia[1][c]);
     }
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
-      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[c]), _mm512_mul_ps(sc, _mm512_set1_ps(ad[c][ab])), acc[c]);
-      if constexpr (kMin) acc[c] = _mm512_fmadd_ps(mn, _mm512_set1_ps(as[c][ab]), acc[c]);
+      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[0][c]), _mm512_mul_ps(sc, _mm512_set1_ps(d[i + c])), acc[c]);
+      if constexpr (kMin) acc[c] = _mm512_fmadd_ps(mn, _mm512_set1_ps(s[i + c]), acc[c]);
     }
   }
 };
@@ -180,18 +198,21 @@ TARS_INLINE void run_legacy(TensorType t, const uint8_t* p, int64_t units, Tile<
   switch (t) {
     case TensorType::kQ4_0:
       for (int64_t u = 0; u < units; ++u, p += 288) {
+        prefetch_ahead(p, 288);
         nibble_groups(p + 32, g);
         tile.template block<8, false>(g, half16(p), none, u);
       }
       break;
     case TensorType::kQ4_1:
       for (int64_t u = 0; u < units; ++u, p += 320) {
+        prefetch_ahead(p, 320);
         nibble_groups(p + 64, g);
         tile.template block<8, true>(g, half16(p), half16(p + 32), u);
       }
       break;
     case TensorType::kQ5_0:
       for (int64_t u = 0; u < units; ++u, p += 352) {
+        prefetch_ahead(p, 352);
         nibble_groups(p + 96, g);
 #pragma GCC unroll 8
         for (int gi = 0; gi < 8; ++gi) g[gi] = add_bit4(g[gi], p + 32 + 8 * gi);
@@ -200,6 +221,7 @@ TARS_INLINE void run_legacy(TensorType t, const uint8_t* p, int64_t units, Tile<
       break;
     case TensorType::kQ5_1:
       for (int64_t u = 0; u < units; ++u, p += 384) {
+        prefetch_ahead(p, 384);
         nibble_groups(p + 128, g);
 #pragma GCC unroll 8
         for (int gi = 0; gi < 8; ++gi) g[gi] = add_bit4(g[gi], p + 64 + 8 * gi);
@@ -208,6 +230,7 @@ TARS_INLINE void run_legacy(TensorType t, const uint8_t* p, int64_t units, Tile<
       break;
     case TensorType::kQ8_0:
       for (int64_t u = 0; u < units; ++u, p += 544) {
+        prefetch_ahead(p, 544);
 #pragma GCC unroll 8
         for (int gi = 0; gi < 8; ++gi) g[gi] = load64(p + 32 + 64 * gi);
         tile.template block<8, false>(g, half16(p), none, u);
@@ -222,6 +245,7 @@ TARS_INLINE void run_q45_k(bool five, const uint8_t* p, int64_t units, Tile<C>& 
   const size_t unit_bytes = five ? 2880 : 2368;
   __m512i g[8];
   for (int64_t u = 0; u < units; ++u, p += unit_bytes) {
+    prefetch_ahead(p, unit_bytes);
     const __m512 d = half16(p), dmin = half16(p + 32);
     for (int j = 0; j < 8; ++j) {  // sub-block j: chunk j/2, low or high nibbles
       const uint8_t* qs = p + 320 + 64 * 8 * (j / 2);
@@ -245,6 +269,7 @@ TARS_INLINE void run_q6_k(const uint8_t* p, int64_t units, Tile<C>& tile) {
   const __m512 none = _mm512_setzero_ps();
   const __m512i hi2 = bytes(0x30);
   for (int64_t u = 0; u < units; ++u, p += 3360) {
+    prefetch_ahead(p, 3360);
     const __m512 d = half16(p);
     for (int h = 0; h < 2; ++h) {
       for (int half = 0; half < 2; ++half) {
@@ -272,7 +297,7 @@ TARS_INLINE void run_q6_k(const uint8_t* p, int64_t units, Tile<C>& tile) {
 template <int C>
 void q_tile(TensorType t, const uint8_t* panel, const GemmActs& a, int t0, int n_rows, const float* bias,
             float* y, int64_t ys) {
-  Tile<C> tile(a, t0);
+  Tile<C> tile(gemm_acts_from(a, t0));
   switch (t) {
     case TensorType::kQ4_K: run_q45_k<C>(false, panel, a.k / 256, tile); break;
     case TensorType::kQ5_K: run_q45_k<C>(true, panel, a.k / 256, tile); break;
@@ -283,7 +308,7 @@ void q_tile(TensorType t, const uint8_t* panel, const GemmActs& a, int t0, int n
   for (int c = 0; c < C; ++c) store_rows(y + (t0 + c) * ys, tile.acc[c], n_rows, bias);
 }
 
-constexpr int kTileQ = 8;  // tokens per integer tile
+constexpr int kTileQ = kGemmActTile;  // tokens per integer tile
 
 void panel_q_run(TensorType t, const void* panel, const GemmActs& a, int n, int n_rows, const float* bias,
                  float* y, int64_t ys) {

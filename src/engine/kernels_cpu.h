@@ -1,13 +1,14 @@
 #pragma once
 // CPU kernels: dot products of quantized weight rows with 8-bit activation
-// rows, float dots, the packed matrix-matrix products of prompt processing,
-// and the element-wise helpers of the forward pass.
+// rows, float dots, the packed products (matrix x many tokens, and the
+// decode step), attention and the element-wise helpers of the forward pass.
 //
 // Every kernel exists at several instruction-set levels, chosen once at run
 // time from cpuid (one binary runs on any x86-64):
 //   scalar  plain C++, the reference the others are tested against;
 //   avx2    AVX2 + FMA + F16C (maddubs/madd integer products);
-//   avx512  AVX-512 F/BW/VL/DQ + VNNI (vpdpbusd) and the packed GEMM.
+//   avx512  AVX-512 F/BW/VL/DQ + VNNI (vpdpbusd), the packed products and
+//           the tiled prompt attention.
 // The integer part of every quantized dot product is exact at every level, so
 // levels differ only in the order float block sums are added.
 //
@@ -16,6 +17,10 @@
 // weight type pairs with (vec_dot_act_type: Q8_0, or Q8_1 where the weight has
 // a min, Q8_K for the k-quants), then each output is a sum over blocks of
 // (integer dot of the block's quants) x (weight scale x activation scale).
+// At the avx512 level the weights are repacked once into row-interleaved
+// panels and every product, decode included, runs on them (panel_q_*); the
+// other levels call vec_dot per row and token. kernels_ops.h drives both
+// over the thread pool.
 
 #include <cstddef>
 #include <cstdint>
@@ -98,17 +103,23 @@ void panel_q_pack(TensorType weight, const void* rows, size_t row_bytes, int n_r
                   void* panel);
 
 // Activations in the packed integer product's layout, built from activation
-// blocks (vec_dot_act_type) of n tokens: one int8 row per token plus, per
-// block of `block` elements (32, or 16 for Q6_K), its float scale, its float
-// scale x sum (for weight types with a min) and -offset x its sum (the
-// panels hold unsigned quant codes; the offset is the weight type's).
+// blocks (vec_dot_act_type) of n tokens. Per block of `block` elements (32,
+// or 16 for Q6_K): the quants, the float scale, the float scale x sum (for
+// weight types with a min) and -offset x the sum (the panels hold unsigned
+// quant codes; the offset is the weight type's). Tokens are interleaved in
+// tiles of kGemmActTile, so that the tile's values for one block sit side
+// by side (the product broadcasts each from one base address):
+//   qs:   [tile][block][block/4 groups][kGemmActTile tokens][4 quants]
+//   d, s, corr: [tile][block][kGemmActTile tokens]
+// The last tile's unused lanes are left uninitialized (never read).
+inline constexpr int kGemmActTile = 8;
 struct GemmActs {
-  int64_t k = 0;           // elements per token
-  int block = 32;          // elements per scale block
-  const int8_t* qs = nullptr;     // [n x k] quants
-  const float* d = nullptr;       // [n x k/block] scales
-  const float* s = nullptr;       // [n x k/block] scale x sum of quants
-  const int32_t* corr = nullptr;  // [n x k/block] -offset x sum of quants
+  int64_t k = 0;                  // elements per token
+  int block = 32;                 // elements per scale block
+  const int8_t* qs = nullptr;     // quants (layout above)
+  const float* d = nullptr;       // scales
+  const float* s = nullptr;       // scale x sum of quants
+  const int32_t* corr = nullptr;  // -offset x sum of quants
 };
 
 // Bytes of scratch that gemm_acts_build needs for n tokens of k elements.
@@ -118,6 +129,8 @@ size_t gemm_acts_bytes(TensorType weight, int64_t k, int n);
 // work; every call returns the same GemmActs.
 GemmActs gemm_acts_build(TensorType weight, const void* act, size_t act_row_bytes, int64_t k, int n,
                          int t0, int t1, void* scratch);
+// The same activations from token t0 (a multiple of kGemmActTile) on.
+GemmActs gemm_acts_from(const GemmActs& a, int t0);
 // y[t * y_stride + r] = panel row r . token t, for t < n, r < n_rows, plus
 // bias[r] when bias is not null.
 void panel_q_run(TensorType weight, const void* panel, const GemmActs& a, int n, int n_rows,

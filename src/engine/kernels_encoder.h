@@ -1,9 +1,10 @@
 #pragma once
 // The CPU backend's encoder operations (BERT): bidirectional attention over
 // packed sequences, exact (erf) GELU, and mean pooling per sequence.
-// backend_cpu.cpp calls these; the per-row attention kernel is the one the
-// decoder path uses (KernelTable::attn_group), so there is one attention
-// implementation per instruction-set level.
+// backend_cpu.cpp calls these. Attention is built from existing kernels, not
+// a new one: per (input, head) as two packed float products (gemm_f_pack /
+// gemm_f_run, the matmul's kernels) where the level has them, else per token
+// with the decoder's KernelTable::attn_group.
 
 #include <cstdint>
 
@@ -13,7 +14,9 @@
 namespace tars::engine::cpu {
 
 // Backend::attention_packed: token t of sequence s attends to every row of s
-// (rows start[s] .. start[s+1]-1 of k and v), and to nothing else.
+// (rows start[s] .. start[s+1]-1 of k and v), and to nothing else. The two
+// paths differ only in float summation order (tests hold both to a double
+// reference).
 void attention_packed(ThreadPool& pool, const float* q, const float* k, const float* v,
                       const SeqLayout& s, const AttentionParams& p, float* out);
 

@@ -27,8 +27,9 @@ size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 struct ActsLayout {
   int block;
-  int64_t nb;        // blocks per token
-  size_t qs_bytes, f_bytes, i_bytes;  // each array, 64-aligned
+  int64_t nb;                          // blocks per token
+  int n8;                              // tokens rounded up to whole tiles
+  size_t qs_bytes, f_bytes, i_bytes;   // each array, 64-aligned
 };
 
 ActsLayout acts_layout(TensorType w, int64_t k, int n, int* offset) {
@@ -38,9 +39,10 @@ ActsLayout acts_layout(TensorType w, int64_t k, int n, int* offset) {
   ActsLayout a;
   a.block = l.act_block;
   a.nb = k / l.act_block;
-  a.qs_bytes = align64(static_cast<size_t>(n) * k);
-  a.f_bytes = align64(static_cast<size_t>(n) * a.nb * sizeof(float));
-  a.i_bytes = align64(static_cast<size_t>(n) * a.nb * sizeof(int32_t));
+  a.n8 = (n + kGemmActTile - 1) / kGemmActTile * kGemmActTile;
+  a.qs_bytes = align64(static_cast<size_t>(a.n8) * k);
+  a.f_bytes = align64(static_cast<size_t>(a.n8) * a.nb * sizeof(float));
+  a.i_bytes = align64(static_cast<size_t>(a.n8) * a.nb * sizeof(int32_t));
   return a;
 }
 
@@ -62,24 +64,29 @@ GemmActs gemm_acts_build(TensorType w, const void* act, size_t act_row_bytes, in
   int32_t* corr = reinterpret_cast<int32_t*>(base + l.qs_bytes + 2 * l.f_bytes);
   TensorType at;
   TARS_CHECK(vec_dot_act_type(w, &at));
+  constexpr int T = kGemmActTile;
+  const int L = l.block;
+  // Token t's block b: quants at qs + ((tile*nb + b) * L/4 + g) * 4T + 4 lane
+  // (group g of 4), scalars at index (tile*nb + b) * T + lane.
+  auto put = [&](int t, int64_t b, const int8_t* q, float dv, float sv, int32_t cv) {
+    const int64_t tile_block = static_cast<int64_t>(t / T) * l.nb + b;
+    int8_t* dst = qs + tile_block * L * T + 4 * (t % T);
+    for (int g = 0; g < L / 4; ++g) std::memcpy(dst + 4 * T * g, q + 4 * g, 4);
+    d[tile_block * T + t % T] = dv;
+    s[tile_block * T + t % T] = sv;
+    corr[tile_block * T + t % T] = cv;
+  };
   for (int t = t0; t < t1; ++t) {
     const uint8_t* row = static_cast<const uint8_t*>(act) + static_cast<size_t>(t) * act_row_bytes;
-    int8_t* q = qs + static_cast<size_t>(t) * k;
-    float* dt = d + static_cast<size_t>(t) * l.nb;
-    float* st = s + static_cast<size_t>(t) * l.nb;
-    int32_t* ct = corr + static_cast<size_t>(t) * l.nb;
     if (at == TensorType::kQ8_K) {
       const BlockQ8_K* b = reinterpret_cast<const BlockQ8_K*>(row);
-      const int per = kQuantSuper / l.block;  // blocks per super-block (8 or 16)
-      const int groups = l.block / 16;        // bsums per block (2 or 1)
+      const int per = kQuantSuper / L;  // blocks per super-block (8 or 16)
+      const int groups = L / 16;        // bsums per block (2 or 1)
       for (int64_t sb = 0; sb < k / kQuantSuper; ++sb) {
-        std::memcpy(q + sb * kQuantSuper, b[sb].qs, kQuantSuper);
         for (int j = 0; j < per; ++j) {
           int sum = 0;
           for (int g = 0; g < groups; ++g) sum += b[sb].bsums[j * groups + g];
-          dt[sb * per + j] = b[sb].d;
-          st[sb * per + j] = b[sb].d * static_cast<float>(sum);
-          ct[sb * per + j] = -offset * sum;
+          put(t, sb * per + j, b[sb].qs + j * L, b[sb].d, b[sb].d * static_cast<float>(sum), -offset * sum);
         }
       }
     } else {
@@ -91,23 +98,34 @@ GemmActs gemm_acts_build(TensorType w, const void* act, size_t act_row_bytes, in
         std::memcpy(&dh, blk, 2);
         if (q81) std::memcpy(&sh, blk + 2, 2);
         const int8_t* bq = reinterpret_cast<const int8_t*>(blk + (q81 ? 4 : 2));
-        std::memcpy(q + j * 32, bq, 32);
         int sum = 0;
         for (int e = 0; e < 32; ++e) sum += bq[e];
-        dt[j] = fp16_to_fp32(dh);
-        st[j] = q81 ? fp16_to_fp32(sh) : dt[j] * static_cast<float>(sum);
-        ct[j] = -offset * sum;
+        const float dv = fp16_to_fp32(dh);
+        put(t, j, bq, dv, q81 ? fp16_to_fp32(sh) : dv * static_cast<float>(sum), -offset * sum);
       }
     }
   }
+  // The last tile's padding lanes stay as they are: a tile of C < 8 tokens
+  // reads lanes 0 .. C-1 only.
   GemmActs a;
   a.k = k;
-  a.block = l.block;
+  a.block = L;
   a.qs = qs;
   a.d = d;
   a.s = s;
   a.corr = corr;
   return a;
+}
+
+GemmActs gemm_acts_from(const GemmActs& a, int t0) {
+  TARS_CHECK(t0 % kGemmActTile == 0);
+  const int64_t nb = a.k / a.block;
+  GemmActs r = a;
+  r.qs = a.qs + static_cast<int64_t>(t0) * a.k;
+  r.d = a.d + t0 * nb;
+  r.s = a.s + t0 * nb;
+  r.corr = a.corr + t0 * nb;
+  return r;
 }
 
 size_t gemm_f_panel_bytes(int64_t k) { return static_cast<size_t>(k) * kGemmRows * sizeof(float); }

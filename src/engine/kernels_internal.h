@@ -18,7 +18,8 @@
 namespace tars::engine::cpu {
 
 inline constexpr int kTypeSlots = 32;     // TensorType numbers 0..31 index the tables
-inline constexpr int kAttnKeyBlock = 64;  // keys attn_group converts at a time
+inline constexpr int kAttnKeyBlock = 64;  // keys attn_group / attn_tile convert at a time
+inline constexpr int kAttnTileRows = 128; // query rows (tokens x grouped heads) of one attn_tile
 
 // A plain aggregate (no member initializers, so no constructor is emitted in
 // the higher-level files): a table in static storage starts zeroed.
@@ -41,6 +42,15 @@ struct KernelTable {
   // The SIMD levels need hd % 8 == 0.
   void (*attn_group)(const float*, int, int, const void*, const void*, int64_t, bool, int, float, float*,
                      float*, float*);
+  // attn_tile(q, q_stride, nt, group, hd, pos, k, v, kv_stride, f16, scale,
+  // out, out_stride, scratch): nt consecutive tokens of one sequence
+  // (positions pos[0..nt), increasing by one) times their `group` query heads
+  // that share one KV head (nt * group <= kAttnTileRows; token t's heads at
+  // q + t * q_stride, its output at out + t * out_stride), over keys 0 ..
+  // pos[nt-1]. Needs hd % 16 == 0, hd <= 256, and attn_tile_scratch(hd)
+  // floats of scratch. Null at levels without it.
+  void (*attn_tile)(const float*, int64_t, int, int, int, const int32_t*, const void*, const void*, int64_t,
+                    bool, float, float*, int64_t, float*);
   // Packed products (null at levels without them); see kernels_cpu.h.
   // gemm_f_pack_f32 / _f16(w, row_bytes, n_rows, k, panel).
   void (*panel_q_run)(TensorType, const void*, const GemmActs&, int, int, const float*, float*, int64_t);
@@ -49,6 +59,11 @@ struct KernelTable {
   void (*gemm_f_run)(const void*, int64_t, const float*, int64_t, int, int, const float*, float*,
                      int64_t);
 };
+
+// Floats of scratch attn_tile needs for head size hd.
+static inline size_t attn_tile_scratch(int hd) {
+  return static_cast<size_t>(2 * hd + kAttnKeyBlock) * kAttnTileRows + 2 * static_cast<size_t>(kAttnKeyBlock) * hd;
+}
 
 // One per level; the higher ones return null when not compiled in.
 const KernelTable* kernel_table_scalar();

@@ -10,6 +10,8 @@
 // Float weights, and quantized weights in exact mode, use float activations:
 // float panels packed per product from kGemmMinTokens tokens on, vec_dot on
 // F32/F16/BF16 rows below, dequantized rows and float dots otherwise.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -37,6 +39,15 @@ template <class F>
 void split(ThreadPool& pool, bool serial, int64_t n, int64_t grain, F&& fn) {
   if (serial) fn(int64_t{0}, n);
   else pool.parallel_for_dynamic(n, grain, fn);
+}
+
+// Tokens per block of the packed product: as many as keep the block's int8
+// activations within about 256 KiB (half an L2), a multiple of the 8-token
+// register tile.
+int token_block(int64_t k, int n) {
+  int64_t tb = (int64_t{256} << 10) / std::max<int64_t>(k, 1);
+  tb = std::max<int64_t>(8, tb / 8 * 8);
+  return static_cast<int>(std::min<int64_t>(tb, n));
 }
 
 uint8_t* grow(std::vector<uint8_t>& v, size_t bytes) {
@@ -71,11 +82,27 @@ void matmul_quant(ThreadPool& pool, MatmulScratch& s, PanelCache& panels, const 
     const GemmActs acts = gemm_acts_build(w.type, act, arow, k, n, 0, 0, acts_mem);
     const size_t panel_bytes = panel_q_bytes(w.type, k);
     const int64_t n_panels = (rows + kGemmRows - 1) / kGemmRows;
-    split(pool, serial, n_panels, n < 8 ? 4 : 1, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t r0 = p * kGemmRows;
-        const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
-        panel_q_run(w.type, packed + p * panel_bytes, acts, n, nr, bias ? bias + r0 : nullptr, y + r0, rows);
+    // Work items: (token block, chunk of panels), token blocks outermost, so
+    // that a token block's activations stay in L2 while every panel streams
+    // past them once (instead of all activations streaming past every panel).
+    const int tb = token_block(k, n);
+    const int64_t n_tb = (n + tb - 1) / tb;
+    // Chunks of panels: a few per thread and token block (each chunk costs an
+    // atomic increment shared by the threads), at least 2 panels.
+    const int64_t per_chunk = std::max<int64_t>(2, n_panels / (8 * pool.size()));
+    const int64_t n_chunks = (n_panels + per_chunk - 1) / per_chunk;
+    split(pool, serial, n_tb * n_chunks, 1, [&](int64_t w0, int64_t w1) {
+      for (int64_t wi = w0; wi < w1; ++wi) {
+        const int t0 = static_cast<int>(wi / n_chunks) * tb;
+        const int nt = std::min(tb, n - t0);
+        const GemmActs at0 = gemm_acts_from(acts, t0);
+        const int64_t p0 = (wi % n_chunks) * per_chunk, p1 = std::min(n_panels, p0 + per_chunk);
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t r0 = p * kGemmRows;
+          const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
+          panel_q_run(w.type, packed + p * panel_bytes, at0, nt, nr, bias ? bias + r0 : nullptr,
+                      y + t0 * rows + r0, rows);
+        }
       }
     });
     return;
@@ -143,7 +170,26 @@ void matmul_float(ThreadPool& pool, const Weight& w, const float* x, int n, floa
 }  // namespace
 
 PanelCache::~PanelCache() {
-  for (auto& [key, e] : entries_) std::free(e.mem);
+  for (uint8_t* a : arenas_) std::free(a);
+}
+
+uint8_t* PanelCache::arena_alloc(size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20, kArenaBytes = size_t{64} << 20;
+  bytes = (bytes + 63) / 64 * 64;
+  if (arenas_.empty() || arena_used_ + bytes > arena_size_) {
+    const size_t size = std::max(kArenaBytes, (bytes + kHuge - 1) / kHuge * kHuge);
+    uint8_t* a = static_cast<uint8_t*>(std::aligned_alloc(kHuge, size));
+    if (!a) return nullptr;
+#if defined(MADV_HUGEPAGE)
+    madvise(a, size, MADV_HUGEPAGE);  // pages are only backed once touched
+#endif
+    arenas_.push_back(a);
+    arena_used_ = 0;
+    arena_size_ = size;
+  }
+  uint8_t* p = arenas_.back() + arena_used_;
+  arena_used_ += bytes;
+  return p;
 }
 
 const uint8_t* PanelCache::get(ThreadPool& pool, const Weight& w) {
@@ -152,17 +198,15 @@ const uint8_t* PanelCache::get(ThreadPool& pool, const Weight& w) {
   panel_layout(w.type, &l);
   const size_t row_bytes = quant_row_bytes(w.type, w.cols);
   if (w.cols % l.unit_elems != 0) return nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(w.data);
-    if (it != entries_.end()) return it->second.mem;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(w.data);
+  if (it != entries_.end()) return it->second.mem;
   const size_t panel_bytes = panel_q_bytes(w.type, w.cols);
   const int64_t n_panels = (w.rows + kGemmRows - 1) / kGemmRows;
   Entry e;
   e.bytes = panel_bytes * n_panels;
   e.replaced = row_bytes * w.rows;
-  e.mem = static_cast<uint8_t*>(std::aligned_alloc(64, (e.bytes + 63) / 64 * 64));
+  e.mem = arena_alloc(e.bytes);
   if (!e.mem) return nullptr;  // out of memory: the row-by-row path still works
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   pool.parallel_for_dynamic(n_panels, 8, [&](int64_t p0, int64_t p1) {
@@ -172,7 +216,6 @@ const uint8_t* PanelCache::get(ThreadPool& pool, const Weight& w) {
       panel_q_pack(w.type, src + r0 * row_bytes, row_bytes, nr, w.cols, e.mem + p * panel_bytes);
     }
   });
-  std::lock_guard<std::mutex> lock(mu_);
   entries_[w.data] = e;
   return e.mem;
 }

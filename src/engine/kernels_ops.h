@@ -23,7 +23,11 @@ struct MatmulScratch {
 
 // Quantized weights repacked into row-interleaved panels (kernels_panel.h),
 // once per weight matrix, at the first product that can use them. Keyed by
-// the weight's data pointer: the backend's weights never move.
+// the weight's data pointer: a backend's weights stay where they were
+// loaded for its lifetime. Panels live in large arenas backed by 2 MiB pages
+// where the OS offers them (transparent huge pages): decode streams every
+// weight once per token, and with 4 KiB pages the TLB would miss on every
+// page.
 class PanelCache {
  public:
   PanelCache() = default;
@@ -33,7 +37,7 @@ class PanelCache {
 
   // The panels of w (panel p at p * panel_q_bytes(w.type, w.cols)), packed
   // now if they are not yet; null when the active level has no packed
-  // product for w.type.
+  // product for w.type (or memory ran out: the caller falls back).
   const uint8_t* get(ThreadPool& pool, const Weight& w);
   // Bytes of panels held, and bytes of the file's weights they replace
   // (those are no longer read).
@@ -45,8 +49,13 @@ class PanelCache {
     uint8_t* mem = nullptr;
     size_t bytes = 0, replaced = 0;
   };
+  uint8_t* arena_alloc(size_t bytes);
+
   mutable std::mutex mu_;
   std::unordered_map<const void*, Entry> entries_;
+  std::vector<uint8_t*> arenas_;   // each kArenaBytes or larger, 2 MiB aligned
+  size_t arena_used_ = 0;          // bytes used of the last arena
+  size_t arena_size_ = 0;          // its size
 };
 
 // Below this many tokens, float weights run row by row (vec_dot); from it

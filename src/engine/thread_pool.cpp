@@ -20,32 +20,48 @@ inline void cpu_relax() {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
   stop_.store(true);
-  generation_.fetch_add(1);
-  generation_.notify_all();
+  wake_.fetch_add(1, std::memory_order_release);
+  wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+// A worker joins the current job only while it is open, by adding itself to
+// the state's active count; the caller closes the job once every task is
+// taken and no worker is active, so a worker never touches a finished job.
+void ThreadPool::worker() {
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
+    uint32_t w = wake_.load(std::memory_order_acquire);
+    for (int spin = 0; w == seen && spin < kSpinIterations; ++spin) {
       cpu_relax();
-      g = generation_.load(std::memory_order_acquire);
+      w = wake_.load(std::memory_order_acquire);
     }
-    if (g == seen) {
-      generation_.wait(seen, std::memory_order_acquire);
+    if (w == seen) {
+      wake_.wait(seen, std::memory_order_acquire);
       continue;
     }
-    seen = g;
-    if (stop_.load()) return;
-    call_(ctx_, index);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    seen = w;
+    if (stop_.load(std::memory_order_acquire)) return;
+    uint64_t s = state_.load(std::memory_order_acquire);
+    bool joined = false;
+    while (!(s & kClosed)) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) continue;  // came too late: the caller did the work
+    for (;;) {
+      const int t = next_.fetch_add(1, std::memory_order_relaxed);
+      if (t >= n_tasks_) break;
+      call_(ctx_, t);
+    }
+    state_.fetch_sub(1, std::memory_order_release);
   }
 }
 
@@ -54,19 +70,31 @@ void ThreadPool::run_erased(Call call, void* ctx) {
     call(ctx, 0);
     return;
   }
+  // The previous job is closed (no worker active): publish the next one.
   call_ = call;
   ctx_ = ctx;
-  pending_.store(n_threads_ - 1, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  generation_.notify_all();
+  n_tasks_ = n_threads_;
+  next_.store(1, std::memory_order_relaxed);  // task 0 is the caller's
+  generation_ += 1;
+  state_.store(generation_ << 32, std::memory_order_release);  // open, no worker active
+  wake_.fetch_add(1, std::memory_order_release);
+  wake_.notify_all();
   call(ctx, 0);
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < kSpinIterations) {
-      cpu_relax();
-    } else {
-      int p = pending_.load(std::memory_order_acquire);
-      if (p != 0) pending_.wait(p, std::memory_order_acquire);
+  for (;;) {  // then whatever the workers have not taken yet
+    const int t = next_.fetch_add(1, std::memory_order_relaxed);
+    if (t >= n_tasks_) break;
+    call(ctx, t);
+  }
+  // Close the job once no worker is inside it; late workers then stay out.
+  uint64_t s = state_.load(std::memory_order_acquire);
+  for (int spin = 0;; ++spin) {
+    if ((s & kActiveMask) == 0 &&
+        state_.compare_exchange_weak(s, s | kClosed, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      break;
     }
+    if (spin < kSpinIterations) cpu_relax();
+    else std::this_thread::yield();
+    s = state_.load(std::memory_order_acquire);
   }
 }
 

@@ -1,10 +1,14 @@
 #pragma once
 // A fixed pool of worker threads for data-parallel loops. The calling thread
 // takes part, so a pool of N threads starts N-1 workers. Dispatch is cheap
-// (an atomic generation counter; workers spin briefly, then sleep with
+// (an atomic counter; workers spin briefly, then sleep with
 // std::atomic::wait; the job is a plain function pointer and context, no
-// allocation), because decoding one token issues hundreds of loops:
-// bench_thread_pool measures the round trip (about 1-3 us with 2 threads).
+// allocation), because decoding one token issues hundreds of loops
+// (bench_thread_pool measures the round trip).
+//
+// A job is size() tasks that any thread may take, the caller first: when a
+// worker is slow to wake (another process holds its core, as happens on
+// shared machines) the caller does its share instead of waiting for it.
 
 #include <algorithm>
 #include <atomic>
@@ -25,8 +29,9 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(thread_index) once on each of the size() threads and returns
-  // when all calls have finished. Not re-entrant.
+  // Calls fn(t) once for each t in [0, size()) and returns when all calls
+  // have finished. The calling thread runs fn(0), then takes the tasks no
+  // worker has taken yet; workers take the rest. Not re-entrant.
   template <class F>
   void run(F&& fn) {
     auto call = [](void* ctx, int t) { (*static_cast<std::remove_reference_t<F>*>(ctx))(t); };
@@ -78,16 +83,24 @@ class ThreadPool {
   }
 
  private:
-  using Call = void (*)(void* ctx, int thread);
+  using Call = void (*)(void* ctx, int task);
   void run_erased(Call call, void* ctx);
-  void worker(int index);
+  void worker();
+
+  // state_: the job's generation (high 32 bits), a closed flag, and the
+  // number of workers inside the job (low bits).
+  static constexpr uint64_t kClosed = uint64_t{1} << 31;
+  static constexpr uint64_t kActiveMask = kClosed - 1;
 
   int n_threads_;
   std::vector<std::thread> workers_;
   Call call_ = nullptr;
   void* ctx_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  int n_tasks_ = 0;
+  std::atomic<int> next_{0};               // next task to take
+  uint64_t generation_ = 0;                // caller's count of jobs
+  std::atomic<uint64_t> state_{kClosed};   // see above
+  std::atomic<uint32_t> wake_{0};          // bumped per job; workers wait on it
   std::atomic<bool> stop_{false};
 };
 

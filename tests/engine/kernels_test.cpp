@@ -354,6 +354,70 @@ TEST_P(KernelLevels, AttentionGroupMatchesDouble) {
   }
 }
 
+// attn_tile: a block of consecutive query tokens (from any start position)
+// against the same double-precision attention, causal mask included.
+TEST(Kernels, AttentionTileMatchesDouble) {
+  if (cpu::isa_detected() != Isa::kAvx512) GTEST_SKIP() << "attn_tile is an AVX-512 kernel";
+  const cpu::KernelTable& tab = *cpu::kernel_table_avx512();
+  ASSERT_NE(tab.attn_tile, nullptr);
+  std::mt19937 rng(9);
+  for (int hd : {32, 64, 128}) {
+    for (int group : {1, 4, 8}) {
+      for (int start : {0, 5, 100}) {
+        for (bool f16 : {false, true}) {
+          const int nt = std::min(cpu::kAttnTileRows / group, 16 + start % 7);
+          const int n_kv = 2, kv_stride = hd * n_kv, q_stride = hd * group * n_kv;
+          const int n_keys = start + nt;
+          std::vector<float> q = random_floats(static_cast<int64_t>(nt) * q_stride, 1.0f, rng);
+          std::vector<float> kf = random_floats(static_cast<int64_t>(n_keys) * kv_stride, 1.0f, rng);
+          std::vector<float> vf = random_floats(static_cast<int64_t>(n_keys) * kv_stride, 1.0f, rng);
+          std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+          for (size_t i = 0; i < kf.size(); ++i) {
+            kh[i] = fp32_to_fp16(kf[i]);
+            vh[i] = fp32_to_fp16(vf[i]);
+            if (f16) {
+              kf[i] = fp16_to_fp32(kh[i]);
+              vf[i] = fp16_to_fp32(vh[i]);
+            }
+          }
+          std::vector<int32_t> pos(nt);
+          for (int t = 0; t < nt; ++t) pos[t] = start + t;
+          const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+          std::vector<float> out(q.size(), 777.0f), scratch(cpu::attn_tile_scratch(hd));
+          const int g = 1;  // the second KV head: its query heads are g*group .. g*group+group-1
+          tab.attn_tile(q.data() + g * group * hd, q_stride, nt, group, hd, pos.data(),
+                        f16 ? static_cast<const void*>(kh.data() + g * hd) : kf.data() + g * hd,
+                        f16 ? static_cast<const void*>(vh.data() + g * hd) : vf.data() + g * hd, kv_stride, f16,
+                        scale, out.data() + g * group * hd, q_stride, scratch.data());
+          for (int t = 0; t < nt; ++t) {
+            for (int h = 0; h < group; ++h) {
+              const float* qh = q.data() + t * q_stride + (g * group + h) * hd;
+              const int keys = pos[t] + 1;
+              std::vector<double> pr(keys);
+              double mx = -1e300, sum = 0;
+              for (int j = 0; j < keys; ++j) {
+                double sc = 0;
+                for (int i = 0; i < hd; ++i) sc += static_cast<double>(qh[i]) * kf[j * kv_stride + g * hd + i];
+                pr[j] = sc * scale;
+                mx = std::max(mx, pr[j]);
+              }
+              for (double& v : pr) sum += (v = std::exp(v - mx));
+              for (int i = 0; i < hd; ++i) {
+                double ref = 0;
+                for (int j = 0; j < keys; ++j) ref += pr[j] / sum * vf[j * kv_stride + g * hd + i];
+                ASSERT_NEAR(out[t * q_stride + (g * group + h) * hd + i], ref, 2e-5)
+                    << "hd " << hd << " group " << group << " start " << start << " f16 " << f16 << " token " << t;
+              }
+            }
+            // Other KV heads' outputs are untouched.
+            EXPECT_EQ(out[t * q_stride], 777.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Level, KernelLevels, ::testing::Values(0, 1, 2),
                          [](const auto& info) { return level_name(static_cast<Isa>(info.param)); });
 

@@ -1,0 +1,158 @@
+// Embeddings per second for the all-MiniLM-L6-v2 shape on the CPU, model
+// load excluded (shared/BASELINES.md has the best-known engine's figures for
+// the same shape and inputs):
+//   sentences: 1024 inputs of 13 tokens ([CLS] + 11 words + [SEP])
+//   passages:   128 inputs of 125 tokens
+// The model has random F32 weights (speed does not depend on the values),
+// written once by the tests' random BERT builder with the MiniLM config and
+// vocab.txt from the fixtures. Inputs are random whole words of the
+// vocabulary, so each word is exactly one token. Timing covers tokenizing,
+// batching, the forward passes, pooling and normalisation: what a caller of
+// embed_texts waits for. Each case runs `--reps` times; the best and the
+// median are printed, with the machine's load average (shared machines).
+//
+//   bench_embed_bench [--threads 2] [--reps 3] [--batch-tokens N ...]
+//                     [--fixtures DIR] [--model PATH] [--type f32|f16]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "engine/backend.h"
+#include "engine/embed.h"
+#include "engine/encoder.h"
+#include "engine/gguf.h"
+#include "engine/tokenizer.h"
+#include "support/bert_builder.h"
+
+namespace {
+
+using namespace tars;
+
+struct Args {
+  int threads = 2;
+  int reps = 3;
+  std::vector<int> batch_tokens;  // empty: the encoder's default
+  std::string fixtures = "../shared/models";
+  std::string model;              // empty: build one in /tmp
+  std::string type = "f32";
+};
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+// n inputs of `words` random whole-word tokens each.
+std::vector<std::string> make_inputs(const engine::Tokenizer& tok, int n, int words, uint64_t seed) {
+  std::vector<std::string> pool;
+  const std::string mark = "\xE2\x96\x81";
+  for (const std::string& t : tok.vocab().tokens) {
+    if (t.size() < mark.size() + 3 || t.compare(0, mark.size(), mark) != 0) continue;
+    const std::string w = t.substr(mark.size());
+    if (std::all_of(w.begin(), w.end(), [](char c) { return c >= 'a' && c <= 'z'; })) pool.push_back(w);
+  }
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> out(n);
+  for (std::string& s : out) {
+    for (int i = 0; i < words; ++i) s += (i ? " " : "") + pool[rng() % pool.size()];
+  }
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Wall-clock rate (the figure to compare), and inputs per CPU-second of this
+// process: on a machine shared with other work the wall rate drops while the
+// CPU rate mostly does not, so the pair shows how loaded the run was.
+void run_case(engine::Encoder& enc, const char* name, const std::vector<std::string>& texts,
+              double baseline, int reps) {
+  const size_t tokens_each = engine::embed_tokenize(enc, texts[0]).size();
+  engine::embed_texts(enc, std::vector<std::string>(texts.begin(), texts.begin() + 8));  // warm up
+  std::vector<double> rates, cpu_rates;
+  for (int r = 0; r < reps; ++r) {
+    const double c0 = cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto out = engine::embed_texts(enc, texts);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(out.size() / s);
+    cpu_rates.push_back(out.size() / (cpu_seconds() - c0));
+  }
+  const double best = *std::max_element(rates.begin(), rates.end()), med = median(rates);
+  std::printf("%-9s %4zu x %3zu tokens  batch %4d  best %6.1f/s (%5.0f tokens/s)  median %6.1f/s  "
+              "%.2fx baseline %.0f/s  per CPU-second %6.1f  load %s\n",
+              name, texts.size(), tokens_each, enc.max_batch_tokens(), best, best * tokens_each, med,
+              best / baseline, baseline, median(cpu_rates), load_average().c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    auto next = [&](const char* flag) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", flag);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (!std::strcmp(argv[i], "--threads")) a.threads = std::atoi(next("--threads"));
+    else if (!std::strcmp(argv[i], "--reps")) a.reps = std::max(1, std::atoi(next("--reps")));
+    else if (!std::strcmp(argv[i], "--batch-tokens")) a.batch_tokens.push_back(std::atoi(next("--batch-tokens")));
+    else if (!std::strcmp(argv[i], "--fixtures")) a.fixtures = next("--fixtures");
+    else if (!std::strcmp(argv[i], "--model")) a.model = next("--model");
+    else if (!std::strcmp(argv[i], "--type")) a.type = next("--type");
+    else {
+      std::fprintf(stderr, "unknown argument %s (see the comment at the top of embed_bench.cpp)\n", argv[i]);
+      return 2;
+    }
+  }
+  try {
+    if (a.model.empty()) {
+      a.model = "/tmp/tars-bench-minilm-" + a.type + ".gguf";
+      test::RandomBertSpec spec = test::bert_spec_from_hf_config(a.fixtures + "/minilm/config.json",
+                                                                 a.fixtures + "/minilm/vocab.txt");
+      spec.weight_type = a.type == "f16" ? engine::TensorType::kF16 : engine::TensorType::kF32;
+      test::write_random_bert(spec, a.model);
+      std::printf("model: %s (MiniLM shape, random %s weights)\n", a.model.c_str(), a.type.c_str());
+    }
+    if (a.batch_tokens.empty()) a.batch_tokens.push_back(engine::EncoderOptions{}.max_batch_tokens);
+    auto file = std::shared_ptr<const engine::GgufFile>(engine::GgufFile::open(a.model));
+    auto backend = engine::backend_cpu_create({a.threads});
+    std::printf("threads %d, reps %d\n", a.threads, a.reps);
+    for (int bt : a.batch_tokens) {
+      engine::EncoderOptions eo;
+      eo.max_batch_tokens = bt;
+      auto enc = engine::Encoder::load(file, *backend, eo);
+      // 11 and 123 words: 13 and 125 tokens with [CLS] and [SEP].
+      const auto sentences = make_inputs(enc->tokenizer(), 1024, 11, 1);
+      const auto passages = make_inputs(enc->tokenizer(), 128, 123, 2);
+      run_case(*enc, "sentences", sentences, 365, a.reps);
+      run_case(*enc, "passages", passages, 20, a.reps);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "embed_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
