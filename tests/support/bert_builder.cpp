@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/gguf.h"
+#include "support/random_tensors.h"
 #include "engine/quant.h"
 #include "engine/vocab_convert.h"
 
@@ -15,34 +16,6 @@ namespace tars::test {
 
 using engine::GgufWriter;
 using engine::TensorType;
-
-namespace {
-
-struct Writer {
-  GgufWriter w;
-  std::mt19937_64 rng;
-  TensorType matrix_type;
-
-  // A tensor of `rows` rows of `cols` values, N(mean, std). 1-D tensors (and
-  // force_f32 ones) are F32; matrices are matrix_type.
-  void tensor(const std::string& name, int64_t cols, int64_t rows, double std, double mean = 0,
-              bool force_f32 = false) {
-    std::normal_distribution<float> dist(static_cast<float>(mean), static_cast<float>(std));
-    std::vector<float> v(static_cast<size_t>(cols) * rows);
-    for (auto& x : v) x = dist(rng);
-    const TensorType t = (rows == 1 || force_f32) ? TensorType::kF32 : matrix_type;
-    const size_t row_bytes = engine::quant_row_bytes(t, cols);
-    std::vector<uint8_t> bytes(row_bytes * rows);
-    for (int64_t r = 0; r < rows; ++r) {
-      engine::quantize_row(t, v.data() + r * cols, bytes.data() + r * row_bytes, cols);
-    }
-    std::vector<uint64_t> shape = {static_cast<uint64_t>(cols)};
-    if (rows > 1) shape.push_back(static_cast<uint64_t>(rows));
-    w.add_tensor(name, t, shape, bytes);
-  }
-};
-
-}  // namespace
 
 RandomBertSpec bert_spec_from_hf_config(const std::string& config_json, const std::string& vocab_txt) {
   std::ifstream in(config_json);
@@ -67,7 +40,7 @@ RandomBertSpec bert_spec_from_hf_config(const std::string& config_json, const st
 void write_random_bert(const RandomBertSpec& s, const std::string& path) {
   const engine::Vocab vocab = engine::vocab_from_wordpiece_file(s.vocab_txt);
   const int V = vocab.n_vocab(), E = s.n_embd, F = s.n_ff;
-  Writer wr{GgufWriter(), std::mt19937_64(s.seed), s.weight_type};
+  RandomTensorWriter wr{GgufWriter(), std::mt19937_64(s.seed), s.weight_type};
   GgufWriter& w = wr.w;
   const std::string a = "bert";
   w.set_string("general.architecture", a);

@@ -6,38 +6,13 @@
 #include <vector>
 
 #include "engine/gguf.h"
+#include "support/random_tensors.h"
 #include "engine/quant.h"
 
 namespace tars::test {
 
 using engine::GgufWriter;
 using engine::TensorType;
-
-namespace {
-
-struct Writer {
-  GgufWriter w;
-  std::mt19937_64 rng;
-  TensorType matrix_type;
-
-  void tensor(const std::string& name, int64_t cols, int64_t rows, double std, double mean = 0,
-              bool force_f32 = false) {
-    std::normal_distribution<float> dist(static_cast<float>(mean), static_cast<float>(std));
-    std::vector<float> v(static_cast<size_t>(cols) * rows);
-    for (auto& x : v) x = dist(rng);
-    TensorType t = (rows == 1 || force_f32) ? TensorType::kF32 : matrix_type;
-    size_t row_bytes = engine::quant_row_bytes(t, cols);
-    std::vector<uint8_t> bytes(row_bytes * rows);
-    for (int64_t r = 0; r < rows; ++r) {
-      engine::quantize_row(t, v.data() + r * cols, bytes.data() + r * row_bytes, cols);
-    }
-    std::vector<uint64_t> shape = {static_cast<uint64_t>(cols)};
-    if (rows > 1) shape.push_back(static_cast<uint64_t>(rows));
-    w.add_tensor(name, t, shape, bytes);
-  }
-};
-
-}  // namespace
 
 void write_random_model(const RandomModelSpec& s, const std::string& path) {
   auto vocab = engine::GgufFile::open(s.vocab_from);
@@ -48,7 +23,7 @@ void write_random_model(const RandomModelSpec& s, const std::string& path) {
   const int E = s.n_embd, F = s.n_ff;
   const std::string& a = s.arch;
 
-  Writer wr{GgufWriter(), std::mt19937_64(s.seed), s.weight_type};
+  RandomTensorWriter wr{GgufWriter(), std::mt19937_64(s.seed), s.weight_type};
   GgufWriter& w = wr.w;
   w.set_string("general.architecture", a);
   w.set_string("general.name", "random-" + a);
