@@ -136,7 +136,18 @@ GemmActs gemm_acts_from(const GemmActs& a, int t0);
 void panel_q_run(TensorType weight, const void* panel, const GemmActs& a, int n, int n_rows,
                  const float* bias, float* y, int64_t y_stride);
 
-// Float panels: k vectors of kGemmRows floats (element i of each row).
+// Cached float panels of F32 / F16 / BF16 weights: k vectors of kGemmRows
+// values of the weight's own type (element i of each row), the same bytes
+// per weight as the file, repacked once like the quantized ones.
+bool panel_f_available(TensorType weight);
+size_t panel_f_bytes(TensorType weight, int64_t cols);
+void panel_f_pack(TensorType weight, const void* rows, size_t row_bytes, int n_rows, int64_t cols,
+                  void* panel);
+void panel_f_run(TensorType weight, const void* panel, int64_t k, const float* x, int64_t x_stride, int n,
+                 int n_rows, const float* bias, float* y, int64_t y_stride);
+
+// Float panels packed per product: k vectors of kGemmRows floats (element i
+// of each row).
 bool gemm_f_available();
 size_t gemm_f_panel_bytes(int64_t k);
 // Packs rows [0, n_rows) of any supported type (quantized types through the

@@ -21,6 +21,31 @@ bool panel_q_available(TensorType w) {
 
 bool gemm_f_available() { return active_table().gemm_f_run != nullptr; }
 
+bool panel_f_available(TensorType w) {
+  return active_table().panel_f_run != nullptr &&
+         (w == TensorType::kF32 || w == TensorType::kF16 || w == TensorType::kBF16);
+}
+
+size_t panel_f_bytes(TensorType w, int64_t cols) {
+  return static_cast<size_t>(cols) * kGemmRows * (w == TensorType::kF32 ? 4 : 2);
+}
+
+void panel_f_pack(TensorType w, const void* rows, size_t row_bytes, int n_rows, int64_t cols, void* panel) {
+  TARS_CHECK(n_rows >= 1 && n_rows <= kGemmRows);
+  const size_t elem = w == TensorType::kF32 ? 4 : 2;
+  uint8_t* out = static_cast<uint8_t*>(panel);
+  std::memset(out, 0, panel_f_bytes(w, cols));  // missing rows: zeros
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* src = static_cast<const uint8_t*>(rows) + r * row_bytes;
+    for (int64_t i = 0; i < cols; ++i) std::memcpy(out + (i * kGemmRows + r) * elem, src + i * elem, elem);
+  }
+}
+
+void panel_f_run(TensorType w, const void* panel, int64_t k, const float* x, int64_t x_stride, int n, int n_rows,
+                 const float* bias, float* y, int64_t y_stride) {
+  active_table().panel_f_run(w, panel, k, x, x_stride, n, n_rows, bias, y, y_stride);
+}
+
 namespace {
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }

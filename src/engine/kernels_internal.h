@@ -58,6 +58,10 @@ struct KernelTable {
   void (*gemm_f_pack_f16)(const uint16_t*, size_t, int, int64_t, void*);
   void (*gemm_f_run)(const void*, int64_t, const float*, int64_t, int, int, const float*, float*,
                      int64_t);
+  // panel_f_run(type, panel, k, x, x_stride, n, n_rows, bias, y, y_stride):
+  // the float product on a cached panel of F32, F16 or BF16 values.
+  void (*panel_f_run)(TensorType, const void*, int64_t, const float*, int64_t, int, int, const float*, float*,
+                      int64_t);
 };
 
 // Floats of scratch attn_tile needs for head size hd.

@@ -7,9 +7,11 @@
 //     in register tiles (panel_q_run), decode (one token) included;
 //   - elsewhere: threads take chunks of weight rows and each output is one
 //     vec_dot of a weight row with an activation row.
-// Float weights, and quantized weights in exact mode, use float activations:
-// float panels packed per product from kGemmMinTokens tokens on, vec_dot on
-// F32/F16/BF16 rows below, dequantized rows and float dots otherwise.
+// Float weights (F32/F16/BF16) use float activations: panels of their own
+// type cached like the quantized ones at the avx512 level, vec_dot per row
+// elsewhere. Quantized weights in exact mode (float activations): float
+// panels dequantized per product from kGemmMinTokens tokens on, else
+// dequantized rows and float dots.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -41,13 +43,36 @@ void split(ThreadPool& pool, bool serial, int64_t n, int64_t grain, F&& fn) {
   else pool.parallel_for_dynamic(n, grain, fn);
 }
 
-// Tokens per block of the packed product: as many as keep the block's int8
-// activations within about 256 KiB (half an L2), a multiple of the 8-token
-// register tile.
-int token_block(int64_t k, int n) {
-  int64_t tb = (int64_t{256} << 10) / std::max<int64_t>(k, 1);
-  tb = std::max<int64_t>(8, tb / 8 * 8);
+// Tokens per block of a packed product: as many as keep the block's
+// activations (elem_bytes per element) within about 256 KiB (half an L2), a
+// multiple of `multiple`.
+int token_block(int64_t k, int n, int elem_bytes, int multiple) {
+  int64_t tb = (int64_t{256} << 10) / std::max<int64_t>(k * elem_bytes, 1);
+  tb = std::max<int64_t>(multiple, tb / multiple * multiple);
   return static_cast<int>(std::min<int64_t>(tb, n));
+}
+
+// Runs fn(t0, nt, p) for every token block [t0, t0+nt) of tb tokens and
+// every panel p, over the pool. Work items are (token block, chunk of
+// panels), token blocks outermost, so that a token block's activations stay
+// in L2 while every panel streams past them once (instead of all the
+// activations streaming past every panel). Chunks: a few per thread and
+// token block (each costs an atomic increment the threads share), at least
+// 2 panels.
+template <class F>
+void for_panels(ThreadPool& pool, bool serial, int n, int64_t rows, int tb, F&& fn) {
+  const int64_t n_panels = (rows + kGemmRows - 1) / kGemmRows;
+  const int64_t n_tb = (n + tb - 1) / tb;
+  const int64_t per_chunk = std::max<int64_t>(2, n_panels / (8 * pool.size()));
+  const int64_t n_chunks = (n_panels + per_chunk - 1) / per_chunk;
+  split(pool, serial, n_tb * n_chunks, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t wi = w0; wi < w1; ++wi) {
+      const int t0 = static_cast<int>(wi / n_chunks) * tb;
+      const int nt = std::min(tb, n - t0);
+      const int64_t p0 = (wi % n_chunks) * per_chunk, p1 = std::min(n_panels, p0 + per_chunk);
+      for (int64_t p = p0; p < p1; ++p) fn(t0, nt, p);
+    }
+  });
 }
 
 uint8_t* grow(std::vector<uint8_t>& v, size_t bytes) {
@@ -81,29 +106,14 @@ void matmul_quant(ThreadPool& pool, MatmulScratch& s, PanelCache& panels, const 
   if (packed) {
     const GemmActs acts = gemm_acts_build(w.type, act, arow, k, n, 0, 0, acts_mem);
     const size_t panel_bytes = panel_q_bytes(w.type, k);
-    const int64_t n_panels = (rows + kGemmRows - 1) / kGemmRows;
-    // Work items: (token block, chunk of panels), token blocks outermost, so
-    // that a token block's activations stay in L2 while every panel streams
-    // past them once (instead of all activations streaming past every panel).
-    const int tb = token_block(k, n);
-    const int64_t n_tb = (n + tb - 1) / tb;
-    // Chunks of panels: a few per thread and token block (each chunk costs an
-    // atomic increment shared by the threads), at least 2 panels.
-    const int64_t per_chunk = std::max<int64_t>(2, n_panels / (8 * pool.size()));
-    const int64_t n_chunks = (n_panels + per_chunk - 1) / per_chunk;
-    split(pool, serial, n_tb * n_chunks, 1, [&](int64_t w0, int64_t w1) {
-      for (int64_t wi = w0; wi < w1; ++wi) {
-        const int t0 = static_cast<int>(wi / n_chunks) * tb;
-        const int nt = std::min(tb, n - t0);
-        const GemmActs at0 = gemm_acts_from(acts, t0);
-        const int64_t p0 = (wi % n_chunks) * per_chunk, p1 = std::min(n_panels, p0 + per_chunk);
-        for (int64_t p = p0; p < p1; ++p) {
-          const int64_t r0 = p * kGemmRows;
-          const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
-          panel_q_run(w.type, packed + p * panel_bytes, at0, nt, nr, bias ? bias + r0 : nullptr,
-                      y + t0 * rows + r0, rows);
-        }
-      }
+    // Token blocks keep their int8 activations within about 256 KiB (half an
+    // L2), in whole 8-token tiles.
+    const int tb = token_block(k, n, 1, kGemmActTile);
+    for_panels(pool, serial, n, rows, tb, [&](int t0, int nt, int64_t p) {
+      const int64_t r0 = p * kGemmRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
+      panel_q_run(w.type, packed + p * panel_bytes, gemm_acts_from(acts, t0), nt, nr, bias ? bias + r0 : nullptr,
+                  y + t0 * rows + r0, rows);
     });
     return;
   }
@@ -117,11 +127,25 @@ void matmul_quant(ThreadPool& pool, MatmulScratch& s, PanelCache& panels, const 
   });
 }
 
-void matmul_float(ThreadPool& pool, const Weight& w, const float* x, int n, float* y, const float* bias) {
+void matmul_float(ThreadPool& pool, PanelCache& panels, const Weight& w, const float* x, int n, float* y,
+                  const float* bias) {
   const int64_t k = w.cols, rows = w.rows;
   const size_t row_bytes = quant_row_bytes(w.type, k);
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
   const bool serial = k * rows * n < kSerialWork;
+
+  // Float weights with cached panels (the avx512 level): every token count.
+  if (const uint8_t* packed = is_float_type(w.type) ? panels.get(pool, w) : nullptr) {
+    const size_t panel_bytes = panel_f_bytes(w.type, k);
+    const int tb = token_block(k, n, sizeof(float), 1);
+    for_panels(pool, serial, n, rows, tb, [&](int t0, int nt, int64_t p) {
+      const int64_t r0 = p * kGemmRows;
+      const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
+      panel_f_run(w.type, packed + p * panel_bytes, k, x + t0 * k, k, nt, nr, bias ? bias + r0 : nullptr,
+                  y + t0 * rows + r0, rows);
+    });
+    return;
+  }
 
   if (n >= kGemmMinTokens && gemm_f_available() && panel_rows_ok(row_bytes)) {
     const size_t panel_bytes = gemm_f_panel_bytes(k);
@@ -193,15 +217,15 @@ uint8_t* PanelCache::arena_alloc(size_t bytes) {
 }
 
 const uint8_t* PanelCache::get(ThreadPool& pool, const Weight& w) {
-  if (w.rows < 1 || !panel_q_available(w.type)) return nullptr;
+  if (w.rows < 1) return nullptr;
   PanelLayout l;
-  panel_layout(w.type, &l);
+  const bool quant = panel_q_available(w.type) && panel_layout(w.type, &l) && w.cols % l.unit_elems == 0;
+  if (!quant && !panel_f_available(w.type)) return nullptr;
   const size_t row_bytes = quant_row_bytes(w.type, w.cols);
-  if (w.cols % l.unit_elems != 0) return nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(w.data);
   if (it != entries_.end()) return it->second.mem;
-  const size_t panel_bytes = panel_q_bytes(w.type, w.cols);
+  const size_t panel_bytes = quant ? panel_q_bytes(w.type, w.cols) : panel_f_bytes(w.type, w.cols);
   const int64_t n_panels = (w.rows + kGemmRows - 1) / kGemmRows;
   Entry e;
   e.bytes = panel_bytes * n_panels;
@@ -213,7 +237,9 @@ const uint8_t* PanelCache::get(ThreadPool& pool, const Weight& w) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kGemmRows;
       const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, w.rows - r0));
-      panel_q_pack(w.type, src + r0 * row_bytes, row_bytes, nr, w.cols, e.mem + p * panel_bytes);
+      uint8_t* dst = e.mem + p * panel_bytes;
+      if (quant) panel_q_pack(w.type, src + r0 * row_bytes, row_bytes, nr, w.cols, dst);
+      else panel_f_pack(w.type, src + r0 * row_bytes, row_bytes, nr, w.cols, dst);
     }
   });
   entries_[w.data] = e;
@@ -241,7 +267,7 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, PanelCache& panels, const 
   if (!exact && !is_float_type(w.type) && vec_dot_act_type(w.type, &at) && vec_dot_fn(w.type)) {
     matmul_quant(pool, scratch, panels, w, at, x, n, y, bias);
   } else {
-    matmul_float(pool, w, x, n, y, bias);
+    matmul_float(pool, panels, w, x, n, y, bias);
   }
 }
 

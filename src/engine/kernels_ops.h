@@ -21,8 +21,9 @@ struct MatmulScratch {
   std::vector<uint8_t> packed;  // the same in the packed product's layout (GemmActs)
 };
 
-// Quantized weights repacked into row-interleaved panels (kernels_panel.h),
-// once per weight matrix, at the first product that can use them. Keyed by
+// Weights repacked into row-interleaved panels (kernels_panel.h for the
+// quantized types; F32/F16/BF16 as k vectors of 16 values), once per weight
+// matrix, at the first product that can use them. Keyed by
 // the weight's data pointer: a backend's weights stay where they were
 // loaded for its lifetime. Panels live in large arenas backed by 2 MiB pages
 // where the OS offers them (transparent huge pages): decode streams every
@@ -58,8 +59,9 @@ class PanelCache {
   size_t arena_size_ = 0;          // its size
 };
 
-// Below this many tokens, float weights run row by row (vec_dot); from it
-// on, through float panels packed per product.
+// Quantized weights in exact mode: below this many tokens they run row by
+// row (dequantized rows, float dots); from it on, through float panels
+// dequantized per product.
 inline constexpr int kGemmMinTokens = 4;
 
 // y[t] = W x[t] (+ bias) for t < n; x is [n x w.cols], y is [n x w.rows].
