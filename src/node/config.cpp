@@ -184,15 +184,43 @@ void load_models(NodeConfig& c, const toml::node& n, const std::string& file,
     ModelDecl m;
     for (auto&& [k, v] : *t) {
       std::string key(k.str());
-      if (!v.is_string()) {
-        throw Error(ErrorCode::kConfig, where + ": key " + key + ": expected a string");
+      auto str = [&] {
+        if (!v.is_string()) throw Error(ErrorCode::kConfig, where + ": key " + key + ": expected a string");
+        return *v.value<std::string>();
+      };
+      auto integer = [&](int lo, int hi) {
+        auto x = v.value<int64_t>();
+        if (!v.is_integer() || !x || *x < lo || *x > hi) {
+          throw Error(ErrorCode::kConfig, where + ": key " + key + ": expected an integer from " +
+                                              std::to_string(lo) + " to " + std::to_string(hi));
+        }
+        return static_cast<int>(*x);
+      };
+      if (key == "path") m.path = str();
+      else if (key == "alias") m.alias = str();
+      else if (key == "role") m.role = str();
+      else if (key == "ctx_size") m.ctx_size = integer(0, 1 << 24);
+      else if (key == "slots") m.slots = integer(0, 256);
+      else if (key == "pin") m.pin = str();
+      else if (key == "load") m.load = str();
+      else if (key == "keep_alive") m.keep_alive_s = integer(0, 1 << 30);
+      else if (key == "sha256") m.sha256 = str();
+      else if (key == "quant") {
+        const toml::array* q = v.as_array();
+        if (!q) throw Error(ErrorCode::kConfig, where + ": key quant: expected an array of type names");
+        for (auto&& e : *q) {
+          if (!e.is_string()) throw Error(ErrorCode::kConfig, where + ": key quant: expected strings");
+          m.quant.push_back(*e.value<std::string>());
+        }
+      } else {
+        throw Error(ErrorCode::kConfig, where + ": unknown key " + key +
+                                            " (known: path, alias, role, ctx_size, slots, pin, quant, "
+                                            "load, keep_alive, sha256)");
       }
-      std::string s = *v.value<std::string>();
-      if (key == "path") m.path = s;
-      else if (key == "alias") m.alias = s;
-      else if (key == "role") m.role = s;
-      else throw Error(ErrorCode::kConfig, where + ": unknown key " + key +
-                                               " (known: path, alias, role)");
+    }
+    if (m.load != "always" && m.load != "on_demand") {
+      throw Error(ErrorCode::kConfig,
+                  where + ": key load: expected \"always\" or \"on_demand\", got \"" + m.load + "\"");
     }
     if (m.path.empty()) throw Error(ErrorCode::kConfig, where + ": key path is required");
     if (m.role != "chat" && m.role != "embedding") {
@@ -280,9 +308,17 @@ NodeConfig config_resolve(const ConfigInputs& in) {
   if (!in.model_flags.empty() || !in.embedding_model_flags.empty()) {
     c.models.clear();
     for (size_t i = 0; i < in.model_flags.size(); ++i) {
-      c.models.push_back({in.model_flags[i], i < in.alias_flags.size() ? in.alias_flags[i] : "", "chat"});
+      ModelDecl m;
+      m.path = in.model_flags[i];
+      if (i < in.alias_flags.size()) m.alias = in.alias_flags[i];
+      c.models.push_back(m);
     }
-    for (const auto& p : in.embedding_model_flags) c.models.push_back({p, "", "embedding"});
+    for (const auto& p : in.embedding_model_flags) {
+      ModelDecl m;
+      m.path = p;
+      m.role = "embedding";
+      c.models.push_back(m);
+    }
     c.sources["model"] = "flag";
   } else {
     c.sources["model"] = c.models.empty() ? "default" : "file";
@@ -318,6 +354,17 @@ std::string config_to_toml(const NodeConfig& c) {
     out << "path = " << toml::value<std::string>(m.path) << "\n";
     if (!m.alias.empty()) out << "alias = " << toml::value<std::string>(m.alias) << "\n";
     out << "role = " << toml::value<std::string>(m.role) << "\n";
+    if (m.ctx_size) out << "ctx_size = " << m.ctx_size << "\n";
+    if (m.slots) out << "slots = " << m.slots << "\n";
+    if (!m.pin.empty()) out << "pin = " << toml::value<std::string>(m.pin) << "\n";
+    if (!m.quant.empty()) {
+      out << "quant = [";
+      for (size_t i = 0; i < m.quant.size(); ++i) out << (i ? ", " : "") << toml::value<std::string>(m.quant[i]);
+      out << "]\n";
+    }
+    out << "load = " << toml::value<std::string>(m.load) << "\n";
+    if (m.load == "on_demand") out << "keep_alive = " << m.keep_alive_s << "\n";
+    if (!m.sha256.empty()) out << "sha256 = " << toml::value<std::string>(m.sha256) << "\n";
   }
   return out.str();
 }
@@ -340,7 +387,10 @@ nlohmann::json config_to_json(const NodeConfig& c) {
   }
   j["model"] = nlohmann::json::array();
   for (const auto& m : c.models) {
-    j["model"].push_back({{"path", m.path}, {"alias", m.alias}, {"role", m.role}});
+    j["model"].push_back({{"path", m.path},       {"alias", m.alias},   {"role", m.role},
+                          {"ctx_size", m.ctx_size}, {"slots", m.slots},   {"pin", m.pin},
+                          {"quant", m.quant},     {"load", m.load},     {"keep_alive", m.keep_alive_s},
+                          {"sha256", m.sha256}});
   }
   j["config_file"] = c.config_file;
   j["sources"] = c.sources;

@@ -44,6 +44,14 @@ struct ModelDecl {
   std::string path;   // GGUF file; relative paths are relative to the config file's folder
   std::string alias;  // API id; empty -> file name without .gguf
   std::string role = "chat";  // "chat" or "embedding"
+  // Cluster placement (issue 6); the defaults keep a single node's behaviour.
+  int ctx_size = 0;   // context per slot; 0 = [engine] ctx_size
+  int slots = 0;      // parallel sequences; 0 = [engine] slots
+  std::string pin;    // "" = anywhere; "NODE" or "NODE/DEVICE" (device id as in `tars gpus`)
+  std::vector<std::string> quant;  // allowed types ("Q8_0", "Q4_K_M", "F16"...); empty = any
+  std::string load = "always";     // "always" (resident) or "on_demand" (loaded when asked)
+  int keep_alive_s = 300;          // on_demand: idle seconds before it may be unloaded
+  std::string sha256;              // optional expected sha256 of the file (hex)
 };
 
 struct NodeConfig {

@@ -93,6 +93,34 @@ TEST(Config, ModelsFromFileAndFlags) {
   EXPECT_EQ(c.models[0].path, "x.gguf");
 }
 
+TEST(Config, ModelPlacementKeysReadAndPrintBack) {
+  test::TempDir dir;
+  test::write_file(dir.file("t.toml"),
+                   "[[model]]\npath = \"/m/phi-2.gguf\"\nctx_size = 2048\nslots = 1\n"
+                   "pin = \"pc2/gpu0\"\nquant = [\"F16\", \"Q8_0\"]\nload = \"on_demand\"\n"
+                   "keep_alive = 60\nsha256 = \"abc\"\n");
+  ConfigInputs in = base_inputs();
+  in.config_file = dir.file("t.toml");
+  NodeConfig c = config_resolve(in);
+  ASSERT_EQ(c.models.size(), 1u);
+  const ModelDecl& m = c.models[0];
+  EXPECT_EQ(m.ctx_size, 2048);
+  EXPECT_EQ(m.slots, 1);
+  EXPECT_EQ(m.pin, "pc2/gpu0");
+  EXPECT_EQ(m.quant, (std::vector<std::string>{"F16", "Q8_0"}));
+  EXPECT_EQ(m.load, "on_demand");
+  EXPECT_EQ(m.keep_alive_s, 60);
+  EXPECT_EQ(m.sha256, "abc");
+  test::write_file(dir.file("round.toml"), config_to_toml(c));
+  in.config_file = dir.file("round.toml");
+  EXPECT_EQ(config_to_json(config_resolve(in))["model"], config_to_json(c)["model"]);
+  // Defaults: resident, the engine's context and slots.
+  in.model_flags = {"/m/x.gguf"};
+  c = config_resolve(in);
+  EXPECT_EQ(c.models[0].load, "always");
+  EXPECT_EQ(c.models[0].ctx_size, 0);
+}
+
 TEST(Config, ErrorsNameFileKeyAndProblem) {
   test::TempDir dir;
   ConfigInputs in = base_inputs();
@@ -112,6 +140,12 @@ TEST(Config, ErrorsNameFileKeyAndProblem) {
   expect_config_error(in, {"model 1", "path"});
   test::write_file(in.config_file, "[[model]]\npath = \"a\"\nrole = \"painter\"\n");
   expect_config_error(in, {"model 1", "role", "painter"});
+  test::write_file(in.config_file, "[[model]]\npath = \"a\"\nload = \"lazy\"\n");
+  expect_config_error(in, {"model 1", "load", "lazy"});
+  test::write_file(in.config_file, "[[model]]\npath = \"a\"\nslots = -1\n");
+  expect_config_error(in, {"model 1", "slots", "integer"});
+  test::write_file(in.config_file, "[[model]]\npath = \"a\"\nquant = \"Q8_0\"\n");
+  expect_config_error(in, {"model 1", "quant", "array"});
   test::write_file(in.config_file, "[server]\nmax_body = \"lots\"\n");
   expect_config_error(in, {"server.max_body", "lots"});
 
