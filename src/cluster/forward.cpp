@@ -1,0 +1,167 @@
+#include "cluster/forward.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/error.h"
+
+namespace tars::cluster {
+
+namespace {
+
+// One upstream request, run on its own thread and read by the handler (to
+// learn whether and how the response started) and then by the response's
+// content provider.
+struct Upstream {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false;    // the status line and headers arrived
+  bool finished = false;   // the upstream request is over (either way)
+  bool cancelled = false;  // our client went away: stop reading
+  bool failed = false;     // transport error (connect, read, truncated body)
+  int status = 0;
+  std::string content_type;
+  std::string error;
+  std::deque<std::string> chunks;  // received, not yet relayed
+  std::string tail;                // the stream's last bytes, to see its end marker
+};
+
+void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Request request,
+                  ForwardOptions options) {
+  httplib::Client cli(url);
+  cli.set_connection_timeout(std::chrono::duration_cast<std::chrono::microseconds>(options.connect_timeout));
+  auto read = std::max(options.start_timeout, options.read_timeout);
+  cli.set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(read));
+  cli.set_keep_alive(false);
+  request.response_handler = [up](const httplib::Response& head) {
+    std::lock_guard lock(up->mu);
+    up->started = true;
+    up->status = head.status;
+    up->content_type = head.get_header_value("Content-Type");
+    up->cv.notify_all();
+    return !up->cancelled;
+  };
+  request.content_receiver = [up](const char* data, size_t n, uint64_t, uint64_t) {
+    std::lock_guard lock(up->mu);
+    if (up->cancelled) return false;
+    up->chunks.emplace_back(data, n);
+    up->tail.append(data, n);
+    if (up->tail.size() > 64) up->tail.erase(0, up->tail.size() - 64);
+    up->cv.notify_all();
+    return true;
+  };
+  httplib::Result result = cli.send(request);
+  std::lock_guard lock(up->mu);
+  if (!result && !up->cancelled) {
+    up->failed = true;
+    up->error = httplib::to_string(result.error());
+  }
+  up->finished = true;
+  up->cv.notify_all();
+}
+
+std::string sse_error(const std::string& message) {
+  nlohmann::json e = {{"error", {{"message", message}, {"type", "server_error"}, {"code", "upstream_failed"}}}};
+  return "data: " + e.dump() + "\n\n";
+}
+
+bool is_event_stream(const std::string& content_type) {
+  return content_type.rfind("text/event-stream", 0) == 0;
+}
+
+}  // namespace
+
+void forward_request(const httplib::Request& req, httplib::Response& res,
+                     const std::vector<Replica>& replicas, const ForwardOptions& options) {
+  std::vector<std::string> failures;
+  for (const Replica& rep : replicas) {
+    httplib::Request r;
+    r.method = req.method;
+    r.path = req.path;
+    r.body = req.body;
+    std::string ct = req.get_header_value("Content-Type");
+    r.headers.emplace("Content-Type", ct.empty() ? "application/json" : ct);
+    r.headers.emplace(kForwardedHeader, options.self_id);
+    if (req.has_header("Accept")) r.headers.emplace("Accept", req.get_header_value("Accept"));
+    auto up = std::make_shared<Upstream>();
+    std::thread(run_upstream, up, rep.url, std::move(r), options).detach();
+
+    std::unique_lock lock(up->mu);
+    up->cv.wait(lock, [&] { return up->started || up->finished; });
+    std::string where = fmt::format("node {} ({})", rep.node_name.empty() ? rep.node_id : rep.node_name, rep.url);
+    if (!up->started) {
+      failures.push_back(where + ": " + up->error);
+      spdlog::warn("forwarding {} {} to {} failed before it started ({}); trying the next node",
+                   req.method, req.path, where, up->error);
+      continue;
+    }
+    res.status = up->status;
+    res.set_header("X-Tars-Served-By", rep.node_id);
+    std::string content_type = up->content_type.empty() ? "application/json" : up->content_type;
+    if (!is_event_stream(content_type)) {
+      // A whole JSON answer: wait for all of it. A non-streaming request that
+      // broke off has not given the client anything yet: the next node may
+      // serve it.
+      up->cv.wait(lock, [&] { return up->finished; });
+      if (up->failed) {
+        failures.push_back(where + ": " + up->error + " (response broke off)");
+        continue;
+      }
+      std::string body;
+      for (auto& c : up->chunks) body += c;
+      res.set_content(std::move(body), content_type);
+      return;
+    }
+    // An event stream: relay it as it comes.
+    lock.unlock();
+    res.set_chunked_content_provider(
+        content_type,
+        [up, where](size_t, httplib::DataSink& sink) {
+          std::unique_lock l(up->mu);
+          up->cv.wait(l, [&] { return !up->chunks.empty() || up->finished; });
+          while (!up->chunks.empty()) {
+            std::string c = std::move(up->chunks.front());
+            up->chunks.pop_front();
+            l.unlock();
+            if (!sink.write(c.data(), c.size())) {
+              std::lock_guard g(up->mu);
+              up->cancelled = true;
+              return false;
+            }
+            l.lock();
+          }
+          if (up->finished) {
+            // Never a silently truncated stream: an upstream that ended
+            // without the closing marker failed, whatever the transport said.
+            if (up->failed || up->tail.find("[DONE]") == std::string::npos) {
+              std::string why = up->failed ? up->error : "the stream ended early";
+              spdlog::warn("stream from {} broke off: {}", where, why);
+              std::string e = sse_error("the node serving this request (" + where +
+                                        ") failed mid-stream: " + why);
+              l.unlock();
+              sink.write(e.data(), e.size());
+            }
+            sink.done();
+          }
+          return true;
+        },
+        [up](bool) {
+          std::lock_guard g(up->mu);
+          up->cancelled = true;
+        });
+    return;
+  }
+  std::string all;
+  for (const auto& f : failures) all += (all.empty() ? "" : "; ") + f;
+  throw Error(ErrorCode::kUnavailable, "no node could serve the request: " +
+                                           (all.empty() ? std::string("no node hosts the model") : all));
+}
+
+}  // namespace tars::cluster

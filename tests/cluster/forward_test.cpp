@@ -1,0 +1,171 @@
+#include "cluster/forward.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "node/http_server.h"
+#include "support/test_support.h"
+
+namespace tars::cluster {
+namespace {
+
+// An upstream node: plain httplib on a loopback port with a JSON answer, a
+// complete event stream and one that breaks off in the middle.
+class Upstream {
+ public:
+  Upstream() {
+    server_.Post("/json", [this](const httplib::Request& req, httplib::Response& res) {
+      forwarded_by_ = req.get_header_value(kForwardedHeader);
+      res.status = req.body == "bad" ? 400 : 200;
+      res.set_content(R"({"echo":)" + nlohmann::json(req.body).dump() + "}", "application/json");
+    });
+    server_.Post("/stream", [](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("text/event-stream", [](size_t, httplib::DataSink& sink) {
+        for (int i = 0; i < 3; ++i) {
+          std::string e = "data: {\"i\":" + std::to_string(i) + "}\n\n";
+          sink.write(e.data(), e.size());
+        }
+        std::string end = "data: [DONE]\n\n";
+        sink.write(end.data(), end.size());
+        sink.done();
+        return true;
+      });
+    });
+    server_.Post("/broken", [](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("text/event-stream", [](size_t, httplib::DataSink& sink) {
+        std::string e = "data: {\"i\":0}\n\n";
+        sink.write(e.data(), e.size());
+        return false;  // the node dies: the connection closes without the last chunk
+      });
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~Upstream() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string forwarded_by() const { return forwarded_by_; }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::string forwarded_by_;
+};
+
+// The forwarding node: a tars HttpServer whose routes forward to `replicas`.
+class Forwarder {
+ public:
+  explicit Forwarder(std::vector<Replica> replicas) : server_({"127.0.0.1", 0, 1 << 20, 8}) {
+    ForwardOptions opt;
+    opt.self_id = "node-a";
+    opt.connect_timeout = std::chrono::milliseconds(500);
+    auto fwd = [replicas, opt](const httplib::Request& req, httplib::Response& res) {
+      forward_request(req, res, replicas, opt);
+    };
+    server_.add_routes({{"POST", "/json", fwd}, {"POST", "/stream", fwd}, {"POST", "/broken", fwd}});
+    server_.bind();
+    thread_ = std::thread([this] { server_.run(); });
+  }
+  ~Forwarder() {
+    server_.stop();
+    thread_.join();
+  }
+  httplib::Client client() const { return httplib::Client("127.0.0.1", server_.port()); }
+
+ private:
+  node::HttpServer server_;
+  std::thread thread_;
+};
+
+Replica replica(const std::string& id, const std::string& url) {
+  Replica r;
+  r.node_id = id;
+  r.node_name = id;
+  r.url = url;
+  r.loaded = true;
+  return r;
+}
+
+std::string dead_url() { return "http://127.0.0.1:" + std::to_string(test::free_port()); }
+
+TEST(Forward, JsonAnswerWithStatusAfterSkippingADeadNode) {
+  Upstream up;
+  Forwarder fwd({replica("dead", dead_url()), replica("b", up.url())});
+  auto cli = fwd.client();
+  auto r = cli.Post("/json", "hello", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(nlohmann::json::parse(r->body)["echo"], "hello");
+  EXPECT_EQ(r->get_header_value("X-Tars-Served-By"), "b");
+  EXPECT_EQ(up.forwarded_by(), "node-a");
+  // The upstream's error status passes through as it is.
+  r = cli.Post("/json", "bad", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+}
+
+TEST(Forward, NoReachableNodeIsA503NamingEachNode) {
+  Forwarder fwd({replica("dead1", dead_url()), replica("dead2", dead_url())});
+  auto r = fwd.client().Post("/json", "x", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  std::string msg = nlohmann::json::parse(r->body)["error"]["message"];
+  EXPECT_NE(msg.find("dead1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("dead2"), std::string::npos) << msg;
+}
+
+TEST(Forward, EventStreamPassesThroughWhole) {
+  Upstream up;
+  Forwarder fwd({replica("b", up.url())});
+  auto r = fwd.client().Post("/stream", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  EXPECT_EQ(r->body, "data: {\"i\":0}\n\ndata: {\"i\":1}\n\ndata: {\"i\":2}\n\ndata: [DONE]\n\n");
+}
+
+TEST(Forward, StreamBrokenMidwayEndsWithAnErrorEvent) {
+  Upstream up;
+  Forwarder fwd({replica("b", up.url())});
+  auto r = fwd.client().Post("/broken", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body.rfind("data: {\"i\":0}\n\n", 0), 0u) << r->body;
+  EXPECT_NE(r->body.find("failed mid-stream"), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("[DONE]"), std::string::npos);
+}
+
+TEST(RouteTable, OrderPrefersLoadedThenLeastLoadedAndExcludesSelf) {
+  RouteEntry e{"m", "chat", {}};
+  Replica a = replica("a", "u1"), b = replica("b", "u2"), c = replica("c", "u3"), d = replica("d", "u4");
+  a.load = 5;
+  b.load = 1;
+  c.load = 0;
+  c.loaded = false;
+  d.load = 1;
+  e.replicas = {a, b, c, d};
+  auto order = route_order(e, "d");
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order[0].node_id, "b");
+  EXPECT_EQ(order[1].node_id, "a");
+  EXPECT_EQ(order[2].node_id, "c");
+
+  RouteTable t;
+  t.set({{"emb", "embedding", {a}}, e}, 7);
+  EXPECT_EQ(t.find("", "chat")->model, "m");
+  EXPECT_EQ(t.find("emb", "chat")->role, "embedding");
+  EXPECT_FALSE(t.find("nope", "chat"));
+  auto back = RouteTable::entries_from_json(t.to_json());
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].replicas.size(), 4u);
+  EXPECT_EQ(back[1].replicas[2].loaded, false);
+  EXPECT_THROW(RouteTable::entries_from_json(nlohmann::json{{"routes", {{{"model", 1}}}}}), Error);
+}
+
+}  // namespace
+}  // namespace tars::cluster
