@@ -1,6 +1,7 @@
 #include "node/api.h"
 
 #include "node/embeddings_api.h"
+#include "node/files_api.h"
 #include "node/node.h"
 #include "node/openai_api.h"
 
@@ -21,6 +22,8 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));
   // /embed, /v1/embeddings
   for (auto& r : embeddings_routes(node.host())) routes.push_back(std::move(r));
+  // /files/{id}, /files/{id}/info (model file transfer between nodes)
+  for (auto& r : files_routes(node.host(), node.config())) routes.push_back(std::move(r));
   return routes;
 }
 

@@ -125,6 +125,21 @@ const std::vector<Field>& fields() {
                    c.kv_type = v;
                  },
                  [](const NodeConfig& c) { return c.kv_type; }});
+    // 0 is allowed here (unlimited), unlike the other sizes.
+    t.push_back({{"engine.memory_budget", "TARS_MEMORY_BUDGET", "--memory-budget",
+                  "Bytes all loaded models may need together, e.g. 10GiB; on-demand models "
+                  "evict the least recently used idle ones to fit (default: 0 = unlimited)",
+                  false},
+                 Kind::kBytes,
+                 [](NodeConfig& c, const std::string& v) {
+                   auto b = parse_byte_size(v);
+                   if (!b) {
+                     throw Error(ErrorCode::kConfig,
+                                 ": expected a size such as 10GiB (0 = unlimited), got \"" + v + "\"");
+                   }
+                   c.memory_budget = *b;
+                 },
+                 [](const NodeConfig& c) { return std::to_string(c.memory_budget); }});
     str("engine.chat_template", "TARS_CHAT_TEMPLATE", "--chat-template",
         "Chat template: a built-in name, overriding the model's own", &NodeConfig::chat_template);
     str("devices.simulate", "TARS_SIMULATE_DEVICES", "--simulate-devices",

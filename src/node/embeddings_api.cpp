@@ -110,7 +110,8 @@ void openai_embeddings(ModelHost& host, const httplib::Request& req, httplib::Re
   }
   std::string model = body.value("model", "");
   if (body.contains("model") && !body["model"].is_string()) bad("'model' must be a string");
-  HostedModel& m = host.get(model, "embedding");
+  std::shared_ptr<HostedModel> lease = host.get(model, "embedding");  // held for the request
+  HostedModel& m = *lease;
   Inputs in = parse_inputs(body, "input");
   std::string format = "float";
   if (body.contains("encoding_format")) {
@@ -152,7 +153,8 @@ void seed_embed(ModelHost& host, const httplib::Request& req, httplib::Response&
     if (!known.count(it.key())) bad("'" + it.key() + "' is not a known parameter");
   }
   if (body.contains("model") && !body["model"].is_string()) bad("'model' must be a string");
-  HostedModel& m = host.get(body.value("model", ""), "embedding");
+  std::shared_ptr<HostedModel> lease = host.get(body.value("model", ""), "embedding");
+  HostedModel& m = *lease;
   Inputs in = parse_inputs(body, body.contains("texts") ? "texts" : "input");
   engine::EmbedOptions o;
   o.truncate = opt_bool(body, "truncate", true);

@@ -177,8 +177,10 @@ GenerationParams generation_parse(const json& body, bool chat) {
   return p;
 }
 
-Generation::Generation(HostedModel& model, const GenerationParams& params)
-    : params_(params), model_id_(model.id), model_(model), shared_(std::make_shared<Shared>()) {
+Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParams& params)
+    : params_(params), model_id_(lease->id), model_(std::move(lease)),
+      shared_(std::make_shared<Shared>()) {
+  HostedModel& model = *model_;
   id_ = random_id(params.chat ? "chatcmpl-" : "cmpl-");
   created_ = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
@@ -255,7 +257,7 @@ bool Generation::finished() const {
 }
 
 std::string Generation::token_text(int32_t id) const {
-  return model_.model->tokenizer().token_to_piece(id, true);
+  return model_->model->tokenizer().token_to_piece(id, true);
 }
 
 }  // namespace tars::node

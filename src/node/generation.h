@@ -52,9 +52,11 @@ class Generation {
   };
 
   // Renders the prompt (chat template or raw), tokenizes and submits.
+  // `model` is a lease from ModelHost::get, held until the Generation is
+  // destroyed: a model unloaded meanwhile lives until its requests finish.
   // Throws tars::Error (kInvalidArgument: prompt too long / bad template;
   // kUnavailable: queue full).
-  Generation(HostedModel& model, const GenerationParams& params);
+  Generation(std::shared_ptr<HostedModel> model, const GenerationParams& params);
   ~Generation();  // cancels if still running
 
   // Waits up to `timeout_ms` for events; returns those available (maybe none).
@@ -79,7 +81,7 @@ class Generation {
   };
   GenerationParams params_;
   std::string model_id_;
-  const HostedModel& model_;
+  std::shared_ptr<HostedModel> model_;  // the lease (outlives handle_)
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<engine::RequestHandle> handle_;
   int n_prompt_ = 0;

@@ -205,12 +205,12 @@ HttpHandler generation_handler(ModelHost& host, Api api) {
     // in the completions shape.
     bool chat = api == Api::kChat || (api == Api::kInference && body.contains("messages"));
     GenerationParams p = generation_parse(body, chat);
-    HostedModel& m = host.get(p.model, "chat");
+    std::shared_ptr<HostedModel> m = host.get(p.model, "chat");  // a lease
     if (p.stream) {
-      respond_stream(std::make_shared<Generation>(m, p),
+      respond_stream(std::make_shared<Generation>(std::move(m), p),
                      api == Api::kInference ? Api::kCompletion : api, res);
     } else {
-      Generation g(m, p);
+      Generation g(std::move(m), p);
       respond_whole(g, api, res);
     }
   };
@@ -221,9 +221,12 @@ HttpHandler generation_handler(ModelHost& host, Api api) {
 std::vector<Route> openai_routes(ModelHost& host) {
   auto list_models = [&host](const httplib::Request&, httplib::Response& res) {
     json data = json::array();
-    for (const auto& m : host.models()) {
-      data.push_back({{"id", m->id}, {"object", "model"}, {"created", m->created},
-                      {"owned_by", "tars"}, {"role", m->decl.role}});
+    // Every declared model; on-demand ones not loaded yet say so.
+    for (const auto& m : host.list()) {
+      data.push_back({{"id", m.id}, {"object", "model"}, {"created", m.created},
+                      {"owned_by", "tars"}, {"role", m.decl.role},
+                      {"loaded", m.state == ModelState::kLoaded},
+                      {"state", model_state_name(m.state)}});
     }
     reply_json(res, 200, {{"object", "list"}, {"data", data}});
   };

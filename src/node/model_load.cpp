@@ -1,0 +1,70 @@
+#include "node/model_load.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "common/units.h"
+#include "engine/backend.h"
+#include "engine/chat_template.h"
+#include "engine/encoder.h"
+#include "engine/gguf.h"
+#include "engine/model.h"
+#include "engine/scheduler.h"
+#include "engine/tokenizer.h"
+#include "node/model_host.h"
+#include "node/model_info.h"
+
+namespace tars::node {
+
+std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const NodeConfig& config) {
+  auto h = std::make_unique<HostedModel>();
+  h->id = model_id(decl);
+  h->decl = decl;
+  auto t0 = std::chrono::steady_clock::now();
+  h->file = engine::GgufFile::open(decl.path);
+  engine::CpuBackendOptions bo;
+  bo.n_threads = config.threads;
+  h->backend = engine::backend_cpu_create(bo);
+  std::string what;
+  if (decl.role == "embedding") {
+    h->encoder = engine::Encoder::load(h->file, *h->backend);
+    what = fmt::format("{} {} layers, dimension {}", h->encoder->hparams().arch,
+                       h->encoder->hparams().n_layer, h->encoder->n_embd());
+  } else {
+    engine::ModelOptions mo;
+    mo.n_ctx = decl.ctx_size > 0 ? decl.ctx_size : config.ctx_size;
+    mo.n_slots = decl.slots > 0 ? decl.slots : config.slots;
+    mo.max_batch = config.batch;
+    mo.kv_type = config.kv_type == "f32" ? engine::TensorType::kF32 : engine::TensorType::kF16;
+    h->model = engine::Model::load(h->file, *h->backend, mo);
+    h->chat = std::make_unique<engine::ChatTemplate>(engine::chat_template_for_model(
+        *h->file, h->model->tokenizer().vocab(), config.chat_template));
+    h->chat_fallback = h->chat->uses_fallback();
+    if (h->chat_fallback) {
+      spdlog::warn("model {}: the file has no chat template; chat requests use the plain format "
+                   "(pick one with --chat-template)", h->id);
+    }
+    engine::SchedulerOptions so;
+    so.queue_limit = config.queue;
+    so.step_tokens = config.batch;
+    h->scheduler = std::make_unique<engine::Scheduler>(*h->model, so);
+    what = fmt::format("{} {} layers, context {} x {} slots", h->model->hparams().arch,
+                       h->model->hparams().n_layer, h->model->options().n_ctx,
+                       h->model->options().n_slots);
+  }
+  h->created = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("{} model {} loaded from {} in {:.2f} s: {}; memory: weights {}, KV cache {}, "
+               "compute {}",
+               decl.role, h->id, decl.path, secs, what,
+               format_bytes(h->backend->allocated(engine::MemoryKind::kWeights)),
+               format_bytes(h->backend->allocated(engine::MemoryKind::kKvCache)),
+               format_bytes(h->backend->allocated(engine::MemoryKind::kCompute)));
+  return h;
+}
+
+}  // namespace tars::node
