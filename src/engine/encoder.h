@@ -98,6 +98,29 @@ struct EncoderOptions {
   int max_batch_tokens = 2048;
 };
 
+// The activation buffers an encoder allocates (MemoryKind::kCompute), in
+// floats. One function for Encoder::alloc_buffers and the placement
+// estimator (cluster/estimate.h). B = encoder_batch_tokens(hp, options).
+struct EncoderBufferSizes {
+  int batch_tokens = 0;  // B: max_batch_tokens raised to n_ctx_train
+  size_t x = 0;          // residual stream [B x n_embd]
+  size_t tmp = 0;        // [B x n_embd]
+  size_t q = 0, k = 0, v = 0;  // [B x n_embd] each
+  size_t att = 0;        // [B x n_embd]
+  size_t ff = 0;         // [B x n_ff]
+  size_t pooled = 0;     // [B x n_embd]
+  size_t pos_type = 0;   // position + type-0 table [n_ctx_train x n_embd]
+
+  size_t compute_bytes() const {
+    return (x + tmp + q + k + v + att + ff + pooled + pos_type) * sizeof(float);
+  }
+};
+
+// Tokens per forward pass: options.max_batch_tokens, raised to n_ctx_train so
+// any single input fits.
+int encoder_batch_tokens(const EncoderHParams& hp, const EncoderOptions& options);
+EncoderBufferSizes encoder_buffer_sizes(const EncoderHParams& hp, const EncoderOptions& options);
+
 class Encoder {
  public:
   // Loads `gguf` (which must outlive the encoder) onto `backend`. Throws

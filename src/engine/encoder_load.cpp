@@ -97,7 +97,7 @@ std::unique_ptr<Encoder> Encoder::load(std::shared_ptr<const GgufFile> gguf, Bac
   }
   std::unique_ptr<Encoder> e(new Encoder(std::move(gguf), backend, options));
   e->hp_ = encoder_read_hparams(*e->gguf_);
-  e->max_batch_ = std::max(e->max_batch_, e->hp_.n_ctx_train);
+  e->max_batch_ = encoder_batch_tokens(e->hp_, options);
   e->tokenizer_ = Tokenizer::from_gguf(*e->gguf_);
   if (e->hp_.n_vocab != e->tokenizer_->n_vocab()) {
     throw Error(ErrorCode::kCorruptData,
@@ -156,24 +156,39 @@ void Encoder::load_weights() {
   }
 }
 
+int encoder_batch_tokens(const EncoderHParams& hp, const EncoderOptions& options) {
+  return std::max(options.max_batch_tokens, hp.n_ctx_train);
+}
+
+EncoderBufferSizes encoder_buffer_sizes(const EncoderHParams& hp, const EncoderOptions& options) {
+  EncoderBufferSizes s;
+  s.batch_tokens = encoder_batch_tokens(hp, options);
+  const size_t B = s.batch_tokens, E = hp.n_embd;
+  s.x = s.tmp = s.q = s.k = s.v = s.att = s.pooled = B * E;
+  s.ff = B * hp.n_ff;
+  s.pos_type = static_cast<size_t>(hp.n_ctx_train) * E;
+  return s;
+}
+
 void Encoder::alloc_buffers() {
-  const size_t B = max_batch_, E = hp_.n_embd, C = hp_.n_ctx_train;
+  const size_t E = hp_.n_embd, C = hp_.n_ctx_train;
+  const EncoderBufferSizes s = encoder_buffer_sizes(hp_, EncoderOptions{max_batch_});
   auto buf = [&](size_t floats) {
     void* p = backend_.alloc(floats * sizeof(float), MemoryKind::kCompute);
     owned_.push_back(p);
     return static_cast<float*>(p);
   };
-  x_ = buf(B * E);
-  tmp_ = buf(B * E);
-  q_ = buf(B * E);
-  k_ = buf(B * E);
-  v_ = buf(B * E);
-  att_ = buf(B * E);
-  ff_ = buf(B * hp_.n_ff);
-  pooled_ = buf(B * E);
+  x_ = buf(s.x);
+  tmp_ = buf(s.tmp);
+  q_ = buf(s.q);
+  k_ = buf(s.k);
+  v_ = buf(s.v);
+  att_ = buf(s.att);
+  ff_ = buf(s.ff);
+  pooled_ = buf(s.pooled);
   // Every input uses token type 0, so its row is folded into the position
   // table once here: the forward pass then adds one row per token.
-  pos_type_ = buf(C * E);
+  pos_type_ = buf(s.pos_type);
   std::vector<int32_t> ids(C);
   for (size_t p = 0; p < C; ++p) ids[p] = static_cast<int32_t>(p);
   backend_.get_rows(w_.pos_embd, ids.data(), static_cast<int>(C), pos_type_);

@@ -125,32 +125,51 @@ void Model::load_weights() {
   }
 }
 
+ModelBufferSizes model_buffer_sizes(const ModelHParams& hp, const ModelOptions& opt) {
+  const size_t B = static_cast<size_t>(opt.max_batch);
+  ModelBufferSizes s;
+  s.x = B * hp.n_embd;
+  s.h = B * hp.n_embd;
+  s.q = B * hp.q_dim();
+  s.k = B * hp.kv_dim();
+  s.v = B * hp.kv_dim();
+  s.qkv = B * (hp.q_dim() + 2 * hp.kv_dim());
+  s.att = B * hp.q_dim();
+  s.tmp = B * hp.n_embd;
+  s.ff1 = B * hp.n_ff;
+  s.ff2 = B * hp.n_ff;
+  s.out_rows = B * hp.n_embd;
+  s.logits = B * static_cast<size_t>(hp.n_vocab);
+  const size_t elem = opt.kv_type == TensorType::kF32 ? 4 : 2;
+  s.kv_layer_bytes = static_cast<size_t>(opt.n_slots) * opt.n_ctx * hp.kv_dim() * elem;
+  s.n_layer = hp.n_layer;
+  return s;
+}
+
 void Model::alloc_buffers() {
   const ModelHParams& hp = hp_;
-  const size_t B = opt_.max_batch;
+  const ModelBufferSizes s = model_buffer_sizes(hp, opt_);
   auto buf = [&](size_t floats) {
     void* p = backend_.alloc(floats * sizeof(float), MemoryKind::kCompute);
     owned_.push_back(p);
     return static_cast<float*>(p);
   };
-  x_ = buf(B * hp.n_embd);
-  h_ = buf(B * hp.n_embd);
-  q_ = buf(B * hp.q_dim());
-  k_ = buf(B * hp.kv_dim());
-  v_ = buf(B * hp.kv_dim());
-  qkv_ = buf(B * (hp.q_dim() + 2 * hp.kv_dim()));
-  att_ = buf(B * hp.q_dim());
-  tmp_ = buf(B * hp.n_embd);
-  ff1_ = buf(B * hp.n_ff);
-  ff2_ = buf(B * hp.n_ff);
-  out_rows_ = buf(B * hp.n_embd);
-  logits_ = buf(B * static_cast<size_t>(hp.n_vocab));
-  const size_t elem = opt_.kv_type == TensorType::kF32 ? 4 : 2;
-  const size_t per_layer = static_cast<size_t>(opt_.n_slots) * opt_.n_ctx * hp.kv_dim() * elem;
+  x_ = buf(s.x);
+  h_ = buf(s.h);
+  q_ = buf(s.q);
+  k_ = buf(s.k);
+  v_ = buf(s.v);
+  qkv_ = buf(s.qkv);
+  att_ = buf(s.att);
+  tmp_ = buf(s.tmp);
+  ff1_ = buf(s.ff1);
+  ff2_ = buf(s.ff2);
+  out_rows_ = buf(s.out_rows);
+  logits_ = buf(s.logits);
   kv_.resize(hp.n_layer);
   for (auto& l : kv_) {
-    l.k = backend_.alloc(per_layer, MemoryKind::kKvCache);
-    l.v = backend_.alloc(per_layer, MemoryKind::kKvCache);
+    l.k = backend_.alloc(s.kv_layer_bytes, MemoryKind::kKvCache);
+    l.v = backend_.alloc(s.kv_layer_bytes, MemoryKind::kKvCache);
     owned_.push_back(l.k);
     owned_.push_back(l.v);
     l.type = opt_.kv_type;

@@ -90,6 +90,38 @@ struct Batch {
   int size() const { return static_cast<int>(tokens.size()); }
 };
 
+// The backend buffers a model allocates besides its weights, per
+// model_buffer_sizes. One function for Model::alloc_buffers and for the
+// placement estimator (cluster/estimate.h), so the two cannot drift apart.
+struct ModelBufferSizes {
+  // Activation buffers for max_batch tokens, in floats (MemoryKind::kCompute).
+  size_t x = 0;         // residual stream [B x n_embd]
+  size_t h = 0;         // normed input [B x n_embd]
+  size_t q = 0;         // [B x q_dim]
+  size_t k = 0;         // [B x kv_dim]
+  size_t v = 0;         // [B x kv_dim]
+  size_t qkv = 0;       // fused projection [B x (q_dim + 2 kv_dim)]
+  size_t att = 0;       // attention output [B x q_dim]
+  size_t tmp = 0;       // [B x n_embd]
+  size_t ff1 = 0;       // [B x n_ff]
+  size_t ff2 = 0;       // [B x n_ff]
+  size_t out_rows = 0;  // rows needing logits [B x n_embd]
+  size_t logits = 0;    // [B x n_vocab]
+  // KV cache (MemoryKind::kKvCache): bytes of one layer's K, and as many for
+  // its V: n_slots x n_ctx x kv_dim x (2 for F16, 4 for F32).
+  size_t kv_layer_bytes = 0;
+  int n_layer = 0;      // layers, each with one K and one V buffer
+
+  size_t compute_bytes() const {
+    return (x + h + q + k + v + qkv + att + tmp + ff1 + ff2 + out_rows + logits) * sizeof(float);
+  }
+  size_t kv_bytes() const { return 2 * kv_layer_bytes * static_cast<size_t>(n_layer); }
+};
+
+// The sizes for `hp` (n_vocab filled in) and `options` with n_ctx already
+// resolved (> 0; Model::load replaces 0 by the trained context first).
+ModelBufferSizes model_buffer_sizes(const ModelHParams& hp, const ModelOptions& options);
+
 // Reads hyper-parameters for the file's architecture. Throws
 // tars::Error(kUnsupported) naming an architecture tars does not run, and
 // kCorruptData naming a missing or inconsistent key.

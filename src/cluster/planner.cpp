@@ -1,0 +1,462 @@
+// The placement planner (planner.h): candidate ladder, device state, and the
+// ordered rules that choose a device for each model.
+#include "cluster/planner.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <tuple>
+
+#include "common/error.h"
+#include "common/units.h"
+#include "engine/gguf.h"
+#include "engine/quantize.h"
+
+namespace tars::cluster {
+namespace {
+
+// The ladder, highest precision first.
+constexpr std::array<const char*, 7> kLadder = {"F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0"};
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Precision rank: lower is more precise. Types off the ladder sit beside the
+// ladder type of the same bits.
+int quant_rank(const std::string& q) {
+  static const std::vector<std::pair<std::string, int>> kRanks = {
+      {"F32", 0},    {"F16", 1},    {"BF16", 1},   {"Q8_0", 2},   {"Q6_K", 3},
+      {"Q5_K_M", 4}, {"Q5_K", 4},   {"Q5_K_S", 4}, {"Q5_1", 4},   {"Q5_0", 4},
+      {"Q4_K_M", 5}, {"Q4_K", 5},   {"Q4_K_S", 5}, {"Q4_1", 5},   {"Q4_0", 6}};
+  for (const auto& [name, rank] : kRanks) {
+    if (name == q) return rank;
+  }
+  return 7;
+}
+
+// Rule 4's classes: 8 bits and more are one class.
+int quant_class(const std::string& q) { return std::max(0, quant_rank(q) - 2); }
+
+// What a device holds as the plan is built.
+struct DeviceState {
+  std::string node;
+  PlanDevice dev;
+  uint64_t margin = 0;
+  uint64_t resident_bytes = 0;
+  uint64_t on_demand_peak = 0;
+  std::vector<std::string> residents, on_demand;
+  bool in_use() const { return !residents.empty() || !on_demand.empty(); }
+  std::string where() const { return node + "/" + dev.id; }
+};
+
+// The best way to run a model on one device, if any.
+struct Option {
+  size_t device = 0;
+  size_t cand = 0;
+  int slots = 0;
+  uint64_t need = 0, used_before = 0, available = 0;
+};
+
+std::string gib(uint64_t b) { return format_bytes(b); }
+
+uint64_t used_before(const DeviceState& d, bool resident) {
+  return estimate_runtime_overhead(d.dev.kind) + d.resident_bytes + (resident ? d.on_demand_peak : 0);
+}
+
+uint64_t available(const DeviceState& d, bool resident) {
+  const uint64_t used = used_before(d, resident) + d.margin;
+  return d.dev.free_bytes > used ? d.dev.free_bytes - used : 0;
+}
+
+// Highest candidate with the declared slots; when none fits, fewer slots.
+// `why` gets the candidates above the chosen one (or all, when none fits).
+std::optional<Option> best_on_device(const PlanModel& m, const DeviceState& d, size_t index,
+                                     std::vector<std::string>* why) {
+  const bool resident = m.decl.load != "on_demand";
+  const uint64_t avail = available(d, resident);
+  const int declared = std::max(1, m.decl.slots);
+  for (int slots = declared; slots >= 1; --slots) {
+    for (size_t c = 0; c < m.candidates.size(); ++c) {
+      const uint64_t need = m.candidates[c].model_bytes(slots);
+      if (need <= avail) {
+        return Option{index, c, slots, need, used_before(d, resident), avail};
+      }
+      if (why && slots == declared) {
+        why->push_back(m.candidates[c].quant + " needs " + gib(need) + " > " + gib(avail) +
+                       " available");
+      }
+    }
+  }
+  if (why && declared > 1) {
+    const auto& last = m.candidates.back();
+    why->push_back("even " + last.quant + " with 1 slot needs " + gib(last.model_bytes(1)) + " > " +
+                   gib(avail) + " available");
+  }
+  return std::nullopt;
+}
+
+// Does the pin allow this device? "NODE" or "NODE/DEVICE" (id, uuid, or a
+// bare GPU index).
+bool pin_allows(const std::string& pin, const DeviceState& d) {
+  if (pin.empty()) return true;
+  const size_t slash = pin.find('/');
+  const std::string node = pin.substr(0, slash);
+  if (node != d.node) return false;
+  if (slash == std::string::npos) return true;
+  const std::string dev = pin.substr(slash + 1);
+  return dev == d.dev.id || (!d.dev.uuid.empty() && dev == d.dev.uuid) ||
+         (d.dev.kind == DeviceKind::kGpu && "gpu" + dev == d.dev.id);
+}
+
+std::string explain_pin_miss(const std::string& pin, const std::vector<DeviceState>& devices) {
+  const std::string node = pin.substr(0, pin.find('/'));
+  for (const auto& d : devices) {
+    if (d.node == node) return "pinned to " + pin + ", which names no device of node " + node;
+  }
+  return "pinned to " + pin + ", but node " + node + " is not in the cluster";
+}
+
+}  // namespace
+
+const PlanPlacement* Plan::find(const std::string& model) const {
+  for (const auto& p : placements) {
+    if (p.model == model) return &p;
+  }
+  return nullptr;
+}
+
+PlanNode plan_node_from_inventory(const std::string& name, const node::DeviceInventory& inv) {
+  PlanNode n;
+  n.name = name;
+  for (const auto& g : inv.gpus) {
+    if (g.sources.free_memory == node::DeviceSource::kNone && g.free_memory_bytes == 0) continue;
+    PlanDevice d;
+    d.id = "gpu" + std::to_string(g.index);
+    d.uuid = g.uuid;
+    d.name = g.name;
+    d.kind = DeviceKind::kGpu;
+    d.total_bytes = g.total_memory_bytes;
+    d.free_bytes = g.free_memory_bytes;
+    d.compute_major = g.compute_major;
+    d.compute_minor = g.compute_minor;
+    n.devices.push_back(d);
+  }
+  PlanDevice cpu;
+  cpu.id = "cpu";
+  cpu.name = inv.cpu.model_name.empty() ? "CPU" : inv.cpu.model_name;
+  cpu.kind = DeviceKind::kCpu;
+  cpu.total_bytes = inv.cpu.ram_total_bytes;
+  cpu.free_bytes = inv.cpu.ram_available_bytes;
+  n.devices.push_back(cpu);
+  return n;
+}
+
+std::vector<std::string> plan_quant_ladder(const std::string& source,
+                                           const std::vector<std::string>& allowed) {
+  const std::string src = upper(source);
+  std::vector<std::string> out;
+  const bool is_float = src == "F32" || src == "F16" || src == "BF16";
+  if (!is_float) {
+    out.push_back(src);  // a quantized file runs as it is
+  } else {
+    out.push_back(src);
+    bool below = false;
+    for (const char* q : kLadder) {
+      if (below && q != src) out.push_back(q);
+      if (quant_rank(q) >= quant_rank(src)) below = true;
+    }
+  }
+  if (allowed.empty()) return out;
+  std::vector<std::string> kept;
+  for (const auto& q : out) {
+    for (const auto& a : allowed) {
+      if (upper(a) == q) {
+        kept.push_back(q);
+        break;
+      }
+    }
+  }
+  return kept;
+}
+
+PlanModel plan_model_from_gguf(const node::ModelDecl& decl, const engine::GgufFile& file,
+                               const PlanModelOptions& o) {
+  PlanModel m;
+  m.decl = decl;
+  m.name = decl.alias;
+  if (m.name.empty()) {
+    std::string base = decl.path.substr(decl.path.find_last_of('/') + 1);
+    if (base.size() > 5 && base.substr(base.size() - 5) == ".gguf") base.resize(base.size() - 5);
+    m.name = base;
+  }
+  if (m.decl.ctx_size <= 0) m.decl.ctx_size = o.default_ctx;
+  if (m.decl.slots <= 0) m.decl.slots = std::max(1, o.default_slots);
+  m.source_quant = estimate_file_quant(file);
+  const std::vector<std::string> ladder = plan_quant_ladder(m.source_quant, decl.quant);
+  if (ladder.empty()) {
+    std::string allowed;
+    for (const auto& a : decl.quant) allowed += (allowed.empty() ? "" : ", ") + a;
+    throw Error(ErrorCode::kConfig, "model " + m.name + ": the file is " + m.source_quant +
+                                        " and quant = [" + allowed +
+                                        "] allows none of the types it can run at");
+  }
+  for (const auto& q : ladder) {
+    EstimateOptions eo;
+    eo.quant = q;
+    eo.n_ctx = m.decl.ctx_size;
+    eo.n_slots = 1;
+    eo.max_batch = o.max_batch;
+    eo.kv_type = o.kv_type;
+    const MemoryEstimate e = estimate_model(file, eo);
+    m.n_params = e.n_params;
+    m.encoder = e.encoder;
+    if (!e.encoder && m.decl.ctx_size <= 0) m.decl.ctx_size = e.n_ctx;
+    m.candidates.push_back({e.quant, e.weights_bytes, e.kv_bytes_per_slot, e.compute_bytes});
+  }
+  return m;
+}
+
+Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanModel>& models,
+                    const PlanOptions& options) {
+  std::vector<DeviceState> devs;
+  for (const auto& n : nodes) {
+    for (const auto& d : n.devices) {
+      DeviceState s;
+      s.node = n.name;
+      s.dev = d;
+      s.margin = std::max<uint64_t>(options.margin_min_bytes,
+                                    static_cast<uint64_t>(options.margin_fraction * d.total_bytes));
+      devs.push_back(s);
+    }
+  }
+
+  // The main chat model: the largest always-loaded chat model, else the
+  // largest chat model.
+  std::optional<size_t> main_chat;
+  for (int pass = 0; pass < 2 && !main_chat; ++pass) {
+    for (size_t i = 0; i < models.size(); ++i) {
+      const auto& m = models[i];
+      if (m.decl.role != "chat" || !m.error.empty() || m.candidates.empty()) continue;
+      if (pass == 0 && m.decl.load == "on_demand") continue;
+      if (!main_chat || m.n_params > models[*main_chat].n_params) main_chat = i;
+    }
+  }
+
+  // Placement order: pins, always-loaded, on-demand; largest first.
+  std::vector<size_t> order(models.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const auto& ma = models[a];
+    const auto& mb = models[b];
+    auto key = [](const PlanModel& m) {
+      return std::make_tuple(m.decl.pin.empty() ? 1 : 0, m.decl.load == "on_demand" ? 1 : 0);
+    };
+    if (key(ma) != key(mb)) return key(ma) < key(mb);
+    return ma.n_params > mb.n_params;
+  });
+
+  Plan plan;
+  plan.placements.resize(models.size());
+  std::optional<size_t> main_chat_device, embedding_device;
+
+  for (size_t mi : order) {
+    const PlanModel& m = models[mi];
+    PlanPlacement& p = plan.placements[mi];
+    p.model = m.name;
+    p.role = m.decl.role;
+    p.resident = m.decl.load != "on_demand";
+    p.source_quant = m.source_quant;
+    p.n_ctx = m.decl.ctx_size;
+    if (!m.error.empty() || m.candidates.empty()) {
+      p.reason = m.error.empty() ? "no candidate quantization" : m.error;
+      continue;
+    }
+
+    // Rule 1: the pin.
+    std::vector<size_t> allowed;
+    for (size_t d = 0; d < devs.size(); ++d) {
+      if (pin_allows(m.decl.pin, devs[d])) allowed.push_back(d);
+    }
+    if (allowed.empty()) {
+      p.reason = explain_pin_miss(m.decl.pin, devs);
+      continue;
+    }
+
+    // What each allowed device can give.
+    std::vector<Option> feasible;
+    std::vector<std::vector<std::string>> why(devs.size());
+    for (size_t d : allowed) {
+      if (auto o = best_on_device(m, devs[d], d, &why[d])) feasible.push_back(*o);
+    }
+    if (feasible.empty()) {
+      p.reason = m.decl.pin.empty() ? "fits on no device" : "does not fit on " + m.decl.pin;
+      for (size_t d : allowed) {
+        p.rejected.push_back({devs[d].node, devs[d].dev.id,
+                              why[d].empty() ? "no candidate" : why[d].back()});
+      }
+      continue;
+    }
+
+    // Rule 2: GPUs first.
+    const bool any_gpu = std::any_of(feasible.begin(), feasible.end(), [&](const Option& o) {
+      return devs[o.device].dev.kind == DeviceKind::kGpu;
+    });
+    std::vector<std::pair<size_t, std::string>> excluded;  // device, why
+    auto drop = [&](auto pred, const std::string& because) {
+      std::vector<Option> kept;
+      for (const auto& o : feasible) {
+        if (pred(o)) excluded.emplace_back(o.device, because);
+        else kept.push_back(o);
+      }
+      feasible = kept;
+    };
+    if (any_gpu) {
+      drop([&](const Option& o) { return devs[o.device].dev.kind == DeviceKind::kCpu; },
+           "CPU RAM is the last resort and a GPU can take it");
+    }
+    // Rule 3: the embedding model and the main chat model apart.
+    std::optional<size_t> avoid;
+    std::string avoid_why;
+    if (m.decl.role == "embedding" && main_chat_device) {
+      avoid = main_chat_device;
+      avoid_why = "hosts the main chat model " + models[*main_chat].name;
+    } else if (main_chat && mi == *main_chat && embedding_device) {
+      avoid = embedding_device;
+      avoid_why = "hosts the embedding model";
+    }
+    if (avoid) {
+      const bool other = std::any_of(feasible.begin(), feasible.end(), [&](const Option& o) {
+        return o.device != *avoid && devs[o.device].dev.kind == DeviceKind::kGpu;
+      });
+      if (other) drop([&](const Option& o) { return o.device == *avoid; }, avoid_why);
+    }
+
+    // Rules 4-8 as one ordered key.
+    auto same_kind = [&](const DeviceState& d) {
+      return p.resident ? d.residents.size() : d.on_demand.size();
+    };
+    auto left = [&](const Option& o) { return o.available - o.need; };
+    std::stable_sort(feasible.begin(), feasible.end(), [&](const Option& a, const Option& b) {
+      const std::string& qa = m.candidates[a.cand].quant;
+      const std::string& qb = m.candidates[b.cand].quant;
+      if (quant_class(qa) != quant_class(qb)) return quant_class(qa) < quant_class(qb);
+      if (same_kind(devs[a.device]) != same_kind(devs[b.device])) {
+        return same_kind(devs[a.device]) < same_kind(devs[b.device]);
+      }
+      if (a.cand != b.cand) return a.cand < b.cand;
+      if (a.slots != b.slots) return a.slots > b.slots;
+      if (left(a) != left(b)) return left(a) > left(b);
+      return a.device < b.device;
+    });
+    const Option& best = feasible.front();
+    DeviceState& dst = devs[best.device];
+    const PlanCandidate& c = m.candidates[best.cand];
+
+    // Why this device: the first rule on which the runner-up lost.
+    const char* kind_word = p.resident ? "resident" : "on-demand";
+    if (!m.decl.pin.empty()) {
+      p.reason = "pinned to " + m.decl.pin;
+    } else if (feasible.size() == 1 && excluded.empty()) {
+      p.reason = "the only device where it fits";
+    } else if (feasible.size() == 1) {
+      p.reason = "the only device left where it fits";
+    } else {
+      p.reason = "best of " + std::to_string(feasible.size()) + " devices where it fits";
+    }
+    for (size_t k = 1; k < feasible.size(); ++k) {
+      const Option& o = feasible[k];
+      const DeviceState& d = devs[o.device];
+      const std::string& q = m.candidates[o.cand].quant;
+      std::string lost;
+      if (quant_class(q) != quant_class(c.quant)) {
+        lost = "would only get " + q;
+      } else if (same_kind(d) != same_kind(dst)) {
+        lost = "already holds " + std::to_string(same_kind(d)) + " " + kind_word + " model" +
+               (same_kind(d) == 1 ? "" : "s") + " (chosen: " + std::to_string(same_kind(dst)) + ")";
+      } else if (o.cand != best.cand) {
+        lost = "would only get " + q;
+      } else if (o.slots != best.slots) {
+        lost = "would only get " + std::to_string(o.slots) + " slots";
+      } else if (left(o) != left(best)) {
+        lost = "less room left (" + gib(left(o)) + " vs " + gib(left(best)) + ")";
+      } else {
+        lost = "later in the node order";
+      }
+      p.rejected.push_back({d.node, d.dev.id, "fits at " + q + ", not chosen: " + lost});
+    }
+    for (const auto& [d, because] : excluded) {
+      p.rejected.push_back({devs[d].node, devs[d].dev.id, "avoided: " + because});
+    }
+    for (size_t d : allowed) {
+      const bool is_feasible =
+          std::any_of(feasible.begin(), feasible.end(), [&](const Option& o) { return o.device == d; }) ||
+          std::any_of(excluded.begin(), excluded.end(), [&](const auto& e) { return e.first == d; });
+      if (!is_feasible) {
+        p.rejected.push_back({devs[d].node, devs[d].dev.id,
+                              why[d].empty() ? "no candidate fits" : why[d].back()});
+      }
+    }
+    // The candidates above the chosen one on the chosen device.
+    for (size_t k = 0; k < best.cand && k < why[best.device].size(); ++k) {
+      p.rejected.push_back({dst.node, dst.dev.id, why[best.device][k]});
+    }
+
+    // Commit.
+    p.placed = true;
+    p.node = dst.node;
+    p.device = dst.dev.id;
+    p.device_name = dst.dev.name;
+    p.kind = dst.dev.kind;
+    p.quant = c.quant;
+    p.slots = best.slots;
+    p.weights_bytes = c.weights_bytes;
+    p.kv_bytes = c.kv_bytes_per_slot * static_cast<uint64_t>(best.slots);
+    p.compute_bytes = c.compute_bytes;
+    p.need_bytes = best.need;
+    p.free_bytes = dst.dev.free_bytes;
+    p.used_before = best.used_before;
+    p.margin_bytes = dst.margin;
+    p.available_bytes = best.available;
+    if (p.resident) {
+      dst.resident_bytes += best.need;
+      dst.residents.push_back(m.name);
+    } else {
+      dst.on_demand_peak = std::max(dst.on_demand_peak, best.need);
+      dst.on_demand.push_back(m.name);
+    }
+    if (main_chat && mi == *main_chat) main_chat_device = best.device;
+    if (m.decl.role == "embedding" && !embedding_device) embedding_device = best.device;
+  }
+
+  // Who swaps with whom, and the per-device summary.
+  for (auto& p : plan.placements) {
+    if (!p.placed || p.resident) continue;
+    for (const auto& d : devs) {
+      if (d.node != p.node || d.dev.id != p.device) continue;
+      for (const auto& other : d.on_demand) {
+        if (other != p.model) p.swaps_with.push_back(other);
+      }
+    }
+  }
+  for (const auto& d : devs) {
+    PlanDeviceUse u;
+    u.node = d.node;
+    u.device = d.dev.id;
+    u.device_name = d.dev.name;
+    u.kind = d.dev.kind;
+    u.total_bytes = d.dev.total_bytes;
+    u.free_bytes = d.dev.free_bytes;
+    u.margin_bytes = d.margin;
+    u.overhead_bytes = d.in_use() ? estimate_runtime_overhead(d.dev.kind) : 0;
+    u.resident_bytes = d.resident_bytes;
+    u.on_demand_peak_bytes = d.on_demand_peak;
+    u.residents = d.residents;
+    u.on_demand = d.on_demand;
+    plan.devices.push_back(u);
+  }
+  return plan;
+}
+
+}  // namespace tars::cluster

@@ -1,0 +1,469 @@
+// The placement planner on the scenario of issue 6 (sparse GGUF files of the
+// real shapes), two other inventories checked by invariants, pins, a model
+// that fits nowhere, and replanning after a node is gone.
+#include "cluster/planner.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "engine/gguf.h"
+#include "node/devices.h"
+#include "support/sparse_model.h"
+#include "support/test_support.h"
+
+namespace tars::cluster {
+namespace {
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+// A node from simulated-inventory JSON, with fixed CPU figures (the
+// inventories of the issue say nothing about RAM; tests must not depend on
+// this machine's).
+PlanNode make_node(const std::string& name, const std::string& gpus_json, uint64_t ram_gib) {
+  node::CpuInfo cpu;
+  cpu.model_name = "test CPU";
+  cpu.ram_total_bytes = ram_gib * kGiB;
+  cpu.ram_available_bytes = ram_gib * kGiB * 3 / 4;
+  return plan_node_from_inventory(
+      name, node::devices_parse_simulated("{\"gpus\": " + gpus_json + "}", name + ".json", cpu));
+}
+
+const char* kRtx3060 =
+    R"([{"name": "NVIDIA GeForce RTX 3060", "total_memory": "12GiB", "free_memory": "11.5GiB",
+         "compute_capability": "8.6"}])";
+const char* kGtx1660 =
+    R"([{"name": "NVIDIA GeForce GTX 1660 SUPER", "total_memory": "6GiB", "free_memory": "5.8GiB",
+         "compute_capability": "7.5"}])";
+
+std::vector<PlanNode> scenario_nodes() {
+  return {make_node("pc1", kRtx3060, 32), make_node("pc2", kGtx1660, 16)};
+}
+
+// The scenario's sparse files, written once for all tests.
+class PlannerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    for (const auto& s : test::issue6_scenario_models()) {
+      const std::string path = dir_->file(s.alias + ".gguf");
+      test::write_sparse_model(s.spec, path);
+      node::ModelDecl d;
+      d.path = path;
+      d.alias = s.alias;
+      d.role = s.role;
+      d.load = s.load;
+      d.ctx_size = s.ctx_size;
+      d.slots = 1;
+      decls_->push_back(d);
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+    decls_->clear();
+  }
+
+  static PlanModel model(const node::ModelDecl& d) {
+    auto f = engine::GgufFile::open(d.path);
+    return plan_model_from_gguf(d, *f, PlanModelOptions{});
+  }
+  static std::vector<PlanModel> models(const std::vector<node::ModelDecl>& decls) {
+    std::vector<PlanModel> out;
+    for (const auto& d : decls) out.push_back(model(d));
+    return out;
+  }
+  static std::vector<PlanModel> scenario_models() { return models(*decls_); }
+
+  static test::TempDir* dir_;
+  static std::unique_ptr<std::vector<node::ModelDecl>> decls_;
+};
+test::TempDir* PlannerTest::dir_ = nullptr;
+std::unique_ptr<std::vector<node::ModelDecl>> PlannerTest::decls_ =
+    std::make_unique<std::vector<node::ModelDecl>>();
+
+// ---- invariants ----------------------------------------------------------------
+
+struct Loc {
+  std::string node, device;
+  bool operator<(const Loc& o) const { return std::tie(node, device) < std::tie(o.node, o.device); }
+};
+
+const PlanDevice& device_of(const std::vector<PlanNode>& nodes, const Loc& l) {
+  for (const auto& n : nodes) {
+    for (const auto& d : n.devices) {
+      if (n.name == l.node && d.id == l.device) return d;
+    }
+  }
+  throw std::runtime_error("no device " + l.node + "/" + l.device);
+}
+
+uint64_t margin_of(const PlanDevice& d) {
+  return std::max<uint64_t>(kPlanMarginMinBytes, static_cast<uint64_t>(kPlanMarginFraction * d.total_bytes));
+}
+
+// Memory a device needs for a set of (need, resident) models, recomputed
+// here from the placements (not from the planner's own summary).
+uint64_t device_need(const PlanDevice& d, const std::vector<std::pair<uint64_t, bool>>& ms) {
+  if (ms.empty()) return 0;
+  uint64_t res = 0, peak = 0;
+  for (auto [need, resident] : ms) {
+    if (resident) res += need;
+    else peak = std::max(peak, need);
+  }
+  return estimate_runtime_overhead(d.kind) + res + peak;
+}
+
+std::vector<std::pair<uint64_t, bool>> on_device(const Plan& plan, const Loc& l,
+                                                 const std::string& except = "") {
+  std::vector<std::pair<uint64_t, bool>> ms;
+  for (const auto& p : plan.placements) {
+    if (p.placed && p.node == l.node && p.device == l.device && p.model != except) {
+      ms.emplace_back(p.need_bytes, p.resident);
+    }
+  }
+  return ms;
+}
+
+bool fits(const PlanDevice& d, std::vector<std::pair<uint64_t, bool>> ms, uint64_t need, bool resident) {
+  ms.emplace_back(need, resident);
+  return device_need(d, ms) + margin_of(d) <= d.free_bytes;
+}
+
+void check_invariants(const std::vector<PlanNode>& nodes, const std::vector<PlanModel>& models,
+                      const Plan& plan) {
+  ASSERT_EQ(plan.placements.size(), models.size());
+  // Every device's set fits (residents + overhead + the largest on-demand + margin).
+  for (const auto& n : nodes) {
+    for (const auto& d : n.devices) {
+      const uint64_t need = device_need(d, on_device(plan, {n.name, d.id}));
+      if (need > 0) {
+        EXPECT_LE(need + margin_of(d), d.free_bytes) << n.name << "/" << d.id;
+      }
+    }
+  }
+  const PlanModel* main_chat = nullptr;
+  for (const auto& m : models) {
+    if (m.decl.role == "chat" && m.decl.load == "always" && (!main_chat || m.n_params > main_chat->n_params)) {
+      main_chat = &m;
+    }
+  }
+  for (size_t i = 0; i < models.size(); ++i) {
+    const PlanModel& m = models[i];
+    const PlanPlacement& p = plan.placements[i];
+    EXPECT_EQ(p.model, m.name);
+    const bool resident = m.decl.load != "on_demand";
+    if (!p.placed) {
+      // Nothing that fits somewhere is left unplaced: its smallest candidate
+      // with one slot fits on no device beside what the plan put there.
+      EXPECT_FALSE(p.reason.empty()) << m.name;
+      for (const auto& n : nodes) {
+        for (const auto& d : n.devices) {
+          if (!m.decl.pin.empty() && m.decl.pin != n.name && m.decl.pin != n.name + "/" + d.id) continue;
+          EXPECT_FALSE(fits(d, on_device(plan, {n.name, d.id}), m.candidates.back().model_bytes(1), resident))
+              << m.name << " is unplaced but fits on " << n.name << "/" << d.id;
+        }
+      }
+      continue;
+    }
+    // Pins honoured.
+    if (!m.decl.pin.empty()) {
+      const bool whole_node = m.decl.pin.find('/') == std::string::npos;
+      EXPECT_EQ(whole_node ? p.node : p.node + "/" + p.device, m.decl.pin) << m.name;
+    }
+    // The numbers add up.
+    size_t ci = 0;
+    while (ci < m.candidates.size() && m.candidates[ci].quant != p.quant) ++ci;
+    ASSERT_LT(ci, m.candidates.size()) << m.name << " got " << p.quant << ", not one of its candidates";
+    EXPECT_EQ(p.need_bytes, m.candidates[ci].model_bytes(p.slots)) << m.name;
+    // The highest precision that fits on its device is chosen: no higher
+    // candidate fits there beside the others (with the same slots).
+    const Loc loc{p.node, p.device};
+    const PlanDevice& d = device_of(nodes, loc);
+    const auto others = on_device(plan, loc, m.name);
+    for (size_t k = 0; k < ci; ++k) {
+      EXPECT_FALSE(fits(d, others, m.candidates[k].model_bytes(p.slots), resident))
+          << m.name << ": " << m.candidates[k].quant << " would fit on " << p.node << "/" << p.device;
+    }
+    // GPUs before CPU RAM: on the CPU only when no GPU can take it at all.
+    if (p.kind == DeviceKind::kCpu) {
+      for (const auto& n : nodes) {
+        for (const auto& g : n.devices) {
+          if (g.kind != DeviceKind::kGpu) continue;
+          EXPECT_FALSE(fits(g, on_device(plan, {n.name, g.id}), m.candidates.back().model_bytes(1), resident))
+              << m.name << " is on a CPU but fits on " << n.name << "/" << g.id;
+        }
+      }
+    }
+    // The embedding model is off the main chat model's device unless no
+    // other GPU could take it (beside the residents placed before it).
+    if (m.decl.role == "embedding" && main_chat && m.decl.pin.empty()) {
+      const PlanPlacement* mc = plan.find(main_chat->name);
+      if (mc && mc->placed && mc->node == p.node && mc->device == p.device) {
+        for (const auto& n : nodes) {
+          for (const auto& g : n.devices) {
+            if (g.kind != DeviceKind::kGpu || (n.name == p.node && g.id == p.device)) continue;
+            std::vector<std::pair<uint64_t, bool>> res;
+            for (auto x : on_device(plan, {n.name, g.id})) {
+              if (x.second) res.push_back(x);
+            }
+            EXPECT_FALSE(fits(g, res, m.candidates.back().model_bytes(1), true))
+                << "the embedding model shares the main chat model's device but fits on " << n.name << "/"
+                << g.id;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- the scenario ----------------------------------------------------------------
+
+TEST_F(PlannerTest, SparseFilesCostNoDisk) {
+  for (const auto& d : *decls_) {
+    auto f = engine::GgufFile::open(d.path);
+    EXPECT_LT(test::sparse_disk_bytes(d.path), 4u << 20) << d.path;
+    EXPECT_GT(f->file_size(), 20u << 20) << d.path;
+  }
+  auto f = engine::GgufFile::open(dir_->file("mistral-7b-instruct.gguf"));
+  EXPECT_GT(f->file_size(), 4 * kGiB);  // a real Q4_K_M Mistral is 4.37 GB
+  EXPECT_LT(f->file_size(), 4.5 * kGiB);
+}
+
+TEST_F(PlannerTest, IssueScenarioTable) {
+  const auto nodes = scenario_nodes();
+  const auto ms = scenario_models();
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  struct Row {
+    const char* model;
+    const char* node;
+    const char* device_name;
+    const char* quant;
+    bool resident;
+  };
+  const Row expected[] = {
+      {"mistral-7b-instruct", "pc1", "NVIDIA GeForce RTX 3060", "Q4_K_M", true},
+      {"llama-2-7b-chat", "pc1", "NVIDIA GeForce RTX 3060", "Q4_K_M", false},
+      {"neural-chat-7b", "pc1", "NVIDIA GeForce RTX 3060", "Q4_K_M", false},
+      {"all-minilm-l6-v2", "pc2", "NVIDIA GeForce GTX 1660 SUPER", "F32", true},
+      {"phi-2", "pc2", "NVIDIA GeForce GTX 1660 SUPER", "Q8_0", false},
+      {"stablelm-3b", "pc2", "NVIDIA GeForce GTX 1660 SUPER", "Q8_0", false},
+  };
+  for (const auto& r : expected) {
+    const PlanPlacement* p = plan.find(r.model);
+    ASSERT_NE(p, nullptr) << r.model;
+    EXPECT_TRUE(p->placed) << r.model << ": " << p->reason;
+    EXPECT_EQ(p->node, r.node) << r.model;
+    EXPECT_EQ(p->device, "gpu0") << r.model;
+    EXPECT_EQ(p->device_name, r.device_name) << r.model;
+    EXPECT_EQ(p->quant, r.quant) << r.model;
+    EXPECT_EQ(p->resident, r.resident) << r.model;
+    EXPECT_EQ(p->slots, 1) << r.model;
+  }
+  // On-demand models swap with the others on their device.
+  EXPECT_EQ(plan.find("phi-2")->swaps_with, std::vector<std::string>{"stablelm-3b"});
+  EXPECT_EQ(plan.find("stablelm-3b")->swaps_with, std::vector<std::string>{"phi-2"});
+  EXPECT_EQ(plan.find("llama-2-7b-chat")->swaps_with, std::vector<std::string>{"neural-chat-7b"});
+  // phi-2 at F16 is rejected on the 1660 with its numbers.
+  bool f16_rejected = false;
+  for (const auto& r : plan.find("phi-2")->rejected) {
+    if (r.node == "pc2" && r.why.rfind("F16 needs", 0) == 0) f16_rejected = true;
+  }
+  EXPECT_TRUE(f16_rejected);
+  check_invariants(nodes, ms, plan);
+}
+
+TEST_F(PlannerTest, IssueScenarioNumbers) {
+  // The arithmetic behind the table, against a hand computation in double
+  // precision from the shapes (no file read): llama-2's KV cache is 2 GiB,
+  // Mistral's 512 MiB (8 KV heads), phi-2's 640 MiB at 2048 tokens.
+  const auto ms = scenario_models();
+  std::map<std::string, const PlanModel*> by;
+  for (const auto& m : ms) by[m.name] = &m;
+  auto kv = [](double layers, double ctx, double kv_dim) {
+    return static_cast<uint64_t>(2 * layers * ctx * kv_dim * 2);
+  };
+  EXPECT_EQ(by["llama-2-7b-chat"]->candidates[0].kv_bytes_per_slot, kv(32, 4096, 4096));
+  EXPECT_EQ(by["mistral-7b-instruct"]->candidates[0].kv_bytes_per_slot, kv(32, 4096, 1024));
+  EXPECT_EQ(by["phi-2"]->candidates[0].kv_bytes_per_slot, kv(32, 2048, 2560));
+  // phi-2 in Q8_0: every matrix 34 bytes per 32 weights, vectors F32.
+  const double E = 2560, F = 10240, V = 51200, L = 32;
+  const double matrices = 2 * E * V + L * (E * 3 * E + E * E + 2 * E * F);
+  const double vectors = 2 * E + V + L * (2 * E + 3 * E + E + F + E);
+  EXPECT_EQ(by["phi-2"]->candidates[1].quant, "Q8_0");
+  EXPECT_EQ(by["phi-2"]->candidates[1].weights_bytes, static_cast<uint64_t>(matrices * 34 / 32 + vectors * 4));
+  EXPECT_EQ(by["phi-2"]->candidates[0].weights_bytes, static_cast<uint64_t>(matrices * 2 + vectors * 4));
+  // The ladders: quantized files run as they are, float files go down.
+  EXPECT_EQ(by["mistral-7b-instruct"]->candidates.size(), 1u);
+  EXPECT_EQ(by["phi-2"]->candidates.size(), 6u);
+  EXPECT_EQ(by["all-minilm-l6-v2"]->candidates[0].quant, "F32");
+}
+
+TEST_F(PlannerTest, TableAndJsonShowTheNumbers) {
+  const Plan plan = plan_placement(scenario_nodes(), scenario_models());
+  const std::string table = plan_to_table(plan);
+  EXPECT_NE(table.find("phi-2"), std::string::npos);
+  EXPECT_NE(table.find("pc2/gpu0 NVIDIA GeForce GTX 1660 SUPER"), std::string::npos);
+  EXPECT_NE(table.find("room: free 11.50 GiB"), std::string::npos) << table;
+  EXPECT_NE(table.find("quantized at load"), std::string::npos) << table;
+  const nlohmann::json j = plan_to_json(plan);
+  ASSERT_EQ(j["models"].size(), 6u);
+  EXPECT_EQ(j["models"][4]["model"], "phi-2");
+  EXPECT_EQ(j["models"][4]["quant"], "Q8_0");
+  EXPECT_EQ(j["models"][4]["need_bytes"], plan.placements[4].need_bytes);
+  EXPECT_EQ(j["devices"].size(), 4u);  // two GPUs, two CPUs
+}
+
+// ---- other inventories: invariants -------------------------------------------------
+
+TEST_F(PlannerTest, BigGpuAndCpuOnlyNode) {
+  const std::vector<PlanNode> nodes = {
+      make_node("big", R"([{"name": "NVIDIA GeForce RTX 4090", "total_memory": "24GiB",
+                            "free_memory": "23.5GiB", "compute_capability": "8.9"}])", 64),
+      make_node("cpuonly", "[]", 32)};
+  const auto ms = scenario_models();
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  for (const auto& p : plan.placements) {
+    EXPECT_TRUE(p.placed) << p.model;
+    EXPECT_EQ(p.node, "big") << p.model;  // 24 GiB takes everything; CPU RAM is the last resort
+  }
+  // Room for the on-demand 7B models in F16? No: their files are Q4_K_M.
+  EXPECT_EQ(plan.find("llama-2-7b-chat")->quant, "Q4_K_M");
+  EXPECT_EQ(plan.find("phi-2")->quant, "F16");
+  EXPECT_EQ(plan.find("stablelm-3b")->quant, "F16");
+}
+
+TEST_F(PlannerTest, ThreeEightGigabyteGpus) {
+  const char* gpu = R"([{"name": "NVIDIA GeForce RTX 3070", "total_memory": "8GiB",
+                         "free_memory": "7.6GiB", "compute_capability": "8.6"}])";
+  const std::vector<PlanNode> nodes = {make_node("a", gpu, 16), make_node("b", gpu, 16),
+                                       make_node("c", gpu, 16)};
+  const auto ms = scenario_models();
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  for (const auto& p : plan.placements) {
+    EXPECT_TRUE(p.placed) << p.model;
+    EXPECT_EQ(p.kind, DeviceKind::kGpu) << p.model;
+  }
+  const PlanPlacement* chat = plan.find("mistral-7b-instruct");
+  const PlanPlacement* emb = plan.find("all-minilm-l6-v2");
+  EXPECT_NE(chat->node, emb->node);
+}
+
+// ---- pins, a model that fits nowhere, failover ------------------------------------
+
+TEST_F(PlannerTest, PinsAreHonoured) {
+  auto decls = *decls_;
+  decls[4].pin = "pc1";       // phi-2 to the 3060's node
+  decls[3].pin = "pc1/gpu0";  // the embedding model beside the main chat model
+  const auto nodes = scenario_nodes();
+  const auto ms = models(decls);
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  EXPECT_EQ(plan.find("phi-2")->node, "pc1");
+  EXPECT_EQ(plan.find("phi-2")->device, "gpu0");
+  EXPECT_EQ(plan.find("all-minilm-l6-v2")->node, "pc1");
+  EXPECT_EQ(plan.find("all-minilm-l6-v2")->reason, "pinned to pc1/gpu0");
+
+  decls = *decls_;
+  decls[0].pin = "pc9";
+  const Plan missing = plan_placement(nodes, models(decls));
+  EXPECT_FALSE(missing.find("mistral-7b-instruct")->placed);
+  EXPECT_NE(missing.find("mistral-7b-instruct")->reason.find("node pc9 is not in the cluster"),
+            std::string::npos);
+}
+
+TEST_F(PlannerTest, ModelThatFitsNowhereGetsAReason) {
+  test::SparseModelSpec big;  // a 70B shape
+  big.n_embd = 8192;
+  big.n_layer = 80;
+  big.n_head = 64;
+  big.n_head_kv = 8;
+  big.n_ff = 28672;
+  big.quant = "Q4_K_M";
+  const std::string path = dir_->file("llama-70b.gguf");
+  test::write_sparse_model(big, path);
+  auto decls = *decls_;
+  node::ModelDecl d;
+  d.path = path;
+  d.alias = "llama-70b";
+  d.ctx_size = 4096;
+  d.slots = 1;
+  decls.push_back(d);
+  const auto nodes = scenario_nodes();
+  const auto ms = models(decls);
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  const PlanPlacement* p = plan.find("llama-70b");
+  EXPECT_FALSE(p->placed);
+  EXPECT_EQ(p->reason, "fits on no device");
+  ASSERT_EQ(p->rejected.size(), 4u);  // every device says what it lacks
+  for (const auto& r : p->rejected) EXPECT_NE(r.why.find("Q4_K_M needs"), std::string::npos) << r.why;
+  EXPECT_NE(plan_to_table(plan).find("UNPLACED"), std::string::npos);
+  // The rest of the table is as without it.
+  EXPECT_EQ(plan.find("phi-2")->node, "pc2");
+}
+
+TEST_F(PlannerTest, ReplanWithoutTheWorker) {
+  const std::vector<PlanNode> nodes = {make_node("pc1", kRtx3060, 32)};
+  const auto ms = scenario_models();
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  for (const auto& p : plan.placements) {
+    EXPECT_TRUE(p.placed) << p.model << ": " << p.reason;
+    EXPECT_EQ(p.node, "pc1") << p.model;
+  }
+  // With no other GPU, the embedding model joins the chat model's.
+  EXPECT_EQ(plan.find("all-minilm-l6-v2")->device, "gpu0");
+}
+
+TEST_F(PlannerTest, SlotsReducedOnlyWhenNothingFitsWithThem) {
+  auto decls = *decls_;
+  decls[1].slots = 4;  // llama-2: 4 x 2 GiB of KV cache cannot fit a 3060
+  const auto nodes = scenario_nodes();
+  const auto ms = models(decls);
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  const PlanPlacement* p = plan.find("llama-2-7b-chat");
+  ASSERT_TRUE(p->placed);
+  EXPECT_EQ(p->node, "pc1");
+  EXPECT_GE(p->slots, 1);
+  EXPECT_LT(p->slots, 4);
+  EXPECT_EQ(p->kv_bytes, uint64_t{2} * kGiB * static_cast<uint64_t>(p->slots));
+}
+
+TEST(PlannerLadder, FromTheSourceDown) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(plan_quant_ladder("F16", {}), (V{"F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0"}));
+  EXPECT_EQ(plan_quant_ladder("F32", {}), (V{"F32", "F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0"}));
+  EXPECT_EQ(plan_quant_ladder("Q4_K_M", {}), (V{"Q4_K_M"}));
+  EXPECT_EQ(plan_quant_ladder("F16", {"q4_k_m", "Q8_0"}), (V{"Q8_0", "Q4_K_M"}));
+  EXPECT_EQ(plan_quant_ladder("Q4_K_M", {"Q8_0"}), V{});
+}
+
+TEST(PlannerNodes, FromInventory) {
+  node::CpuInfo cpu;
+  cpu.ram_total_bytes = 32 * kGiB;
+  cpu.ram_available_bytes = 20 * kGiB;
+  const PlanNode n = plan_node_from_inventory(
+      "pc1", node::devices_parse_simulated(std::string("{\"gpus\": ") + kRtx3060 + "}", "x.json", cpu));
+  ASSERT_EQ(n.devices.size(), 2u);
+  EXPECT_EQ(n.devices[0].id, "gpu0");
+  EXPECT_EQ(n.devices[0].free_bytes, static_cast<uint64_t>(11.5 * kGiB));
+  EXPECT_EQ(n.devices[0].kind, DeviceKind::kGpu);
+  EXPECT_EQ(n.devices[1].id, "cpu");
+  EXPECT_EQ(n.devices[1].free_bytes, 20 * kGiB);
+}
+
+}  // namespace
+}  // namespace tars::cluster
