@@ -1,10 +1,10 @@
-// `tars serve`: a node with its HTTP API (the coordinator role of DESIGN.md).
+// `tars serve`: a node with its HTTP API and /rpc (the coordinator role of DESIGN.md).
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "node/node.h"
+#include "cluster/cluster_serve.h"
 
 namespace tars::cli {
 
@@ -19,7 +19,7 @@ void add_serve_command(CLI::App& app, CommandResult& result) {
       result.exit_code = 0;
       return;
     }
-    result.exit_code = node::node_serve(config);
+    result.exit_code = cluster::cluster_serve(config);
   });
 }
 

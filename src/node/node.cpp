@@ -47,9 +47,12 @@ nlohmann::json Node::status(int requests_in_flight) const {
   nlohmann::json j = health();
   j["devices"] = devices_to_json(devices_->refresh());
   j["models_loaded"] = host_->status_json();
+  j["model_host"] = host_->summary_json();
   j["requests_in_flight"] = requests_in_flight;
   return j;
 }
+
+DeviceInventory Node::devices() const { return devices_->refresh(); }
 
 nlohmann::json Node::models() const {
   nlohmann::json list = nlohmann::json::array();
@@ -64,7 +67,7 @@ nlohmann::json Node::models() const {
 
 nlohmann::json Node::config_json() const { return config_to_json(config_); }
 
-int node_serve(const NodeConfig& config) {
+int node_serve(const NodeConfig& config, const ServeHooks& hooks) {
   // Block the stop signals in every thread; one thread waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -74,10 +77,17 @@ int node_serve(const NodeConfig& config) {
 
   Node node(config);
   HttpServer server({config.host, config.port, config.max_body_bytes, config.http_threads});
-  server.add_routes(api_routes(node, server));
+  std::vector<Route> routes = api_routes(node, server);
+  if (hooks.routes) {
+    for (auto& r : hooks.routes(node, server)) routes.push_back(std::move(r));
+  }
+  server.add_routes(routes);
   server.bind();
   spdlog::info("tars {} node '{}' ({}) listening on http://{}:{}", kVersion, config.node_name,
                node.id(), config.host, server.port());
+
+  // Before the signal thread exists: a hook that throws leaves nothing to join.
+  if (hooks.started) hooks.started(node, server.port());
 
   std::promise<void> finished;
   auto finished_future = finished.get_future();
@@ -86,6 +96,7 @@ int node_serve(const NodeConfig& config) {
     sigwait(&stop_signals, &sig);
     spdlog::info("received {}, stopping (in-flight requests get {} ms)",
                  sig == SIGINT ? "SIGINT" : "SIGTERM", config.shutdown_grace_ms);
+    if (hooks.stopping) hooks.stopping();
     server.stop();
     if (finished_future.wait_for(std::chrono::milliseconds(config.shutdown_grace_ms)) !=
         std::future_status::ready) {

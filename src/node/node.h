@@ -3,16 +3,21 @@
 // loop that runs the HTTP API until SIGINT/SIGTERM.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "node/config.h"
 
 namespace tars::node {
 
 class DeviceDetector;
+struct DeviceInventory;
 class ModelHost;
+class HttpServer;
+struct Route;
 
 class Node {
  public:
@@ -29,6 +34,8 @@ class Node {
   nlohmann::json models() const;
   nlohmann::json config_json() const;
   ModelHost& host() { return *host_; }
+  // The devices with their live figures refreshed (free memory, temperature).
+  DeviceInventory devices() const;
 
  private:
   NodeConfig config_;
@@ -39,9 +46,23 @@ class Node {
   std::unique_ptr<ModelHost> host_;  // the loaded models
 };
 
+// What a layer above the node (the cluster) adds to node_serve without the
+// node knowing it. Every member is optional.
+struct ServeHooks {
+  // Extra routes (POST /rpc), added after the node's own; called once
+  // before binding. The references stay valid until node_serve returns.
+  std::function<std::vector<Route>(Node&, const HttpServer&)> routes;
+  // The server is bound to `port` and about to serve: start background work.
+  // If it throws, node_serve throws that (and `stopping` is not called).
+  std::function<void(Node&, int port)> started;
+  // A stop signal came (or serving ended): stop background work. Called
+  // once, before the server stops accepting.
+  std::function<void()> stopping;
+};
+
 // Runs a node: binds, serves until SIGINT or SIGTERM, then stops accepting,
 // gives in-flight requests config.shutdown_grace_ms to finish and returns 0.
 // A busy port or bad configuration throws tars::Error before serving.
-int node_serve(const NodeConfig& config);
+int node_serve(const NodeConfig& config, const ServeHooks& hooks = {});
 
 }  // namespace tars::node
