@@ -20,5 +20,6 @@ void add_quantize_command(CLI::App& app, CommandResult& result);
 void add_embed_command(CLI::App& app, CommandResult& result);
 void add_bench_command(CLI::App& app, CommandResult& result);
 void add_plan_command(CLI::App& app, CommandResult& result);
+void add_worker_command(CLI::App& app, CommandResult& result);
 
 }  // namespace tars::cli

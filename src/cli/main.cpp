@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   tars::cli::add_embed_command(app, result);
   tars::cli::add_bench_command(app, result);
   tars::cli::add_plan_command(app, result);
+  tars::cli::add_worker_command(app, result);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

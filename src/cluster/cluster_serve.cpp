@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cluster/coordinator.h"
 #include "cluster/protocol.h"
+#include "cluster/router.h"
+#include "cluster/worker.h"
+#include "common/error.h"
 #include "cluster/rpc_route.h"
 #include "common/version.h"
 #include "node/http_server.h"
@@ -44,12 +48,97 @@ std::shared_ptr<RpcMethodTable> cluster_methods(node::Node& node, const node::Ht
   return table;
 }
 
+namespace {
+
+// How the other nodes reach this one.
+std::string self_url(const node::NodeConfig& config, int port) {
+  if (!config.advertise.empty()) return config.advertise;
+  std::string host = config.host;
+  if (host == "0.0.0.0" || host == "::" || host.empty()) host = "127.0.0.1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(port);
+}
+
+// GET /status with the cluster's view added under "cluster".
+void add_cluster_status(std::vector<node::Route>& routes, std::function<json()> cluster) {
+  for (auto& r : routes) {
+    if (r.method != "GET" || r.path != "/status") continue;
+    r.handler = [local = std::move(r.handler), cluster](const httplib::Request& req, httplib::Response& res) {
+      local(req, res);
+      json body = json::parse(res.body, nullptr, false);
+      if (res.status != 200 || !body.is_object()) return;
+      body["cluster"] = cluster();
+      res.set_content(body.dump(), "application/json");
+    };
+  }
+}
+
+}  // namespace
+
 int cluster_serve(const node::NodeConfig& config) {
+  // The coordinator places the declared models (its own node included); the
+  // node itself starts with none.
+  node::NodeConfig node_config = config;
+  node_config.models.clear();
+  std::unique_ptr<Coordinator> coordinator;
   node::ServeHooks hooks;
-  hooks.routes = [&config](node::Node& node, const node::HttpServer& server) {
-    return std::vector<node::Route>{rpc_route(cluster_methods(node, server), config.join_token)};
+  hooks.routes = [&](node::Node& node, const node::HttpServer& server, std::vector<node::Route> routes) {
+    CoordinatorOptions o;
+    o.self_url = self_url(config, config.port);
+    o.token = config.join_token;
+    o.heartbeat = std::chrono::milliseconds(config.heartbeat_ms);
+    o.failure_deadline = std::chrono::milliseconds(config.failure_deadline_ms);
+    coordinator = std::make_unique<Coordinator>(node, config.models, o);
+    auto table = cluster_methods(node, server);
+    coordinator->add_methods(*table);
+    RouterOptions ro;
+    ro.self_id = node.id();
+    routes = router_wrap(std::move(routes), node.host(), coordinator->routes(), ro);
+    add_cluster_status(routes, [c = coordinator.get()] { return c->status_json(); });
+    routes.push_back(rpc_route(table, config.join_token));
+    return routes;
   };
-  return node::node_serve(config, hooks);
+  // Plans and loads before serving: a single node answers its first request
+  // with its models loaded, as before there was a cluster.
+  hooks.started = [&](node::Node&, int) { coordinator->start(); };
+  hooks.stopping = [&] { coordinator->stop(); };
+  int rc = node::node_serve(node_config, hooks);
+  coordinator.reset();
+  return rc;
+}
+
+int cluster_worker(const node::NodeConfig& config) {
+  if (config.join.empty()) {
+    throw Error(ErrorCode::kConfig, "a worker needs the coordinator's URL: --join http://HOST:PORT");
+  }
+  node::NodeConfig node_config = config;
+  if (!node_config.models.empty()) {
+    spdlog::warn("a worker hosts what the coordinator places on it; its own model list ({} models) "
+                 "is ignored", node_config.models.size());
+    node_config.models.clear();
+  }
+  std::unique_ptr<WorkerAgent> agent;
+  node::ServeHooks hooks;
+  hooks.routes = [&](node::Node& node, const node::HttpServer& server, std::vector<node::Route> routes) {
+    WorkerOptions o;
+    o.join_url = config.join;
+    o.self_url = self_url(config, config.port);
+    o.token = config.join_token;
+    agent = std::make_unique<WorkerAgent>(node, o);
+    auto table = cluster_methods(node, server);
+    add_model_methods(*table, node, config.join_token);
+    RouterOptions ro;
+    ro.self_id = node.id();
+    routes = router_wrap(std::move(routes), node.host(), agent->routes(), ro);
+    add_cluster_status(routes, [a = agent.get()] { return a->status_json(); });
+    routes.push_back(rpc_route(table, config.join_token));
+    return routes;
+  };
+  hooks.started = [&](node::Node&, int) { agent->start(); };
+  hooks.stopping = [&] { agent->stop(); };
+  int rc = node::node_serve(node_config, hooks);
+  agent.reset();
+  return rc;
 }
 
 }  // namespace tars::cluster

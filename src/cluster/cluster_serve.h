@@ -26,7 +26,10 @@ namespace tars::cluster {
 // outlive the table). rpc.methods lists the table itself.
 std::shared_ptr<RpcMethodTable> cluster_methods(node::Node& node, const node::HttpServer& server);
 
-// Runs the node with /rpc until SIGINT/SIGTERM (node::node_serve's contract).
+// `tars serve`: the coordinator (coordinator.h) with its own node, /rpc and
+// the request router, until SIGINT/SIGTERM (node::node_serve's contract).
 int cluster_serve(const node::NodeConfig& config);
+// `tars worker --join URL`: a node that joins config.join (worker.h).
+int cluster_worker(const node::NodeConfig& config);
 
 }  // namespace tars::cluster

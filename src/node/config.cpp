@@ -146,6 +146,16 @@ const std::vector<Field>& fields() {
         "JSON inventory that replaces GPU detection", &NodeConfig::simulate_devices);
     str("cluster.join_token", "TARS_JOIN_TOKEN", "--join-token",
         "Secret shared by the nodes of one cluster", &NodeConfig::join_token, true);
+    str("cluster.join", "TARS_JOIN", "--join",
+        "Worker: the coordinator to join, e.g. http://pc1:8000", &NodeConfig::join);
+    str("cluster.advertise", "TARS_ADVERTISE", "--advertise",
+        "The URL other nodes reach this one at (default: http://HOST:PORT, 127.0.0.1 for 0.0.0.0)",
+        &NodeConfig::advertise);
+    integer("cluster.heartbeat_ms", "TARS_HEARTBEAT_MS", "--heartbeat-ms",
+            "Workers' heartbeat interval (default: 1000)", &NodeConfig::heartbeat_ms, 50, 600000);
+    integer("cluster.failure_deadline_ms", "TARS_FAILURE_DEADLINE_MS", "--failure-deadline-ms",
+            "A worker silent this long is down and its models move (default: 3000)",
+            &NodeConfig::failure_deadline_ms, 100, 3600000);
     return t;
   }();
   return table;

@@ -82,6 +82,10 @@ struct NodeConfig {
   std::string simulate_devices;  // JSON inventory replacing GPU detection ("" = detect)
   // [cluster]
   std::string join_token;  // secret shared by the nodes of one cluster
+  std::string join;        // worker: the coordinator's URL ("http://pc1:8000")
+  std::string advertise;   // URL the other nodes reach this one at ("" = from host and port)
+  int heartbeat_ms = 1000;         // Default: workers send a heartbeat every second ...
+  int failure_deadline_ms = 3000;  // ... and are down after 3 s of silence.
   // [[model]]
   std::vector<ModelDecl> models;
   // Where the config file was read from ("" = none).

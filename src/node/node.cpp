@@ -26,11 +26,9 @@ Node::Node(NodeConfig config) : config_(std::move(config)), started_(std::chrono
   dev.simulate_file = config_.simulate_devices;
   devices_ = std::make_unique<DeviceDetector>(dev);
   for (const auto& w : devices_->inventory().warnings) spdlog::warn("{}", w);
-  model_files_ = nlohmann::json::array();
   for (const auto& m : config_.models) {
     nlohmann::json info = model_file_info(m);
     if (info.contains("error")) spdlog::warn("model {}: {}", m.path, info["error"].get<std::string>());
-    model_files_.push_back(std::move(info));
   }
   host_ = std::make_unique<ModelHost>(config_);
 }
@@ -56,10 +54,15 @@ DeviceInventory Node::devices() const { return devices_->refresh(); }
 
 nlohmann::json Node::models() const {
   nlohmann::json list = nlohmann::json::array();
-  for (auto m : model_files_) {
-    bool loaded = false;
-    for (const auto& h : host_->models()) loaded = loaded || h->id == m["id"];
-    m["loaded"] = loaded;
+  // Every model declared on this node (from the config, or placed here by
+  // the cluster), with what its file says and whether it is loaded now.
+  for (const auto& l : host_->list()) {
+    ModelDecl d = l.decl;
+    d.alias = l.id;
+    nlohmann::json m = model_file_info(d);
+    m["loaded"] = l.state == ModelState::kLoaded;
+    m["state"] = model_state_name(l.state);
+    m["load"] = d.load;
     list.push_back(std::move(m));
   }
   return {{"models", list}};
@@ -78,9 +81,7 @@ int node_serve(const NodeConfig& config, const ServeHooks& hooks) {
   Node node(config);
   HttpServer server({config.host, config.port, config.max_body_bytes, config.http_threads});
   std::vector<Route> routes = api_routes(node, server);
-  if (hooks.routes) {
-    for (auto& r : hooks.routes(node, server)) routes.push_back(std::move(r));
-  }
+  if (hooks.routes) routes = hooks.routes(node, server, std::move(routes));
   server.add_routes(routes);
   server.bind();
   spdlog::info("tars {} node '{}' ({}) listening on http://{}:{}", kVersion, config.node_name,

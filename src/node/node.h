@@ -42,16 +42,17 @@ class Node {
   std::string id_;
   std::chrono::steady_clock::time_point started_;
   std::unique_ptr<DeviceDetector> devices_;
-  nlohmann::json model_files_;  // model_file_info of each configured model
   std::unique_ptr<ModelHost> host_;  // the loaded models
 };
 
 // What a layer above the node (the cluster) adds to node_serve without the
 // node knowing it. Every member is optional.
 struct ServeHooks {
-  // Extra routes (POST /rpc), added after the node's own; called once
-  // before binding. The references stay valid until node_serve returns.
-  std::function<std::vector<Route>(Node&, const HttpServer&)> routes;
+  // The route table to serve, given the node's own (node/api.h): the
+  // cluster adds POST /rpc and wraps the model routes to forward requests.
+  // Called once before binding; the references stay valid until node_serve
+  // returns.
+  std::function<std::vector<Route>(Node&, const HttpServer&, std::vector<Route> node_routes)> routes;
   // The server is bound to `port` and about to serve: start background work.
   // If it throws, node_serve throws that (and `stopping` is not called).
   std::function<void(Node&, int port)> started;

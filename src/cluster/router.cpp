@@ -1,0 +1,105 @@
+#include "cluster/router.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/error.h"
+#include "node/model_host.h"
+
+namespace tars::cluster {
+
+std::string router_role_for_path(const std::string& method, const std::string& path) {
+  if (method != "POST") return "";
+  if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/inference") return "chat";
+  if (path == "/embed" || path == "/v1/embeddings") return "embedding";
+  return "";
+}
+
+namespace {
+
+bool declares(const node::ModelHost& host, const std::string& model, const std::string& role) {
+  for (const auto& m : host.list()) {
+    if (model.empty() ? m.decl.role == role : m.id == model) return true;
+  }
+  return false;
+}
+
+std::string joined(const std::vector<std::string>& ids) {
+  std::string s;
+  for (const auto& id : ids) s += (s.empty() ? "" : ", ") + id;
+  return s;
+}
+
+// The model-bearing handler: here, or forwarded, or a 404 naming the
+// cluster's models.
+node::HttpHandler route_model(node::HttpHandler local, std::string role, node::ModelHost& host,
+                              const RouteTable& table, RouterOptions opt) {
+  return [local = std::move(local), role, &host, &table, opt](const httplib::Request& req,
+                                                               httplib::Response& res) {
+    auto serve_here = [&] {
+      res.set_header("X-Tars-Served-By", opt.self_id);
+      local(req, res);
+    };
+    // A request another node forwarded is always served here.
+    if (req.has_header(kForwardedHeader)) return serve_here();
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    // Malformed bodies and a wrong "model" type get the local handler's 400.
+    if (!body.is_object()) return serve_here();
+    auto it = body.find("model");
+    if (it != body.end() && !it->is_string() && !it->is_null()) return serve_here();
+    std::string model = it != body.end() && it->is_string() ? it->get<std::string>() : "";
+    if (declares(host, model, role)) return serve_here();
+    auto entry = table.find(model, role);
+    std::vector<Replica> replicas;
+    if (entry) replicas = route_order(*entry, opt.self_id);
+    if (replicas.empty()) {
+      // Nobody else has it: the local handler says what this node has,
+      // unless the cluster knows more models.
+      std::vector<std::string> ids = table.ids(role);
+      if (ids.empty() || model.empty()) return serve_here();
+      for (const auto& m : host.list()) {
+        if (m.decl.role == role) ids.push_back(m.id);
+      }
+      throw Error(ErrorCode::kNotFound, "model '" + model + "' is not served by any node of the cluster " +
+                                            "(" + role + " models: " + joined(ids) + ")");
+    }
+    ForwardOptions fwd = opt.forward;
+    fwd.self_id = opt.self_id;
+    forward_request(req, res, replicas, fwd);
+  };
+}
+
+// GET /v1/models: this node's list plus the models other nodes serve.
+node::HttpHandler route_model_list(node::HttpHandler local, const RouteTable& table) {
+  return [local = std::move(local), &table](const httplib::Request& req, httplib::Response& res) {
+    local(req, res);
+    nlohmann::json body = nlohmann::json::parse(res.body, nullptr, false);
+    if (res.status != 200 || !body.is_object() || !body.contains("data") || !body["data"].is_array()) return;
+    std::set<std::string> have;
+    for (const auto& m : body["data"]) have.insert(m.value("id", ""));
+    for (const auto& e : table.entries()) {
+      if (have.count(e.model) || e.replicas.empty()) continue;
+      body["data"].push_back({{"id", e.model}, {"object", "model"}, {"created", 0},
+                              {"owned_by", "tars:" + e.replicas.front().node_name}});
+      have.insert(e.model);
+    }
+    res.set_content(body.dump(), "application/json");
+  };
+}
+
+}  // namespace
+
+std::vector<node::Route> router_wrap(std::vector<node::Route> routes, node::ModelHost& host,
+                                     const RouteTable& table, RouterOptions options) {
+  for (auto& r : routes) {
+    std::string role = router_role_for_path(r.method, r.path);
+    if (!role.empty()) {
+      r.handler = route_model(std::move(r.handler), role, host, table, options);
+    } else if (r.method == "GET" && r.path == "/v1/models") {
+      r.handler = route_model_list(std::move(r.handler), table);
+    }
+  }
+  return routes;
+}
+
+}  // namespace tars::cluster

@@ -1,0 +1,207 @@
+#include "cluster/worker.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "cluster/heartbeat.h"
+#include "cluster/hosting.h"
+#include "cluster/jsonrpc.h"
+#include "cluster/protocol.h"
+#include "cluster/rpc_client.h"
+#include "common/error.h"
+#include "common/version.h"
+#include "node/devices.h"
+#include "node/model_host.h"
+#include "node/node.h"
+
+namespace tars::cluster {
+
+using json = nlohmann::json;
+
+namespace {
+
+template <typename T>
+T param(const json& p, const char* key) {
+  if (!p.is_object() || !p.contains(key)) throw RpcError(-32602, std::string("missing param '") + key + "'");
+  try {
+    return p.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw RpcError(-32602, std::string("param '") + key + "' has the wrong type");
+  }
+}
+
+}  // namespace
+
+void add_model_methods(RpcMethodTable& table, node::Node& node, std::string token) {
+  table.add({"model.load", true,
+             [&node, token](const json& p, const RpcCall&) -> json {
+               json m = param<json>(p, "model");
+               json s = param<json>(p, "source");
+               node::ModelDecl d;
+               d.alias = param<std::string>(m, "id");
+               d.role = param<std::string>(m, "role");
+               d.ctx_size = param<int>(m, "ctx_size");
+               d.slots = param<int>(m, "slots");
+               d.quant = param<std::vector<std::string>>(m, "quant");
+               d.load = param<std::string>(m, "load");
+               d.keep_alive_s = param<int>(m, "keep_alive");
+               ModelSource src;
+               src.url = param<std::string>(s, "url");
+               src.token = token;
+               try {
+                 src.file = hosting_file_name(param<std::string>(s, "file"));
+               } catch (const Error& e) {
+                 throw RpcError(kRpcForbiddenPath, e.what());
+               }
+               src.size = param<uint64_t>(s, "size");
+               src.sha256 = param<std::string>(s, "sha256");
+               d.path = node.config().data_dir + "/models/" + src.file;
+               hosting_apply(node, d, src);
+               std::string state = "declared";
+               for (const auto& l : node.host().list()) {
+                 if (l.id == d.alias) state = node::model_state_name(l.state);
+               }
+               return {{"id", d.alias}, {"state", state}};
+             },
+             "host a model: {model: {id, role, ctx_size, slots, quant, load, keep_alive}, "
+             "source: {url, file, size, sha256}}"});
+  table.add({"model.unload", true,
+             [&node](const json& p, const RpcCall&) -> json {
+               std::string id = param<std::string>(p, "id");
+               if (!node.host().find_decl(id)) {
+                 throw RpcError(kRpcNotFound, "model '" + id + "' is not hosted on this node");
+               }
+               node.host().remove(id);
+               return json::object();
+             },
+             "stop hosting a model: {id}"});
+}
+
+WorkerAgent::WorkerAgent(node::Node& node, WorkerOptions options)
+    : node_(node), options_(std::move(options)) {}
+
+WorkerAgent::~WorkerAgent() { stop(); }
+
+void WorkerAgent::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void WorkerAgent::stop() {
+  if (stop_.exchange(true)) return;
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  bool joined;
+  {
+    std::lock_guard lock(mu_);
+    joined = joined_;
+  }
+  if (!joined) return;
+  try {
+    RpcClientOptions o;
+    o.connect_timeout = std::chrono::milliseconds(1000);
+    o.read_timeout = std::chrono::milliseconds(1000);
+    RpcClient(options_.join_url, options_.token, o).notify("node.leave", {{"node_id", node_.id()}});
+    spdlog::info("left the cluster of {}", options_.join_url);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not tell the coordinator this node is leaving: {}", e.what());
+  }
+}
+
+bool WorkerAgent::register_once() {
+  json params = {{"node_id", node_.id()},
+                 {"name", node_.config().node_name},
+                 {"url", options_.self_url},
+                 {"version", kVersion},
+                 {"protocol", kProtocolVersion},
+                 {"devices", node::devices_to_json(node_.devices())}};
+  try {
+    RpcClient client(options_.join_url, options_.token, RpcClientOptions{});
+    json r = client.call("node.register", params, /*idempotent=*/true);
+    std::lock_guard lock(mu_);
+    joined_ = true;
+    coordinator_id_ = r.value("coordinator_id", "");
+    heartbeat_ = std::chrono::milliseconds(r.value("heartbeat_ms", 1000));
+    ++registrations_;
+    last_error_.clear();
+    spdlog::info("{} the cluster of {} (coordinator {}) as '{}' at {}",
+                 r.value("rejoin", false) ? "rejoined" : "joined", options_.join_url, coordinator_id_,
+                 node_.config().node_name, options_.self_url);
+    return true;
+  } catch (const std::exception& e) {
+    std::lock_guard lock(mu_);
+    if (last_error_ != e.what()) spdlog::warn("cannot join {}: {}", options_.join_url, e.what());
+    last_error_ = e.what();
+    return false;
+  }
+}
+
+bool WorkerAgent::heartbeat_once() {
+  json params = heartbeat_to_json(heartbeat_of(node_));
+  params["node_id"] = node_.id();
+  try {
+    RpcClientOptions o;
+    o.read_timeout = std::chrono::milliseconds(5000);
+    RpcClient client(options_.join_url, options_.token, o);
+    json r = client.call("node.heartbeat", params, /*idempotent=*/true);
+    if (!r.value("known", false)) {
+      spdlog::warn("the coordinator does not know this node (it restarted, or marked this node "
+                   "down): joining again");
+      std::lock_guard lock(mu_);
+      joined_ = false;
+      return false;
+    }
+    if (r.contains("routes")) {
+      routes_.set(RouteTable::entries_from_json(r["routes"]), r["routes"].value("version", uint64_t{0}));
+    }
+    std::lock_guard lock(mu_);
+    last_error_.clear();
+    return true;
+  } catch (const std::exception& e) {
+    std::lock_guard lock(mu_);
+    if (last_error_ != e.what()) spdlog::warn("heartbeat to {} failed: {}", options_.join_url, e.what());
+    last_error_ = e.what();
+    return false;
+  }
+}
+
+void WorkerAgent::loop() {
+  auto backoff = options_.retry;
+  while (!stop_) {
+    bool joined;
+    {
+      std::lock_guard lock(mu_);
+      joined = joined_;
+    }
+    std::chrono::milliseconds wait;
+    if (!joined) {
+      if (register_once()) {
+        backoff = options_.retry;
+        heartbeat_once();
+        std::lock_guard lock(mu_);
+        wait = heartbeat_;
+      } else {
+        wait = backoff;
+        backoff = std::min(backoff * 2, options_.retry * 8);
+      }
+    } else {
+      heartbeat_once();
+      std::lock_guard lock(mu_);
+      wait = heartbeat_;
+    }
+    std::unique_lock lock(wake_mu_);
+    wake_.wait_for(lock, wait, [this] { return stop_.load(); });
+  }
+}
+
+json WorkerAgent::status_json() const {
+  std::lock_guard lock(mu_);
+  return {{"role", "worker"},
+          {"coordinator", options_.join_url},
+          {"coordinator_id", coordinator_id_},
+          {"joined", joined_},
+          {"registrations", registrations_},
+          {"last_error", last_error_},
+          {"routes", routes_.to_json()}};
+}
+
+}  // namespace tars::cluster
