@@ -9,7 +9,9 @@
 #include "common/error.h"
 #include "cluster/rpc_route.h"
 #include "common/version.h"
+#include "node/files_api.h"
 #include "node/http_server.h"
+#include "node/model_info.h"
 #include "node/node.h"
 
 namespace tars::cluster {
@@ -95,6 +97,17 @@ int cluster_serve(const node::NodeConfig& config) {
     ro.self_id = node.id();
     routes = router_wrap(std::move(routes), node.host(), coordinator->routes(), ro);
     add_cluster_status(routes, [c = coordinator.get()] { return c->status_json(); });
+    // The coordinator shares the file of every declared model, wherever the
+    // plan runs it, so a worker can fetch a model that moves to it.
+    std::erase_if(routes, [](const node::Route& r) { return r.path.rfind("/files/", 0) == 0; });
+    for (auto& r : node::files_routes(node.host(), node.config(), [&config](const std::string& id) {
+           for (const auto& d : config.models) {
+             if (node::model_id(d) == id) return std::optional<std::string>(d.path);
+           }
+           return std::optional<std::string>();
+         })) {
+      routes.push_back(std::move(r));
+    }
     routes.push_back(rpc_route(table, config.join_token));
     return routes;
   };

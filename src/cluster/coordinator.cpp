@@ -246,7 +246,7 @@ bool Coordinator::load_on(const Member& m, const node::ModelDecl& decl, const st
       return true;
     }
     // The worker fetches the coordinator's file if it lacks it.
-    node::Sha256Cache cache(node_.config().data_dir + "/state/sha256.json");
+    node::Sha256Cache cache(node_.config().data_dir + "/state/file_sha256.json");
     json source = {{"url", options_.self_url},
                    {"file", std::filesystem::path(decl.path).filename().string()},
                    {"size", std::filesystem::file_size(decl.path)},

@@ -44,7 +44,7 @@ std::string locate_file(node::Node& node, const node::ModelDecl& decl,
   const std::string local = dir + "/" + name;
   std::error_code ec;
   if (fs::exists(local, ec) && fs::file_size(local, ec) == source->size && !source->sha256.empty()) {
-    node::Sha256Cache cache(node.config().data_dir + "/state/sha256.json");
+    node::Sha256Cache cache(node.config().data_dir + "/state/file_sha256.json");
     if (cache.get(local) == source->sha256) return local;
     spdlog::warn("model {}: {} differs from the coordinator's copy; fetching it again", id, local);
   }

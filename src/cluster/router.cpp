@@ -57,6 +57,13 @@ node::HttpHandler route_model(node::HttpHandler local, std::string role, node::M
       // unless the cluster knows more models.
       std::vector<std::string> ids = table.ids(role);
       if (ids.empty() || model.empty()) return serve_here();
+      if (entry) {
+        // The cluster has the model but no node holds it right now: it is
+        // being placed (its node failed, or it is loading elsewhere).
+        throw node::HttpError(503, "model_moving",
+                              "model '" + model + "' is being placed on another node (its node "
+                              "failed or it is loading); retry shortly");
+      }
       for (const auto& m : host.list()) {
         if (m.decl.role == role) ids.push_back(m.id);
       }

@@ -36,16 +36,21 @@ struct ServedFile {
   uint64_t size = 0;
 };
 
-// The declared model's file, or 404.
-ServedFile served_file(ModelHost& host, const std::string& id) {
-  auto decl = host.find_decl(id);
-  if (!decl) throw Error(ErrorCode::kNotFound, "model '" + id + "' is not declared on this node");
-  struct stat st {};
-  if (::stat(decl->path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    throw Error(ErrorCode::kNotFound,
-                "model '" + id + "': its file " + decl->path + " is missing on this node");
+// The declared (or shared) model's file, or 404.
+ServedFile served_file(ModelHost& host, const FilePathResolver& shared, const std::string& id) {
+  std::optional<std::string> path;
+  if (shared) path = shared(id);
+  if (!path) {
+    auto decl = host.find_decl(id);
+    if (!decl) throw Error(ErrorCode::kNotFound, "model '" + id + "' is not declared on this node");
+    path = decl->path;
   }
-  return {id, decl->path, static_cast<uint64_t>(st.st_size)};
+  struct stat st {};
+  if (::stat(path->c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    throw Error(ErrorCode::kNotFound,
+                "model '" + id + "': its file " + *path + " is missing on this node");
+  }
+  return {id, *path, static_cast<uint64_t>(st.st_size)};
 }
 
 // Checks the ranges httplib parsed against the file size: an unsatisfiable
@@ -69,10 +74,10 @@ bool ranges_ok(const httplib::Request& req, uint64_t size) {
   return true;
 }
 
-void get_file(ModelHost& host, const NodeConfig& config, const httplib::Request& req,
-              httplib::Response& res) {
+void get_file(ModelHost& host, const NodeConfig& config, const FilePathResolver& shared,
+              const httplib::Request& req, httplib::Response& res) {
   check_token(req, config.join_token);
-  ServedFile f = served_file(host, req.matches[1]);
+  ServedFile f = served_file(host, shared, req.matches[1]);
   if (!ranges_ok(req, f.size)) {
     const_cast<httplib::Request&>(req).ranges.clear();  // keep our JSON body whole
     res.set_header("Content-Range", "bytes */" + std::to_string(f.size));
@@ -105,17 +110,17 @@ void get_file(ModelHost& host, const NodeConfig& config, const httplib::Request&
 
 }  // namespace
 
-std::vector<Route> files_routes(ModelHost& host, const NodeConfig& config) {
+std::vector<Route> files_routes(ModelHost& host, const NodeConfig& config, FilePathResolver shared) {
   auto cache = std::make_shared<Sha256Cache>(config.data_dir + "/state/file_sha256.json");
   return {
       {"GET", R"(/files/([^/]+))",
-       [&host, &config](const httplib::Request& req, httplib::Response& res) {
-         get_file(host, config, req, res);
+       [&host, &config, shared](const httplib::Request& req, httplib::Response& res) {
+         get_file(host, config, shared, req, res);
        }},
       {"GET", R"(/files/([^/]+)/info)",
-       [&host, &config, cache](const httplib::Request& req, httplib::Response& res) {
+       [&host, &config, cache, shared](const httplib::Request& req, httplib::Response& res) {
          check_token(req, config.join_token);
-         ServedFile f = served_file(host, req.matches[1]);
+         ServedFile f = served_file(host, shared, req.matches[1]);
          reply_json(res, 200,
                     {{"id", f.id},
                      {"file", std::filesystem::path(f.path).filename().string()},

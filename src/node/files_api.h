@@ -14,6 +14,9 @@
 // "Authorization: Bearer <token>" (401 JSON error otherwise). The sha256 is
 // computed once per (path, size, mtime) and cached in <data_dir>/state/.
 
+#include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "node/config.h"
@@ -23,6 +26,12 @@ namespace tars::node {
 
 class ModelHost;
 
-std::vector<Route> files_routes(ModelHost& host, const NodeConfig& config);
+// The file of a model id that is not (or no longer) declared on this node
+// but that the node still shares: the coordinator serves every model of the
+// cluster's plan, wherever it runs. nullopt = not shared.
+using FilePathResolver = std::function<std::optional<std::string>(const std::string& id)>;
+
+std::vector<Route> files_routes(ModelHost& host, const NodeConfig& config,
+                                FilePathResolver shared = {});
 
 }  // namespace tars::node
