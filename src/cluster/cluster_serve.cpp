@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/coordinator.h"
+#include "cluster/hosting.h"
 #include "cluster/protocol.h"
 #include "cluster/router.h"
 #include "cluster/worker.h"
@@ -11,6 +12,7 @@
 #include "common/version.h"
 #include "node/files_api.h"
 #include "node/http_server.h"
+#include "node/model_host.h"
 #include "node/model_info.h"
 #include "node/node.h"
 
@@ -90,6 +92,7 @@ int cluster_serve(const node::NodeConfig& config) {
     o.token = config.join_token;
     o.heartbeat = std::chrono::milliseconds(config.heartbeat_ms);
     o.failure_deadline = std::chrono::milliseconds(config.failure_deadline_ms);
+    node.host().set_estimator(hosting_estimator(node.config()));
     coordinator = std::make_unique<Coordinator>(node, config.models, o);
     auto table = cluster_methods(node, server);
     coordinator->add_methods(*table);
@@ -137,6 +140,7 @@ int cluster_worker(const node::NodeConfig& config) {
     o.join_url = config.join;
     o.self_url = self_url(config, config.port);
     o.token = config.join_token;
+    node.host().set_estimator(hosting_estimator(node.config()));
     agent = std::make_unique<WorkerAgent>(node, o);
     auto table = cluster_methods(node, server);
     add_model_methods(*table, node, config.join_token);

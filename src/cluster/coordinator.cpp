@@ -239,10 +239,11 @@ void Coordinator::replan_and_apply() {
   apply(plan, alive);
 }
 
-bool Coordinator::load_on(const Member& m, const node::ModelDecl& decl, const std::string& source_quant) {
+bool Coordinator::load_on(const Member& m, const node::ModelDecl& decl, const std::string& source_quant,
+                          uint64_t budget) {
   try {
     if (m.local) {
-      hosting_apply(node_, decl, std::nullopt);
+      hosting_apply(node_, decl, std::nullopt, budget);
       return true;
     }
     // The worker fetches the coordinator's file if it lacks it.
@@ -255,7 +256,7 @@ bool Coordinator::load_on(const Member& m, const node::ModelDecl& decl, const st
     o.read_timeout = options_.load_timeout;
     RpcClient client(m.url, options_.token, o);
     client.call("model.load", {{"model", decl_to_json(decl)}, {"source", source},
-                               {"source_quant", source_quant}},
+                               {"source_quant", source_quant}, {"memory_budget", budget}},
                 /*idempotent=*/true);
     return true;
   } catch (const std::exception& e) {
@@ -288,6 +289,18 @@ void Coordinator::apply(const Plan& plan, const std::vector<Member>& alive) {
   // What each alive node should host.
   std::map<std::string, std::map<std::string, node::ModelDecl>> want;  // node id -> id -> decl
   std::map<std::string, std::string> source_quant;
+  // A node whose models share one device that swaps on-demand models gets
+  // that device's room as its memory budget (0: no budget).
+  std::map<std::string, uint64_t> budget;  // node name -> bytes
+  std::map<std::string, std::set<std::string>> devices_used;  // node name -> devices
+  for (const auto& p : plan.placements) {
+    if (p.placed) devices_used[p.node].insert(p.device);
+  }
+  for (const auto& d : plan.devices) {
+    if (d.on_demand.empty() || devices_used[d.node].size() != 1 || !devices_used[d.node].count(d.device)) continue;
+    uint64_t reserved = d.margin_bytes + d.overhead_bytes;
+    budget[d.node] = d.free_bytes > reserved ? d.free_bytes - reserved : 0;
+  }
   for (const auto& p : plan.placements) {
     if (!p.placed) continue;
     for (const auto& m : alive) {
@@ -312,10 +325,11 @@ void Coordinator::apply(const Plan& plan, const std::vector<Member>& alive) {
       }
     }
     if (todo.empty()) continue;
-    jobs.push_back(std::async(std::launch::async, [this, m, todo, &source_quant] {
+    uint64_t node_budget = budget.count(m.name) ? budget[m.name] : 0;
+    jobs.push_back(std::async(std::launch::async, [this, m, todo, &source_quant, node_budget] {
       for (const auto& decl : todo) {
         spdlog::info("placing model {} on node '{}'", decl.alias, m.name);
-        if (load_on(m, decl, source_quant[decl.alias])) {
+        if (load_on(m, decl, source_quant.at(decl.alias), node_budget)) {
           std::lock_guard lock(mu_);
           assigned_[m.node_id].models[decl.alias] = decl;
         }

@@ -92,7 +92,8 @@ class Coordinator {
   void apply(const Plan& plan, const std::vector<Member>& alive);
   // Loads `decl` on member `m` (locally or by model.load); false on failure
   // (logged).
-  bool load_on(const Member& m, const node::ModelDecl& decl, const std::string& source_quant);
+  bool load_on(const Member& m, const node::ModelDecl& decl, const std::string& source_quant,
+               uint64_t budget);
   void unload_on(const Member& m, const std::string& id);
   void rebuild_routes();
 

@@ -87,7 +87,30 @@ std::string at_type(node::Node& node, const std::string& path, const std::string
 
 }  // namespace
 
-void hosting_apply(node::Node& node, node::ModelDecl decl, const std::optional<ModelSource>& source) {
+std::function<uint64_t(const node::ModelDecl&)> hosting_estimator(const node::NodeConfig& config) {
+  return [config](const node::ModelDecl& d) -> uint64_t {
+    try {
+      auto file = engine::GgufFile::open(d.path);
+      EstimateOptions o;
+      o.n_ctx = d.ctx_size > 0 ? d.ctx_size : config.ctx_size;
+      o.n_slots = d.slots > 0 ? d.slots : config.slots;
+      o.max_batch = config.batch;
+      o.kv_type = config.kv_type == "f32" ? engine::TensorType::kF32 : engine::TensorType::kF16;
+      return estimate_model(*file, o).model_bytes();
+    } catch (const std::exception&) {
+      return 0;
+    }
+  };
+}
+
+void hosting_apply(node::Node& node, node::ModelDecl decl, const std::optional<ModelSource>& source,
+                   uint64_t memory_budget) {
+  // A budget set in the node's own configuration wins over the plan's.
+  if (memory_budget > 0 && node.config().memory_budget == 0 &&
+      memory_budget != node.host().memory_budget()) {
+    spdlog::info("memory budget for this node's models: {} (from the plan)", memory_budget);
+    node.host().set_memory_budget(memory_budget);
+  }
   const std::string id = node::model_id(decl);
   decl.alias = id;
   std::string path = locate_file(node, decl, source, id);

@@ -12,6 +12,7 @@
 //      declared and loads with its first request.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -39,6 +40,16 @@ std::string hosting_file_name(const std::string& name);
 // Makes `node` host `decl` (its alias is the model id; quant, when it has
 // one entry, the type to run). `source` is used when the file is missing.
 // Throws tars::Error naming the model and the step that failed.
-void hosting_apply(node::Node& node, node::ModelDecl decl, const std::optional<ModelSource>& source);
+// `memory_budget` (0 = none): bytes the plan gave this node's models on
+// their device; on-demand models beyond it evict the least recently used
+// (the node's ModelHost enforces it with hosting_estimator's figures).
+void hosting_apply(node::Node& node, node::ModelDecl decl, const std::optional<ModelSource>& source,
+                   uint64_t memory_budget = 0);
+
+// The node's ModelHost estimator: the planner's figure (estimate.h: weights +
+// KV cache + compute for the decl's context and slots) from the file's
+// header; 0 when the file cannot be read (its load then fails with the
+// reason).
+std::function<uint64_t(const node::ModelDecl&)> hosting_estimator(const node::NodeConfig& config);
 
 }  // namespace tars::cluster

@@ -56,7 +56,7 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
                src.size = param<uint64_t>(s, "size");
                src.sha256 = param<std::string>(s, "sha256");
                d.path = node.config().data_dir + "/models/" + src.file;
-               hosting_apply(node, d, src);
+               hosting_apply(node, d, src, rpc_param_or<uint64_t>(p, "memory_budget", 0));
                std::string state = "declared";
                for (const auto& l : node.host().list()) {
                  if (l.id == d.alias) state = node::model_state_name(l.state);

@@ -9,6 +9,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -184,6 +185,14 @@ TEST_F(ClusterTest, EveryNodeServesEveryModelFromThePlannedNodeAndFailoverLosesN
     auto [cs, cby] = complete(port);
     EXPECT_EQ(cs, 200) << "port " << port;
     EXPECT_EQ(cby, where["story"]) << "port " << port;
+    // Streaming passes through the forwarding node whole.
+    json sbody = {{"model", "story"}, {"prompt", "Once upon a time"}, {"max_tokens", 6}, {"stream", true}};
+    auto sr = client(port).Post("/v1/completions", sbody.dump(), "application/json");
+    ASSERT_TRUE(sr);
+    EXPECT_EQ(sr->status, 200);
+    EXPECT_EQ(sr->get_header_value("Content-Type").rfind("text/event-stream", 0), 0u);
+    EXPECT_GE(std::count(sr->body.begin(), sr->body.end(), '\n'), 12) << sr->body;
+    EXPECT_NE(sr->body.find("data: [DONE]"), std::string::npos) << sr->body;
     auto [es, eby] = embed(port);
     EXPECT_EQ(es, 200) << "port " << port;
     EXPECT_EQ(eby, where["embed"]) << "port " << port;

@@ -107,10 +107,11 @@ TEST_F(OnDemandTest, FirstRequestLoadsTheModelAndStatusShowsIt) {
 }
 
 TEST_F(OnDemandTest, KeepAliveAndMemoryBudget) {
-  // The default estimator is the file size (1.13 MiB): a budget of 2 MiB
-  // holds one of the two models.
-  start(model_toml("a", 300) + model_toml("b", 1), {"--memory-budget", "2MiB"});
-  EXPECT_EQ(get("/status")["model_host"]["memory_budget"], 2u << 20);
+  // `tars serve` estimates like the planner: weights 1.12 MiB + KV cache
+  // 320 KiB + compute 2.8 MiB = 4.2 MiB per model, so a budget of 6 MiB
+  // holds one of the two.
+  start(model_toml("a", 300) + model_toml("b", 1), {"--memory-budget", "6MiB"});
+  EXPECT_EQ(get("/status")["model_host"]["memory_budget"], 6u << 20);
   EXPECT_EQ(complete("a"), 200);
   EXPECT_EQ(complete("b"), 200);  // evicts a, the least recently used
   EXPECT_EQ(model_status("a")["state"], "unloaded");
