@@ -96,6 +96,7 @@ int cluster_serve(const node::NodeConfig& config) {
     coordinator = std::make_unique<Coordinator>(node, config.models, o);
     auto table = cluster_methods(node, server);
     coordinator->add_methods(*table);
+    add_model_methods(*table, node, config.join_token);
     RouterOptions ro;
     ro.self_id = node.id();
     routes = router_wrap(std::move(routes), node.host(), coordinator->routes(), ro);

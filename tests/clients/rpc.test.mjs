@@ -168,3 +168,32 @@ test('only POST is allowed on /rpc', async () => {
   assert.equal(r.status, 405);
   assert.equal(r.headers.get('allow'), 'POST');
 });
+
+test('node.register: a worker of another protocol version is refused with -32002 naming both', async () => {
+  const params = {
+    node_id: 'jayson-node', name: 'future', url: 'http://127.0.0.1:1', version: '9.9.9',
+    protocol: 99, devices: { gpus: [] },
+  };
+  const r = await request(client(node.url), 'node.register', params, 7);
+  assert.equal(r.id, 7);
+  assert.equal(r.error.code, -32002);
+  assert.match(r.error.message, /protocol 99/);
+  assert.match(r.error.message, /speaks 1 /);
+});
+
+test('node.register with bad params is -32602; a heartbeat from a stranger says known: false', async () => {
+  const bad = await request(client(node.url), 'node.register', { node_id: 5 }, 8);
+  assert.equal(bad.error.code, -32602);
+  const hb = await request(client(node.url), 'node.heartbeat',
+    { node_id: 'nobody', devices: { gpus: [] }, models: [], queue_depth: 0 }, 9);
+  assert.equal(hb.error, undefined, JSON.stringify(hb.error));
+  assert.equal(hb.result.known, false);
+});
+
+test('model.unload of a model the node does not host is -32004', async () => {
+  // Every node serves the model methods (the coordinator's own node included).
+  const r = await request(client(node.url), 'model.unload', { id: 'no-such-model' }, 10);
+  if (r.error?.code === -32601) return assert.fail('model.unload is not served by tars serve');
+  assert.equal(r.error.code, -32004);
+  assert.match(r.error.message, /no-such-model/);
+});
