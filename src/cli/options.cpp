@@ -2,6 +2,11 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+
 extern char** environ;
 
 namespace tars::cli {
@@ -47,6 +52,22 @@ node::NodeConfig resolve_node_config(const NodeFlags& flags) {
   char host[256] = {0};
   if (::gethostname(host, sizeof host - 1) == 0) in.hostname = host;
   return node::config_resolve(in);
+}
+
+void add_node_role_command(CLI::App& app, CommandResult& result, const std::string& name,
+                           const std::string& help, int (*run)(const node::NodeConfig&)) {
+  auto flags = std::make_shared<NodeFlags>();
+  CLI::App* cmd = app.add_subcommand(name, help);
+  add_node_flags(*cmd, *flags);
+  cmd->callback([flags, &result, run] {
+    node::NodeConfig config = resolve_node_config(*flags);
+    if (flags->print_config) {
+      std::fputs(node::config_to_toml(config).c_str(), stdout);
+      result.exit_code = 0;
+      return;
+    }
+    result.exit_code = run(config);
+  });
 }
 
 }  // namespace tars::cli

@@ -25,6 +25,12 @@ struct NodeFlags {
 // field that has one (config_fields()).
 void add_node_flags(CLI::App& cmd, NodeFlags& flags);
 
+// A subcommand that runs a node role (`serve`, `worker`): the node flags,
+// --print-config, then run(config) for the exit code.
+struct CommandResult;
+void add_node_role_command(CLI::App& app, CommandResult& result, const std::string& name,
+                           const std::string& help, int (*run)(const node::NodeConfig&));
+
 // The process environment as a map.
 std::map<std::string, std::string> process_env();
 

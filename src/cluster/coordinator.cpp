@@ -44,18 +44,6 @@ json decl_to_json(const node::ModelDecl& d) {
           {"quant", d.quant},    {"load", d.load}, {"keep_alive", d.keep_alive_s}};
 }
 
-template <typename T>
-T param(const json& p, const char* key) {
-  if (!p.is_object() || !p.contains(key)) {
-    throw RpcError(-32602, std::string("missing param '") + key + "'");
-  }
-  try {
-    return p.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw RpcError(-32602, std::string("param '") + key + "' has the wrong type");
-  }
-}
-
 }  // namespace
 
 Coordinator::Coordinator(node::Node& node, std::vector<node::ModelDecl> models, CoordinatorOptions options)
@@ -80,11 +68,11 @@ void Coordinator::add_methods(RpcMethodTable& table) {
   table.add({"node.register", true,
              [this](const json& p, const RpcCall&) -> json {
                Member m;
-               m.node_id = param<std::string>(p, "node_id");
-               m.name = param<std::string>(p, "name");
-               m.url = param<std::string>(p, "url");
-               m.version = param<std::string>(p, "version");
-               m.protocol = param<int>(p, "protocol");
+               m.node_id = rpc_param<std::string>(p, "node_id");
+               m.name = rpc_param<std::string>(p, "name");
+               m.url = rpc_param<std::string>(p, "url");
+               m.version = rpc_param<std::string>(p, "version");
+               m.protocol = rpc_param<int>(p, "protocol");
                if (m.protocol != kProtocolVersion) {
                  throw RpcError(kRpcVersionMismatch,
                                 fmt::format("node '{}' speaks cluster protocol {} (tars {}), this "
@@ -97,7 +85,7 @@ void Coordinator::add_methods(RpcMethodTable& table) {
                                             m.node_id + " (a copied data directory?)");
                }
                try {
-                 m.devices = node::devices_from_json(param<json>(p, "devices"));
+                 m.devices = node::devices_from_json(rpc_param<json>(p, "devices"));
                } catch (const Error& e) {
                  throw RpcError(-32602, std::string("devices: ") + e.what());
                }
@@ -118,7 +106,7 @@ void Coordinator::add_methods(RpcMethodTable& table) {
              "join the cluster: {node_id, name, url, version, protocol, devices}"});
   table.add({"node.heartbeat", true,
              [this](const json& p, const RpcCall&) -> json {
-               std::string id = param<std::string>(p, "node_id");
+               std::string id = rpc_param<std::string>(p, "node_id");
                Heartbeat hb;
                try {
                  hb = heartbeat_from_json(p);
@@ -132,7 +120,7 @@ void Coordinator::add_methods(RpcMethodTable& table) {
              "live figures: {node_id, devices, models, queue_depth} -> {known, routes}"});
   table.add({"node.leave", false,
              [this](const json& p, const RpcCall&) -> json {
-               std::string id = param<std::string>(p, "node_id");
+               std::string id = rpc_param<std::string>(p, "node_id");
                auto m = membership_.find(id);
                membership_.leave(id);
                if (m) spdlog::info("node '{}' ({}) left the cluster", m->name, id);

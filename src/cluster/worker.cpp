@@ -18,43 +18,29 @@ namespace tars::cluster {
 
 using json = nlohmann::json;
 
-namespace {
-
-template <typename T>
-T param(const json& p, const char* key) {
-  if (!p.is_object() || !p.contains(key)) throw RpcError(-32602, std::string("missing param '") + key + "'");
-  try {
-    return p.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw RpcError(-32602, std::string("param '") + key + "' has the wrong type");
-  }
-}
-
-}  // namespace
-
 void add_model_methods(RpcMethodTable& table, node::Node& node, std::string token) {
   table.add({"model.load", true,
              [&node, token](const json& p, const RpcCall&) -> json {
-               json m = param<json>(p, "model");
-               json s = param<json>(p, "source");
+               json m = rpc_param<json>(p, "model");
+               json s = rpc_param<json>(p, "source");
                node::ModelDecl d;
-               d.alias = param<std::string>(m, "id");
-               d.role = param<std::string>(m, "role");
-               d.ctx_size = param<int>(m, "ctx_size");
-               d.slots = param<int>(m, "slots");
-               d.quant = param<std::vector<std::string>>(m, "quant");
-               d.load = param<std::string>(m, "load");
-               d.keep_alive_s = param<int>(m, "keep_alive");
+               d.alias = rpc_param<std::string>(m, "id");
+               d.role = rpc_param<std::string>(m, "role");
+               d.ctx_size = rpc_param<int>(m, "ctx_size");
+               d.slots = rpc_param<int>(m, "slots");
+               d.quant = rpc_param<std::vector<std::string>>(m, "quant");
+               d.load = rpc_param<std::string>(m, "load");
+               d.keep_alive_s = rpc_param<int>(m, "keep_alive");
                ModelSource src;
-               src.url = param<std::string>(s, "url");
+               src.url = rpc_param<std::string>(s, "url");
                src.token = token;
                try {
-                 src.file = hosting_file_name(param<std::string>(s, "file"));
+                 src.file = hosting_file_name(rpc_param<std::string>(s, "file"));
                } catch (const Error& e) {
                  throw RpcError(kRpcForbiddenPath, e.what());
                }
-               src.size = param<uint64_t>(s, "size");
-               src.sha256 = param<std::string>(s, "sha256");
+               src.size = rpc_param<uint64_t>(s, "size");
+               src.sha256 = rpc_param<std::string>(s, "sha256");
                d.path = node.config().data_dir + "/models/" + src.file;
                hosting_apply(node, d, src, rpc_param_or<uint64_t>(p, "memory_budget", 0));
                std::string state = "declared";
@@ -67,7 +53,7 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
              "source: {url, file, size, sha256}}"});
   table.add({"model.unload", true,
              [&node](const json& p, const RpcCall&) -> json {
-               std::string id = param<std::string>(p, "id");
+               std::string id = rpc_param<std::string>(p, "id");
                if (!node.host().find_decl(id)) {
                  throw RpcError(kRpcNotFound, "model '" + id + "' is not hosted on this node");
                }

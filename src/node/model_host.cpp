@@ -90,6 +90,16 @@ bool same_decl(const ModelDecl& a, const ModelDecl& b) {
          a.load == b.load && a.keep_alive_s == b.keep_alive_s;
 }
 
+// The decl's model id, after checking its role.
+std::string checked_id(const ModelDecl& decl) {
+  std::string id = model_id(decl);
+  if (decl.role != "chat" && decl.role != "embedding") {
+    throw Error(ErrorCode::kInvalidArgument,
+                "model '" + id + "': role must be chat or embedding, got '" + decl.role + "'");
+  }
+  return id;
+}
+
 [[noreturn]] void unavailable(const std::string& code, const std::string& message) {
   throw HttpError(503, code, message);
 }
@@ -465,11 +475,7 @@ std::shared_ptr<HostedModel> ModelHost::get(const std::string& id, const std::st
 
 void ModelHost::load(const ModelDecl& decl) {
   Core& c = *core_;
-  std::string id = model_id(decl);
-  if (decl.role != "chat" && decl.role != "embedding") {
-    throw Error(ErrorCode::kInvalidArgument,
-                "model '" + id + "': role must be chat or embedding, got '" + decl.role + "'");
-  }
+  std::string id = checked_id(decl);
   std::shared_ptr<HostedModel> old, lease;
   {
     std::unique_lock<std::mutex> lk(c.mu);
@@ -499,11 +505,7 @@ void ModelHost::load(const ModelDecl& decl) {
 
 void ModelHost::declare(const ModelDecl& decl) {
   Core& c = *core_;
-  std::string id = model_id(decl);
-  if (decl.role != "chat" && decl.role != "embedding") {
-    throw Error(ErrorCode::kInvalidArgument,
-                "model '" + id + "': role must be chat or embedding, got '" + decl.role + "'");
-  }
+  std::string id = checked_id(decl);
   std::shared_ptr<HostedModel> old;  // freed outside the lock
   std::unique_lock<std::mutex> lk(c.mu);
   std::shared_ptr<Slot> s = c.find_locked(id);
