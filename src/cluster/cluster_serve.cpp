@@ -99,6 +99,7 @@ int cluster_serve(const node::NodeConfig& config) {
     add_model_methods(*table, node, config.join_token);
     RouterOptions ro;
     ro.self_id = node.id();
+    ro.forward.on_unreachable = [c = coordinator.get()](const std::string& id) { c->suspect(id); };
     routes = router_wrap(std::move(routes), node.host(), coordinator->routes(), ro);
     add_cluster_status(routes, [c = coordinator.get()] { return c->status_json(); });
     // The coordinator shares the file of every declared model, wherever the

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <httplib.h>
+
 #include <filesystem>
 #include <future>
 
@@ -170,6 +172,20 @@ void Coordinator::start() {
     if (!plan_errors_.empty()) throw Error(ErrorCode::kConfig, plan_errors_.front());
   }
   thread_ = std::thread([this] { loop(); });
+}
+
+void Coordinator::suspect(const std::string& node_id) {
+  auto m = membership_.find(node_id);
+  if (!m || m->local || m->state != MemberState::kAlive) return;
+  httplib::Client cli(m->url);
+  cli.set_connection_timeout(0, 300000);
+  cli.set_read_timeout(1, 0);
+  if (auto r = cli.Get("/health"); r && r->status == 200) return;
+  if (membership_.mark_down(node_id)) {
+    spdlog::warn("node '{}' ({}) refused a forwarded request and does not answer /health: marked "
+                 "down, placing its models again", m->name, node_id);
+    wake_.notify_all();
+  }
 }
 
 void Coordinator::stop() {

@@ -76,6 +76,10 @@ class Coordinator {
   void stop();
 
   const RouteTable& routes() const { return routes_; }
+  // A request could not reach this node: check it now (GET /health, short
+  // time-out) and, if it does not answer, mark it down and place its models
+  // again without waiting for the failure deadline.
+  void suspect(const std::string& node_id);
   Membership& membership() { return membership_; }
   nlohmann::json status_json() const;
 

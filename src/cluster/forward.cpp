@@ -98,6 +98,7 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
     std::string where = fmt::format("node {} ({})", rep.node_name.empty() ? rep.node_id : rep.node_name, rep.url);
     if (!up->started) {
       failures.push_back(where + ": " + up->error);
+      if (options.on_unreachable && up->error == "Connection") options.on_unreachable(rep.node_id);
       spdlog::warn("forwarding {} {} to {} failed before it started ({}); trying the next node",
                    req.method, req.path, where, up->error);
       continue;

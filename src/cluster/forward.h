@@ -16,6 +16,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct ForwardOptions {
   std::chrono::milliseconds start_timeout{120000};
   // Between two reads once it started (a token can take a while). Default 120 s.
   std::chrono::milliseconds read_timeout{120000};
+  // Called with a replica's node id when it could not be reached at all (the
+  // coordinator checks it at once instead of waiting for missed heartbeats).
+  std::function<void(const std::string& node_id)> on_unreachable;
 };
 
 // Forwards `req` to the replicas in order and writes the answer into `res`.

@@ -62,6 +62,18 @@ void Membership::leave(const std::string& node_id) {
   }
 }
 
+bool Membership::mark_down(const std::string& node_id) {
+  std::lock_guard lock(mu_);
+  for (auto& m : members_) {
+    if (m.node_id == node_id && !m.local && m.state == MemberState::kAlive) {
+      m.state = MemberState::kDown;
+      ++generation_;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::vector<std::string> Membership::sweep(Clock::time_point now) {
   std::lock_guard lock(mu_);
   std::vector<std::string> down;

@@ -82,6 +82,9 @@ class Membership {
   bool heartbeat(const std::string& node_id, const Heartbeat& hb, Clock::time_point now);
   // A graceful leave: the node is gone at once, no deadline to wait for.
   void leave(const std::string& node_id);
+  // Marks one alive, non-local node down now (it refused a connection and a
+  // direct check failed). Returns true if it was alive.
+  bool mark_down(const std::string& node_id);
   // Marks the nodes not heard from within the deadline as down and returns
   // their ids (only the ones newly marked).
   std::vector<std::string> sweep(Clock::time_point now);

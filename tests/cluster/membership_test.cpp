@@ -81,6 +81,21 @@ TEST(Membership, RejoinReplacesTheEntryAndCountsJoins) {
   EXPECT_EQ(members[0].node_id, "w2");
 }
 
+TEST(Membership, MarkDownIsImmediateButNeverForTheLocalNode) {
+  Membership ms;
+  Clock::time_point t0{};
+  ms.join(make_member("c", "http://127.0.0.1:8000", true), t0);
+  ms.join(make_member("w", "http://127.0.0.1:8001"), t0);
+  uint64_t g = ms.generation();
+  EXPECT_FALSE(ms.mark_down("c"));
+  EXPECT_TRUE(ms.mark_down("w"));
+  EXPECT_FALSE(ms.mark_down("w")) << "only once";
+  EXPECT_GT(ms.generation(), g);
+  EXPECT_EQ(ms.find("w")->state, MemberState::kDown);
+  EXPECT_TRUE(ms.sweep(t0 + 1h).empty());
+  EXPECT_FALSE(ms.heartbeat("w", {}, t0 + 1s)) << "a node marked down registers again";
+}
+
 TEST(Membership, GracefulLeaveIsImmediate) {
   Membership ms;
   Clock::time_point t0{};
