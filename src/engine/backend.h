@@ -84,6 +84,13 @@ struct SeqLayout {
   int n_tokens() const { return n_seqs > 0 ? start[n_seqs] : 0; }
 };
 
+// One product of Backend::matmul_many: y = W x (+ bias), y is [n x w->rows].
+struct MatmulOut {
+  const Weight* w = nullptr;
+  float* y = nullptr;
+  const Weight* bias = nullptr;  // null: none
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -108,6 +115,13 @@ class Backend {
   // y[t] = W x[t] (+ bias) for t < n. x is [n x W.cols], y is [n x W.rows].
   virtual void matmul(const Weight& w, const float* x, int n, float* y,
                       const Weight* bias = nullptr) = 0;
+  // Several products of the same input x ([n x cols], every weight with
+  // `cols` columns): Q/K/V, gate/up. A backend may run them as one job (the
+  // CPU backend does for a decode step: one dispatch, one quantization of
+  // x); by default they run one by one.
+  virtual void matmul_many(const float* x, int n, const MatmulOut* outs, int count) {
+    for (int i = 0; i < count; ++i) matmul(*outs[i].w, x, n, outs[i].y, outs[i].bias);
+  }
   // In place over [n x d]: x = x / rms(x) * w.
   virtual void rms_norm(float* x, const Weight& w, int n, int d, float eps) = 0;
   // In place over [n x d]: x = (x - mean) / sd * w + b (b may be absent).

@@ -99,6 +99,18 @@ class CpuBackend final : public Backend {
                 options_.exact_activations);
   }
 
+  void matmul_many(const float* x, int n, const MatmulOut* outs, int count) override {
+    cpu::MatmulPart parts[kMaxParts];
+    if (count > kMaxParts) {
+      Backend::matmul_many(x, n, outs, count);
+      return;
+    }
+    for (int i = 0; i < count; ++i) {
+      parts[i] = {outs[i].w, outs[i].y, outs[i].bias ? static_cast<const float*>(outs[i].bias->data) : nullptr};
+    }
+    cpu::matmul_many(pool_, scratch_, panels_, x, n, parts, count, options_.exact_activations);
+  }
+
   void rms_norm(float* x, const Weight& w, int n, int d, float eps) override {
     const float* g = static_cast<const float*>(w.data);
     for_rows(n, d, [&](int64_t t) {
@@ -288,6 +300,7 @@ class CpuBackend final : public Backend {
   }
 
   static constexpr int64_t kParallelMin = 1 << 15;  // floats below which ops stay on one thread
+  static constexpr int kMaxParts = 8;                // products matmul_many fuses at most
 
   CpuBackendOptions options_;
   ThreadPool pool_;

@@ -142,7 +142,7 @@ inline __m512i add_bit4(__m512i g, const uint8_t* mask) {
 typedef int32_t i32_alias __attribute__((may_alias));
 constexpr int kT = kGemmActTile;
 
-template <int C>
+template <int C, int TW>
 struct Tile {
   const int8_t* qs;
   const float* d;
@@ -160,8 +160,8 @@ struct Tile {
   // 16 rows' block scales sc (and mins mn).
   template <int NG, bool kMin>
   TARS_INLINE void block(const __m512i* g, __m512 sc, __m512 mn, int64_t ab) {
-    const int8_t* q = qs + ab * L * kT;
-    const int64_t i = ab * kT;
+    const int8_t* q = qs + ab * L * TW;
+    const int64_t i = ab * TW;
     // With few tokens the vpdpbusd chain of one block would be serial: split
     // it in two (even and odd groups) to overlap their latencies.
     constexpr int kChains = C < 4 ? 2 : 1;
@@ -175,7 +175,7 @@ struct Tile {
     for (int gi = 0; gi < NG; ++gi) {
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c) {
-        const int32_t av = *reinterpret_cast<const i32_alias*>(q + 4 * kT * gi + 4 * c);
+        const int32_t av = *reinterpret_cast<const i32_alias*>(q + 4 * TW * gi + 4 * c);
         __m512i& x = ia[gi % kChains][c];
         x = _mm512_dpbusd_epi32(x, g[gi], _mm512_set1_epi32(av));
       }
@@ -202,8 +202,8 @@ TARS_INLINE void nibble_groups(const uint8_t* qs, __m512i* g) {
   }
 }
 
-template <int C>
-TARS_INLINE void run_legacy(TensorType t, const uint8_t* p, int64_t units, Tile<C>& tile) {
+template <int C, int TW>
+TARS_INLINE void run_legacy(TensorType t, const uint8_t* p, int64_t units, Tile<C, TW>& tile) {
   __m512i g[8];
   const __m512 none = _mm512_setzero_ps();
   switch (t) {
@@ -251,8 +251,8 @@ TARS_INLINE void run_legacy(TensorType t, const uint8_t* p, int64_t units, Tile<
   }
 }
 
-template <int C>
-TARS_INLINE void run_q45_k(bool five, const uint8_t* p, int64_t units, Tile<C>& tile) {
+template <int C, int TW>
+TARS_INLINE void run_q45_k(bool five, const uint8_t* p, int64_t units, Tile<C, TW>& tile) {
   const size_t unit_bytes = five ? 2880 : 2368;
   __m512i g[8];
   for (int64_t u = 0; u < units; ++u, p += unit_bytes) {
@@ -274,8 +274,8 @@ TARS_INLINE void run_q45_k(bool five, const uint8_t* p, int64_t units, Tile<C>& 
 }
 
 // Q6_K: the two parts p and p+2 share ql bytes (low / high nibbles).
-template <int C>
-TARS_INLINE void run_q6_k(const uint8_t* p, int64_t units, Tile<C>& tile) {
+template <int C, int TW>
+TARS_INLINE void run_q6_k(const uint8_t* p, int64_t units, Tile<C, TW>& tile) {
   __m512i ga[4], gb[4];
   const __m512 none = _mm512_setzero_ps();
   const __m512i hi2 = bytes(0x30);
@@ -305,15 +305,16 @@ TARS_INLINE void run_q6_k(const uint8_t* p, int64_t units, Tile<C>& tile) {
   }
 }
 
-template <int C>
+// TW: tokens per activation tile (GemmActs::tile).
+template <int C, int TW = kT>
 void q_tile(TensorType t, const uint8_t* panel, const GemmActs& a, int t0, int n_rows, const float* bias,
             float* y, int64_t ys) {
-  Tile<C> tile(gemm_acts_from(a, t0));
+  Tile<C, TW> tile(gemm_acts_from(a, t0));
   switch (t) {
-    case TensorType::kQ4_K: run_q45_k<C>(false, panel, a.k / 256, tile); break;
-    case TensorType::kQ5_K: run_q45_k<C>(true, panel, a.k / 256, tile); break;
-    case TensorType::kQ6_K: run_q6_k<C>(panel, a.k / 256, tile); break;
-    default: run_legacy<C>(t, panel, a.k / 32, tile); break;
+    case TensorType::kQ4_K: run_q45_k<C, TW>(false, panel, a.k / 256, tile); break;
+    case TensorType::kQ5_K: run_q45_k<C, TW>(true, panel, a.k / 256, tile); break;
+    case TensorType::kQ6_K: run_q6_k<C, TW>(panel, a.k / 256, tile); break;
+    default: run_legacy<C, TW>(t, panel, a.k / 32, tile); break;
   }
 #pragma GCC unroll 8
   for (int c = 0; c < C; ++c) store_rows(y + (t0 + c) * ys, tile.acc[c], n_rows, bias);
@@ -324,6 +325,10 @@ constexpr int kTileQ = kGemmActTile;  // tokens per integer tile
 void panel_q_run(TensorType t, const void* panel, const GemmActs& a, int n, int n_rows, const float* bias,
                  float* y, int64_t ys) {
   const uint8_t* p = static_cast<const uint8_t*>(panel);
+  if (a.tile == 1) {  // one token, its activations contiguous (decode)
+    if (n == 1) q_tile<1, 1>(t, p, a, 0, n_rows, bias, y, ys);
+    return;
+  }
   int t0 = 0;
   for (; t0 + kTileQ <= n; t0 += kTileQ) q_tile<kTileQ>(t, p, a, t0, n_rows, bias, y, ys);
   switch (n - t0) {

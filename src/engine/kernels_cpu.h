@@ -112,10 +112,14 @@ void panel_q_pack(TensorType weight, const void* rows, size_t row_bytes, int n_r
 //   qs:   [tile][block][block/4 groups][kGemmActTile tokens][4 quants]
 //   d, s, corr: [tile][block][kGemmActTile tokens]
 // The last tile's unused lanes are left uninitialized (never read).
+// A single token (decode) uses tiles of one token instead (tile = 1): its
+// quants then lie contiguous, the scalars one per block, and a product
+// step touches an eighth of the memory.
 inline constexpr int kGemmActTile = 8;
 struct GemmActs {
   int64_t k = 0;                  // elements per token
   int block = 32;                 // elements per scale block
+  int tile = kGemmActTile;        // tokens per tile: kGemmActTile, or 1 when built for one token
   const int8_t* qs = nullptr;     // quants (layout above)
   const float* d = nullptr;       // scales
   const float* s = nullptr;       // scale x sum of quants
@@ -129,7 +133,7 @@ size_t gemm_acts_bytes(TensorType weight, int64_t k, int n);
 // work; every call returns the same GemmActs.
 GemmActs gemm_acts_build(TensorType weight, const void* act, size_t act_row_bytes, int64_t k, int n,
                          int t0, int t1, void* scratch);
-// The same activations from token t0 (a multiple of kGemmActTile) on.
+// The same activations from token t0 (a multiple of the tile) on.
 GemmActs gemm_acts_from(const GemmActs& a, int t0);
 // y[t * y_stride + r] = panel row r . token t, for t < n, r < n_rows, plus
 // bias[r] when bias is not null.

@@ -53,6 +53,7 @@ size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 struct ActsLayout {
   int block;
   int64_t nb;                          // blocks per token
+  int tile;                            // tokens per tile (GemmActs::tile)
   int n8;                              // tokens rounded up to whole tiles
   size_t qs_bytes, f_bytes, i_bytes;   // each array, 64-aligned
 };
@@ -64,7 +65,8 @@ ActsLayout acts_layout(TensorType w, int64_t k, int n, int* offset) {
   ActsLayout a;
   a.block = l.act_block;
   a.nb = k / l.act_block;
-  a.n8 = (n + kGemmActTile - 1) / kGemmActTile * kGemmActTile;
+  a.tile = n == 1 ? 1 : kGemmActTile;
+  a.n8 = (n + a.tile - 1) / a.tile * a.tile;
   a.qs_bytes = align64(static_cast<size_t>(a.n8) * k);
   a.f_bytes = align64(static_cast<size_t>(a.n8) * a.nb * sizeof(float));
   a.i_bytes = align64(static_cast<size_t>(a.n8) * a.nb * sizeof(int32_t));
@@ -89,14 +91,15 @@ GemmActs gemm_acts_build(TensorType w, const void* act, size_t act_row_bytes, in
   int32_t* corr = reinterpret_cast<int32_t*>(base + l.qs_bytes + 2 * l.f_bytes);
   TensorType at;
   TARS_CHECK(vec_dot_act_type(w, &at));
-  constexpr int T = kGemmActTile;
+  const int T = l.tile;
   const int L = l.block;
   // Token t's block b: quants at qs + ((tile*nb + b) * L/4 + g) * 4T + 4 lane
   // (group g of 4), scalars at index (tile*nb + b) * T + lane.
   auto put = [&](int t, int64_t b, const int8_t* q, float dv, float sv, int32_t cv) {
     const int64_t tile_block = static_cast<int64_t>(t / T) * l.nb + b;
     int8_t* dst = qs + tile_block * L * T + 4 * (t % T);
-    for (int g = 0; g < L / 4; ++g) std::memcpy(dst + 4 * T * g, q + 4 * g, 4);
+    if (T == 1) std::memcpy(dst, q, L);  // one token: the block's quants as they are
+    else for (int g = 0; g < L / 4; ++g) std::memcpy(dst + 4 * T * g, q + 4 * g, 4);
     d[tile_block * T + t % T] = dv;
     s[tile_block * T + t % T] = sv;
     corr[tile_block * T + t % T] = cv;
@@ -135,6 +138,7 @@ GemmActs gemm_acts_build(TensorType w, const void* act, size_t act_row_bytes, in
   GemmActs a;
   a.k = k;
   a.block = L;
+  a.tile = T;
   a.qs = qs;
   a.d = d;
   a.s = s;
@@ -143,7 +147,7 @@ GemmActs gemm_acts_build(TensorType w, const void* act, size_t act_row_bytes, in
 }
 
 GemmActs gemm_acts_from(const GemmActs& a, int t0) {
-  TARS_CHECK(t0 % kGemmActTile == 0);
+  TARS_CHECK(t0 % a.tile == 0);
   const int64_t nb = a.k / a.block;
   GemmActs r = a;
   r.qs = a.qs + static_cast<int64_t>(t0) * a.k;

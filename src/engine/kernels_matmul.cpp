@@ -4,7 +4,10 @@
 // the weight type's activation blocks (Q8_0 / Q8_1 / Q8_K); then
 //   - where the level has packed products (AVX-512): threads take panels of
 //     the weight repacked once (PanelCache) and run each against every token
-//     in register tiles (panel_q_run), decode (one token) included;
+//     in register tiles (panel_q_run), decode (one token) included; a
+//     decode step's products are memory-bound and take their panels in
+//     guided chunks (long contiguous runs first), and matmul_many runs the
+//     products of one input (Q/K/V, gate/up) as one such job;
 //   - elsewhere: threads take chunks of weight rows and each output is one
 //     vec_dot of a weight row with an activation row.
 // Float weights (F32/F16/BF16) use float activations: panels of their own
@@ -52,17 +55,41 @@ int token_block(int64_t k, int n, int elem_bytes, int multiple) {
   return static_cast<int>(std::min<int64_t>(tb, n));
 }
 
+// fn(p) for each of n_panels panels of panel_bytes each, over the pool in
+// guided chunks (ThreadPool::parallel_for_guided): one pass over weights
+// that come from memory (a decode step) streams long contiguous runs per
+// thread, which the prefetchers follow, and the threads end within about
+// kGuidedMinBytes of work of each other.
+constexpr size_t kGuidedMinBytes = size_t{48} << 10, kGuidedMaxBytes = size_t{512} << 10;
+template <class F>
+void panels_guided(ThreadPool& pool, bool serial, int64_t n_panels, size_t panel_bytes, F&& fn) {
+  const auto body = [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) fn(p);
+  };
+  if (serial) body(0, n_panels);
+  else {
+    const size_t pb = std::max<size_t>(panel_bytes, 1);
+    pool.parallel_for_guided(n_panels, static_cast<int64_t>(kGuidedMinBytes / pb),
+                             static_cast<int64_t>(kGuidedMaxBytes / pb), body);
+  }
+}
+
 // Runs fn(t0, nt, p) for every token block [t0, t0+nt) of tb tokens and
 // every panel p, over the pool. Work items are (token block, chunk of
 // panels), token blocks outermost, so that a token block's activations stay
 // in L2 while every panel streams past them once (instead of all the
 // activations streaming past every panel). Chunks: a few per thread and
 // token block (each costs an atomic increment the threads share), at least
-// 2 panels.
+// 2 panels. With one token block (decode) the product is memory-bound:
+// guided chunks (panels_guided) instead.
 template <class F>
-void for_panels(ThreadPool& pool, bool serial, int n, int64_t rows, int tb, F&& fn) {
+void for_panels(ThreadPool& pool, bool serial, int n, int64_t rows, int tb, size_t panel_bytes, F&& fn) {
   const int64_t n_panels = (rows + kGemmRows - 1) / kGemmRows;
   const int64_t n_tb = (n + tb - 1) / tb;
+  if (n_tb == 1) {
+    panels_guided(pool, serial, n_panels, panel_bytes, [&](int64_t p) { fn(0, n, p); });
+    return;
+  }
   const int64_t per_chunk = std::max<int64_t>(2, n_panels / (8 * pool.size()));
   const int64_t n_chunks = (n_panels + per_chunk - 1) / per_chunk;
   split(pool, serial, n_tb * n_chunks, 1, [&](int64_t w0, int64_t w1) {
@@ -109,7 +136,7 @@ void matmul_quant(ThreadPool& pool, MatmulScratch& s, PanelCache& panels, const 
     // Token blocks keep their int8 activations within about 256 KiB (half an
     // L2), in whole 8-token tiles.
     const int tb = token_block(k, n, 1, kGemmActTile);
-    for_panels(pool, serial, n, rows, tb, [&](int t0, int nt, int64_t p) {
+    for_panels(pool, serial, n, rows, tb, panel_bytes, [&](int t0, int nt, int64_t p) {
       const int64_t r0 = p * kGemmRows;
       const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
       panel_q_run(w.type, packed + p * panel_bytes, gemm_acts_from(acts, t0), nt, nr, bias ? bias + r0 : nullptr,
@@ -138,7 +165,7 @@ void matmul_float(ThreadPool& pool, PanelCache& panels, const Weight& w, const f
   if (const uint8_t* packed = is_float_type(w.type) ? panels.get(pool, w) : nullptr) {
     const size_t panel_bytes = panel_f_bytes(w.type, k);
     const int tb = token_block(k, n, sizeof(float), 1);
-    for_panels(pool, serial, n, rows, tb, [&](int t0, int nt, int64_t p) {
+    for_panels(pool, serial, n, rows, tb, panel_bytes, [&](int t0, int nt, int64_t p) {
       const int64_t r0 = p * kGemmRows;
       const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, rows - r0));
       panel_f_run(w.type, packed + p * panel_bytes, k, x + t0 * k, k, nt, nr, bias ? bias + r0 : nullptr,
@@ -269,6 +296,86 @@ void matmul(ThreadPool& pool, MatmulScratch& scratch, PanelCache& panels, const 
   } else {
     matmul_float(pool, panels, w, x, n, y, bias);
   }
+}
+
+void matmul_many(ThreadPool& pool, MatmulScratch& scratch, PanelCache& panels, const float* x, int n,
+                 const MatmulPart* parts, int count, bool exact) {
+  if (n <= 0 || count <= 0) return;
+  // One job for decode-sized batches (one token tile) of packed quantized
+  // weights with the same columns; anything else one product at a time.
+  struct Group {
+    const uint8_t* packed = nullptr;
+    size_t panel_bytes = 0;
+    int64_t first_panel = 0;  // index of this weight's first panel in the joint loop
+    int acts_of = 0;          // the part whose activations this one uses (same weight type)
+    size_t acts_offset = 0;   // of its activation blocks, then its GemmActs layout, in scratch.many
+    GemmActs acts;
+  };
+  constexpr int kMaxParts = 8;
+  bool fuse = !exact && n <= kGemmActTile && count > 1 && count <= kMaxParts;
+  const int64_t k = fuse ? parts[0].w->cols : 0;
+  Group g[kMaxParts];
+  int64_t n_panels = 0, work = 0;
+  size_t scratch_bytes = 0, weight_bytes = 0;
+  for (int i = 0; fuse && i < count; ++i) {
+    const Weight& w = *parts[i].w;
+    TensorType at;
+    if (w.cols != k || w.rows < 1 || is_float_type(w.type) || !vec_dot_act_type(w.type, &at) ||
+        !vec_dot_fn(w.type) || !(g[i].packed = panels.get(pool, w))) {
+      fuse = false;
+      break;
+    }
+    g[i].panel_bytes = panel_q_bytes(w.type, k);
+    g[i].first_panel = n_panels;
+    n_panels += (w.rows + kGemmRows - 1) / kGemmRows;
+    weight_bytes += g[i].panel_bytes * ((w.rows + kGemmRows - 1) / kGemmRows);
+    work += k * w.rows * n;
+    g[i].acts_of = i;
+    for (int j = 0; j < i; ++j) {
+      if (parts[j].w->type == w.type) {
+        g[i].acts_of = j;
+        break;
+      }
+    }
+    if (g[i].acts_of == i) {
+      g[i].acts_offset = scratch_bytes;
+      scratch_bytes += (quant_row_bytes(at, k) * n + gemm_acts_bytes(w.type, k, n) + 63) / 64 * 64;
+    }
+  }
+  if (!fuse) {
+    for (int i = 0; i < count; ++i) matmul(pool, scratch, panels, *parts[i].w, x, n, parts[i].y, parts[i].bias, exact);
+    return;
+  }
+
+  // The activations, once per weight type, on this thread (n is small).
+  uint8_t* mem = grow(scratch.many, scratch_bytes);
+  for (int i = 0; i < count; ++i) {
+    if (g[i].acts_of != i) {
+      g[i].acts = g[g[i].acts_of].acts;
+      continue;
+    }
+    const TensorType wt = parts[i].w->type;
+    TensorType at;
+    vec_dot_act_type(wt, &at);
+    const size_t arow = quant_row_bytes(at, k);
+    uint8_t* act = mem + g[i].acts_offset;
+    uint8_t* acts_mem = act + arow * n;
+    const QuantizeActFn quantize = quantize_act_fn(at);
+    for (int t = 0; t < n; ++t) quantize(x + t * k, act + t * arow, k);
+    gemm_acts_build(wt, act, arow, k, n, 0, n, acts_mem);
+    g[i].acts = gemm_acts_build(wt, act, arow, k, n, 0, 0, acts_mem);
+  }
+
+  // Every panel of every weight in one guided loop.
+  panels_guided(pool, work < kSerialWork, n_panels, weight_bytes / n_panels, [&](int64_t q) {
+    int i = count - 1;
+    while (g[i].first_panel > q) --i;
+    const Weight& w = *parts[i].w;
+    const int64_t p = q - g[i].first_panel, r0 = p * kGemmRows;
+    const int nr = static_cast<int>(std::min<int64_t>(kGemmRows, w.rows - r0));
+    panel_q_run(w.type, g[i].packed + p * g[i].panel_bytes, g[i].acts, n, nr,
+                parts[i].bias ? parts[i].bias + r0 : nullptr, parts[i].y + r0, w.rows);
+  });
 }
 
 }  // namespace tars::engine::cpu

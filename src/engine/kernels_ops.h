@@ -19,6 +19,7 @@ namespace tars::engine::cpu {
 struct MatmulScratch {
   std::vector<uint8_t> act;     // the activation rows as Q8_0 / Q8_1 / Q8_K blocks
   std::vector<uint8_t> packed;  // the same in the packed product's layout (GemmActs)
+  std::vector<uint8_t> many;    // matmul_many: both, per weight type of the group
 };
 
 // Weights repacked into row-interleaved panels (kernels_panel.h for the
@@ -68,6 +69,21 @@ inline constexpr int kGemmMinTokens = 4;
 // exact: keep float activations for quantized weights (see CpuBackendOptions).
 void matmul(ThreadPool& pool, MatmulScratch& scratch, PanelCache& panels, const Weight& w, const float* x,
             int n, float* y, const float* bias, bool exact);
+
+// One product of matmul_many: y = W x (+ bias), y is [n x w->rows].
+struct MatmulPart {
+  const Weight* w;
+  float* y;
+  const float* bias;  // null: none
+};
+
+// The products parts[0..count) of one input x ([n x cols], the same cols for
+// every weight), as matmul would compute each. Decode-sized n with packed
+// quantized weights runs them as one job over the pool: x quantized once
+// per weight type, every panel of every weight in one guided loop (one
+// dispatch instead of count, and no thread idles at each product's end).
+void matmul_many(ThreadPool& pool, MatmulScratch& scratch, PanelCache& panels, const float* x, int n,
+                 const MatmulPart* parts, int count, bool exact);
 
 // Causal attention over the cache, as Backend::attention.
 void attention(ThreadPool& pool, const float* q, const KvLayer& kv, const BatchLayout& b,

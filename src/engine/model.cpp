@@ -231,9 +231,10 @@ void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<fl
       be.copy_cols(qkv_, Q + 2 * K, Q, K, n, k_);
       be.copy_cols(qkv_, Q + 2 * K, Q + K, K, n, v_);
     } else {
-      be.matmul(l.wq, h_, n, q_, l.bq ? &l.bq : nullptr);
-      be.matmul(l.wk, h_, n, k_, l.bk ? &l.bk : nullptr);
-      be.matmul(l.wv, h_, n, v_, l.bv ? &l.bv : nullptr);
+      const MatmulOut qkv[] = {{&l.wq, q_, l.bq ? &l.bq : nullptr},
+                               {&l.wk, k_, l.bk ? &l.bk : nullptr},
+                               {&l.wv, v_, l.bv ? &l.bv : nullptr}};
+      be.matmul_many(h_, n, qkv, 3);
     }
     be.rope(q_, layout, hp.n_head, hp.head_dim, hp.rope);
     be.rope(k_, layout, hp.n_head_kv, hp.head_dim, hp.rope);
@@ -250,8 +251,8 @@ void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<fl
       norm(h_, l.ffn_norm, l.ffn_norm_b, n);
     }
     if (hp.ffn == FfnKind::kSwiGlu) {
-      be.matmul(l.ffn_gate, h_, n, ff1_);
-      be.matmul(l.ffn_up, h_, n, ff2_);
+      const MatmulOut gate_up[] = {{&l.ffn_gate, ff1_, nullptr}, {&l.ffn_up, ff2_, nullptr}};
+      be.matmul_many(h_, n, gate_up, 2);
       be.swiglu(ff1_, ff2_, static_cast<size_t>(n) * F);
     } else {
       be.matmul(l.ffn_up, h_, n, ff1_, l.ffn_up_b ? &l.ffn_up_b : nullptr);

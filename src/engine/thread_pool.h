@@ -82,6 +82,36 @@ class ThreadPool {
     });
   }
 
+  // Like parallel_for_dynamic, but each chunk is a share of what is left
+  // (remaining / (4 x size()), between min_grain and max_grain): big
+  // contiguous chunks first, small ones at the end. A memory-bound loop (a
+  // decode step's matrix-vector products) then streams long runs of its
+  // data, and the threads still finish within one small chunk of each
+  // other; max_grain bounds what a thread that loses its core holds up.
+  template <class F>
+  void parallel_for_guided(int64_t n, int64_t min_grain, int64_t max_grain, F&& fn) {
+    if (n <= 0) return;
+    min_grain = std::max<int64_t>(min_grain, 1);
+    max_grain = std::max<int64_t>(max_grain, min_grain);
+    if (n_threads_ == 1 || n <= min_grain) {
+      fn(int64_t{0}, n);
+      return;
+    }
+    const int64_t div = 4 * static_cast<int64_t>(n_threads_);
+    std::atomic<int64_t> next{0};
+    run([&](int) {
+      int64_t b = next.load(std::memory_order_relaxed);
+      for (;;) {
+        if (b >= n) return;
+        const int64_t e = std::min(n, b + std::clamp((n - b) / div, min_grain, max_grain));
+        if (next.compare_exchange_weak(b, e, std::memory_order_relaxed)) {
+          fn(b, e);
+          b = next.load(std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+
  private:
   using Call = void (*)(void* ctx, int task);
   void run_erased(Call call, void* ctx);

@@ -289,6 +289,20 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
           for (int64_t i = b; i < e; ++i) dyn[i]++;
         });
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(dyn[i].load(), 1) << "dynamic, threads " << threads;
+        // Guided: chunks within [min, max] except the last, which may be short.
+        const int64_t max_grain = grain * 4;
+        std::vector<std::atomic<int>> gd(n);
+        std::atomic<int> short_chunks{0};
+        pool.parallel_for_guided(n, grain, max_grain, [&](int64_t b, int64_t e) {
+          EXPECT_LE(e - b, std::max(max_grain, threads == 1 ? n : max_grain));
+          if (e - b < grain) {
+            EXPECT_EQ(e, n) << "only the last chunk may be shorter than min_grain";
+            short_chunks++;
+          }
+          for (int64_t i = b; i < e; ++i) gd[i]++;
+        });
+        EXPECT_LE(short_chunks.load(), 1);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(gd[i].load(), 1) << "guided, threads " << threads;
       }
     }
   }
@@ -327,6 +341,66 @@ TEST(ThreadPool, CallerDoesTheWorkOfLateWorkers) {
 // The backend's weight accounting: repacking a matrix into panels (at its
 // first product) replaces the file's bytes of it, so the figure stays within
 // a few percent (Q4_K panels unpack the 6-bit scales: +3%).
+// matmul_many (Q/K/V and gate/up of a decode step in one job) gives exactly
+// what the products one by one give (those are checked against the exact
+// path and double precision above): same types, mixed types (Q4_K_M mixes
+// Q4_K and Q6_K), with biases, float weights and exact mode (which fall
+// back to one product at a time), at several token and thread counts.
+TEST_P(MatmulLevels, ManyProductsEqualTheProductsOneByOne) {
+  std::mt19937 rng(17);
+  const int64_t cols = 512;
+  const std::vector<std::vector<TensorType>> groups = {
+      {TensorType::kQ4_0, TensorType::kQ4_0, TensorType::kQ4_0},
+      {TensorType::kQ8_0, TensorType::kQ8_0},
+      {TensorType::kQ4_K, TensorType::kQ4_K, TensorType::kQ6_K},
+      {TensorType::kQ5_K, TensorType::kQ4_1, TensorType::kQ5_0},
+      {TensorType::kQ4_0, TensorType::kF16},
+  };
+  const int row_counts[] = {40, 16, 21};
+  for (const auto& types : groups) {
+    const int count = static_cast<int>(types.size());
+    std::vector<std::vector<uint8_t>> w(count);
+    std::vector<std::vector<float>> bias(count);
+    for (int i = 0; i < count; ++i) {
+      const int64_t rows = row_counts[i % 3];
+      const size_t rb = quant_row_bytes(types[i], cols);
+      const std::vector<float> wf = normal(cols * rows, 0.05f, rng);
+      w[i].resize(rb * rows);
+      for (int64_t r = 0; r < rows; ++r) quantize_row(types[i], wf.data() + r * cols, w[i].data() + r * rb, cols);
+      bias[i] = normal(rows, 1.0f, rng);
+    }
+    for (bool exact : {false, true}) {
+      for (int n : {1, 3, 8, 17}) {
+        const std::vector<float> x = normal(cols * n, 1.0f, rng);
+        for (int threads : {1, 2, 3}) {
+          CpuBackendOptions o;
+          o.n_threads = threads;
+          o.exact_activations = exact;
+          auto be = backend_cpu_create(o);
+          std::vector<Weight> wt(count), bw(count);
+          std::vector<std::vector<float>> one(count), many(count);
+          std::vector<MatmulOut> outs(count);
+          for (int i = 0; i < count; ++i) {
+            const int64_t rows = row_counts[i % 3];
+            wt[i] = be->load_weight(types[i], cols, rows, w[i].data());
+            bw[i] = be->load_weight(TensorType::kF32, rows, 1, bias[i].data());
+            one[i].assign(static_cast<size_t>(n) * rows, NAN);
+            many[i].assign(static_cast<size_t>(n) * rows, NAN);
+            outs[i] = {&wt[i], many[i].data(), i % 2 ? &bw[i] : nullptr};
+          }
+          for (int i = 0; i < count; ++i) be->matmul(wt[i], x.data(), n, one[i].data(), outs[i].bias);
+          be->matmul_many(x.data(), n, outs.data(), count);
+          for (int i = 0; i < count; ++i) {
+            EXPECT_EQ(std::memcmp(one[i].data(), many[i].data(), one[i].size() * sizeof(float)), 0)
+                << type_name(types[i]) << " (product " << i << ") n " << n << " threads " << threads
+                << (exact ? " exact" : "");
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelsGemm, RepackedWeightsKeepTheMemoryFigure) {
   std::mt19937 rng(16);
   std::vector<TensorType> types = quant_weight_types();

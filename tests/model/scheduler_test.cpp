@@ -153,7 +153,13 @@ TEST(Scheduler, FullQueueRefusesAtOnce) {
       ++refused;
     }
   }
-  EXPECT_GE(refused, 5);  // 1 running + 2 queued at most
+  // 1 running + 2 queued at most; a request that already finished (the
+  // model is tiny, and a busy machine may run the scheduler in between)
+  // made room for one more.
+  int finished = 0;
+  for (auto& fut : fs) finished += fut.wait_for(0s) == std::future_status::ready;
+  EXPECT_GE(refused, 1);
+  EXPECT_LE(8 - refused, 3 + finished) << "accepted beyond the queue limit";
   for (auto& h : handles) if (h) h->cancel();
   for (auto& fut : fs) EXPECT_EQ(fut.wait_for(30s), std::future_status::ready);
 }
