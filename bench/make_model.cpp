@@ -5,7 +5,7 @@
 // (../shared/models/vocab/ggml-vocab-llama-spm.gguf: the 32000-token
 // SentencePiece vocabulary TinyLlama uses), so the file loads like a real one.
 //
-//   bench_make_model OUT.gguf --vocab VOCAB.gguf [--layers 22] [--seed 1]
+//   bench_make_model OUT.gguf --vocab VOCAB.gguf [--shape 1.1b|7b] [--layers 22] [--seed 1]
 //
 // Default shape: TinyLlama-1.1B (dim 2048, 22 layers, 32 heads, 4 KV heads,
 // FFN 5632, vocab 32000, context 2048).
@@ -82,12 +82,17 @@ int run(int argc, char** argv) {
     };
     if (a == "--vocab") vocab = next();
     else if (a == "--layers") s.layers = std::stoi(next());
+    else if (a == "--shape") {
+      std::string v = next();
+      if (v == "7b") s = Shape{4096, 32, 32, 32, 11008, 4096};  // LLaMA-2-7B (issue 7's table)
+      else if (v != "1.1b") throw tars::Error(tars::ErrorCode::kInvalidArgument, "--shape: 1.1b or 7b, got " + v);
+    }
     else if (a == "--seed") seed = std::stoull(next());
     else if (a.rfind("--", 0) == 0) throw tars::Error(tars::ErrorCode::kInvalidArgument, "unknown option " + a);
     else out = a;
   }
   if (out.empty() || vocab.empty()) {
-    std::fprintf(stderr, "usage: bench_make_model OUT.gguf --vocab VOCAB.gguf [--layers N] [--seed S]\n");
+    std::fprintf(stderr, "usage: bench_make_model OUT.gguf --vocab VOCAB.gguf [--shape 1.1b|7b] [--layers N] [--seed S]\n");
     return 2;
   }
   auto voc = GgufFile::open(vocab);

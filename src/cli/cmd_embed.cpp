@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/engine_options.h"
 #include "common/error.h"
 #include "engine/backend.h"
 #include "engine/embed.h"
@@ -32,6 +33,7 @@ struct EmbedFlags {
   std::vector<std::string> texts;
   std::string file;  // one input per line; "-" = stdin
   int threads = 0;   // 0 = physical cores
+  std::string device = "cpu";  // --device (engine_options.h)
   int batch_tokens = engine::EncoderOptions{}.max_batch_tokens;
   engine::EmbedOptions embed;
 };
@@ -67,7 +69,7 @@ int run(const EmbedFlags& f) {
                     gguf->opt_string("general.architecture").value_or("?") +
                     "' is not an embedding model (tars embed runs bert); use tars run for text generation");
   }
-  auto backend = engine::backend_cpu_create({f.threads});
+  auto backend = make_backend(f.device, f.threads);
   engine::EncoderOptions eo;
   eo.max_batch_tokens = f.batch_tokens;
   auto encoder = engine::Encoder::load(gguf, *backend, eo);
@@ -115,6 +117,7 @@ void add_embed_command(CLI::App& app, CommandResult& result) {
   cmd->add_option("texts", f->texts, "Texts to embed, one input each");
   cmd->add_option("--file", f->file, "File with one input per line (- reads stdin)");
   cmd->add_option("-t,--threads", f->threads, "Threads (default: physical cores)");
+  add_device_flag(*cmd, f->device);
   cmd->add_flag("!--no-normalize", f->embed.normalize, "Do not L2-normalise the vectors");
   cmd->add_flag("--truncate,!--no-truncate", f->embed.truncate,
                 "Cut inputs over the limit to [CLS] + the first pieces + [SEP] (default), or fail "

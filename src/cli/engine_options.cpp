@@ -1,9 +1,29 @@
 #include "cli/engine_options.h"
 
+#include <cstdio>
+
 #include "common/error.h"
+#include "engine/backend_cuda.h"
 #include "engine/gguf.h"
 
 namespace tars::cli {
+
+std::unique_ptr<engine::Backend> make_backend(const std::string& device, int threads) {
+  if (device == "cuda" || device == "auto") {
+    std::string reason;
+    auto b = engine::backend_cuda_create({}, &reason);
+    if (b) return b;
+    if (device == "cuda") throw Error(ErrorCode::kUnavailable, "--device cuda: " + reason);
+    std::fprintf(stderr, "tars: no CUDA backend (%s); running on the CPU\n", reason.c_str());
+  }
+  return engine::backend_cpu_create({threads});
+}
+
+void add_device_flag(CLI::App& cmd, std::string& device) {
+  cmd.add_option("--device", device, "cpu, cuda, or auto (cuda when usable, else cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+      ->capture_default_str();
+}
 
 void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("model", f.model_path, "GGUF model file")->required();
@@ -14,12 +34,13 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
       ->capture_default_str();
   cmd.add_option("-b,--batch-size", f.batch, "Tokens per forward chunk for prompts")
       ->capture_default_str();
+  add_device_flag(cmd, f.device);
 }
 
 LoadedModel load_engine_model(const EngineFlags& f, int n_slots) {
   LoadedModel m;
   m.file = engine::GgufFile::open(f.model_path);
-  m.backend = engine::backend_cpu_create({f.threads});
+  m.backend = make_backend(f.device, f.threads);
   engine::ModelOptions mo;
   mo.n_ctx = f.ctx_size;
   mo.n_slots = n_slots;

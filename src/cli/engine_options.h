@@ -21,7 +21,18 @@ struct EngineFlags {
   int ctx_size = 0;        // 0 = the model's trained context
   std::string kv_type = "f16";
   int batch = 512;
+  // cpu (default), cuda, or auto (cuda when a device is usable, else cpu).
+  // The default stays cpu until the CUDA backend has passed its GPU tests on
+  // real hardware (issue 7).
+  std::string device = "cpu";
 };
+
+// The backend for `device` ("cpu", "cuda", "auto"). "cuda" without a usable
+// device throws tars::Error(kUnavailable) with the reason; "auto" falls back
+// to the CPU and says so on stderr.
+std::unique_ptr<engine::Backend> make_backend(const std::string& device, int threads);
+// --device on `cmd`.
+void add_device_flag(CLI::App& cmd, std::string& device);
 
 void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
 

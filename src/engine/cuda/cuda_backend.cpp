@@ -1,0 +1,448 @@
+// The CUDA backend: device memory, one stream, and the kernels of
+// cuda_kernels.h. Host metadata (positions, slots, ids, offsets) is packed
+// into one staging buffer and copied to device scratch before each operation
+// that needs it; everything runs in order on the stream, and upload/download
+// wait for it, so callers see the same semantics as the CPU backend.
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "common/error.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/cuda_blas.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_kernels.h"
+#include "engine/quant.h"
+
+namespace tars::engine::cuda {
+
+[[noreturn]] void cuda_fail(cudaError_t e, const char* expr, const char* file, int line) {
+  const ErrorCode code = e == cudaErrorMemoryAllocation ? ErrorCode::kUnavailable : ErrorCode::kInternal;
+  throw Error(code, std::string("CUDA error at ") + file + ":" + std::to_string(line) + " (" + expr +
+                        "): " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+}
+
+namespace {
+
+// Bytes of a row of `cols` elements of a type the kernels decode. Computed
+// here from the block structs so this library needs nothing from tars_engine
+// but headers; the block sizes are quant.h's.
+size_t row_bytes(TensorType t, int64_t cols) {
+  auto blocks = [&](int64_t elems, size_t bytes) {
+    if (cols % elems != 0) {
+      throw Error(ErrorCode::kInvalidArgument, "CUDA backend: a row of " + std::to_string(cols) +
+                                                   " elements is not a whole number of blocks of " +
+                                                   std::to_string(elems) + " (type " +
+                                                   std::to_string(static_cast<uint32_t>(t)) + ")");
+    }
+    return static_cast<size_t>(cols / elems) * bytes;
+  };
+  switch (t) {
+    case TensorType::kF32: return static_cast<size_t>(cols) * 4;
+    case TensorType::kF16:
+    case TensorType::kBF16: return static_cast<size_t>(cols) * 2;
+    case TensorType::kQ4_0: return blocks(kQuantBlock, sizeof(BlockQ4_0));
+    case TensorType::kQ4_1: return blocks(kQuantBlock, sizeof(BlockQ4_1));
+    case TensorType::kQ5_0: return blocks(kQuantBlock, sizeof(BlockQ5_0));
+    case TensorType::kQ5_1: return blocks(kQuantBlock, sizeof(BlockQ5_1));
+    case TensorType::kQ8_0: return blocks(kQuantBlock, sizeof(BlockQ8_0));
+    case TensorType::kQ4_K: return blocks(kQuantSuper, sizeof(BlockQ4_K));
+    case TensorType::kQ5_K: return blocks(kQuantSuper, sizeof(BlockQ5_K));
+    case TensorType::kQ6_K: return blocks(kQuantSuper, sizeof(BlockQ6_K));
+    default:
+      throw Error(ErrorCode::kUnsupported, "the CUDA backend cannot use tensors of GGUF type " +
+                                               std::to_string(static_cast<uint32_t>(t)) +
+                                               " (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                                               "Q4_K, Q5_K, Q6_K); use the CPU backend or requantize");
+  }
+}
+
+// Why no device can be used, or "" when device `ordinal` can.
+std::string device_problem(int ordinal) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e == cudaErrorInsufficientDriver) {
+    return "no usable NVIDIA driver: none is installed, or it is older than this build's CUDA runtime (CUDA " +
+           std::to_string(CUDART_VERSION / 1000) + "); install or update the driver";
+  }
+  if (e == cudaErrorNoDevice || (e == cudaSuccess && count == 0)) return "no CUDA device found";
+  if (e != cudaSuccess) return std::string("CUDA is not usable: ") + cudaGetErrorString(e);
+  if (ordinal < 0 || ordinal >= count) {
+    return "CUDA device " + std::to_string(ordinal) + " does not exist (" + std::to_string(count) + " found)";
+  }
+  return "";
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const CudaBackendOptions& o) : device_(o.device) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (o.use_cublas) blas_ = Blas::open(stream_, &blas_problem_);
+  }
+
+  ~CudaBackend() override {
+    // No throwing here: errors are ignored, the process may be exiting.
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    blas_.reset();
+    for (auto& [p, a] : allocations_) cudaFree(p);
+    for (Scratch* s : {&meta_, &wtmp_}) cudaFree(s->ptr);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda"; }
+
+  // Why the device cannot start: checked once before any work.
+  std::string probe() { return launch_probe(stream_) == cudaSuccess ? "" : "no kernel image"; }
+
+  // ---- memory ---------------------------------------------------------------
+  void* alloc(size_t bytes, MemoryKind kind) override {
+    void* p = nullptr;
+    CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
+    // The CPU backend hands out zeroed memory; model code may rely on it.
+    CUDA_CHECK(cudaMemsetAsync(p, 0, std::max<size_t>(bytes, 1), stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::lock_guard<std::mutex> lock(mu_);
+    allocations_[p] = {bytes, kind};
+    bytes_[static_cast<int>(kind)] += bytes;
+    return p;
+  }
+
+  void free(void* p) override {
+    if (!p) return;
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // no queued kernel may still use it
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = allocations_.find(p);
+      TARS_CHECK(it != allocations_.end());
+      bytes_[static_cast<int>(it->second.kind)] -= it->second.bytes;
+      allocations_.erase(it);
+    }
+    CUDA_CHECK(cudaFree(p));
+  }
+
+  size_t allocated(MemoryKind kind) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = bytes_[static_cast<int>(kind)];
+    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes;  // the backend's own scratch
+    return n;
+  }
+
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  Weight load_weight(TensorType type, int64_t cols, int64_t rows, const void* host) override {
+    const size_t rb = row_bytes(type, cols);
+    const size_t bytes = rb * static_cast<size_t>(rows);
+    if (rows == 1 && type != TensorType::kF32) {
+      // 1-D vectors are used as float by every operation: convert once.
+      void* raw = scratch(wtmp_, bytes);
+      CUDA_CHECK(cudaMemcpyAsync(raw, host, bytes, cudaMemcpyHostToDevice, stream_));
+      float* f = static_cast<float*>(alloc(static_cast<size_t>(cols) * sizeof(float), MemoryKind::kWeights));
+      launch_dequantize(type, raw, rb, cols, 1, f, stream_);
+      CUDA_CHECK(cudaGetLastError());
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      return {TensorType::kF32, cols, 1, f};
+    }
+    void* d = alloc(bytes, MemoryKind::kWeights);
+    upload(d, host, bytes);
+    return {type, cols, rows, d};
+  }
+
+  // ---- operations -------------------------------------------------------------
+  void get_rows(const Weight& table, const int32_t* ids, int n, float* out) override {
+    if (n <= 0) return;
+    for (int t = 0; t < n; ++t) {
+      if (ids[t] < 0 || ids[t] >= table.rows) {
+        throw Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(ids[t]) + " is outside the vocabulary (" +
+                                                     std::to_string(table.rows) + " rows)");
+      }
+    }
+    Meta m;
+    const size_t o_ids = m.add(ids, n);
+    const uint8_t* dm = upload_meta(m);
+    launch_get_rows(table.type, table.data, row_bytes(table.type, table.cols), table.cols,
+                    reinterpret_cast<const int32_t*>(dm + o_ids), n, out, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void matmul(const Weight& w, const float* x, int n, float* y, const Weight* bias) override {
+    if (n <= 0) return;
+    const float* b = bias && *bias ? static_cast<const float*>(bias->data) : nullptr;
+    const size_t rb = row_bytes(w.type, w.cols);
+    if (n == 1) {
+      launch_matvec(w.type, w.data, rb, w.cols, w.rows, x, b, y, stream_);
+      CUDA_CHECK(cudaGetLastError());
+      return;
+    }
+    // Batches: float weights as they are; others dequantized to float, a
+    // chunk of rows at a time so the scratch stays bounded, then SGEMM into
+    // the chunk's columns of y.
+    const int64_t chunk = w.type == TensorType::kF32
+                              ? w.rows
+                              : std::max<int64_t>(1, std::min<int64_t>(w.rows, kDequantFloats / std::max<int64_t>(1, w.cols)));
+    for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
+      const int64_t nr = std::min(chunk, w.rows - r0);
+      const float* wf;
+      if (w.type == TensorType::kF32) {
+        wf = static_cast<const float*>(w.data);
+      } else {
+        float* tmp = static_cast<float*>(scratch(wtmp_, static_cast<size_t>(nr * w.cols) * sizeof(float)));
+        launch_dequantize(w.type, static_cast<const uint8_t*>(w.data) + rb * r0, rb, w.cols, nr, tmp, stream_);
+        CUDA_CHECK(cudaGetLastError());
+        wf = tmp;
+      }
+      if (blas_) {
+        blas_->sgemm_nt(wf, x, nr, w.cols, n, y + r0, w.rows);
+      } else {
+        launch_sgemm_nt(wf, x, nr, w.cols, n, y + r0, w.rows, stream_);
+        CUDA_CHECK(cudaGetLastError());
+      }
+    }
+    if (b) {
+      launch_add_bias(y, b, w.rows, n, stream_);
+      CUDA_CHECK(cudaGetLastError());
+    }
+  }
+
+  void rms_norm(float* x, const Weight& w, int n, int d, float eps) override {
+    launch_rms_norm(x, static_cast<const float*>(w.data), n, d, eps, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void layer_norm(float* x, const Weight& w, const Weight& b, int n, int d, float eps) override {
+    launch_layer_norm(x, static_cast<const float*>(w.data), b ? static_cast<const float*>(b.data) : nullptr, n, d, eps,
+                      stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void rope(float* x, const BatchLayout& b, int n_heads, int head_dim, const RopeParams& p) override {
+    if (b.n_tokens <= 0 || p.n_rot <= 0) return;
+    TARS_CHECK(p.n_rot % 2 == 0 && p.n_rot <= head_dim);
+    Meta m;
+    const size_t o_pos = m.add(b.pos, b.n_tokens);
+    const size_t o_ff = p.freq_factors ? m.add(p.freq_factors, p.n_rot / 2) : 0;
+    const uint8_t* dm = upload_meta(m);
+    launch_rope(x, reinterpret_cast<const int32_t*>(dm + o_pos), b.n_tokens, n_heads, head_dim, p.n_rot,
+                p.mode == RopeMode::kNeox, p.freq_base, p.freq_scale,
+                p.freq_factors ? reinterpret_cast<const float*>(dm + o_ff) : nullptr, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void kv_store(const KvLayer& kv, const float* k, const float* v, const BatchLayout& b) override {
+    if (b.n_tokens <= 0) return;
+    TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
+    for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
+    Meta m;
+    const size_t o_pos = m.add(b.pos, b.n_tokens);
+    const size_t o_seq = m.add(b.seq, b.n_tokens);
+    const uint8_t* dm = upload_meta(m);
+    launch_kv_store(kv.k, kv.v, kv.type == TensorType::kF16, kv.n_ctx, kv.kv_dim, k, v,
+                    reinterpret_cast<const int32_t*>(dm + o_pos), reinterpret_cast<const int32_t*>(dm + o_seq),
+                    b.n_tokens, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void attention(const float* q, const KvLayer& kv, const BatchLayout& b, const AttentionParams& p,
+                 float* out) override {
+    if (b.n_tokens <= 0) return;
+    check_attention(p);
+    TARS_CHECK(kv.kv_dim == p.n_head_kv * p.head_dim);
+    std::vector<int64_t> row0(b.n_tokens);
+    std::vector<int32_t> nk(b.n_tokens);
+    for (int t = 0; t < b.n_tokens; ++t) {
+      TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
+      row0[t] = static_cast<int64_t>(b.seq[t]) * kv.n_ctx;
+      nk[t] = b.pos[t] + 1;
+    }
+    run_attention(q, kv.k, kv.v, kv.type == TensorType::kF16, kv.kv_dim, row0, nk, p, out);
+  }
+
+  void add(float* a, const float* b, size_t n) override {
+    launch_add(a, b, n, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void swiglu(float* gate, const float* up, size_t n) override {
+    launch_swiglu(gate, up, n, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void gelu(float* x, size_t n) override {
+    launch_gelu_tanh(x, n, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void copy_cols(const float* src, int src_stride, int col0, int cols, int n, float* dst) override {
+    if (n <= 0 || cols <= 0) return;
+    CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(cols) * sizeof(float), src + col0,
+                                 static_cast<size_t>(src_stride) * sizeof(float), static_cast<size_t>(cols) * sizeof(float),
+                                 static_cast<size_t>(n), cudaMemcpyDeviceToDevice, stream_));
+  }
+
+  void gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst) override {
+    if (n <= 0) return;
+    Meta m;
+    const size_t o_rows = m.add(rows, n);
+    const uint8_t* dm = upload_meta(m);
+    launch_gather_rows(src, reinterpret_cast<const int32_t*>(dm + o_rows), n, d, dst, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void attention_packed(const float* q, const float* k, const float* v, const SeqLayout& s, const AttentionParams& p,
+                        float* out) override {
+    const int n = s.n_tokens();
+    if (n <= 0) return;
+    check_attention(p);
+    std::vector<int64_t> row0(n);
+    std::vector<int32_t> nk(n);
+    for (int i = 0; i < s.n_seqs; ++i) {
+      TARS_CHECK(s.start[i] <= s.start[i + 1]);
+      for (int r = s.start[i]; r < s.start[i + 1]; ++r) {
+        row0[r] = s.start[i];
+        nk[r] = s.start[i + 1] - s.start[i];
+      }
+    }
+    run_attention(q, k, v, false, static_cast<int64_t>(p.n_head_kv) * p.head_dim, row0, nk, p, out);
+  }
+
+  void gelu_erf(float* x, size_t n) override {
+    launch_gelu_erf(x, n, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
+    if (s.n_seqs <= 0) return;
+    Meta m;
+    const size_t o_start = m.add(s.start, s.n_seqs + 1);
+    const uint8_t* dm = upload_meta(m);
+    launch_seq_mean(x, reinterpret_cast<const int32_t*>(dm + o_start), s.n_seqs, d, out, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+ private:
+  struct Allocation {
+    size_t bytes;
+    MemoryKind kind;
+  };
+  // A device buffer that only grows.
+  struct Scratch {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  // Host metadata of one operation, packed with 8-byte alignment.
+  struct Meta {
+    std::vector<uint8_t> bytes;
+    template <class T>
+    size_t add(const T* p, size_t count) {
+      const size_t off = (bytes.size() + 7) / 8 * 8;
+      bytes.resize(off + count * sizeof(T));
+      std::memcpy(bytes.data() + off, p, count * sizeof(T));
+      return off;
+    }
+  };
+
+  static constexpr int64_t kDequantFloats = int64_t{1} << 24;  // 64 MiB of dequantized weight rows per GEMM chunk
+  static constexpr int kMaxHeadDim = 512;                       // cuda_attention.cu's shared-memory bound
+
+  void* scratch(Scratch& s, size_t bytes) {
+    if (bytes > s.bytes) {
+      const size_t want = std::max(bytes, s.bytes * 2);
+      CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may be in use
+      CUDA_CHECK(cudaFree(s.ptr));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        s.ptr = nullptr;
+        s.bytes = 0;
+      }
+      CUDA_CHECK(cudaMalloc(&s.ptr, want));
+      std::lock_guard<std::mutex> lock(mu_);
+      s.bytes = want;
+    }
+    return s.ptr;
+  }
+
+  // Copies the metadata to device scratch (in stream order: kernels queued
+  // before still see their own metadata, as the copy runs after them).
+  const uint8_t* upload_meta(const Meta& m) {
+    void* d = scratch(meta_, std::max<size_t>(m.bytes.size(), 256));
+    if (!m.bytes.empty()) {
+      // The source is pageable memory: the call returns once it is staged,
+      // so m may go out of scope right after.
+      CUDA_CHECK(cudaMemcpyAsync(d, m.bytes.data(), m.bytes.size(), cudaMemcpyHostToDevice, stream_));
+    }
+    return static_cast<const uint8_t*>(d);
+  }
+
+  static void check_attention(const AttentionParams& p) {
+    if (p.head_dim <= 0 || p.head_dim > kMaxHeadDim) {
+      throw Error(ErrorCode::kUnsupported, "the CUDA backend's attention supports head sizes up to " +
+                                               std::to_string(kMaxHeadDim) + ", not " + std::to_string(p.head_dim));
+    }
+    TARS_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0);
+  }
+
+  void run_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
+                     const std::vector<int64_t>& row0, const std::vector<int32_t>& nk, const AttentionParams& p,
+                     float* out) {
+    Meta m;
+    const size_t o_row0 = m.add(row0.data(), row0.size());
+    const size_t o_nk = m.add(nk.data(), nk.size());
+    const uint8_t* dm = upload_meta(m);
+    launch_attention(q, k, v, f16, kv_stride, reinterpret_cast<const int64_t*>(dm + o_row0),
+                     reinterpret_cast<const int32_t*>(dm + o_nk), static_cast<int>(row0.size()), p.n_head, p.n_head_kv,
+                     p.head_dim, p.scale, out, stream_);
+    CUDA_CHECK(cudaGetLastError());
+  }
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Blas> blas_;
+  std::string blas_problem_;  // why cuBLAS is not used, when it is not
+  Scratch meta_;              // per-operation metadata (kCompute)
+  Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
+  mutable std::mutex mu_;
+  std::unordered_map<void*, Allocation> allocations_;
+  size_t bytes_[3] = {0, 0, 0};
+};
+
+}  // namespace
+
+bool cuda_backend_available(std::string* reason) {
+  const std::string problem = device_problem(0);
+  if (reason) *reason = problem;
+  return problem.empty();
+}
+
+std::unique_ptr<Backend> cuda_backend_create(const CudaBackendOptions& options, std::string* reason) {
+  std::string problem = device_problem(options.device);
+  if (problem.empty()) {
+    try {
+      auto be = std::make_unique<CudaBackend>(options);
+      if (be->probe().empty()) return be;
+      cudaDeviceProp prop{};
+      cudaGetDeviceProperties(&prop, options.device);
+      problem = "this build has no kernels for " + std::string(prop.name) + " (compute capability " +
+                std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+                "); rebuild with that architecture in TARS_CUDA_ARCHS";
+    } catch (const Error& e) {
+      problem = e.what();
+    }
+  }
+  if (reason) *reason = problem;
+  return nullptr;
+}
+
+}  // namespace tars::engine::cuda

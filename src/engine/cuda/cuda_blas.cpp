@@ -1,0 +1,75 @@
+// cuBLAS through dlopen (cuda_blas.h says why). The header is used for its
+// types and constants only; every function comes from dlsym.
+#include "engine/cuda/cuda_blas.h"
+
+#include <cublas_v2.h>
+#include <dlfcn.h>
+
+#include "common/error.h"
+
+namespace tars::engine::cuda {
+
+struct Blas::Impl {
+  void* lib = nullptr;
+  cublasHandle_t handle = nullptr;
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSetStream_v2) set_stream = nullptr;
+  decltype(&cublasSetMathMode) set_math_mode = nullptr;
+  decltype(&cublasSgemm_v2) sgemm = nullptr;
+};
+
+std::unique_ptr<Blas> Blas::open(cudaStream_t stream, std::string* reason) {
+  auto impl = std::make_unique<Impl>();
+  for (const char* name : {"libcublas.so.13", "libcublas.so"}) {
+    impl->lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (impl->lib) break;
+  }
+  if (!impl->lib) {
+    if (reason) *reason = "libcublas.so.13 not found (install the CUDA 13 libraries or add them to LD_LIBRARY_PATH)";
+    return nullptr;
+  }
+  auto sym = [&](auto& fn, const char* name) {
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(impl->lib, name));
+    return fn != nullptr;
+  };
+  if (!sym(impl->create, "cublasCreate_v2") || !sym(impl->destroy, "cublasDestroy_v2") ||
+      !sym(impl->set_stream, "cublasSetStream_v2") || !sym(impl->set_math_mode, "cublasSetMathMode") ||
+      !sym(impl->sgemm, "cublasSgemm_v2")) {
+    if (reason) *reason = "libcublas lacks an expected function";
+    dlclose(impl->lib);
+    return nullptr;
+  }
+  if (impl->create(&impl->handle) != CUBLAS_STATUS_SUCCESS) {
+    if (reason) *reason = "cublasCreate failed";
+    dlclose(impl->lib);
+    return nullptr;
+  }
+  impl->set_stream(impl->handle, stream);
+  impl->set_math_mode(impl->handle, CUBLAS_PEDANTIC_MATH);  // no TF32, no reduced precision
+  return std::unique_ptr<Blas>(new Blas(std::move(impl)));
+}
+
+Blas::Blas(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Blas::~Blas() {
+  if (impl_->handle) impl_->destroy(impl_->handle);
+  // The library stays loaded: cuBLAS may keep state tied to the CUDA context.
+}
+
+void Blas::sgemm_nt(const float* w, const float* x, int64_t rows, int64_t cols, int n, float* y, int64_t ldy) {
+  // Column-major view: W (row-major rows x cols) is W^T with ld = cols, X is
+  // [cols x n] with ld = cols, Y is [rows x n] with ld = ldy:
+  // Y = op_T(W^T) X.
+  const float one = 1.0f, zero = 0.0f;
+  const cublasStatus_t s =
+      impl_->sgemm(impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, static_cast<int>(cols), &one, w,
+                   static_cast<int>(cols), x, static_cast<int>(cols), &zero, y, static_cast<int>(ldy));
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    throw Error(ErrorCode::kInternal, "cublasSgemm failed with status " + std::to_string(static_cast<int>(s)) +
+                                          " (rows " + std::to_string(rows) + ", cols " + std::to_string(cols) +
+                                          ", n " + std::to_string(n) + ")");
+  }
+}
+
+}  // namespace tars::engine::cuda

@@ -1,0 +1,77 @@
+#pragma once
+// Launchers of the CUDA backend's kernels, callable from host C++ (the
+// backend, cuda_backend.cpp). Every pointer is device memory unless named
+// host_*; every launcher enqueues on `stream` and returns without waiting.
+// The caller checks cudaGetLastError() after each launch (CUDA_CHECK).
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/tensor_type.h"
+
+namespace tars::engine::cuda {
+
+// True for the weight types these kernels decode: F32, F16, BF16, Q4_0,
+// Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+bool cuda_type_supported(TensorType t);
+// True for the types with a block-reading mat-vec kernel (n == 1 products).
+bool cuda_matvec_supported(TensorType t);
+
+// ---- weights (cuda_dequant.cu) ----
+// out[t] = dequantized row ids[t] of a [rows x cols] table; ids on device.
+void launch_get_rows(TensorType type, const void* table, size_t row_bytes, int64_t cols,
+                     const int32_t* ids, int n, float* out, cudaStream_t stream);
+// y = dequantized rows of a [rows x cols] matrix as float ([rows x cols]).
+void launch_dequantize(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows,
+                       float* y, cudaStream_t stream);
+// y[r] = W[r] . x (+ bias[r]) for one vector x of `cols` floats.
+void launch_matvec(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows,
+                   const float* x, const float* bias, float* y, cudaStream_t stream);
+
+// ---- dense products (cuda_gemm.cu) ----
+// Y[n x rows] = X[n x cols] W^T for a float W [rows x cols] (all row-major;
+// row t of Y starts at y + t * ldy): the fallback when cuBLAS is not loaded.
+void launch_sgemm_nt(const float* w, const float* x, int64_t rows, int64_t cols, int n, float* y, int64_t ldy,
+                     cudaStream_t stream);
+// Launches an empty kernel: fails when this build has no code for the device.
+cudaError_t launch_probe(cudaStream_t stream);
+// y[t * rows + r] += bias[r] for t < n.
+void launch_add_bias(float* y, const float* bias, int64_t rows, int n, cudaStream_t stream);
+
+// ---- row operations (cuda_ops.cu) ----
+void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream);
+void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps,
+                       cudaStream_t stream);
+// mode_neox: pairs (i, i + n_rot/2) instead of (2i, 2i+1). freq_factors may
+// be null ((n_rot/2) floats otherwise).
+void launch_rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, int n_rot,
+                 bool mode_neox, float freq_base, float freq_scale, const float* freq_factors,
+                 cudaStream_t stream);
+// Rows t of k and v ([n x kv_dim]) to cache row seq[t] * n_ctx + pos[t].
+void launch_kv_store(void* cache_k, void* cache_v, bool f16, int n_ctx, int kv_dim, const float* k,
+                     const float* v, const int32_t* pos, const int32_t* seq, int n, cudaStream_t stream);
+void launch_add(float* a, const float* b, size_t n, cudaStream_t stream);
+void launch_swiglu(float* gate, const float* up, size_t n, cudaStream_t stream);
+void launch_gelu_tanh(float* x, size_t n, cudaStream_t stream);
+void launch_gelu_erf(float* x, size_t n, cudaStream_t stream);
+// dst[i] = src[rows[i]] for rows of d floats.
+void launch_gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst,
+                        cudaStream_t stream);
+// out[i] = mean of rows start[i] .. start[i+1]-1 of x ([.. x d]).
+void launch_seq_mean(const float* x, const int32_t* start, int n_seqs, int d, float* out,
+                     cudaStream_t stream);
+
+// ---- attention (cuda_attention.cu) ----
+// For each query token t and head h: softmax(scale * q . k_j) v over keys
+// j < n_keys[t], where key j of KV head g is the row key_row0[t] + j of k and
+// v (row stride kv_stride elements, float or f16), at column g * head_dim.
+// Query head h uses KV head h / (n_head / n_head_kv). q and out are
+// [n x n_head * head_dim]. Serves both the causal cache attention (rows of a
+// sequence's cache slot) and the packed encoder attention (rows of the
+// token's own sequence).
+void launch_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
+                      const int64_t* key_row0, const int32_t* n_keys, int n, int n_head,
+                      int n_head_kv, int head_dim, float scale, float* out, cudaStream_t stream);
+
+}  // namespace tars::engine::cuda

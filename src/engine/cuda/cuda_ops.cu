@@ -1,0 +1,192 @@
+// Row and element-wise operations of the CUDA backend. Each follows the CPU
+// backend's formula (backend_cpu.cpp) and precision choices: double where
+// the CPU uses double (layer-norm statistics, rope angles, sequence means).
+#include <cuda_fp16.h>
+
+#include "engine/cuda/cuda_dispatch.cuh"
+#include "engine/cuda/cuda_kernels.h"
+
+namespace tars::engine::cuda {
+namespace {
+
+constexpr int kRowThreads = 256;  // threads per row in the normalizations
+
+// Sum of v over the block (blockDim.x == kRowThreads); every thread gets it.
+template <class T>
+__device__ T block_sum(T v, T* shared) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();  // shared may still be read by a previous call
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  T total = 0;
+  for (int w = 0; w < kRowThreads / 32; ++w) total += shared[w];
+  return total;
+}
+
+__global__ void rms_norm_kernel(float* x, const float* w, int d, float eps) {
+  __shared__ float shared[kRowThreads / 32];
+  float* r = x + static_cast<int64_t>(blockIdx.x) * d;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) ss += r[i] * r[i];
+  ss = block_sum(ss, shared);
+  const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / d + eps));
+  for (int i = threadIdx.x; i < d; i += blockDim.x) r[i] = r[i] * scale * w[i];
+}
+
+__global__ void layer_norm_kernel(float* x, const float* w, const float* b, int d, float eps) {
+  __shared__ double shared[kRowThreads / 32];
+  float* r = x + static_cast<int64_t>(blockIdx.x) * d;
+  double s = 0;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) s += r[i];
+  const double mean = block_sum(s, shared) / d;
+  double v = 0;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) v += (r[i] - mean) * (r[i] - mean);
+  const double var = block_sum(v, shared) / d;
+  const float inv = static_cast<float>(1.0 / sqrt(var + eps));
+  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+    const float y = static_cast<float>(r[i] - mean) * inv * w[i];
+    r[i] = b ? y + b[i] : y;
+  }
+}
+
+// One thread per (token, head, rotated pair).
+__global__ void rope_kernel(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, int n_rot,
+                            bool neox, float freq_base, float freq_scale, const float* freq_factors) {
+  const int half = n_rot / 2;
+  const int64_t total = static_cast<int64_t>(n_tokens) * n_heads * half;
+  for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < total;
+       u += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int i = static_cast<int>(u % half);
+    const int64_t th = u / half;  // token * n_heads + head
+    const int t = static_cast<int>(th / n_heads);
+    double theta = pow(static_cast<double>(freq_base), -2.0 * i / n_rot);
+    if (freq_factors) theta /= freq_factors[i];
+    const double angle = static_cast<double>(pos[t]) * freq_scale * theta;
+    const float c = static_cast<float>(cos(angle)), s = static_cast<float>(sin(angle));
+    float* v = x + th * head_dim;
+    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const float x0 = v[a], x1 = v[b];
+    v[a] = x0 * c - x1 * s;
+    v[b] = x0 * s + x1 * c;
+  }
+}
+
+__global__ void kv_store_kernel(void* ck, void* cv, bool f16, int n_ctx, int kv_dim, const float* k,
+                                const float* v, const int32_t* pos, const int32_t* seq, int n) {
+  const int64_t total = static_cast<int64_t>(n) * kv_dim;
+  for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < total;
+       u += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int t = static_cast<int>(u / kv_dim), j = static_cast<int>(u % kv_dim);
+    const int64_t dst = (static_cast<int64_t>(seq[t]) * n_ctx + pos[t]) * kv_dim + j;
+    if (f16) {
+      static_cast<__half*>(ck)[dst] = __float2half_rn(k[u]);
+      static_cast<__half*>(cv)[dst] = __float2half_rn(v[u]);
+    } else {
+      static_cast<float*>(ck)[dst] = k[u];
+      static_cast<float*>(cv)[dst] = v[u];
+    }
+  }
+}
+
+// Element-wise kernels: Op is one of the functors below.
+template <class Op>
+__global__ void elementwise_kernel(float* a, const float* b, size_t n, Op op) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    a[i] = op(a[i], b ? b[i] : 0.0f);
+  }
+}
+
+struct AddOp {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct SwigluOp {
+  __device__ float operator()(float g, float u) const { return g / (1.0f + expf(-g)) * u; }
+};
+struct GeluTanhOp {
+  __device__ float operator()(float v, float) const {
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    return 0.5f * v * (1.0f + tanhf(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+  }
+};
+struct GeluErfOp {
+  __device__ float operator()(float v, float) const { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
+};
+
+template <class Op>
+void launch_elementwise(float* a, const float* b, size_t n, Op op, cudaStream_t stream) {
+  if (n == 0) return;
+  elementwise_kernel<<<grid_for(static_cast<long long>(n), 256), 256, 0, stream>>>(a, b, n, op);
+}
+
+__global__ void gather_rows_kernel(const float* src, const int32_t* rows, int n, int d, float* dst) {
+  const int64_t total = static_cast<int64_t>(n) * d;
+  for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < total;
+       u += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = u / d, j = u % d;
+    dst[u] = src[static_cast<int64_t>(rows[i]) * d + j];
+  }
+}
+
+// One thread per (sequence, column), summing in double as the CPU does.
+__global__ void seq_mean_kernel(const float* x, const int32_t* start, int n_seqs, int d, float* out) {
+  const int64_t total = static_cast<int64_t>(n_seqs) * d;
+  for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < total;
+       u += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int i = static_cast<int>(u / d), j = static_cast<int>(u % d);
+    const int r0 = start[i], r1 = start[i + 1];
+    double acc = 0;
+    for (int r = r0; r < r1; ++r) acc += x[static_cast<int64_t>(r) * d + j];
+    out[u] = static_cast<float>(r1 > r0 ? acc * (1.0 / (r1 - r0)) : 0.0);
+  }
+}
+
+}  // namespace
+
+void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream) {
+  if (n <= 0) return;
+  rms_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, w, d, eps);
+}
+
+void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps, cudaStream_t stream) {
+  if (n <= 0) return;
+  layer_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, w, b, d, eps);
+}
+
+void launch_rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, int n_rot, bool mode_neox,
+                 float freq_base, float freq_scale, const float* freq_factors, cudaStream_t stream) {
+  const long long total = static_cast<long long>(n_tokens) * n_heads * (n_rot / 2);
+  if (total <= 0) return;
+  rope_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, pos, n_tokens, n_heads, head_dim, n_rot, mode_neox,
+                                                        freq_base, freq_scale, freq_factors);
+}
+
+void launch_kv_store(void* cache_k, void* cache_v, bool f16, int n_ctx, int kv_dim, const float* k, const float* v,
+                     const int32_t* pos, const int32_t* seq, int n, cudaStream_t stream) {
+  const long long total = static_cast<long long>(n) * kv_dim;
+  if (total <= 0) return;
+  kv_store_kernel<<<grid_for(total, 256), 256, 0, stream>>>(cache_k, cache_v, f16, n_ctx, kv_dim, k, v, pos, seq, n);
+}
+
+void launch_add(float* a, const float* b, size_t n, cudaStream_t stream) { launch_elementwise(a, b, n, AddOp{}, stream); }
+void launch_swiglu(float* gate, const float* up, size_t n, cudaStream_t stream) {
+  launch_elementwise(gate, up, n, SwigluOp{}, stream);
+}
+void launch_gelu_tanh(float* x, size_t n, cudaStream_t stream) { launch_elementwise(x, nullptr, n, GeluTanhOp{}, stream); }
+void launch_gelu_erf(float* x, size_t n, cudaStream_t stream) { launch_elementwise(x, nullptr, n, GeluErfOp{}, stream); }
+
+void launch_gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst, cudaStream_t stream) {
+  const long long total = static_cast<long long>(n) * d;
+  if (total <= 0) return;
+  gather_rows_kernel<<<grid_for(total, 256), 256, 0, stream>>>(src, rows, n, d, dst);
+}
+
+void launch_seq_mean(const float* x, const int32_t* start, int n_seqs, int d, float* out, cudaStream_t stream) {
+  const long long total = static_cast<long long>(n_seqs) * d;
+  if (total <= 0) return;
+  seq_mean_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, start, n_seqs, d, out);
+}
+
+}  // namespace tars::engine::cuda

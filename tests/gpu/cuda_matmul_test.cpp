@@ -1,0 +1,167 @@
+// CUDA weight operations against the CPU backend and a double-precision
+// reference: get_rows (bit-exact: the dequantizers' products are exact) and
+// matmul for every weight type, at n = 1 (the block-reading mat-vec) and
+// n > 1 (dequantize + cuBLAS SGEMM, and the fallback SGEMM kernel).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/error.h"
+#include "engine/quant.h"
+#include "gpu/gpu_support.h"
+
+namespace tars::engine {
+namespace {
+
+using test::from_backend;
+using test::to_backend;
+
+const TensorType kTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16, TensorType::kQ4_0,
+                             TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1, TensorType::kQ8_0,
+                             TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K};
+
+// A random [rows x cols] matrix in `type` (host bytes) and its float values
+// as the reference dequantizer decodes them.
+struct HostMatrix {
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;
+};
+
+HostMatrix random_matrix(TensorType type, int64_t cols, int64_t rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const std::vector<float> f = test::random_floats(rng, static_cast<size_t>(cols * rows), 0.5);
+  HostMatrix m;
+  const size_t rb = quant_row_bytes(type, cols);
+  m.bytes.resize(rb * rows);
+  m.values.resize(f.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, f.data() + r * cols, m.bytes.data() + r * rb, cols);
+    dequantize_row(type, m.bytes.data() + r * rb, m.values.data() + r * cols, cols);
+  }
+  return m;
+}
+
+class CudaWeightOps : public ::testing::TestWithParam<TensorType> {};
+
+TEST_P(CudaWeightOps, GetRowsIsBitExact) {
+  TARS_REQUIRE_CUDA();
+  const TensorType type = GetParam();
+  const int64_t cols = 512, rows = 40;
+  HostMatrix m = random_matrix(type, cols, rows, 11);
+  auto gpu = test::make_cuda();
+  ASSERT_TRUE(gpu);
+  Weight w = gpu->load_weight(type, cols, rows, m.bytes.data());
+  const std::vector<int32_t> ids = {0, 39, 7, 7, 21};
+  float* out = to_backend(*gpu, {}, ids.size() * cols);
+  gpu->get_rows(w, ids.data(), static_cast<int>(ids.size()), out);
+  std::vector<float> got = from_backend(*gpu, out, ids.size() * cols);
+  for (size_t t = 0; t < ids.size(); ++t) {
+    for (int64_t i = 0; i < cols; ++i) {
+      ASSERT_EQ(got[t * cols + i], m.values[ids[t] * cols + i]) << tensor_type_name(type) << " row " << ids[t] << " col " << i;
+    }
+  }
+}
+
+// y = W x (+ bias) for n tokens, against double sums over the dequantized
+// weights. Tolerance: 2e-5 of sum |w_i x_i| per output (float accumulation
+// of 512 terms errs by ~1e-7 of that; a wrong block decode errs by > 1e-2).
+void check_matmul(TensorType type, int n, bool use_cublas, bool with_bias) {
+  const int64_t cols = 512, rows = 67;
+  HostMatrix m = random_matrix(type, cols, rows, 5 + n);
+  std::mt19937_64 rng(99);
+  const std::vector<float> x = test::random_floats(rng, static_cast<size_t>(n) * cols);
+  const std::vector<float> bias = test::random_floats(rng, rows);
+  auto gpu = test::make_cuda(use_cublas);
+  ASSERT_TRUE(gpu);
+  auto cpu = backend_cpu_create({.n_threads = 2, .exact_activations = true});
+  Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
+  Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
+  Weight wc = cpu->load_weight(type, cols, rows, m.bytes.data());
+  Weight bc = cpu->load_weight(TensorType::kF32, rows, 1, bias.data());
+  float* xg = to_backend(*gpu, x);
+  float* yg = to_backend(*gpu, {}, static_cast<size_t>(n) * rows);
+  gpu->matmul(wg, xg, n, yg, with_bias ? &bg : nullptr);
+  std::vector<float> got = from_backend(*gpu, yg, static_cast<size_t>(n) * rows);
+  std::vector<float> cpu_y(static_cast<size_t>(n) * rows);
+  cpu->matmul(wc, x.data(), n, cpu_y.data(), with_bias ? &bc : nullptr);
+  const std::string what = std::string(tensor_type_name(type)) + " n=" + std::to_string(n) +
+                           (use_cublas ? " cublas" : " own-gemm") + (with_bias ? " bias" : "");
+  for (int t = 0; t < n; ++t) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = with_bias ? bias[r] : 0.0, mag = std::abs(ref);
+      for (int64_t i = 0; i < cols; ++i) {
+        const double p = static_cast<double>(m.values[r * cols + i]) * x[t * cols + i];
+        ref += p;
+        mag += std::abs(p);
+      }
+      const size_t o = static_cast<size_t>(t) * rows + r;
+      ASSERT_NEAR(got[o], ref, 2e-5 * mag) << what << " token " << t << " row " << r;
+      ASSERT_NEAR(got[o], cpu_y[o], 2e-5 * mag) << what << " (vs the CPU backend) token " << t << " row " << r;
+    }
+  }
+}
+
+TEST_P(CudaWeightOps, MatVecMatchesReference) {
+  TARS_REQUIRE_CUDA();
+  check_matmul(GetParam(), 1, true, false);
+  check_matmul(GetParam(), 1, true, true);
+}
+
+TEST_P(CudaWeightOps, BatchedMatmulMatchesReference) {
+  TARS_REQUIRE_CUDA();
+  for (bool cublas : {true, false}) {
+    check_matmul(GetParam(), 7, cublas, false);
+    check_matmul(GetParam(), 33, cublas, true);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, CudaWeightOps, ::testing::ValuesIn(kTypes),
+                         [](const auto& info) { return std::string(tensor_type_name(info.param)); });
+
+// 1-D F16/BF16 vectors become F32, as on the CPU.
+TEST(CudaBackend, OneDimensionalWeightsBecomeF32) {
+  TARS_REQUIRE_CUDA();
+  auto gpu = test::make_cuda();
+  ASSERT_TRUE(gpu);
+  std::mt19937_64 rng(3);
+  const std::vector<float> f = test::random_floats(rng, 96);
+  for (TensorType type : {TensorType::kF16, TensorType::kBF16}) {
+    std::vector<uint8_t> bytes(quant_row_bytes(type, 96));
+    quantize_row(type, f.data(), bytes.data(), 96);
+    std::vector<float> want(96);
+    dequantize_row(type, bytes.data(), want.data(), 96);
+    Weight w = gpu->load_weight(type, 96, 1, bytes.data());
+    EXPECT_EQ(w.type, TensorType::kF32);
+    EXPECT_EQ(from_backend(*gpu, w.data, 96), want) << tensor_type_name(type);
+  }
+}
+
+TEST(CudaBackend, MemoryAccountingIsExact) {
+  TARS_REQUIRE_CUDA();
+  auto gpu = test::make_cuda();
+  ASSERT_TRUE(gpu);
+  const size_t kv0 = gpu->allocated(MemoryKind::kKvCache), w0 = gpu->allocated(MemoryKind::kWeights);
+  void* p = gpu->alloc(3 << 20, MemoryKind::kKvCache);
+  EXPECT_EQ(gpu->allocated(MemoryKind::kKvCache), kv0 + (3 << 20));
+  std::vector<uint8_t> q(quant_row_bytes(TensorType::kQ4_0, 256) * 10);
+  gpu->load_weight(TensorType::kQ4_0, 256, 10, q.data());
+  EXPECT_EQ(gpu->allocated(MemoryKind::kWeights), w0 + q.size());
+  gpu->free(p);
+  EXPECT_EQ(gpu->allocated(MemoryKind::kKvCache), kv0);
+}
+
+TEST(CudaBackend, BadInputThrowsInsteadOfCrashing) {
+  TARS_REQUIRE_CUDA();
+  auto gpu = test::make_cuda();
+  ASSERT_TRUE(gpu);
+  std::vector<float> table(64 * 4, 1.0f);
+  Weight w = gpu->load_weight(TensorType::kF32, 64, 4, table.data());
+  float* out = to_backend(*gpu, {}, 64);
+  const int32_t bad = 4;
+  EXPECT_THROW(gpu->get_rows(w, &bad, 1, out), Error);
+  std::vector<uint8_t> q8k(292);
+  EXPECT_THROW(gpu->load_weight(TensorType::kQ8_K, 256, 1, q8k.data()), Error);
+}
+
+}  // namespace
+}  // namespace tars::engine
