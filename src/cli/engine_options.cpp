@@ -3,20 +3,16 @@
 #include <cstdio>
 
 #include "common/error.h"
-#include "engine/backend_cuda.h"
+#include "engine/backend_select.h"
 #include "engine/gguf.h"
 
 namespace tars::cli {
 
 std::unique_ptr<engine::Backend> make_backend(const std::string& device, int threads) {
-  if (device == "cuda" || device == "auto") {
-    std::string reason;
-    auto b = engine::backend_cuda_create({}, &reason);
-    if (b) return b;
-    if (device == "cuda") throw Error(ErrorCode::kUnavailable, "--device cuda: " + reason);
-    std::fprintf(stderr, "tars: no CUDA backend (%s); running on the CPU\n", reason.c_str());
-  }
-  return engine::backend_cpu_create({threads});
+  std::string fallback;
+  auto b = engine::backend_for_device(device, threads, &fallback);
+  if (!fallback.empty()) std::fprintf(stderr, "tars: no CUDA backend (%s); running on the CPU\n", fallback.c_str());
+  return b;
 }
 
 void add_device_flag(CLI::App& cmd, std::string& device) {

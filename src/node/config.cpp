@@ -140,6 +140,16 @@ const std::vector<Field>& fields() {
                    c.memory_budget = *b;
                  },
                  [](const NodeConfig& c) { return std::to_string(c.memory_budget); }});
+    t.push_back({{"engine.device", "TARS_DEVICE", "--device",
+                  "Where models run: cpu, cuda, or auto (cuda when usable, else cpu; default: cpu)", false},
+                 Kind::kString,
+                 [](NodeConfig& c, const std::string& v) {
+                   if (v != "cpu" && v != "cuda" && v != "auto") {
+                     throw Error(ErrorCode::kConfig, ": expected cpu, cuda or auto, got \"" + v + "\"");
+                   }
+                   c.device = v;
+                 },
+                 [](const NodeConfig& c) { return c.device; }});
     str("engine.chat_template", "TARS_CHAT_TEMPLATE", "--chat-template",
         "Chat template: a built-in name, overriding the model's own", &NodeConfig::chat_template);
     str("devices.simulate", "TARS_SIMULATE_DEVICES", "--simulate-devices",

@@ -12,6 +12,7 @@
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
+#include "engine/backend_select.h"
 #include "engine/tokenizer.h"
 #include "node/model_host.h"
 #include "node/model_info.h"
@@ -24,9 +25,11 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
   h->decl = decl;
   auto t0 = std::chrono::steady_clock::now();
   h->file = engine::GgufFile::open(decl.path);
-  engine::CpuBackendOptions bo;
-  bo.n_threads = config.threads;
-  h->backend = engine::backend_cpu_create(bo);
+  std::string fallback;
+  h->backend = engine::backend_for_device(config.device, config.threads, &fallback);
+  if (!fallback.empty()) {
+    spdlog::warn("model {}: no CUDA backend ({}); it runs on the CPU", h->id, fallback);
+  }
   std::string what;
   if (decl.role == "embedding") {
     h->encoder = engine::Encoder::load(h->file, *h->backend);
