@@ -373,6 +373,10 @@ void Coordinator::rebuild_routes() {
   std::lock_guard lock(mu_);
   std::vector<RouteEntry> entries;
   for (const auto& p : plan_.placements) {
+    // One entry per model, whatever its number of copies (replicas).
+    bool seen = false;
+    for (const auto& e : entries) seen = seen || e.model == p.model;
+    if (seen) continue;
     RouteEntry e;
     e.model = p.model;
     e.role = p.role;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <set>
 #include <tuple>
 
 #include "common/error.h"
@@ -261,9 +262,10 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
   plan.placements.resize(models.size());
   std::optional<size_t> main_chat_device, embedding_device;
 
-  for (size_t mi : order) {
+  // Places model mi into p on a device of a node not in exclude_nodes (the
+  // nodes already holding a copy of it).
+  auto place = [&](size_t mi, PlanPlacement& p, const std::set<std::string>& exclude_nodes) {
     const PlanModel& m = models[mi];
-    PlanPlacement& p = plan.placements[mi];
     p.model = m.name;
     p.role = m.decl.role;
     p.resident = m.decl.load != "on_demand";
@@ -271,17 +273,17 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     p.n_ctx = m.decl.ctx_size;
     if (!m.error.empty() || m.candidates.empty()) {
       p.reason = m.error.empty() ? "no candidate quantization" : m.error;
-      continue;
+      return;
     }
 
     // Rule 1: the pin.
     std::vector<size_t> allowed;
     for (size_t d = 0; d < devs.size(); ++d) {
-      if (pin_allows(m.decl.pin, devs[d])) allowed.push_back(d);
+      if (pin_allows(m.decl.pin, devs[d]) && !exclude_nodes.count(devs[d].node)) allowed.push_back(d);
     }
     if (allowed.empty()) {
       p.reason = explain_pin_miss(m.decl.pin, devs);
-      continue;
+      return;
     }
 
     // What each allowed device can give.
@@ -296,7 +298,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
         p.rejected.push_back({devs[d].node, devs[d].dev.id,
                               why[d].empty() ? "no candidate" : why[d].back()});
       }
-      continue;
+      return;
     }
 
     // Rule 2: GPUs first.
@@ -426,8 +428,30 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
       dst.on_demand_peak = std::max(dst.on_demand_peak, best.need);
       dst.on_demand.push_back(m.name);
     }
-    if (main_chat && mi == *main_chat) main_chat_device = best.device;
+    if (main_chat && mi == *main_chat && !main_chat_device) main_chat_device = best.device;
     if (m.decl.role == "embedding" && !embedding_device) embedding_device = best.device;
+  };
+  for (size_t mi : order) place(mi, plan.placements[mi], {});
+  // Replicas: more copies of a model, each on another node, placed after
+  // every first copy (a replica never takes a device from another model's
+  // first copy). A copy that fits nowhere is listed unplaced with the reason.
+  for (size_t mi : order) {
+    const PlanPlacement& first = plan.placements[mi];
+    if (!first.placed || models[mi].decl.replicas <= 1) continue;
+    std::set<std::string> nodes = {first.node};
+    for (int r = 2; r <= models[mi].decl.replicas; ++r) {
+      PlanPlacement extra;
+      place(mi, extra, nodes);
+      if (extra.placed) {
+        nodes.insert(extra.node);
+        extra.reason = "replica " + std::to_string(r) + " of " + std::to_string(models[mi].decl.replicas) +
+                       " (another node than the other copies): " + extra.reason;
+      } else {
+        extra.reason = "replica " + std::to_string(r) + " of " + std::to_string(models[mi].decl.replicas) +
+                       ": no other node can take it (" + extra.reason + ")";
+      }
+      plan.placements.push_back(std::move(extra));
+    }
   }
 
   // Who swaps with whom, and the per-device summary.

@@ -48,10 +48,30 @@ node::HttpHandler route_model(node::HttpHandler local, std::string role, node::M
     auto it = body.find("model");
     if (it != body.end() && !it->is_string() && !it->is_null()) return serve_here();
     std::string model = it != body.end() && it->is_string() ? it->get<std::string>() : "";
-    if (declares(host, model, role)) return serve_here();
     auto entry = table.find(model, role);
     std::vector<Replica> replicas;
     if (entry) replicas = route_order(*entry, opt.self_id);
+    if (declares(host, model, role)) {
+      // Load balancing between copies: another node's copy takes the
+      // request only when it is loaded and less busy than this node's (as
+      // of the last heartbeats); ties stay here.
+      int here = -1;
+      if (entry) {
+        for (const auto& r : entry->replicas) {
+          if (r.node_id == opt.self_id) here = r.load;
+        }
+      }
+      if (here < 0 || replicas.empty() || !replicas.front().loaded || replicas.front().load >= here) {
+        return serve_here();
+      }
+      ForwardOptions fwd = opt.forward;
+      fwd.self_id = opt.self_id;
+      try {
+        return forward_request(req, res, {replicas.front()}, fwd);
+      } catch (const Error&) {
+        return serve_here();  // that copy is gone: this one still works
+      }
+    }
     if (replicas.empty()) {
       // Nobody else has it: the local handler says what this node has,
       // unless the cluster knows more models.

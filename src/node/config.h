@@ -52,6 +52,7 @@ struct ModelDecl {
   std::string load = "always";     // "always" (resident) or "on_demand" (loaded when asked)
   int keep_alive_s = 300;          // on_demand: idle seconds before it may be unloaded
   std::string sha256;              // optional expected sha256 of the file (hex)
+  int replicas = 1;                // copies on different nodes; requests go to the least loaded
 };
 
 struct NodeConfig {

@@ -64,12 +64,12 @@ class ClusterTest : public ::testing::Test {
         .string();
   }
 
-  void start_coordinator() {
+  void start_coordinator(const std::string& config = "tars.toml") {
     coord_.name = "pc1";
     coord_.port = free_port();
     coord_.data_dir = dir_.file("pc1");
     auto argv = common(coord_, "pc1-rtx3060.json");
-    argv.insert(argv.begin(), {tars_binary(), "serve", "--config", dir_.file("tars.toml")});
+    argv.insert(argv.begin(), {tars_binary(), "serve", "--config", dir_.file(config)});
     coord_.proc = std::make_unique<Process>(argv);
     ASSERT_TRUE(wait_http_ready(coord_.port, 30s)) << coord_.proc->err();
   }
@@ -298,6 +298,40 @@ TEST_F(ClusterTest, AWrongTokenOrProtocolIsRefusedWithTheReason) {
   std::string msg = j["error"]["message"];
   EXPECT_NE(msg.find("99"), std::string::npos) << msg;
   EXPECT_NE(msg.find("speaks 1 "), std::string::npos) << msg;
+}
+
+
+TEST_F(ClusterTest, ReplicasServeOnEveryNodeAndSurviveALostCopy) {
+  write_file(dir_.file("replicas.toml"), "[[model]]\npath = \"" + fixture("stories260K/stories260K.gguf") +
+                                             "\"\nalias = \"story\"\nreplicas = 2\n");
+  start_coordinator("replicas.toml");
+  NodeProc w{"pc2", 0, dir_.file("pc2"), nullptr};
+  start_worker(w);
+  // Both copies loaded, one per node.
+  json routes;
+  for (auto deadline = Clock::now() + 60s; Clock::now() < deadline;) {
+    json s = status(coord_.port);
+    if (s.contains("cluster")) routes = s["cluster"]["routes"]["routes"];
+    if (routes.size() == 1 && routes[0]["replicas"].size() == 2 && routes[0]["replicas"][0]["loaded"] == true &&
+        routes[0]["replicas"][1]["loaded"] == true) {
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(routes.size(), 1u) << routes.dump();
+  ASSERT_EQ(routes[0]["replicas"].size(), 2u) << routes.dump();
+  const std::string coord_id = status(coord_.port)["node_id"], worker_id = status(w.port)["node_id"];
+  // An idle node serves its own copy.
+  EXPECT_EQ(complete(coord_.port), std::make_pair(200, coord_id));
+  EXPECT_EQ(complete(w.port), std::make_pair(200, worker_id));
+  // Losing one copy costs nothing: the coordinator's copy answers every request.
+  w.proc->signal(SIGKILL);
+  w.proc->wait(5s);
+  for (int i = 0; i < 20; ++i) {
+    auto [code, by] = complete(coord_.port);
+    EXPECT_EQ(code, 200);
+    EXPECT_EQ(by, coord_id);
+  }
 }
 
 }  // namespace

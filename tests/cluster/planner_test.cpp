@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -354,6 +356,54 @@ TEST_F(PlannerTest, ThreeEightGigabyteGpus) {
   const PlanPlacement* chat = plan.find("mistral-7b-instruct");
   const PlanPlacement* emb = plan.find("all-minilm-l6-v2");
   EXPECT_NE(chat->node, emb->node);
+}
+
+TEST_F(PlannerTest, ReplicasGoToOtherNodesAfterEveryFirstCopy) {
+  const char* gpu = R"([{"name": "NVIDIA GeForce RTX 3070", "total_memory": "8GiB",
+                         "free_memory": "7.6GiB", "compute_capability": "8.6"}])";
+  const std::vector<PlanNode> nodes = {make_node("a", gpu, 16), make_node("b", gpu, 16),
+                                       make_node("c", gpu, 16)};
+  auto decls = *decls_;
+  decls[0].replicas = 2;  // mistral on two nodes
+  decls[3].replicas = 4;  // the embedding model: one more copy than there are nodes
+  const Plan single = plan_placement(nodes, scenario_models());
+  const Plan plan = plan_placement(nodes, models(decls));
+  SCOPED_TRACE(plan_to_table(plan));
+  // The first copies are where they were without replicas.
+  for (const auto& d : *decls_) {
+    const PlanPlacement* a = single.find(d.alias);
+    const PlanPlacement* b = plan.find(d.alias);
+    ASSERT_TRUE(a && b) << d.alias;
+    EXPECT_EQ(a->placed, b->placed) << d.alias;
+    EXPECT_EQ(a->node + "/" + a->device + " " + a->quant, b->node + "/" + b->device + " " + b->quant)
+        << d.alias;
+  }
+  auto copies = [&](const std::string& model) {
+    std::vector<const PlanPlacement*> out;
+    for (const auto& p : plan.placements) {
+      if (p.model == model) out.push_back(&p);
+    }
+    return out;
+  };
+  auto mistral = copies("mistral-7b-instruct");
+  ASSERT_EQ(mistral.size(), 2u);
+  EXPECT_TRUE(mistral[1]->placed) << mistral[1]->reason;
+  EXPECT_NE(mistral[0]->node, mistral[1]->node);
+  EXPECT_NE(mistral[1]->reason.find("replica 2 of 2"), std::string::npos) << mistral[1]->reason;
+  auto emb = copies("all-minilm-l6-v2");
+  ASSERT_EQ(emb.size(), 4u);
+  std::set<std::string> nodes_used;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(emb[i]->placed) << i << ": " << emb[i]->reason;
+    nodes_used.insert(emb[i]->node);
+  }
+  EXPECT_EQ(nodes_used.size(), 3u) << "each copy on its own node";
+  EXPECT_FALSE(emb[3]->placed);
+  EXPECT_NE(emb[3]->reason.find("replica 4 of 4: no other node"), std::string::npos) << emb[3]->reason;
+  // Every device still holds what it was given.
+  for (const auto& d : plan.devices) {
+    EXPECT_LE(d.used_bytes() + d.margin_bytes, d.free_bytes) << d.node << "/" << d.device;
+  }
 }
 
 // ---- pins, a model that fits nowhere, failover ------------------------------------
