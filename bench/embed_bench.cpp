@@ -13,6 +13,12 @@
 //
 //   bench_embed_bench [--threads 2] [--reps 3] [--batch-tokens N ...]
 //                     [--fixtures DIR] [--model PATH] [--type f32|f16]
+//                     [--device cpu|cuda|auto] [--call-inputs N ...]
+//
+// --call-inputs N (repeatable) replaces the two cases above by one: 4096
+// sentences of 12 tokens ([CLS] + 10 words + [SEP]) handed to embed_texts N
+// at a time (a client sending batches of N): the GPU check's "batch 32 and
+// 128" (bench/gpu_check.sh). It prints sentences/s per N.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +32,7 @@
 
 #include "common/error.h"
 #include "engine/backend.h"
+#include "engine/backend_select.h"
 #include "engine/embed.h"
 #include "engine/encoder.h"
 #include "engine/gguf.h"
@@ -43,6 +50,8 @@ struct Args {
   std::string fixtures = "../shared/models";
   std::string model;              // empty: build one in /tmp
   std::string type = "f32";
+  std::string device = "cpu";
+  std::vector<int> call_inputs;   // non-empty: the batched-calls case only
 };
 
 std::string load_average() {
@@ -104,6 +113,28 @@ void run_case(engine::Encoder& enc, const char* name, const std::vector<std::str
   std::fflush(stdout);
 }
 
+// `texts` handed to embed_texts `per_call` at a time.
+void run_calls_case(engine::Encoder& enc, const std::vector<std::string>& texts, int per_call,
+                    int reps) {
+  const size_t tokens_each = engine::embed_tokenize(enc, texts[0]).size();
+  engine::embed_texts(enc, std::vector<std::string>(texts.begin(), texts.begin() + per_call));
+  std::vector<double> rates;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t done = 0;
+    for (size_t i = 0; i < texts.size(); i += per_call) {
+      const size_t end = std::min(texts.size(), i + per_call);
+      done += engine::embed_texts(enc, std::vector<std::string>(texts.begin() + i, texts.begin() + end)).size();
+    }
+    rates.push_back(done / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double best = *std::max_element(rates.begin(), rates.end());
+  std::printf("calls of %4d x %3zu tokens  best %8.1f sentences/s (%8.0f tokens/s)  median %8.1f/s  "
+              "sentences_per_s=%.1f\n",
+              per_call, tokens_each, best, best * tokens_each, median(rates), best);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,6 +153,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--fixtures")) a.fixtures = next("--fixtures");
     else if (!std::strcmp(argv[i], "--model")) a.model = next("--model");
     else if (!std::strcmp(argv[i], "--type")) a.type = next("--type");
+    else if (!std::strcmp(argv[i], "--device")) a.device = next("--device");
+    else if (!std::strcmp(argv[i], "--call-inputs")) a.call_inputs.push_back(std::max(1, std::atoi(next("--call-inputs"))));
     else {
       std::fprintf(stderr, "unknown argument %s (see the comment at the top of embed_bench.cpp)\n", argv[i]);
       return 2;
@@ -138,8 +171,16 @@ int main(int argc, char** argv) {
     }
     if (a.batch_tokens.empty()) a.batch_tokens.push_back(engine::EncoderOptions{}.max_batch_tokens);
     auto file = std::shared_ptr<const engine::GgufFile>(engine::GgufFile::open(a.model));
-    auto backend = engine::backend_cpu_create({a.threads});
-    std::printf("threads %d, reps %d\n", a.threads, a.reps);
+    std::string fallback;
+    auto backend = engine::backend_for_device(a.device, a.threads, &fallback);
+    if (!fallback.empty()) std::printf("no CUDA backend (%s): the CPU\n", fallback.c_str());
+    std::printf("backend %s, threads %d, reps %d\n", backend->name().c_str(), a.threads, a.reps);
+    if (!a.call_inputs.empty()) {
+      auto enc = engine::Encoder::load(file, *backend, {});
+      const auto sentences = make_inputs(enc->tokenizer(), 4096, 10, 3);
+      for (int n : a.call_inputs) run_calls_case(*enc, sentences, n, a.reps);
+      return 0;
+    }
     for (int bt : a.batch_tokens) {
       engine::EncoderOptions eo;
       eo.max_batch_tokens = bt;

@@ -2,7 +2,8 @@
 # The GPU check of issue 7: on a machine with an NVIDIA GPU, run the GPU
 # tests, then the benchmarks, and print one table. Takes a build made
 # beforehand (configure with -DTARS_CUDA=ON -DTARS_CUDA_ARCHS=90 and build
-# the targets tars tars_gpu_tests bench_make_model bench_gpu_bandwidth), so
+# the targets tars tars_gpu_tests bench_make_model bench_gpu_bandwidth
+# bench_embed_bench), so
 # only those binaries need to travel. Finishes in a few minutes.
 #
 #   bench/gpu_check.sh BUILD_DIR [--reps 3]
@@ -62,12 +63,31 @@ if "$TARS" bench --help 2>&1 | grep -q -- '--device'; then
         tg=$(jq -r '.[] | select(.test == "tg128") | .avg_ts' <<<"$json" 2>/dev/null)
         [[ -n $tg ]] && rows+=("$shape Q4_0 tg128 / bandwidth limit | fraction | $(echo "$tg * $bytes / ($bw * 10^9)" | bc -l | cut -c1-5)")
       fi
+      # Partial offload: half the layers on the GPU, the rest on the CPU.
+      if [[ $shape == 7b && $t == Q4_0 ]]; then
+        json=$("$TARS" bench "$m" --device cuda --gpu-layers 16 -p 512 -n 128 -r 1 --json 2>/dev/null)
+        for test in pp512 tg128; do
+          v=$(jq -r --arg t "$test" '.[] | select(.test == $t) | .avg_ts' <<<"$json" 2>/dev/null)
+          rows+=("$shape $t $test, 16 of 32 layers on the GPU | tokens/s | ${v:-n/a}")
+        done
+      fi
     done
   done
 else
   rows+=("tg128 / pp512 (1.1B, 7B; Q4_0, Q4_K_M) | tokens/s | n/a: tars bench has no --device option yet")
 fi
-rows+=("MiniLM embeddings/s (batch 32, 128) | sentences/s | n/a: bench_embed_bench takes no backend option yet")
+# 4. MiniLM-shape embeddings: 12-token sentences sent 32 and 128 at a time.
+if [[ -x $BUILD_DIR/bench/bench_embed_bench ]]; then
+  out=$("$BUILD_DIR/bench/bench_embed_bench" --device cuda --call-inputs 32 --call-inputs 128 \
+        --reps "$REPS" --fixtures "${TARS_FIXTURES:-$ROOT/../shared/models}" 2>&1)
+  echo "$out"
+  for n in 32 128; do
+    v=$(grep "calls of *$n x" <<<"$out" | sed -n 's/.*sentences_per_s=//p')
+    rows+=("MiniLM embeddings, 12 tokens, batch $n | sentences/s | ${v:-n/a}")
+  done
+else
+  rows+=("MiniLM embeddings (batch 32, 128) | sentences/s | n/a: bench_embed_bench not built")
+fi
 
 printf '\n| check | unit | value |\n| --- | --- | ---: |\n'
 for r in "${rows[@]}"; do echo "| $r |"; done

@@ -31,18 +31,32 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("-b,--batch-size", f.batch, "Tokens per forward chunk for prompts")
       ->capture_default_str();
   add_device_flag(cmd, f.device);
+  cmd.add_option("--gpu-layers,--n-gpu-layers,--ngl", f.gpu_layers,
+                 "Layers on the GPU, the rest on the CPU (partial offload; -1 = all)")
+      ->check(CLI::Range(-1, 1 << 20));
 }
 
 LoadedModel load_engine_model(const EngineFlags& f, int n_slots) {
   LoadedModel m;
   m.file = engine::GgufFile::open(f.model_path);
-  m.backend = make_backend(f.device, f.threads);
+  std::string fallback;
+  engine::ModelBackends mb = engine::model_backends(f.device, f.threads, f.gpu_layers,
+                                                    engine::model_read_hparams(*m.file).n_layer,
+                                                    &fallback);
+  if (!fallback.empty()) std::fprintf(stderr, "tars: no CUDA backend (%s); running on the CPU\n", fallback.c_str());
+  if (mb.cpu) {
+    std::fprintf(stderr, "tars: %d layers on %s, the rest on the CPU\n", mb.device_layers,
+                 mb.device->name().c_str());
+  }
+  const std::vector<engine::ModelPart> parts = mb.parts();
+  m.backend = std::move(mb.device);
+  m.cpu_backend = std::move(mb.cpu);
   engine::ModelOptions mo;
   mo.n_ctx = f.ctx_size;
   mo.n_slots = n_slots;
   mo.max_batch = f.batch;
   mo.kv_type = f.kv_type == "f32" ? engine::TensorType::kF32 : engine::TensorType::kF16;
-  m.model = engine::Model::load(m.file, *m.backend, mo);
+  m.model = engine::Model::load(m.file, parts, mo);
   return m;
 }
 

@@ -25,6 +25,8 @@ struct EngineFlags {
   // The default stays cpu until the CUDA backend has passed its GPU tests on
   // real hardware (issue 7).
   std::string device = "cpu";
+  // Partial offload: layers on the device, the rest on the CPU; -1 = all.
+  int gpu_layers = -1;
 };
 
 // The backend for `device` ("cpu", "cuda", "auto"). "cuda" without a usable
@@ -39,7 +41,8 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
 // A model with the backend and file it runs on (declared so they outlive it).
 struct LoadedModel {
   std::shared_ptr<const engine::GgufFile> file;
-  std::unique_ptr<engine::Backend> backend;
+  std::unique_ptr<engine::Backend> backend;       // the device (or the CPU)
+  std::unique_ptr<engine::Backend> cpu_backend;   // --gpu-layers: the CPU's layers; else null
   std::unique_ptr<engine::Model> model;
 };
 

@@ -38,12 +38,14 @@ namespace {
 
 bool same_decl(const node::ModelDecl& a, const node::ModelDecl& b) {
   return a.path == b.path && a.alias == b.alias && a.role == b.role && a.ctx_size == b.ctx_size &&
-         a.slots == b.slots && a.quant == b.quant && a.load == b.load && a.keep_alive_s == b.keep_alive_s;
+         a.slots == b.slots && a.quant == b.quant && a.load == b.load && a.keep_alive_s == b.keep_alive_s &&
+         a.gpu_layers == b.gpu_layers;
 }
 
 json decl_to_json(const node::ModelDecl& d) {
   return {{"id", d.alias},       {"role", d.role}, {"ctx_size", d.ctx_size}, {"slots", d.slots},
-          {"quant", d.quant},    {"load", d.load}, {"keep_alive", d.keep_alive_s}};
+          {"quant", d.quant},    {"load", d.load}, {"keep_alive", d.keep_alive_s},
+          {"gpu_layers", d.gpu_layers}};
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
                d.quant = rpc_param<std::vector<std::string>>(m, "quant");
                d.load = rpc_param<std::string>(m, "load");
                d.keep_alive_s = rpc_param<int>(m, "keep_alive");
+               d.gpu_layers = rpc_param_or<int>(m, "gpu_layers", -1);
                ModelSource src;
                src.url = rpc_param<std::string>(s, "url");
                src.token = token;
@@ -49,7 +50,7 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
                }
                return {{"id", d.alias}, {"state", state}};
              },
-             "host a model: {model: {id, role, ctx_size, slots, quant, load, keep_alive}, "
+             "host a model: {model: {id, role, ctx_size, slots, quant, load, keep_alive, gpu_layers}, "
              "source: {url, file, size, sha256}}"});
   table.add({"model.unload", true,
              [&node](const json& p, const RpcCall&) -> json {

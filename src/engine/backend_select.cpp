@@ -20,4 +20,22 @@ std::unique_ptr<Backend> backend_for_device(const std::string& device, int threa
   return backend_cpu_create(o);
 }
 
+std::vector<ModelPart> ModelBackends::parts() const {
+  if (!cpu) return {{device.get(), -1}};
+  return {{device.get(), device_layers}, {cpu.get(), -1}};
+}
+
+ModelBackends model_backends(const std::string& device, int threads, int gpu_layers, int n_layer,
+                             std::string* fallback) {
+  ModelBackends m;
+  m.device = backend_for_device(gpu_layers == 0 ? "cpu" : device, threads, fallback);
+  if (m.device->name() != "cpu" && gpu_layers >= 0 && gpu_layers < n_layer) {
+    CpuBackendOptions o;
+    o.n_threads = threads;
+    m.cpu = backend_cpu_create(o);
+    m.device_layers = gpu_layers;
+  }
+  return m;
+}
+
 }  // namespace tars::engine

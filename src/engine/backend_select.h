@@ -7,7 +7,10 @@
 #include <memory>
 #include <string>
 
+#include <vector>
+
 #include "engine/backend.h"
+#include "engine/model.h"
 
 namespace tars::engine {
 
@@ -16,5 +19,19 @@ namespace tars::engine {
 // and no device, *fallback (if given) gets the reason the CPU was chosen.
 std::unique_ptr<Backend> backend_for_device(const std::string& device, int threads,
                                             std::string* fallback = nullptr);
+
+// The backends of one decoder model with partial offload (--gpu-layers):
+// `device` holds the first `gpu_layers` layers and a CPU backend the rest.
+// There is no split (one backend, `cpu` null) when gpu_layers < 0 or >=
+// n_layer, or when the device is the CPU anyway ("cpu", or "auto" without a
+// usable GPU). gpu_layers = 0 is the CPU alone, as --device cpu.
+struct ModelBackends {
+  std::unique_ptr<Backend> device;  // the first part
+  std::unique_ptr<Backend> cpu;     // the rest; null when not split
+  int device_layers = -1;           // layers on `device`; -1 = all
+  std::vector<ModelPart> parts() const;
+};
+ModelBackends model_backends(const std::string& device, int threads, int gpu_layers, int n_layer,
+                             std::string* fallback = nullptr);
 
 }  // namespace tars::engine

@@ -18,16 +18,23 @@ std::string layer_name(int il, const char* what) {
 
 }  // namespace
 
-Model::Model(std::shared_ptr<const GgufFile> gguf, Backend& backend, const ModelOptions& options)
-    : gguf_(std::move(gguf)), backend_(backend), opt_(options) {}
+Model::Model(std::shared_ptr<const GgufFile> gguf, const ModelOptions& options)
+    : gguf_(std::move(gguf)), opt_(options) {}
 
 Model::~Model() {
-  for (void* p : owned_) backend_.free(p);
+  for (Stage& s : stages_) {
+    for (void* p : s.owned) s.be->free(p);
+  }
 }
 
 std::unique_ptr<Model> Model::load(std::shared_ptr<const GgufFile> gguf, Backend& backend,
                                    const ModelOptions& options) {
-  std::unique_ptr<Model> m(new Model(std::move(gguf), backend, options));
+  return load(std::move(gguf), std::vector<ModelPart>{{&backend, -1}}, options);
+}
+
+std::unique_ptr<Model> Model::load(std::shared_ptr<const GgufFile> gguf,
+                                   std::vector<ModelPart> parts, const ModelOptions& options) {
+  std::unique_ptr<Model> m(new Model(std::move(gguf), options));
   m->hp_ = model_read_hparams(*m->gguf_);
   if (m->opt_.n_ctx <= 0) m->opt_.n_ctx = m->hp_.n_ctx_train;
   if (m->opt_.n_slots < 1 || m->opt_.max_batch < 1) {
@@ -36,17 +43,73 @@ std::unique_ptr<Model> Model::load(std::shared_ptr<const GgufFile> gguf, Backend
   if (m->opt_.kv_type != TensorType::kF16 && m->opt_.kv_type != TensorType::kF32) {
     throw Error(ErrorCode::kInvalidArgument, "the KV cache type must be f16 or f32");
   }
+  // Layers to parts: parts may be empty (0 layers), but every layer has one.
+  const int n_layer = m->hp_.n_layer;
+  int next = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const ModelPart& p = parts[i];
+    if (!p.backend) throw Error(ErrorCode::kInvalidArgument, "a model part has no backend");
+    for (size_t j = 0; j < i; ++j) {
+      if (parts[j].backend == p.backend) {
+        throw Error(ErrorCode::kInvalidArgument, "two model parts share one backend");
+      }
+    }
+    int n = p.n_layers;
+    if (n < 0) {
+      if (i + 1 != parts.size()) {
+        throw Error(ErrorCode::kInvalidArgument, "only the last model part may take the rest (-1)");
+      }
+      n = n_layer - next;
+    }
+    if (next + n > n_layer) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the model parts hold " + std::to_string(next + n) + " layers; the model has " +
+                      std::to_string(n_layer));
+    }
+    Stage s;
+    s.be = p.backend;
+    s.l0 = next;
+    s.l1 = next + n;
+    next += n;
+    m->stages_.push_back(std::move(s));
+  }
+  if (m->stages_.empty() || next != n_layer) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the model parts hold " + std::to_string(next) + " layers; the model has " +
+                    std::to_string(n_layer));
+  }
+  // Parts without layers in the middle do nothing; drop them, but keep the
+  // first (embeddings) and the last (output head) where they were asked for.
+  std::vector<Stage> kept;
+  for (size_t i = 0; i < m->stages_.size(); ++i) {
+    Stage& s = m->stages_[i];
+    if (s.l0 == s.l1 && i != 0 && i + 1 != m->stages_.size()) continue;
+    kept.push_back(std::move(s));
+  }
+  m->stages_ = std::move(kept);
+  m->stages_.front().first = true;
+  m->stages_.back().last = true;
   m->tokenizer_ = Tokenizer::from_gguf(*m->gguf_);
   m->load_weights();
   m->alloc_buffers();
   return m;
 }
 
+std::vector<ModelPartMemory> Model::memory() const {
+  std::vector<ModelPartMemory> out;
+  for (const Stage& s : stages_) {
+    out.push_back({s.be->name(), s.l0, s.l1 - s.l0, s.be->allocated(MemoryKind::kWeights),
+                   s.be->allocated(MemoryKind::kKvCache), s.be->allocated(MemoryKind::kCompute)});
+  }
+  return out;
+}
+
 void Model::load_weights() {
   const GgufFile& f = *gguf_;
   const ModelHParams& hp = hp_;
   // Finds a tensor, checks its shape, and hands it to the backend.
-  auto get = [&](const std::string& name, int64_t cols, int64_t rows, bool required) -> Weight {
+  auto get_on = [&](Stage& st, const std::string& name, int64_t cols, int64_t rows,
+                    bool required) -> Weight {
     const GgufTensorInfo* t = f.find_tensor(name);
     if (!t) {
       if (required) {
@@ -63,8 +126,10 @@ void Model::load_weights() {
                       std::to_string(t_rows) + "], expected [" + std::to_string(cols) + ", " +
                       std::to_string(rows) + "]");
     }
-    return backend_.load_weight(t->type, cols, rows, t->data);
+    return st.be->load_weight(t->type, cols, rows, t->data);
   };
+  Stage& first = stages_.front();
+  Stage& last = stages_.back();
   const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
   if (!emb || emb->shape.size() != 2) {
     throw Error(ErrorCode::kCorruptData, f.path() + ": tensor 'token_embd.weight' is missing or not 2-D");
@@ -78,12 +143,14 @@ void Model::load_weights() {
   }
   const int E = hp.n_embd, Q = hp.q_dim(), K = hp.kv_dim(), F = hp.n_ff, V = hp_.n_vocab;
   const bool layer_norm = hp.norm == NormKind::kLayer;
-  w_.tok_embd = get("token_embd.weight", E, V, true);
-  w_.output_norm = get("output_norm.weight", E, 1, true);
-  w_.output_norm_b = get("output_norm.bias", E, 1, false);
-  w_.output = get("output.weight", E, V, false);
-  if (!w_.output) w_.output = w_.tok_embd;  // tied embeddings
-  w_.output_b = get("output.bias", V, 1, false);
+  w_.tok_embd = get_on(first, "token_embd.weight", E, V, true);
+  w_.output_norm = get_on(last, "output_norm.weight", E, 1, true);
+  w_.output_norm_b = get_on(last, "output_norm.bias", E, 1, false);
+  w_.output = get_on(last, "output.weight", E, V, false);
+  if (!w_.output) {  // tied embeddings
+    w_.output = &first == &last ? w_.tok_embd : get_on(last, "token_embd.weight", E, V, true);
+  }
+  w_.output_b = get_on(last, "output.bias", V, 1, false);
   if (const GgufTensorInfo* rf = f.find_tensor("rope_freqs.weight")) {
     if (rf->type != TensorType::kF32 || rf->n_elems != static_cast<uint64_t>(hp.rope.n_rot / 2)) {
       throw Error(ErrorCode::kCorruptData, f.path() + ": rope_freqs.weight must be F32 of n_rot/2 values");
@@ -96,6 +163,11 @@ void Model::load_weights() {
   for (int il = 0; il < hp.n_layer; ++il) {
     LayerWeights& l = w_.layers[il];
     auto n = [&](const char* what) { return layer_name(il, what); };
+    Stage& st = *std::find_if(stages_.begin(), stages_.end(),
+                              [&](const Stage& s) { return il >= s.l0 && il < s.l1; });
+    auto get = [&](const std::string& name, int64_t cols, int64_t rows, bool required) {
+      return get_on(st, name, cols, rows, required);
+    };
     l.attn_norm = get(n("attn_norm.weight"), E, 1, true);
     l.attn_norm_b = get(n("attn_norm.bias"), E, 1, layer_norm && hp.arch == "phi2");
     l.wqkv = get(n("attn_qkv.weight"), E, Q + 2 * K, false);
@@ -149,33 +221,41 @@ ModelBufferSizes model_buffer_sizes(const ModelHParams& hp, const ModelOptions& 
 void Model::alloc_buffers() {
   const ModelHParams& hp = hp_;
   const ModelBufferSizes s = model_buffer_sizes(hp, opt_);
-  auto buf = [&](size_t floats) {
-    void* p = backend_.alloc(floats * sizeof(float), MemoryKind::kCompute);
-    owned_.push_back(p);
-    return static_cast<float*>(p);
-  };
-  x_ = buf(s.x);
-  h_ = buf(s.h);
-  q_ = buf(s.q);
-  k_ = buf(s.k);
-  v_ = buf(s.v);
-  qkv_ = buf(s.qkv);
-  att_ = buf(s.att);
-  tmp_ = buf(s.tmp);
-  ff1_ = buf(s.ff1);
-  ff2_ = buf(s.ff2);
-  out_rows_ = buf(s.out_rows);
-  logits_ = buf(s.logits);
   kv_.resize(hp.n_layer);
-  for (auto& l : kv_) {
-    l.k = backend_.alloc(s.kv_layer_bytes, MemoryKind::kKvCache);
-    l.v = backend_.alloc(s.kv_layer_bytes, MemoryKind::kKvCache);
-    owned_.push_back(l.k);
-    owned_.push_back(l.v);
-    l.type = opt_.kv_type;
-    l.n_ctx = opt_.n_ctx;
-    l.kv_dim = hp.kv_dim();
+  for (Stage& st : stages_) {
+    auto buf = [&](size_t floats) {
+      void* p = st.be->alloc(floats * sizeof(float), MemoryKind::kCompute);
+      st.owned.push_back(p);
+      return static_cast<float*>(p);
+    };
+    st.x = buf(s.x);  // every part: the residual stream arrives here
+    if (st.l1 > st.l0) {
+      st.h = buf(s.h);
+      st.q = buf(s.q);
+      st.k = buf(s.k);
+      st.v = buf(s.v);
+      st.qkv = buf(s.qkv);
+      st.att = buf(s.att);
+      st.tmp = buf(s.tmp);
+      st.ff1 = buf(s.ff1);
+      st.ff2 = buf(s.ff2);
+    }
+    if (st.last) {
+      st.out_rows = buf(s.out_rows);
+      st.logits = buf(s.logits);
+    }
+    for (int il = st.l0; il < st.l1; ++il) {
+      KvLayer& l = kv_[il];
+      l.k = st.be->alloc(s.kv_layer_bytes, MemoryKind::kKvCache);
+      st.owned.push_back(l.k);
+      l.v = st.be->alloc(s.kv_layer_bytes, MemoryKind::kKvCache);
+      st.owned.push_back(l.v);
+      l.type = opt_.kv_type;
+      l.n_ctx = opt_.n_ctx;
+      l.kv_dim = hp.kv_dim();
+    }
   }
+  if (stages_.size() > 1) staging_.resize(s.x);
 }
 
 void Model::forward(const Batch& batch, std::vector<float>& logits) {
@@ -207,59 +287,20 @@ void Model::forward(const Batch& batch, std::vector<float>& logits) {
 }
 
 void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<float>& logits) {
-  Backend& be = backend_;
   const ModelHParams& hp = hp_;
   const int n = end - begin;
-  const int E = hp.n_embd, Q = hp.q_dim(), K = hp.kv_dim(), F = hp.n_ff;
+  const int E = hp.n_embd;
   BatchLayout layout{n, batch.pos.data() + begin, batch.seq.data() + begin};
-  AttentionParams ap{hp.n_head, hp.n_head_kv, hp.head_dim,
-                     1.0f / std::sqrt(static_cast<float>(hp.head_dim))};
-  auto norm = [&](float* x, const Weight& w, const Weight& b, int rows) {
-    if (hp.norm == NormKind::kRms) be.rms_norm(x, w, rows, E, hp.norm_eps);
-    else be.layer_norm(x, w, b, rows, E, hp.norm_eps);
-  };
 
-  be.get_rows(w_.tok_embd, batch.tokens.data() + begin, n, x_);
-  for (int il = 0; il < hp.n_layer; ++il) {
-    const LayerWeights& l = w_.layers[il];
-    be.copy_cols(x_, E, 0, E, n, h_);
-    norm(h_, l.attn_norm, l.attn_norm_b, n);
-
-    if (l.wqkv) {
-      be.matmul(l.wqkv, h_, n, qkv_, l.bqkv ? &l.bqkv : nullptr);
-      be.copy_cols(qkv_, Q + 2 * K, 0, Q, n, q_);
-      be.copy_cols(qkv_, Q + 2 * K, Q, K, n, k_);
-      be.copy_cols(qkv_, Q + 2 * K, Q + K, K, n, v_);
-    } else {
-      const MatmulOut qkv[] = {{&l.wq, q_, l.bq ? &l.bq : nullptr},
-                               {&l.wk, k_, l.bk ? &l.bk : nullptr},
-                               {&l.wv, v_, l.bv ? &l.bv : nullptr}};
-      be.matmul_many(h_, n, qkv, 3);
+  stages_.front().be->get_rows(w_.tok_embd, batch.tokens.data() + begin, n, stages_.front().x);
+  for (size_t si = 0; si < stages_.size(); ++si) {
+    Stage& s = stages_[si];
+    if (si > 0) {  // the residual stream moves to this part's backend
+      const size_t bytes = static_cast<size_t>(n) * E * sizeof(float);
+      stages_[si - 1].be->download(staging_.data(), stages_[si - 1].x, bytes);
+      s.be->upload(s.x, staging_.data(), bytes);
     }
-    be.rope(q_, layout, hp.n_head, hp.head_dim, hp.rope);
-    be.rope(k_, layout, hp.n_head_kv, hp.head_dim, hp.rope);
-    be.kv_store(kv_[il], k_, v_, layout);
-    be.attention(q_, kv_[il], layout, ap, att_);
-    be.matmul(l.wo, att_, n, tmp_, l.bo ? &l.bo : nullptr);
-
-    // Feed-forward input: the same normed h (parallel residual, or stablelm
-    // files without ffn_norm), else the normed residual after attention.
-    const bool parallel = hp.parallel_residual || !l.ffn_norm;
-    be.add(x_, tmp_, static_cast<size_t>(n) * E);
-    if (!parallel) {
-      be.copy_cols(x_, E, 0, E, n, h_);
-      norm(h_, l.ffn_norm, l.ffn_norm_b, n);
-    }
-    if (hp.ffn == FfnKind::kSwiGlu) {
-      const MatmulOut gate_up[] = {{&l.ffn_gate, ff1_, nullptr}, {&l.ffn_up, ff2_, nullptr}};
-      be.matmul_many(h_, n, gate_up, 2);
-      be.swiglu(ff1_, ff2_, static_cast<size_t>(n) * F);
-    } else {
-      be.matmul(l.ffn_up, h_, n, ff1_, l.ffn_up_b ? &l.ffn_up_b : nullptr);
-      be.gelu(ff1_, static_cast<size_t>(n) * F);
-    }
-    be.matmul(l.ffn_down, ff1_, n, tmp_, l.ffn_down_b ? &l.ffn_down_b : nullptr);
-    be.add(x_, tmp_, static_cast<size_t>(n) * E);
+    for (int il = s.l0; il < s.l1; ++il) forward_layer(s, il, n, layout);
   }
 
   std::vector<int32_t> rows;
@@ -267,13 +308,67 @@ void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<fl
     if (batch.want_logits[i]) rows.push_back(i - begin);
   }
   if (rows.empty()) return;
+  Stage& s = stages_.back();
+  Backend& be = *s.be;
   const int m = static_cast<int>(rows.size());
-  be.gather_rows(x_, rows.data(), m, E, out_rows_);
-  norm(out_rows_, w_.output_norm, w_.output_norm_b, m);
-  be.matmul(w_.output, out_rows_, m, logits_, w_.output_b ? &w_.output_b : nullptr);
+  be.gather_rows(s.x, rows.data(), m, E, s.out_rows);
+  if (hp.norm == NormKind::kRms) be.rms_norm(s.out_rows, w_.output_norm, m, E, hp.norm_eps);
+  else be.layer_norm(s.out_rows, w_.output_norm, w_.output_norm_b, m, E, hp.norm_eps);
+  be.matmul(w_.output, s.out_rows, m, s.logits, w_.output_b ? &w_.output_b : nullptr);
   size_t old = logits.size();
   logits.resize(old + static_cast<size_t>(m) * hp.n_vocab);
-  be.download(logits.data() + old, logits_, static_cast<size_t>(m) * hp.n_vocab * sizeof(float));
+  be.download(logits.data() + old, s.logits, static_cast<size_t>(m) * hp.n_vocab * sizeof(float));
+}
+
+void Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout) {
+  Backend& be = *s.be;
+  const ModelHParams& hp = hp_;
+  const int E = hp.n_embd, Q = hp.q_dim(), K = hp.kv_dim(), F = hp.n_ff;
+  AttentionParams ap{hp.n_head, hp.n_head_kv, hp.head_dim,
+                     1.0f / std::sqrt(static_cast<float>(hp.head_dim))};
+  auto norm = [&](float* x, const Weight& w, const Weight& b, int rows) {
+    if (hp.norm == NormKind::kRms) be.rms_norm(x, w, rows, E, hp.norm_eps);
+    else be.layer_norm(x, w, b, rows, E, hp.norm_eps);
+  };
+  const LayerWeights& l = w_.layers[il];
+  be.copy_cols(s.x, E, 0, E, n, s.h);
+  norm(s.h, l.attn_norm, l.attn_norm_b, n);
+
+  if (l.wqkv) {
+    be.matmul(l.wqkv, s.h, n, s.qkv, l.bqkv ? &l.bqkv : nullptr);
+    be.copy_cols(s.qkv, Q + 2 * K, 0, Q, n, s.q);
+    be.copy_cols(s.qkv, Q + 2 * K, Q, K, n, s.k);
+    be.copy_cols(s.qkv, Q + 2 * K, Q + K, K, n, s.v);
+  } else {
+    const MatmulOut qkv[] = {{&l.wq, s.q, l.bq ? &l.bq : nullptr},
+                             {&l.wk, s.k, l.bk ? &l.bk : nullptr},
+                             {&l.wv, s.v, l.bv ? &l.bv : nullptr}};
+    be.matmul_many(s.h, n, qkv, 3);
+  }
+  be.rope(s.q, layout, hp.n_head, hp.head_dim, hp.rope);
+  be.rope(s.k, layout, hp.n_head_kv, hp.head_dim, hp.rope);
+  be.kv_store(kv_[il], s.k, s.v, layout);
+  be.attention(s.q, kv_[il], layout, ap, s.att);
+  be.matmul(l.wo, s.att, n, s.tmp, l.bo ? &l.bo : nullptr);
+
+  // Feed-forward input: the same normed h (parallel residual, or stablelm
+  // files without ffn_norm), else the normed residual after attention.
+  const bool parallel = hp.parallel_residual || !l.ffn_norm;
+  be.add(s.x, s.tmp, static_cast<size_t>(n) * E);
+  if (!parallel) {
+    be.copy_cols(s.x, E, 0, E, n, s.h);
+    norm(s.h, l.ffn_norm, l.ffn_norm_b, n);
+  }
+  if (hp.ffn == FfnKind::kSwiGlu) {
+    const MatmulOut gate_up[] = {{&l.ffn_gate, s.ff1, nullptr}, {&l.ffn_up, s.ff2, nullptr}};
+    be.matmul_many(s.h, n, gate_up, 2);
+    be.swiglu(s.ff1, s.ff2, static_cast<size_t>(n) * F);
+  } else {
+    be.matmul(l.ffn_up, s.h, n, s.ff1, l.ffn_up_b ? &l.ffn_up_b : nullptr);
+    be.gelu(s.ff1, static_cast<size_t>(n) * F);
+  }
+  be.matmul(l.ffn_down, s.ff1, n, s.tmp, l.ffn_down_b ? &l.ffn_down_b : nullptr);
+  be.add(s.x, s.tmp, static_cast<size_t>(n) * E);
 }
 
 }  // namespace tars::engine

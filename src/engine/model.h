@@ -122,6 +122,30 @@ struct ModelBufferSizes {
 // resolved (> 0; Model::load replaces 0 by the trained context first).
 ModelBufferSizes model_buffer_sizes(const ModelHParams& hp, const ModelOptions& options);
 
+// Partial offload: a model's layers split over backends in order, e.g. the
+// first 20 layers on a GPU and the rest on the CPU (--gpu-layers). Each part
+// holds its layers' weights and KV cache and its own activation buffers; the
+// first part also holds the token embeddings, the last the output norm and
+// head (so a tied head is held by both). Between parts only the residual
+// stream ([tokens x n_embd] floats) moves, through host memory.
+struct ModelPart {
+  Backend* backend = nullptr;
+  int n_layers = -1;  // layers of this part; -1 = all the layers the parts before left
+};
+
+// What one part holds: its backend's own accounting (Backend::allocated), so
+// a split's memory on each device is what the device really gave. Parts
+// never share a backend, so the figures are the part's (as long as the
+// backend serves only this model, as every node and CLI backend does).
+struct ModelPartMemory {
+  std::string backend;  // Backend::name()
+  int first_layer = 0;
+  int n_layers = 0;
+  size_t weights = 0;
+  size_t kv_cache = 0;
+  size_t compute = 0;
+};
+
 // Reads hyper-parameters for the file's architecture. Throws
 // tars::Error(kUnsupported) naming an architecture tars does not run, and
 // kCorruptData naming a missing or inconsistent key.
@@ -133,12 +157,21 @@ class Model {
   // tars::Error naming the file and the problem (missing tensor, wrong shape).
   static std::unique_ptr<Model> load(std::shared_ptr<const GgufFile> gguf, Backend& backend,
                                      const ModelOptions& options);
+  // The same over several backends (see ModelPart). Throws
+  // kInvalidArgument when the parts' layer counts do not add up to the
+  // model's (a last part with -1 takes what is left; a part may be empty)
+  // or two parts share a backend.
+  static std::unique_ptr<Model> load(std::shared_ptr<const GgufFile> gguf,
+                                     std::vector<ModelPart> parts, const ModelOptions& options);
   ~Model();
 
   const ModelHParams& hparams() const { return hp_; }
   const ModelOptions& options() const { return opt_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
-  Backend& backend() const { return backend_; }
+  // The backend of the first part (the only one unless the model is split).
+  Backend& backend() const { return *stages_.front().be; }
+  // Memory of each part, in order.
+  std::vector<ModelPartMemory> memory() const;
 
   // Runs the batch (in chunks of max_batch) and appends to `logits` one row
   // of n_vocab floats per token whose want_logits is set, in batch order.
@@ -147,32 +180,41 @@ class Model {
   void forward(const Batch& batch, std::vector<float>& logits);
 
  private:
-  Model(std::shared_ptr<const GgufFile> gguf, Backend& backend, const ModelOptions& options);
+  // One part of the model (see ModelPart) and its backend buffers.
+  struct Stage {
+    Backend* be = nullptr;
+    int l0 = 0, l1 = 0;           // layers [l0, l1)
+    bool first = false, last = false;
+    // Activation buffers for max_batch tokens (backend memory).
+    float* x = nullptr;     // residual stream [B x n_embd]
+    float* h = nullptr;     // normed input [B x n_embd]
+    float* q = nullptr;     // [B x q_dim]
+    float* k = nullptr;     // [B x kv_dim]
+    float* v = nullptr;     // [B x kv_dim]
+    float* qkv = nullptr;   // fused projection [B x (q_dim + 2 kv_dim)]
+    float* att = nullptr;   // attention output [B x q_dim]
+    float* tmp = nullptr;   // [B x n_embd]
+    float* ff1 = nullptr;   // [B x n_ff]
+    float* ff2 = nullptr;   // [B x n_ff]
+    float* out_rows = nullptr;  // last part: rows needing logits [B x n_embd]
+    float* logits = nullptr;    // last part: [B x n_vocab]
+    std::vector<void*> owned;   // every allocation of this part, freed in ~Model
+  };
+
+  Model(std::shared_ptr<const GgufFile> gguf, const ModelOptions& options);
   void load_weights();
   void alloc_buffers();
   void forward_chunk(const Batch& batch, int begin, int end, std::vector<float>& logits);
+  void forward_layer(Stage& s, int il, int n, const BatchLayout& layout);
 
   std::shared_ptr<const GgufFile> gguf_;
-  Backend& backend_;
   ModelOptions opt_;
   ModelHParams hp_;
-  ModelWeights w_;
+  ModelWeights w_;  // each weight loaded by the backend of the part holding it
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::vector<KvLayer> kv_;
-  // Activation buffers for max_batch tokens (backend memory).
-  float* x_ = nullptr;     // residual stream [B x n_embd]
-  float* h_ = nullptr;     // normed input [B x n_embd]
-  float* q_ = nullptr;     // [B x q_dim]
-  float* k_ = nullptr;     // [B x kv_dim]
-  float* v_ = nullptr;     // [B x kv_dim]
-  float* qkv_ = nullptr;   // fused projection [B x (q_dim + 2 kv_dim)]
-  float* att_ = nullptr;   // attention output [B x q_dim]
-  float* tmp_ = nullptr;   // [B x n_embd]
-  float* ff1_ = nullptr;   // [B x n_ff]
-  float* ff2_ = nullptr;   // [B x n_ff]
-  float* out_rows_ = nullptr;  // rows needing logits [B x n_embd]
-  float* logits_ = nullptr;    // [B x n_vocab]
-  std::vector<void*> owned_;   // every backend allocation, freed in ~Model
+  std::vector<KvLayer> kv_;      // per layer, on its part's backend
+  std::vector<Stage> stages_;    // at least one
+  std::vector<float> staging_;   // host copy of the residual between parts
 };
 
 }  // namespace tars::engine

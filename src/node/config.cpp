@@ -241,6 +241,7 @@ void load_models(NodeConfig& c, const toml::node& n, const std::string& file,
       else if (key == "keep_alive") m.keep_alive_s = integer(0, 1 << 30);
       else if (key == "sha256") m.sha256 = str();
       else if (key == "replicas") m.replicas = integer(1, 64);
+      else if (key == "gpu_layers") m.gpu_layers = integer(-1, 1 << 20);
       else if (key == "quant") {
         const toml::array* q = v.as_array();
         if (!q) throw Error(ErrorCode::kConfig, where + ": key quant: expected an array of type names");
@@ -251,7 +252,7 @@ void load_models(NodeConfig& c, const toml::node& n, const std::string& file,
       } else {
         throw Error(ErrorCode::kConfig, where + ": unknown key " + key +
                                             " (known: path, alias, role, ctx_size, slots, pin, quant, "
-                                            "load, keep_alive, sha256, replicas)");
+                                            "load, keep_alive, sha256, replicas, gpu_layers)");
       }
     }
     if (m.load != "always" && m.load != "on_demand") {
@@ -402,6 +403,7 @@ std::string config_to_toml(const NodeConfig& c) {
     if (m.load == "on_demand") out << "keep_alive = " << m.keep_alive_s << "\n";
     if (!m.sha256.empty()) out << "sha256 = " << toml::value<std::string>(m.sha256) << "\n";
     if (m.replicas != 1) out << "replicas = " << m.replicas << "\n";
+    if (m.gpu_layers >= 0) out << "gpu_layers = " << m.gpu_layers << "\n";
   }
   return out.str();
 }
@@ -427,7 +429,8 @@ nlohmann::json config_to_json(const NodeConfig& c) {
     j["model"].push_back({{"path", m.path},       {"alias", m.alias},   {"role", m.role},
                           {"ctx_size", m.ctx_size}, {"slots", m.slots},   {"pin", m.pin},
                           {"quant", m.quant},     {"load", m.load},     {"keep_alive", m.keep_alive_s},
-                          {"sha256", m.sha256}, {"replicas", m.replicas}});
+                          {"sha256", m.sha256}, {"replicas", m.replicas},
+                          {"gpu_layers", m.gpu_layers}});
   }
   j["config_file"] = c.config_file;
   j["sources"] = c.sources;

@@ -53,6 +53,10 @@ struct ModelDecl {
   int keep_alive_s = 300;          // on_demand: idle seconds before it may be unloaded
   std::string sha256;              // optional expected sha256 of the file (hex)
   int replicas = 1;                // copies on different nodes; requests go to the least loaded
+  // Partial offload of a chat model: its first gpu_layers layers on the GPU
+  // ([engine] device), the rest on the CPU; -1 = all on the device. The
+  // cluster's planner sets it when no GPU holds the model whole.
+  int gpu_layers = -1;
 };
 
 struct NodeConfig {

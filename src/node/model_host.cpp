@@ -27,14 +27,20 @@ HostedModel::~HostedModel() {
   scheduler.reset();
   model.reset();
   encoder.reset();
+  cpu_backend.reset();
   backend.reset();
 }
 
+namespace {
+uint64_t backend_bytes(const engine::Backend* b) {
+  if (!b) return 0;
+  return b->allocated(engine::MemoryKind::kWeights) + b->allocated(engine::MemoryKind::kKvCache) +
+         b->allocated(engine::MemoryKind::kCompute);
+}
+}  // namespace
+
 uint64_t HostedModel::memory_bytes() const {
-  if (!backend) return 0;
-  return backend->allocated(engine::MemoryKind::kWeights) +
-         backend->allocated(engine::MemoryKind::kKvCache) +
-         backend->allocated(engine::MemoryKind::kCompute);
+  return backend_bytes(backend.get()) + backend_bytes(cpu_backend.get());
 }
 
 const char* model_state_name(ModelState s) {
@@ -87,7 +93,7 @@ struct Slot {
 
 bool same_decl(const ModelDecl& a, const ModelDecl& b) {
   return a.path == b.path && a.role == b.role && a.ctx_size == b.ctx_size && a.slots == b.slots &&
-         a.load == b.load && a.keep_alive_s == b.keep_alive_s;
+         a.load == b.load && a.keep_alive_s == b.keep_alive_s && a.gpu_layers == b.gpu_layers;
 }
 
 // The decl's model id, after checking its role.
@@ -642,10 +648,22 @@ void add_engine_status(nlohmann::json& j, const HostedModel& m) {
   if (m.model) {
     j["architecture"] = m.model->hparams().arch;
     j["context"] = m.model->options().n_ctx;
-    j["memory"] = {{"weights", m.backend->allocated(engine::MemoryKind::kWeights)},
-                   {"kv_cache", m.backend->allocated(engine::MemoryKind::kKvCache)},
-                   {"compute", m.backend->allocated(engine::MemoryKind::kCompute)},
-                   {"total", m.memory_bytes()}};
+    j["layers"] = m.model->hparams().n_layer;
+    // Summed over the parts; "parts" says what each device holds (one part
+    // unless the model is split with gpu_layers).
+    nlohmann::json parts = nlohmann::json::array();
+    uint64_t w = 0, kv = 0, c = 0;
+    for (const engine::ModelPartMemory& p : m.model->memory()) {
+      parts.push_back({{"backend", p.backend}, {"first_layer", p.first_layer},
+                       {"layers", p.n_layers}, {"weights", p.weights},
+                       {"kv_cache", p.kv_cache}, {"compute", p.compute},
+                       {"total", p.weights + p.kv_cache + p.compute}});
+      w += p.weights;
+      kv += p.kv_cache;
+      c += p.compute;
+    }
+    j["memory"] = {{"weights", w}, {"kv_cache", kv}, {"compute", c}, {"total", m.memory_bytes()},
+                   {"parts", parts}};
   }
   if (m.scheduler) {
     engine::SchedulerStats s = m.scheduler->stats();

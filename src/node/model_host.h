@@ -55,14 +55,15 @@ struct HostedModel {
   ModelDecl decl;
   int64_t created = 0;   // unix seconds when loaded
   std::shared_ptr<const engine::GgufFile> file;
-  std::unique_ptr<engine::Backend> backend;
+  std::unique_ptr<engine::Backend> backend;      // the device (or the CPU)
+  std::unique_ptr<engine::Backend> cpu_backend;  // partial offload: the CPU's layers; else null
   std::unique_ptr<engine::Model> model;          // role "chat"
   std::unique_ptr<engine::Scheduler> scheduler;  // role "chat"
   std::unique_ptr<engine::Encoder> encoder;      // role "embedding"
   std::unique_ptr<engine::ChatTemplate> chat;  // how messages become a prompt
   bool chat_fallback = false;                  // no template in the file: plain format
   int leases = 0;        // requests holding it now (guarded by the host's mutex)
-  // Bytes the backend allocated for weights + KV cache + compute buffers.
+  // Bytes the backends allocated for weights + KV cache + compute buffers.
   uint64_t memory_bytes() const;
   ~HostedModel();
 };

@@ -26,7 +26,17 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
   auto t0 = std::chrono::steady_clock::now();
   h->file = engine::GgufFile::open(decl.path);
   std::string fallback;
-  h->backend = engine::backend_for_device(config.device, config.threads, &fallback);
+  std::vector<engine::ModelPart> parts;
+  if (decl.role == "embedding") {
+    h->backend = engine::backend_for_device(config.device, config.threads, &fallback);
+  } else {
+    engine::ModelBackends mb =
+        engine::model_backends(config.device, config.threads, decl.gpu_layers,
+                               engine::model_read_hparams(*h->file).n_layer, &fallback);
+    parts = mb.parts();
+    h->backend = std::move(mb.device);
+    h->cpu_backend = std::move(mb.cpu);
+  }
   if (!fallback.empty()) {
     spdlog::warn("model {}: no CUDA backend ({}); it runs on the CPU", h->id, fallback);
   }
@@ -41,7 +51,7 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
     mo.n_slots = decl.slots > 0 ? decl.slots : config.slots;
     mo.max_batch = config.batch;
     mo.kv_type = config.kv_type == "f32" ? engine::TensorType::kF32 : engine::TensorType::kF16;
-    h->model = engine::Model::load(h->file, *h->backend, mo);
+    h->model = engine::Model::load(h->file, parts, mo);
     h->chat = std::make_unique<engine::ChatTemplate>(engine::chat_template_for_model(
         *h->file, h->model->tokenizer().vocab(), config.chat_template));
     h->chat_fallback = h->chat->uses_fallback();
@@ -56,6 +66,13 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
     what = fmt::format("{} {} layers, context {} x {} slots", h->model->hparams().arch,
                        h->model->hparams().n_layer, h->model->options().n_ctx,
                        h->model->options().n_slots);
+    for (const engine::ModelPartMemory& p : h->model->memory()) {
+      if (h->cpu_backend) {
+        what += fmt::format("; layers {}-{} on {} ({})", p.first_layer,
+                            p.first_layer + p.n_layers - 1, p.backend,
+                            format_bytes(p.weights + p.kv_cache + p.compute));
+      }
+    }
   }
   h->created = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())
@@ -67,6 +84,7 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
                format_bytes(h->backend->allocated(engine::MemoryKind::kWeights)),
                format_bytes(h->backend->allocated(engine::MemoryKind::kKvCache)),
                format_bytes(h->backend->allocated(engine::MemoryKind::kCompute)));
+  // (With a split the figures above are the device's; `what` lists each part.)
   return h;
 }
 

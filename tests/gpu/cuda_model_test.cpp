@@ -8,6 +8,7 @@
 // 1e-4.
 #include <gtest/gtest.h>
 
+#include "engine/backend_select.h"
 #include "engine/encoder.h"
 #include "engine/generate.h"
 #include "engine/gguf.h"
@@ -48,8 +49,38 @@ TEST(CudaModel, StoriesGreedyTextMatchesReference) {
   }
 }
 
-// Logits after a prompt of `n` ids and after one more token, on one backend.
-std::vector<float> prompt_and_step_logits(const std::string& path, bool gpu) {
+// --gpu-layers as the CLI and the node choose it (engine::model_backends):
+// stories260K split at every layer still writes the reference text.
+TEST(CudaModel, StoriesGreedyTextWithPartialOffload) {
+  TARS_REQUIRE_CUDA();
+  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
+  const std::string expected = test::read_file(test::fixture("stories260K/reference_greedy_64.txt"));
+  const int n_layer = model_read_hparams(*file).n_layer;
+  for (int gpu_layers = 1; gpu_layers < n_layer; ++gpu_layers) {
+    ModelBackends mb = model_backends("cuda", 2, gpu_layers, n_layer);
+    ASSERT_TRUE(mb.cpu) << "a split was asked for";
+    EXPECT_EQ(mb.device->name(), "cuda");
+    auto model = Model::load(file, mb.parts(), ModelOptions{});
+    auto mem = model->memory();
+    ASSERT_EQ(mem.size(), 2u);
+    EXPECT_EQ(mem[0].backend, "cuda");
+    EXPECT_EQ(mem[0].n_layers, gpu_layers);
+    EXPECT_EQ(mem[1].backend, "cpu");
+    const std::string prompt = "Once upon a time";
+    GenerateOptions go;
+    go.max_tokens = 60;
+    go.sampling.temperature = 0;
+    GenerateResult r = generate(*model, model->tokenizer().encode(prompt, true, false), go);
+    std::string text = prompt + r.text;
+    if (text.back() != '\n') text += '\n';
+    EXPECT_EQ(text, expected) << gpu_layers << " layers on the GPU";
+  }
+}
+
+// Logits after a prompt of `n` ids and after one more token, on one backend,
+// or (gpu_layers >= 0) with the first gpu_layers layers on CUDA and the rest
+// on the CPU.
+std::vector<float> prompt_and_step_logits(const std::string& path, bool gpu, int gpu_layers = -1) {
   std::shared_ptr<const GgufFile> file = GgufFile::open(path);
   auto be = make_backend(gpu);
   EXPECT_TRUE(be);
@@ -57,7 +88,16 @@ std::vector<float> prompt_and_step_logits(const std::string& path, bool gpu) {
   ModelOptions mo;
   mo.kv_type = TensorType::kF32;
   mo.n_ctx = 64;
-  auto model = Model::load(file, *be, mo);
+  std::unique_ptr<Backend> rest;
+  std::unique_ptr<Model> model;
+  if (gpu_layers >= 0) {
+    rest = make_backend(false);
+    model = Model::load(file, {{be.get(), gpu_layers}, {rest.get(), -1}}, mo);
+    const size_t kv_layer = model_buffer_sizes(model->hparams(), model->options()).kv_layer_bytes;
+    EXPECT_EQ(be->allocated(MemoryKind::kKvCache), 2 * kv_layer * gpu_layers) << path;
+  } else {
+    model = Model::load(file, *be, mo);
+  }
   const int vocab = model->hparams().n_vocab;
   Batch b;
   const int n = 9;
@@ -85,6 +125,21 @@ class CudaArch : public ::testing::TestWithParam<std::string> {};
 TEST_P(CudaArch, LogitsMatchCpu) {
   TARS_REQUIRE_CUDA();
   expect_same_logits(test::fixture("reference/" + GetParam() + "-tiny.gguf"));
+}
+
+// Partial offload: the first layers on the GPU, the rest on the CPU, at every
+// split point, give the CPU's logits.
+TEST_P(CudaArch, SplitWithCpuMatchesCpu) {
+  TARS_REQUIRE_CUDA();
+  const std::string path = test::fixture("reference/" + GetParam() + "-tiny.gguf");
+  const std::vector<float> c = prompt_and_step_logits(path, false);
+  for (int k = 0; k <= 3; ++k) {
+    const std::vector<float> g = prompt_and_step_logits(path, true, k);
+    ASSERT_EQ(c.size(), g.size()) << path;
+    double worst = 0;
+    for (size_t i = 0; i < c.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(c[i]) - g[i]));
+    EXPECT_LT(worst, 2e-3) << path << " with " << k << " layers on the GPU";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, CudaArch, ::testing::Values("llama", "qwen2", "phi2", "stablelm"));

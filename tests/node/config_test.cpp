@@ -98,7 +98,7 @@ TEST(Config, ModelPlacementKeysReadAndPrintBack) {
   test::write_file(dir.file("t.toml"),
                    "[[model]]\npath = \"/m/phi-2.gguf\"\nctx_size = 2048\nslots = 1\n"
                    "pin = \"pc2/gpu0\"\nquant = [\"F16\", \"Q8_0\"]\nload = \"on_demand\"\n"
-                   "keep_alive = 60\nsha256 = \"abc\"\nreplicas = 2\n");
+                   "keep_alive = 60\nsha256 = \"abc\"\nreplicas = 2\ngpu_layers = 20\n");
   ConfigInputs in = base_inputs();
   in.config_file = dir.file("t.toml");
   NodeConfig c = config_resolve(in);
@@ -112,6 +112,7 @@ TEST(Config, ModelPlacementKeysReadAndPrintBack) {
   EXPECT_EQ(m.keep_alive_s, 60);
   EXPECT_EQ(m.sha256, "abc");
   EXPECT_EQ(m.replicas, 2);
+  EXPECT_EQ(m.gpu_layers, 20);
   test::write_file(dir.file("round.toml"), config_to_toml(c));
   in.config_file = dir.file("round.toml");
   EXPECT_EQ(config_to_json(config_resolve(in))["model"], config_to_json(c)["model"]);
@@ -121,6 +122,7 @@ TEST(Config, ModelPlacementKeysReadAndPrintBack) {
   EXPECT_EQ(c.models[0].load, "always");
   EXPECT_EQ(c.models[0].ctx_size, 0);
   EXPECT_EQ(c.models[0].replicas, 1);
+  EXPECT_EQ(c.models[0].gpu_layers, -1);  // every layer on the device
 }
 
 TEST(Config, ErrorsNameFileKeyAndProblem) {

@@ -101,6 +101,11 @@ TEST(ModelHost, OnDemandModelLoadsOnFirstUseAndShowsInStatus) {
   EXPECT_EQ(e["requests_active"], 1);
   EXPECT_TRUE(e["last_used"].is_number());
   EXPECT_GT(e["memory"]["weights"].get<uint64_t>(), 0u);
+  // One part (no offload split) holding every layer, and the totals are its.
+  ASSERT_EQ(e["memory"]["parts"].size(), 1u);
+  EXPECT_EQ(e["memory"]["parts"][0]["backend"], "cpu");
+  EXPECT_EQ(e["memory"]["parts"][0]["layers"], e["layers"]);
+  EXPECT_EQ(e["memory"]["parts"][0]["total"], e["memory"]["total"]);
   EXPECT_EQ(e["estimate_bytes"], 100);
   lease.reset();
   EXPECT_EQ(entry(host, "a")["requests_active"], 0);
