@@ -18,6 +18,13 @@ struct CudaBackendOptions {
   // Batched products (n > 1) through cuBLAS SGEMM (default: true, when
   // libcublas.so.13 loads); false uses the backend's own tiled kernel.
   bool use_cublas = true;
+  // Batched products of non-F32 weights in FP16 with FP32 accumulation
+  // (cublasGemmEx: tensor cores where the card has them): the weights are
+  // decoded to half (F16 weights are used as they are) and the activations
+  // rounded to half. The speed path for prompts and embedding batches; false
+  // keeps every product in FP32 (the consistency tests compare that one with
+  // the CPU's exact arithmetic). Needs cuBLAS.
+  bool fp16_gemm = true;
 };
 
 // True when this build has the CUDA backend and a usable device exists;

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "engine/half.h"
 #include "engine/quant.h"
 #include "gpu/gpu_support.h"
 
@@ -112,6 +113,50 @@ TEST_P(CudaWeightOps, BatchedMatmulMatchesReference) {
   for (bool cublas : {true, false}) {
     check_matmul(GetParam(), 7, cublas, false);
     check_matmul(GetParam(), 33, cublas, true);
+  }
+}
+
+// The FP16 GEMM path (CudaBackendOptions::fp16_gemm, the default for
+// batches): exactly "weights and activations rounded to half, products
+// summed in float". The reference rounds the dequantized weights and x to
+// half on the host and sums in double; the bound is the float path's 2e-5 of
+// sum |w_i x_i|, so a wrong decode or layout fails while the half rounding
+// itself is in the reference. The CPU's exact result differs by the
+// rounding, about 1e-3 relative; checked loosely.
+TEST_P(CudaWeightOps, Fp16GemmMatchesHalfRoundedReference) {
+  TARS_REQUIRE_CUDA();
+  const TensorType type = GetParam();
+  for (int n : {2, 33}) {
+    const int64_t cols = 512, rows = 67;
+    HostMatrix m = random_matrix(type, cols, rows, 17 + n);
+    std::mt19937_64 rng(7);
+    const std::vector<float> x = test::random_floats(rng, static_cast<size_t>(n) * cols);
+    const std::vector<float> bias = test::random_floats(rng, rows);
+    auto gpu = test::make_cuda(true, true);
+    ASSERT_TRUE(gpu);
+    Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
+    Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
+    float* xg = to_backend(*gpu, x);
+    float* yg = to_backend(*gpu, {}, static_cast<size_t>(n) * rows);
+    gpu->matmul(wg, xg, n, yg, &bg);
+    std::vector<float> got = from_backend(*gpu, yg, static_cast<size_t>(n) * rows);
+    auto half = [](float v) { return static_cast<double>(fp16_to_fp32(fp32_to_fp16(v))); };
+    for (int t = 0; t < n; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        double ref = bias[r], exact = bias[r], mag = std::abs(ref);
+        for (int64_t i = 0; i < cols; ++i) {
+          const float wv = m.values[r * cols + i], xv = x[t * cols + i];
+          // F32 weights keep the FP32 path (no rounding of anything).
+          const double p = type == TensorType::kF32 ? static_cast<double>(wv) * xv : half(wv) * half(xv);
+          ref += p;
+          exact += static_cast<double>(wv) * xv;
+          mag += std::abs(p);
+        }
+        const size_t o = static_cast<size_t>(t) * rows + r;
+        ASSERT_NEAR(got[o], ref, 2e-5 * mag) << tensor_type_name(type) << " n=" << n << " token " << t << " row " << r;
+        ASSERT_NEAR(got[o], exact, 3e-3 * mag) << tensor_type_name(type) << " (vs exact) token " << t << " row " << r;
+      }
+    }
   }
 }
 

@@ -20,8 +20,8 @@
 namespace tars::engine {
 namespace {
 
-std::unique_ptr<Backend> make_backend(bool gpu) {
-  if (gpu) return test::make_cuda();
+std::unique_ptr<Backend> make_backend(bool gpu, bool fp16_gemm = false) {
+  if (gpu) return test::make_cuda(true, fp16_gemm);
   return backend_cpu_create({.n_threads = 2, .exact_activations = true});
 }
 
@@ -80,9 +80,10 @@ TEST(CudaModel, StoriesGreedyTextWithPartialOffload) {
 // Logits after a prompt of `n` ids and after one more token, on one backend,
 // or (gpu_layers >= 0) with the first gpu_layers layers on CUDA and the rest
 // on the CPU.
-std::vector<float> prompt_and_step_logits(const std::string& path, bool gpu, int gpu_layers = -1) {
+std::vector<float> prompt_and_step_logits(const std::string& path, bool gpu, int gpu_layers = -1,
+                                          bool fp16_gemm = false) {
   std::shared_ptr<const GgufFile> file = GgufFile::open(path);
-  auto be = make_backend(gpu);
+  auto be = make_backend(gpu, fp16_gemm);
   EXPECT_TRUE(be);
   if (!be) return {};
   ModelOptions mo;
@@ -143,6 +144,20 @@ TEST_P(CudaArch, SplitWithCpuMatchesCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, CudaArch, ::testing::Values("llama", "qwen2", "phi2", "stablelm"));
+
+// The production default (FP16 GEMM for prompts): logits within 3e-2 of the
+// CPU's exact ones. Half rounding of weights and activations moves these
+// O(1..10) logits by a few 1e-3; a wrong kernel or layout by far more.
+TEST_P(CudaArch, Fp16GemmLogitsNearCpu) {
+  TARS_REQUIRE_CUDA();
+  const std::string path = test::fixture("reference/" + GetParam() + "-tiny.gguf");
+  const std::vector<float> c = prompt_and_step_logits(path, false);
+  const std::vector<float> g = prompt_and_step_logits(path, true, -1, true);
+  ASSERT_EQ(c.size(), g.size());
+  double worst = 0;
+  for (size_t i = 0; i < c.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(c[i]) - g[i]));
+  EXPECT_LT(worst, 3e-2) << path << ": max |logit(cpu exact) - logit(cuda fp16 gemm)|";
+}
 
 class CudaQuantModel : public ::testing::TestWithParam<std::string> {};
 

@@ -77,10 +77,10 @@ std::string device_problem(int ordinal) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const CudaBackendOptions& o) : device_(o.device) {
+  CudaBackend(const CudaBackendOptions& o) : device_(o.device), fp16_gemm_(o.fp16_gemm) {
     CUDA_CHECK(cudaSetDevice(device_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    if (o.use_cublas) blas_ = Blas::open(stream_, &blas_problem_);
+    if (o.use_cublas) blas_ = Blas::open(stream_, o.fp16_gemm, &blas_problem_);
   }
 
   ~CudaBackend() override {
@@ -89,7 +89,7 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     blas_.reset();
     for (auto& [p, a] : allocations_) cudaFree(p);
-    for (Scratch* s : {&meta_, &wtmp_}) cudaFree(s->ptr);
+    for (Scratch* s : {&meta_, &wtmp_, &xh_}) cudaFree(s->ptr);
     cudaStreamDestroy(stream_);
   }
 
@@ -127,7 +127,7 @@ class CudaBackend final : public Backend {
   size_t allocated(MemoryKind kind) const override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = bytes_[static_cast<int>(kind)];
-    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes;  // the backend's own scratch
+    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes;  // the backend's own scratch
     return n;
   }
 
@@ -187,6 +187,47 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaGetLastError());
       return;
     }
+    if (blas_ && fp16_gemm_ && w.type != TensorType::kF32) {
+      matmul_f16(w, x, n, y);
+    } else {
+      matmul_f32(w, x, n, y);
+    }
+    if (b) {
+      launch_add_bias(y, b, w.rows, n, stream_);
+      CUDA_CHECK(cudaGetLastError());
+    }
+  }
+
+  // FP16 inputs, FP32 accumulation (CudaBackendOptions::fp16_gemm): x
+  // rounded to half once, the weights decoded to half a chunk of rows at a
+  // time (F16 weights used in place), cublasGemmEx into the chunk's columns.
+  void matmul_f16(const Weight& w, const float* x, int n, float* y) {
+    const size_t rb = row_bytes(w.type, w.cols);
+    void* xh = scratch(xh_, static_cast<size_t>(n) * w.cols * 2);
+    launch_f32_to_f16(x, static_cast<size_t>(n) * w.cols, xh, stream_);
+    CUDA_CHECK(cudaGetLastError());
+    const bool in_place = w.type == TensorType::kF16;
+    // Twice the rows of the float path's chunk: the same scratch bytes.
+    const int64_t chunk =
+        in_place ? w.rows
+                 : std::max<int64_t>(1, std::min<int64_t>(w.rows, 2 * kDequantFloats / std::max<int64_t>(1, w.cols)));
+    for (int64_t r0 = 0; r0 < w.rows; r0 += chunk) {
+      const int64_t nr = std::min(chunk, w.rows - r0);
+      const void* wh;
+      if (in_place) {
+        wh = w.data;
+      } else {
+        void* tmp = scratch(wtmp_, static_cast<size_t>(nr * w.cols) * 2);
+        launch_dequantize_f16(w.type, static_cast<const uint8_t*>(w.data) + rb * r0, rb, w.cols, nr, tmp, stream_);
+        CUDA_CHECK(cudaGetLastError());
+        wh = tmp;
+      }
+      blas_->gemm_f16_nt(wh, xh, nr, w.cols, n, y + r0, w.rows);
+    }
+  }
+
+  void matmul_f32(const Weight& w, const float* x, int n, float* y) {
+    const size_t rb = row_bytes(w.type, w.cols);
     // Batches: float weights as they are; others dequantized to float, a
     // chunk of rows at a time so the scratch stays bounded, then SGEMM into
     // the chunk's columns of y.
@@ -210,10 +251,6 @@ class CudaBackend final : public Backend {
         launch_sgemm_nt(wf, x, nr, w.cols, n, y + r0, w.rows, stream_);
         CUDA_CHECK(cudaGetLastError());
       }
-    }
-    if (b) {
-      launch_add_bias(y, b, w.rows, n, stream_);
-      CUDA_CHECK(cudaGetLastError());
     }
   }
 
@@ -413,6 +450,8 @@ class CudaBackend final : public Backend {
   std::string blas_problem_;  // why cuBLAS is not used, when it is not
   Scratch meta_;              // per-operation metadata (kCompute)
   Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
+  Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
+  bool fp16_gemm_ = true;
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;
   size_t bytes_[3] = {0, 0, 0};

@@ -17,9 +17,14 @@ struct Blas::Impl {
   decltype(&cublasSetStream_v2) set_stream = nullptr;
   decltype(&cublasSetMathMode) set_math_mode = nullptr;
   decltype(&cublasSgemm_v2) sgemm = nullptr;
+  // The C entry point (the header also declares a C++ overload taking the
+  // legacy cudaDataType compute type, so decltype cannot name it).
+  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                            const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                            cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
 };
 
-std::unique_ptr<Blas> Blas::open(cudaStream_t stream, std::string* reason) {
+std::unique_ptr<Blas> Blas::open(cudaStream_t stream, bool fast_math, std::string* reason) {
   auto impl = std::make_unique<Impl>();
   for (const char* name : {"libcublas.so.13", "libcublas.so"}) {
     impl->lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
@@ -35,7 +40,7 @@ std::unique_ptr<Blas> Blas::open(cudaStream_t stream, std::string* reason) {
   };
   if (!sym(impl->create, "cublasCreate_v2") || !sym(impl->destroy, "cublasDestroy_v2") ||
       !sym(impl->set_stream, "cublasSetStream_v2") || !sym(impl->set_math_mode, "cublasSetMathMode") ||
-      !sym(impl->sgemm, "cublasSgemm_v2")) {
+      !sym(impl->sgemm, "cublasSgemm_v2") || !sym(impl->gemm_ex, "cublasGemmEx")) {
     if (reason) *reason = "libcublas lacks an expected function";
     dlclose(impl->lib);
     return nullptr;
@@ -46,7 +51,8 @@ std::unique_ptr<Blas> Blas::open(cudaStream_t stream, std::string* reason) {
     return nullptr;
   }
   impl->set_stream(impl->handle, stream);
-  impl->set_math_mode(impl->handle, CUBLAS_PEDANTIC_MATH);  // no TF32, no reduced precision
+  // Neither mode enables TF32, so SGEMM is strict FP32 in both.
+  impl->set_math_mode(impl->handle, fast_math ? CUBLAS_DEFAULT_MATH : CUBLAS_PEDANTIC_MATH);
   return std::unique_ptr<Blas>(new Blas(std::move(impl)));
 }
 
@@ -67,6 +73,20 @@ void Blas::sgemm_nt(const float* w, const float* x, int64_t rows, int64_t cols, 
                    static_cast<int>(cols), x, static_cast<int>(cols), &zero, y, static_cast<int>(ldy));
   if (s != CUBLAS_STATUS_SUCCESS) {
     throw Error(ErrorCode::kInternal, "cublasSgemm failed with status " + std::to_string(static_cast<int>(s)) +
+                                          " (rows " + std::to_string(rows) + ", cols " + std::to_string(cols) +
+                                          ", n " + std::to_string(n) + ")");
+  }
+}
+
+void Blas::gemm_f16_nt(const void* w, const void* x, int64_t rows, int64_t cols, int n, float* y, int64_t ldy) {
+  // The column-major view of sgemm_nt, with 16-bit A and B.
+  const float one = 1.0f, zero = 0.0f;
+  const cublasStatus_t s = impl_->gemm_ex(
+      impl_->handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), n, static_cast<int>(cols), &one, w, CUDA_R_16F,
+      static_cast<int>(cols), x, CUDA_R_16F, static_cast<int>(cols), &zero, y, CUDA_R_32F, static_cast<int>(ldy),
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    throw Error(ErrorCode::kInternal, "cublasGemmEx (FP16) failed with status " + std::to_string(static_cast<int>(s)) +
                                           " (rows " + std::to_string(rows) + ", cols " + std::to_string(cols) +
                                           ", n " + std::to_string(n) + ")");
   }

@@ -9,9 +9,12 @@ namespace {
 
 // Decodes rows of a matrix: output row r is source row ids[r] (or r when ids
 // is null). One thread per element (plain types) or per 32-element group.
-template <TensorType T>
+__device__ __forceinline__ void store_elem(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_elem(__half* p, float v) { *p = __float2half_rn(v); }
+
+template <TensorType T, typename Out>
 __global__ void dequant_rows_kernel(const uint8_t* w, size_t row_bytes, int64_t cols, const int32_t* ids,
-                                    int64_t n_rows, float* out) {
+                                    int64_t n_rows, Out* out) {
   constexpr bool kPlain = is_plain_type(T);
   const int64_t units = kPlain ? cols : cols / 32;
   const int64_t total = n_rows * units;
@@ -21,13 +24,13 @@ __global__ void dequant_rows_kernel(const uint8_t* w, size_t row_bytes, int64_t 
     const int64_t src = ids ? ids[r] : r;
     const uint8_t* row = w + row_bytes * src;
     if constexpr (kPlain) {
-      out[r * cols + i] = plain_elem<T>(row, i);
+      store_elem(out + r * cols + i, plain_elem<T>(row, i));
     } else {
       float y[32];
       dequant_group32<T>(row, i, y);
-      float* o = out + r * cols + i * 32;
+      Out* o = out + r * cols + i * 32;
 #pragma unroll
-      for (int j = 0; j < 32; ++j) o[j] = y[j];
+      for (int j = 0; j < 32; ++j) store_elem(o + j, y[j]);
     }
   }
 }
@@ -92,6 +95,17 @@ void launch_dequantize(TensorType type, const void* w, size_t row_bytes, int64_t
     const int64_t units = rows * (is_plain_type(T) ? cols : cols / 32);
     dequant_rows_kernel<T><<<grid_for(units, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(w), row_bytes,
                                                                       cols, nullptr, rows, y);
+  });
+}
+
+void launch_dequantize_f16(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows,
+                           void* y_half, cudaStream_t stream) {
+  dispatch_weight_type(type, [&](auto tag) {
+    constexpr TensorType T = decltype(tag)::value;
+    const int64_t units = rows * (is_plain_type(T) ? cols : cols / 32);
+    dequant_rows_kernel<T><<<grid_for(units, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(w), row_bytes,
+                                                                      cols, nullptr, rows,
+                                                                      static_cast<__half*>(y_half));
   });
 }
 

@@ -25,6 +25,11 @@ void launch_get_rows(TensorType type, const void* table, size_t row_bytes, int64
 // y = dequantized rows of a [rows x cols] matrix as float ([rows x cols]).
 void launch_dequantize(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows,
                        float* y, cudaStream_t stream);
+// The same as IEEE half (round to nearest even), for the FP16 GEMM path.
+void launch_dequantize_f16(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows,
+                           void* y_half, cudaStream_t stream);
+// y_half[i] = x[i] rounded to half, i < n.
+void launch_f32_to_f16(const float* x, size_t n, void* y_half, cudaStream_t stream);
 // y[r] = W[r] . x (+ bias[r]) for one vector x of `cols` floats.
 void launch_matvec(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows,
                    const float* x, const float* bias, float* y, cudaStream_t stream);

@@ -177,6 +177,20 @@ void launch_swiglu(float* gate, const float* up, size_t n, cudaStream_t stream) 
 void launch_gelu_tanh(float* x, size_t n, cudaStream_t stream) { launch_elementwise(x, nullptr, n, GeluTanhOp{}, stream); }
 void launch_gelu_erf(float* x, size_t n, cudaStream_t stream) { launch_elementwise(x, nullptr, n, GeluErfOp{}, stream); }
 
+namespace {
+__global__ void f32_to_f16_kernel(const float* x, size_t n, __half* y) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    y[i] = __float2half_rn(x[i]);
+  }
+}
+}  // namespace
+
+void launch_f32_to_f16(const float* x, size_t n, void* y_half, cudaStream_t stream) {
+  if (n == 0) return;
+  f32_to_f16_kernel<<<grid_for(static_cast<long long>(n), 256), 256, 0, stream>>>(x, n, static_cast<__half*>(y_half));
+}
+
 void launch_gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst, cudaStream_t stream) {
   const long long total = static_cast<long long>(n) * d;
   if (total <= 0) return;
