@@ -18,13 +18,18 @@ struct CudaBackendOptions {
   // Batched products (n > 1) through cuBLAS SGEMM (default: true, when
   // libcublas.so.13 loads); false uses the backend's own tiled kernel.
   bool use_cublas = true;
-  // Batched products of non-F32 weights in FP16 with FP32 accumulation
-  // (cublasGemmEx: tensor cores where the card has them): the weights are
-  // decoded to half (F16 weights are used as they are) and the activations
-  // rounded to half. The speed path for prompts and embedding batches; false
-  // keeps every product in FP32 (the consistency tests compare that one with
-  // the CPU's exact arithmetic). Needs cuBLAS.
-  bool fp16_gemm = true;
+  // false (default), the speed paths, as fast GPU engines do:
+  //  - batched products (n > 1) of non-F32 weights in FP16 with FP32
+  //    accumulation (cublasGemmEx: tensor cores where the card has them; the
+  //    weights decoded to half, F16 weights used as they are, the
+  //    activations rounded to half; needs cuBLAS);
+  //  - the one-token mat-vec of quantized weights with the activations
+  //    quantized to 8 bits per 32 elements (float scale amax/127) and
+  //    integer dot products (dp4a), reading the weight blocks directly.
+  // true: every product in FP32 on the dequantized weights (exact
+  // arithmetic, as CpuBackendOptions::exact_activations; the consistency
+  // tests compare it with the CPU's).
+  bool exact_activations = false;
 };
 
 // True when this build has the CUDA backend and a usable device exists;

@@ -116,8 +116,8 @@ TEST_P(CudaWeightOps, BatchedMatmulMatchesReference) {
   }
 }
 
-// The FP16 GEMM path (CudaBackendOptions::fp16_gemm, the default for
-// batches): exactly "weights and activations rounded to half, products
+// The FP16 GEMM path (CudaBackendOptions::exact_activations false, the
+// default for batches): exactly "weights and activations rounded to half, products
 // summed in float". The reference rounds the dequantized weights and x to
 // half on the host and sums in double; the bound is the float path's 2e-5 of
 // sum |w_i x_i|, so a wrong decode or layout fails while the half rounding
@@ -132,7 +132,7 @@ TEST_P(CudaWeightOps, Fp16GemmMatchesHalfRoundedReference) {
     std::mt19937_64 rng(7);
     const std::vector<float> x = test::random_floats(rng, static_cast<size_t>(n) * cols);
     const std::vector<float> bias = test::random_floats(rng, rows);
-    auto gpu = test::make_cuda(true, true);
+    auto gpu = test::make_cuda(true, false);
     ASSERT_TRUE(gpu);
     Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
     Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
@@ -157,6 +157,52 @@ TEST_P(CudaWeightOps, Fp16GemmMatchesHalfRoundedReference) {
         ASSERT_NEAR(got[o], exact, 3e-3 * mag) << tensor_type_name(type) << " (vs exact) token " << t << " row " << r;
       }
     }
+  }
+}
+
+// The decode mat-vec's fast path (exact_activations false): x quantized to
+// 8 bits per 32 elements (d = amax / 127, q = round-half-even(x / d): the
+// same IEEE float operations here as on the device, so the same quants), then
+// integer dot products with the weights as stored. Reference: double sums of
+// dequantized weights times d * q; bound 2e-5 of sum |w_i x_i| as for the
+// float path. Float weights (F32/F16/BF16) keep the float mat-vec.
+TEST_P(CudaWeightOps, Int8MatVecMatchesQuantizedReference) {
+  TARS_REQUIRE_CUDA();
+  const TensorType type = GetParam();
+  const bool plain = type == TensorType::kF32 || type == TensorType::kF16 || type == TensorType::kBF16;
+  const int64_t cols = 1024, rows = 77;
+  HostMatrix m = random_matrix(type, cols, rows, 23);
+  std::mt19937_64 rng(5);
+  std::vector<float> x = test::random_floats(rng, cols);
+  for (int i = 64; i < 96; ++i) x[i] = 0.0f;  // an all-zero group: scale 0
+  x[200] = 40.0f;                             // an outlier sets its group's scale
+  std::vector<double> xq(cols);
+  for (int64_t g = 0; g < cols / 32; ++g) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(x[g * 32 + i]));
+    const float d = amax / 127.0f;
+    for (int i = 0; i < 32; ++i) {
+      const float q = amax == 0.0f ? 0.0f : std::nearbyint(x[g * 32 + i] / d);
+      xq[g * 32 + i] = plain ? x[g * 32 + i] : static_cast<double>(d) * q;
+    }
+  }
+  const std::vector<float> bias = test::random_floats(rng, rows);
+  auto gpu = test::make_cuda(true, false);
+  ASSERT_TRUE(gpu);
+  Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
+  Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
+  float* xg = to_backend(*gpu, x);
+  float* yg = to_backend(*gpu, {}, rows);
+  gpu->matmul(wg, xg, 1, yg, &bg);
+  const std::vector<float> got = from_backend(*gpu, yg, rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ref = bias[r], mag = std::abs(ref);
+    for (int64_t i = 0; i < cols; ++i) {
+      const double p = static_cast<double>(m.values[r * cols + i]) * xq[i];
+      ref += p;
+      mag += std::abs(p);
+    }
+    ASSERT_NEAR(got[r], ref, 2e-5 * mag) << tensor_type_name(type) << " row " << r;
   }
 }
 

@@ -20,8 +20,8 @@
 namespace tars::engine {
 namespace {
 
-std::unique_ptr<Backend> make_backend(bool gpu, bool fp16_gemm = false) {
-  if (gpu) return test::make_cuda(true, fp16_gemm);
+std::unique_ptr<Backend> make_backend(bool gpu, bool fast = false) {
+  if (gpu) return test::make_cuda(true, !fast);
   return backend_cpu_create({.n_threads = 2, .exact_activations = true});
 }
 
@@ -81,9 +81,9 @@ TEST(CudaModel, StoriesGreedyTextWithPartialOffload) {
 // or (gpu_layers >= 0) with the first gpu_layers layers on CUDA and the rest
 // on the CPU.
 std::vector<float> prompt_and_step_logits(const std::string& path, bool gpu, int gpu_layers = -1,
-                                          bool fp16_gemm = false) {
+                                          bool fast = false) {
   std::shared_ptr<const GgufFile> file = GgufFile::open(path);
-  auto be = make_backend(gpu, fp16_gemm);
+  auto be = make_backend(gpu, fast);
   EXPECT_TRUE(be);
   if (!be) return {};
   ModelOptions mo;
@@ -145,25 +145,27 @@ TEST_P(CudaArch, SplitWithCpuMatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Reference, CudaArch, ::testing::Values("llama", "qwen2", "phi2", "stablelm"));
 
-// The production default (FP16 GEMM for prompts): logits within 3e-2 of the
-// CPU's exact ones. Half rounding of weights and activations moves these
-// O(1..10) logits by a few 1e-3; a wrong kernel or layout by far more.
-TEST_P(CudaArch, Fp16GemmLogitsNearCpu) {
-  TARS_REQUIRE_CUDA();
-  const std::string path = test::fixture("reference/" + GetParam() + "-tiny.gguf");
-  const std::vector<float> c = prompt_and_step_logits(path, false);
-  const std::vector<float> g = prompt_and_step_logits(path, true, -1, true);
-  ASSERT_EQ(c.size(), g.size());
-  double worst = 0;
-  for (size_t i = 0; i < c.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(c[i]) - g[i]));
-  EXPECT_LT(worst, 3e-2) << path << ": max |logit(cpu exact) - logit(cuda fp16 gemm)|";
-}
-
 class CudaQuantModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(CudaQuantModel, LogitsMatchCpu) {
   TARS_REQUIRE_CUDA();
   expect_same_logits(test::fixture("reference/quant/llama-q-" + GetParam() + ".gguf"));
+}
+
+// The production default (exact_activations false: FP16 GEMM for the
+// prompt, 8-bit activations and dp4a for the decode step) against the CPU's
+// exact logits: within 0.1. 8-bit activations move these logits by a few
+// hundredths (shared/models/README.md: up to about 0.045 for another
+// engine's 8-bit products); a wrong kernel or layout moves them by O(1).
+TEST_P(CudaQuantModel, FastPathsLogitsNearCpu) {
+  TARS_REQUIRE_CUDA();
+  const std::string path = test::fixture("reference/quant/llama-q-" + GetParam() + ".gguf");
+  const std::vector<float> c = prompt_and_step_logits(path, false);
+  const std::vector<float> g = prompt_and_step_logits(path, true, -1, true);
+  ASSERT_EQ(c.size(), g.size());
+  double worst = 0;
+  for (size_t i = 0; i < c.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(c[i]) - g[i]));
+  EXPECT_LT(worst, 0.1) << path << ": max |logit(cpu exact) - logit(cuda fast paths)|";
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaQuantModel,

@@ -22,11 +22,12 @@
 namespace tars::test {
 
 // A CUDA backend; fails the test (not skips) when a device exists but the
-// backend cannot start. FP32 products unless fp16_gemm (the production
-// default, checked by its own tests against half-rounded references).
-inline std::unique_ptr<engine::Backend> make_cuda(bool use_cublas = true, bool fp16_gemm = false) {
+// backend cannot start. Exact (FP32) products unless exact is false (the
+// production default's speed paths, checked by their own tests against
+// references that round the same way).
+inline std::unique_ptr<engine::Backend> make_cuda(bool use_cublas = true, bool exact = true) {
   std::string why;
-  auto be = engine::backend_cuda_create({.device = 0, .use_cublas = use_cublas, .fp16_gemm = fp16_gemm}, &why);
+  auto be = engine::backend_cuda_create({.device = 0, .use_cublas = use_cublas, .exact_activations = exact}, &why);
   EXPECT_TRUE(be) << why;
   return be;
 }

@@ -77,10 +77,10 @@ std::string device_problem(int ordinal) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const CudaBackendOptions& o) : device_(o.device), fp16_gemm_(o.fp16_gemm) {
+  CudaBackend(const CudaBackendOptions& o) : device_(o.device), fast_(!o.exact_activations) {
     CUDA_CHECK(cudaSetDevice(device_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    if (o.use_cublas) blas_ = Blas::open(stream_, o.fp16_gemm, &blas_problem_);
+    if (o.use_cublas) blas_ = Blas::open(stream_, fast_, &blas_problem_);
   }
 
   ~CudaBackend() override {
@@ -89,7 +89,7 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     blas_.reset();
     for (auto& [p, a] : allocations_) cudaFree(p);
-    for (Scratch* s : {&meta_, &wtmp_, &xh_}) cudaFree(s->ptr);
+    for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_}) cudaFree(s->ptr);
     cudaStreamDestroy(stream_);
   }
 
@@ -127,7 +127,7 @@ class CudaBackend final : public Backend {
   size_t allocated(MemoryKind kind) const override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = bytes_[static_cast<int>(kind)];
-    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes;  // the backend's own scratch
+    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes;  // the backend's own scratch
     return n;
   }
 
@@ -182,12 +182,26 @@ class CudaBackend final : public Backend {
     if (n <= 0) return;
     const float* b = bias && *bias ? static_cast<const float*>(bias->data) : nullptr;
     const size_t rb = row_bytes(w.type, w.cols);
+    if (n == 1 && fast_ && cuda_matvec_q8_supported(w.type)) {
+      // 8-bit activations, integer dot products (cuda_matvec_q8.cu).
+      const size_t groups = static_cast<size_t>(w.cols / 32);
+      const size_t q_bytes = (static_cast<size_t>(w.cols) + 255) / 256 * 256;
+      uint8_t* buf = static_cast<uint8_t*>(scratch(xq_, q_bytes + groups * (sizeof(float) + sizeof(int))));
+      int8_t* qx = reinterpret_cast<int8_t*>(buf);
+      float* dx = reinterpret_cast<float*>(buf + q_bytes);
+      int* sx = reinterpret_cast<int*>(buf + q_bytes + groups * sizeof(float));
+      launch_quantize_q8(x, w.cols, qx, dx, sx, stream_);
+      CUDA_CHECK(cudaGetLastError());
+      launch_matvec_q8(w.type, w.data, rb, w.cols, w.rows, qx, dx, sx, b, y, stream_);
+      CUDA_CHECK(cudaGetLastError());
+      return;
+    }
     if (n == 1) {
       launch_matvec(w.type, w.data, rb, w.cols, w.rows, x, b, y, stream_);
       CUDA_CHECK(cudaGetLastError());
       return;
     }
-    if (blas_ && fp16_gemm_ && w.type != TensorType::kF32) {
+    if (blas_ && fast_ && w.type != TensorType::kF32) {
       matmul_f16(w, x, n, y);
     } else {
       matmul_f32(w, x, n, y);
@@ -198,7 +212,7 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // FP16 inputs, FP32 accumulation (CudaBackendOptions::fp16_gemm): x
+  // FP16 inputs, FP32 accumulation (CudaBackendOptions::exact_activations): x
   // rounded to half once, the weights decoded to half a chunk of rows at a
   // time (F16 weights used in place), cublasGemmEx into the chunk's columns.
   void matmul_f16(const Weight& w, const float* x, int n, float* y) {
@@ -451,7 +465,8 @@ class CudaBackend final : public Backend {
   Scratch meta_;              // per-operation metadata (kCompute)
   Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
-  bool fp16_gemm_ = true;
+  Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)
+  bool fast_ = true;          // !CudaBackendOptions::exact_activations
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;
   size_t bytes_[3] = {0, 0, 0};

@@ -34,6 +34,17 @@ void launch_f32_to_f16(const float* x, size_t n, void* y_half, cudaStream_t stre
 void launch_matvec(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows,
                    const float* x, const float* bias, float* y, cudaStream_t stream);
 
+// ---- 8-bit activations (cuda_matvec_q8.cu) ----
+// True for the quantized types with an integer (dp4a) mat-vec: Q4_0, Q4_1,
+// Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+bool cuda_matvec_q8_supported(TensorType t);
+// x (cols floats, a multiple of 32) -> per group of 32: qx (int8 quants,
+// cols bytes, 16-byte aligned), dx (float scale amax/127), sx (quant sum).
+void launch_quantize_q8(const float* x, int64_t cols, int8_t* qx, float* dx, int* sx, cudaStream_t stream);
+// y[r] = W[r] . x (+ bias[r]) with x as launch_quantize_q8 left it.
+void launch_matvec_q8(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows, const int8_t* qx,
+                      const float* dx, const int* sx, const float* bias, float* y, cudaStream_t stream);
+
 // ---- dense products (cuda_gemm.cu) ----
 // Y[n x rows] = X[n x cols] W^T for a float W [rows x cols] (all row-major;
 // row t of Y starts at y + t * ldy): the fallback when cuBLAS is not loaded.
