@@ -89,6 +89,40 @@ else
   rows+=("MiniLM embeddings (batch 32, 128) | sentences/s | n/a: bench_embed_bench not built")
 fi
 
+# 5. The node on the GPU: `tars gpus`, then `tars serve --device cuda` with
+# the demo model and a 1.1B Q4_0 split 11/22 layers (GPU/CPU); /status shows
+# where each model's memory is, and one completion each.
+echo "== tars gpus"
+"$TARS" gpus
+port=18931
+data=$(mktemp -d)
+m11=$MODELS_DIR/1.1b-Q4_0.gguf
+cat > "$data/node.toml" <<TOML
+[engine]
+device = "cuda"
+ctx_size = 512
+[[model]]
+path = "$ROOT/../shared/models/stories260K/stories260K.gguf"
+alias = "stories"
+[[model]]
+path = "$m11"
+alias = "tiny-1.1b"
+gpu_layers = 11
+TOML
+"$TARS" serve --config "$data/node.toml" --port $port --data-dir "$data" > "$data/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$port/health" > /dev/null && break; sleep 0.5; done
+status=$(curl -s "http://127.0.0.1:$port/status")
+jq -c '.models_loaded[] | {id, backend, parts: .memory.parts}' <<<"$status"
+for id in stories tiny-1.1b; do
+  curl -s "http://127.0.0.1:$port/v1/completions" -H 'content-type: application/json' \
+    -d "{\"model\": \"$id\", \"prompt\": \"Once upon a time\", \"max_tokens\": 16, \"temperature\": 0}" |
+    jq -c '{model, text: .choices[0].text}'
+done
+kill $serve_pid; wait $serve_pid 2>/dev/null
+gpu_parts=$(jq -r '[.models_loaded[].memory.parts[] | select(.backend == "cuda")] | length' <<<"$status" 2>/dev/null)
+rows+=("tars serve --device cuda: model parts on the GPU | count | ${gpu_parts:-n/a} (log: $data/serve.log)")
+
 printf '\n| check | unit | value |\n| --- | --- | ---: |\n'
 for r in "${rows[@]}"; do echo "| $r |"; done
 [[ $gpu_tests == pass ]]
