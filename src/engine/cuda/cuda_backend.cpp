@@ -81,6 +81,8 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaSetDevice(device_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     if (o.use_cublas) blas_ = Blas::open(stream_, fast_, &blas_problem_);
+    CUDA_CHECK(cudaMallocHost(&meta_host_, kMetaRing));
+    CUDA_CHECK(cudaMalloc(&meta_dev_, kMetaRing));
   }
 
   ~CudaBackend() override {
@@ -90,6 +92,8 @@ class CudaBackend final : public Backend {
     blas_.reset();
     for (auto& [p, a] : allocations_) cudaFree(p);
     for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_}) cudaFree(s->ptr);
+    cudaFree(meta_dev_);
+    cudaFreeHost(meta_host_);
     cudaStreamDestroy(stream_);
   }
 
@@ -127,7 +131,7 @@ class CudaBackend final : public Backend {
   size_t allocated(MemoryKind kind) const override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = bytes_[static_cast<int>(kind)];
-    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes;  // the backend's own scratch
+    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes + kMetaRing;  // the backend's own scratch
     return n;
   }
 
@@ -184,16 +188,8 @@ class CudaBackend final : public Backend {
     const size_t rb = row_bytes(w.type, w.cols);
     if (n == 1 && fast_ && cuda_matvec_q8_supported(w.type)) {
       // 8-bit activations, integer dot products (cuda_matvec_q8.cu).
-      const size_t groups = static_cast<size_t>(w.cols / 32);
-      const size_t q_bytes = (static_cast<size_t>(w.cols) + 255) / 256 * 256;
-      uint8_t* buf = static_cast<uint8_t*>(scratch(xq_, q_bytes + groups * (sizeof(float) + sizeof(int))));
-      int8_t* qx = reinterpret_cast<int8_t*>(buf);
-      float* dx = reinterpret_cast<float*>(buf + q_bytes);
-      int* sx = reinterpret_cast<int*>(buf + q_bytes + groups * sizeof(float));
-      launch_quantize_q8(x, w.cols, qx, dx, sx, stream_);
-      CUDA_CHECK(cudaGetLastError());
-      launch_matvec_q8(w.type, w.data, rb, w.cols, w.rows, qx, dx, sx, b, y, stream_);
-      CUDA_CHECK(cudaGetLastError());
+      const MatmulOut one{&w, y, bias};
+      matvec_q8_many(x, &one, 1);
       return;
     }
     if (n == 1) {
@@ -208,6 +204,38 @@ class CudaBackend final : public Backend {
     }
     if (b) {
       launch_add_bias(y, b, w.rows, n, stream_);
+      CUDA_CHECK(cudaGetLastError());
+    }
+  }
+
+  // Q/K/V and gate/up of a decode step: x quantized once for all of them.
+  void matmul_many(const float* x, int n, const MatmulOut* outs, int count) override {
+    bool q8 = n == 1 && fast_ && count > 0;
+    for (int i = 0; q8 && i < count; ++i) {
+      q8 = cuda_matvec_q8_supported(outs[i].w->type) && outs[i].w->cols == outs[0].w->cols;
+    }
+    if (q8) {
+      matvec_q8_many(x, outs, count);
+    } else {
+      Backend::matmul_many(x, n, outs, count);
+    }
+  }
+
+  // One token through the 8-bit mat-vec for each of `outs` (same cols).
+  void matvec_q8_many(const float* x, const MatmulOut* outs, int count) {
+    const int64_t cols = outs[0].w->cols;
+    const size_t groups = static_cast<size_t>(cols / 32);
+    const size_t q_bytes = (static_cast<size_t>(cols) + 255) / 256 * 256;
+    uint8_t* buf = static_cast<uint8_t*>(scratch(xq_, q_bytes + groups * (sizeof(float) + sizeof(int))));
+    int8_t* qx = reinterpret_cast<int8_t*>(buf);
+    float* dx = reinterpret_cast<float*>(buf + q_bytes);
+    int* sx = reinterpret_cast<int*>(buf + q_bytes + groups * sizeof(float));
+    launch_quantize_q8(x, cols, qx, dx, sx, stream_);
+    CUDA_CHECK(cudaGetLastError());
+    for (int i = 0; i < count; ++i) {
+      const Weight& w = *outs[i].w;
+      const float* b = outs[i].bias && *outs[i].bias ? static_cast<const float*>(outs[i].bias->data) : nullptr;
+      launch_matvec_q8(w.type, w.data, row_bytes(w.type, w.cols), w.cols, w.rows, qx, dx, sx, b, outs[i].y, stream_);
       CUDA_CHECK(cudaGetLastError());
     }
   }
@@ -427,7 +455,28 @@ class CudaBackend final : public Backend {
 
   // Copies the metadata to device scratch (in stream order: kernels queued
   // before still see their own metadata, as the copy runs after them).
+  //
+  // Through the pinned ring: a truly asynchronous copy (from pageable memory
+  // the host would wait at every operation for the GPU to catch up). A slot
+  // is reused only after the ring wraps, which waits for the stream, so no
+  // queued copy or kernel still needs it.
   const uint8_t* upload_meta(const Meta& m) {
+    const size_t need = (std::max<size_t>(m.bytes.size(), 1) + 255) / 256 * 256;
+    if (need <= kMetaRing) {
+      if (meta_head_ + need > kMetaRing) {
+        CUDA_CHECK(cudaStreamSynchronize(stream_));
+        meta_head_ = 0;
+      }
+      uint8_t* h = meta_host_ + meta_head_;
+      uint8_t* d = meta_dev_ + meta_head_;
+      meta_head_ += need;
+      if (!m.bytes.empty()) {
+        std::memcpy(h, m.bytes.data(), m.bytes.size());
+        CUDA_CHECK(cudaMemcpyAsync(d, h, m.bytes.size(), cudaMemcpyHostToDevice, stream_));
+      }
+      return d;
+    }
+    // Larger than the ring (a huge batch): the growing scratch.
     void* d = scratch(meta_, std::max<size_t>(m.bytes.size(), 256));
     if (!m.bytes.empty()) {
       // The source is pageable memory: the call returns once it is staged,
@@ -462,7 +511,11 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Blas> blas_;
   std::string blas_problem_;  // why cuBLAS is not used, when it is not
-  Scratch meta_;              // per-operation metadata (kCompute)
+  Scratch meta_;              // per-operation metadata larger than the ring (kCompute)
+  static constexpr size_t kMetaRing = size_t{4} << 20;
+  uint8_t* meta_host_ = nullptr;  // pinned staging of the metadata ring
+  uint8_t* meta_dev_ = nullptr;   // its device twin (kCompute)
+  size_t meta_head_ = 0;          // next free byte of both
   Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)
