@@ -31,6 +31,8 @@ node::ModelDecl coordinator_decl_for(const node::ModelDecl& declared, const Plan
   d.ctx_size = p.n_ctx;
   d.slots = p.slots;
   d.quant = {p.quant};
+  d.gpu_layers = p.gpu_layers;
+  d.planned_device = p.kind == DeviceKind::kGpu ? "gpu" : "cpu";
   return d;
 }
 
@@ -39,13 +41,13 @@ namespace {
 bool same_decl(const node::ModelDecl& a, const node::ModelDecl& b) {
   return a.path == b.path && a.alias == b.alias && a.role == b.role && a.ctx_size == b.ctx_size &&
          a.slots == b.slots && a.quant == b.quant && a.load == b.load && a.keep_alive_s == b.keep_alive_s &&
-         a.gpu_layers == b.gpu_layers;
+         a.gpu_layers == b.gpu_layers && a.planned_device == b.planned_device;
 }
 
 json decl_to_json(const node::ModelDecl& d) {
   return {{"id", d.alias},       {"role", d.role}, {"ctx_size", d.ctx_size}, {"slots", d.slots},
           {"quant", d.quant},    {"load", d.load}, {"keep_alive", d.keep_alive_s},
-          {"gpu_layers", d.gpu_layers}};
+          {"gpu_layers", d.gpu_layers}, {"planned_device", d.planned_device}};
 }
 
 }  // namespace
@@ -231,8 +233,11 @@ void Coordinator::replan_and_apply() {
   Plan plan = plan_placement(nodes, plan_models());
   for (const auto& p : plan.placements) {
     if (p.placed) {
-      spdlog::info("plan: {} -> {}/{} ({}) {} x{} slots, {}", p.model, p.node, p.device,
-                   p.device_name, p.quant, p.slots, p.resident ? "resident" : "on demand");
+      spdlog::info("plan: {} -> {}/{} ({}) {} x{} slots, {}{}", p.model, p.node, p.device,
+                   p.device_name, p.quant, p.slots, p.resident ? "resident" : "on demand",
+                   p.gpu_layers >= 0 ? fmt::format(", {} of {} layers on {} and the rest in RAM",
+                                                   p.gpu_layers, p.n_layer, p.device)
+                                     : "");
     } else {
       spdlog::error("plan: {} cannot be placed: {}", p.model, p.reason);
     }
@@ -300,7 +305,10 @@ void Coordinator::apply(const Plan& plan, const std::vector<Member>& alive) {
   std::map<std::string, uint64_t> budget;  // node name -> bytes
   std::map<std::string, std::set<std::string>> devices_used;  // node name -> devices
   for (const auto& p : plan.placements) {
-    if (p.placed) devices_used[p.node].insert(p.device);
+    if (!p.placed) continue;
+    devices_used[p.node].insert(p.device);
+    // A split also uses the node's RAM: two devices, so no single budget.
+    if (p.gpu_layers >= 0) devices_used[p.node].insert(p.cpu_part.device);
   }
   for (const auto& d : plan.devices) {
     if (d.on_demand.empty() || devices_used[d.node].size() != 1 || !devices_used[d.node].count(d.device)) continue;

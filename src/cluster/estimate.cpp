@@ -42,6 +42,42 @@ void add_weights(MemoryEstimate& e, TensorType t, uint64_t bytes) {
   e.weights_by_type[t] += bytes;
 }
 
+// The layer of a tensor named "blk.<i>.<rest>", or -1.
+int layer_of(const std::string& name) {
+  if (name.compare(0, 4, "blk.") != 0) return -1;
+  size_t end = 4;
+  int il = 0;
+  while (end < name.size() && name[end] >= '0' && name[end] <= '9' && il < (1 << 20)) {
+    il = il * 10 + (name[end++] - '0');
+  }
+  return end > 4 && end < name.size() && name[end] == '.' ? il : -1;
+}
+
+// Groups each tensor's held bytes by the part of a split that holds it
+// (SplitFigures). `held` is every tensor's name and bytes as held.
+void fill_split_weights(SplitFigures& s, const std::vector<std::pair<std::string, uint64_t>>& held,
+                        int n_layer) {
+  s.layer_weights_bytes.assign(static_cast<size_t>(n_layer), 0);
+  bool has_output = false;
+  uint64_t embd = 0;
+  for (const auto& [name, bytes] : held) {
+    const int il = layer_of(name);
+    if (il >= 0 && il < n_layer) {
+      s.layer_weights_bytes[static_cast<size_t>(il)] += bytes;
+    } else if (name == "token_embd.weight") {
+      embd = bytes;
+    } else if (name == "output_norm.weight" || name == "output_norm.bias" || name == "output.bias") {
+      s.head_bytes += bytes;
+    } else if (name == "output.weight") {
+      s.head_bytes += bytes;
+      has_output = true;
+    }
+  }
+  s.embd_bytes = embd;
+  s.head_tied = !has_output;
+  if (s.head_tied) s.head_bytes += embd;  // the CPU part loads token_embd again for the head
+}
+
 }  // namespace
 
 const char* device_kind_name(DeviceKind kind) { return kind == DeviceKind::kCpu ? "cpu" : "gpu"; }
@@ -82,10 +118,13 @@ MemoryEstimate estimate_model(const engine::GgufFile& f, const EstimateOptions& 
   const std::string file_quant = estimate_file_quant(f);
   const bool as_file = o.quant.empty() || o.quant == file_quant;
   e.quant = as_file ? file_quant : o.quant;
+  std::vector<std::pair<std::string, uint64_t>> by_tensor;  // name, bytes as held
   if (as_file) {
     for (const auto& t : f.tensors()) {
       TensorType held;
-      add_weights(e, held, held_bytes(f, t.name, t.type, t.shape, t.n_elems, &held));
+      const uint64_t b = held_bytes(f, t.name, t.type, t.shape, t.n_elems, &held);
+      add_weights(e, held, b);
+      by_tensor.emplace_back(t.name, b);
     }
   } else {
     auto target = engine::quantize_target_from_name(o.quant);
@@ -102,7 +141,9 @@ MemoryEstimate estimate_model(const engine::GgufFile& f, const EstimateOptions& 
       uint64_t n = 1;
       for (uint64_t d : p.shape) n *= d;
       TensorType held;
-      add_weights(e, held, held_bytes(f, p.name, p.dst_type, p.shape, n, &held));
+      const uint64_t b = held_bytes(f, p.name, p.dst_type, p.shape, n, &held);
+      add_weights(e, held, b);
+      by_tensor.emplace_back(p.name, b);
     }
   }
 
@@ -141,7 +182,57 @@ MemoryEstimate estimate_model(const engine::GgufFile& f, const EstimateOptions& 
   e.kv_bytes = s.kv_bytes();
   e.kv_bytes_per_slot = e.kv_bytes / static_cast<uint64_t>(mo.n_slots);
   e.compute_bytes = s.compute_bytes();
+  // By layer, for splits: the same size function's pieces.
+  fill_split_weights(e.split, by_tensor, hp.n_layer);
+  e.split.kv_layer_slot_bytes = 2 * static_cast<uint64_t>(s.kv_layer_bytes) / static_cast<uint64_t>(mo.n_slots);
+  e.split.compute_x_bytes = s.x * sizeof(float);
+  e.split.compute_layers_bytes = (s.h + s.q + s.k + s.v + s.qkv + s.att + s.tmp + s.ff1 + s.ff2) * sizeof(float);
+  e.split.compute_head_bytes = (s.out_rows + s.logits) * sizeof(float);
   return e;
+}
+
+SplitEstimate estimate_split(const MemoryEstimate& e, int gpu_layers) {
+  if (e.encoder) {
+    throw Error(ErrorCode::kInvalidArgument,
+                e.path + ": an encoder (" + e.arch + ") is not split over devices");
+  }
+  return estimate_split(e.split, e.n_slots, gpu_layers);
+}
+
+SplitEstimate estimate_split(const SplitFigures& f, int n_slots, int gpu_layers) {
+  const int n_layer = f.n_layer();
+  if (n_layer < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "the model has no per-layer figures to split it by");
+  }
+  if (gpu_layers < 0 || gpu_layers > n_layer) {
+    throw Error(ErrorCode::kInvalidArgument, "gpu_layers " + std::to_string(gpu_layers) +
+                                                 " is outside 0.." + std::to_string(n_layer) +
+                                                 " (the model's layers)");
+  }
+  if (n_slots < 1) throw Error(ErrorCode::kInvalidArgument, "n_slots must be at least 1");
+  const uint64_t kv_layer = f.kv_layer_slot_bytes * static_cast<uint64_t>(n_slots);
+  auto layers = [&](int l0, int l1) {
+    uint64_t b = 0;
+    for (int il = l0; il < l1; ++il) b += f.layer_weights_bytes[static_cast<size_t>(il)];
+    return b;
+  };
+  SplitEstimate s;
+  s.gpu_layers = gpu_layers;
+  SplitPart& d = s.device;
+  d.first_layer = 0;
+  d.n_layers = gpu_layers;
+  d.weights_bytes = f.embd_bytes + layers(0, gpu_layers);
+  d.kv_bytes = kv_layer * static_cast<uint64_t>(gpu_layers);
+  d.compute_bytes = f.compute_x_bytes + (gpu_layers > 0 ? f.compute_layers_bytes : 0);
+  d.overhead_bytes = estimate_runtime_overhead(DeviceKind::kGpu);
+  SplitPart& c = s.cpu;
+  c.first_layer = gpu_layers;
+  c.n_layers = n_layer - gpu_layers;
+  c.weights_bytes = layers(gpu_layers, n_layer) + f.head_bytes;
+  c.kv_bytes = kv_layer * static_cast<uint64_t>(c.n_layers);
+  c.compute_bytes = f.compute_x_bytes + (c.n_layers > 0 ? f.compute_layers_bytes : 0) + f.compute_head_bytes;
+  c.overhead_bytes = 0;
+  return s;
 }
 
 std::string estimate_to_string(const MemoryEstimate& e) {

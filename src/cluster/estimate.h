@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "engine/tensor_type.h"
 
@@ -73,6 +74,34 @@ struct EstimateOptions {
   DeviceKind device = DeviceKind::kGpu;  // decides the overhead
 };
 
+// A decoder by layer, for splitting it over two devices (estimate_split):
+// the first layers on a GPU, the rest in RAM. Every figure is as held (1-D
+// vectors as F32, the quantization target's per-tensor types from
+// quantize_plan, so a Q4_K_M mix gives layers different sizes). The parts
+// hold what Model::load gives each ModelPart:
+//   device part: token_embd + layers [0, N) + their KV cache + the compute
+//                buffers x, h, q, k, v, qkv, att, tmp, ff1, ff2 (x alone when
+//                N = 0; never out_rows or logits);
+//   CPU part:    layers [N, L) + their KV cache + output_norm.*, output.*
+//                (a tied head: token_embd a second time) + the compute
+//                buffers x ... ff2 when it has layers, and always x,
+//                out_rows and logits.
+// Tensors in none of these groups (rope_freqs.weight, which the engine keeps
+// in host memory) count in MemoryEstimate::weights_bytes but in neither part.
+struct SplitFigures {
+  std::vector<uint64_t> layer_weights_bytes;  // [n_layer]: the tensors blk.<i>.* of layer i
+  uint64_t embd_bytes = 0;   // token_embd.weight (the device part)
+  uint64_t head_bytes = 0;   // output_norm.*, output.* (the CPU part); when the head is
+                             // tied, token_embd.weight's bytes (the CPU part loads it again)
+  bool head_tied = false;    // no output.weight: token_embd doubles as the output matrix
+  uint64_t kv_layer_slot_bytes = 0;  // K + V of one layer for one slot:
+                                     // 2 x n_ctx x kv_dim x (2 for F16, 4 for F32)
+  uint64_t compute_x_bytes = 0;       // the residual stream x: every part
+  uint64_t compute_layers_bytes = 0;  // h, q, k, v, qkv, att, tmp, ff1, ff2: a part with layers
+  uint64_t compute_head_bytes = 0;    // out_rows, logits: the CPU (last) part
+  int n_layer() const { return static_cast<int>(layer_weights_bytes.size()); }
+};
+
 struct MemoryEstimate {
   std::string path;       // the GGUF file
   std::string arch;       // general.architecture
@@ -91,6 +120,11 @@ struct MemoryEstimate {
   uint64_t compute_bytes = 0;
   DeviceKind device = DeviceKind::kGpu;
   uint64_t overhead_bytes = 0;
+  // By layer, for estimate_split (decoders; empty layer_weights_bytes for
+  // encoders, which never split). Its KV figure is per slot; compute and
+  // weights add up to compute_bytes and (less any rope_freqs.weight, and
+  // with a tied head counted once) weights_bytes.
+  SplitFigures split;
 
   // What the model itself takes (no overhead): what the planner adds up.
   uint64_t model_bytes() const { return weights_bytes + kv_bytes + compute_bytes; }
@@ -102,6 +136,34 @@ struct MemoryEstimate {
 // for an architecture tars does not run, a missing key, or a target it cannot
 // make (see EstimateOptions::quant).
 MemoryEstimate estimate_model(const engine::GgufFile& file, const EstimateOptions& options);
+
+// One part of a split model (estimate_split).
+struct SplitPart {
+  int first_layer = 0;        // the part holds layers [first_layer, first_layer + n_layers)
+  int n_layers = 0;
+  uint64_t weights_bytes = 0;
+  uint64_t kv_bytes = 0;      // its layers' KV cache, all slots
+  uint64_t compute_bytes = 0;
+  uint64_t overhead_bytes = 0;  // the device part: kGpuRuntimeOverheadBytes; the CPU part: 0
+  uint64_t model_bytes() const { return weights_bytes + kv_bytes + compute_bytes; }
+  uint64_t total_bytes() const { return model_bytes() + overhead_bytes; }
+};
+
+// A decoder split after `gpu_layers` layers: what Model::load(file,
+// {{gpu, gpu_layers}, {cpu, -1}}, options) allocates on each backend.
+struct SplitEstimate {
+  int gpu_layers = 0;  // layers on the device (0 ... n_layer)
+  SplitPart device;    // the GPU part: embeddings and the first layers
+  SplitPart cpu;       // the RAM part: the other layers and the output head
+};
+
+// The parts for `gpu_layers` in [0, n_layer] with the estimate's slots
+// (e.n_slots). Throws tars::Error(kInvalidArgument) for an encoder (they
+// never split) or gpu_layers out of range.
+SplitEstimate estimate_split(const MemoryEstimate& e, int gpu_layers);
+// The same from the figures alone, with `n_slots` sequences in the KV cache
+// (the planner tries several slot counts on one estimate).
+SplitEstimate estimate_split(const SplitFigures& f, int n_slots, int gpu_layers);
 
 // The file's quantization label: from general.file_type when present
 // ("Q4_K_M" for 15), else the type most matrix elements have ("F32", "F16").

@@ -37,7 +37,7 @@ int quant_rank(const std::string& q) {
   return 7;
 }
 
-// Rule 4's classes: 8 bits and more are one class.
+// Rule 5's classes: 8 bits and more are one class.
 int quant_class(const std::string& q) { return std::max(0, quant_rank(q) - 2); }
 
 // What a device holds as the plan is built.
@@ -118,6 +118,89 @@ std::string explain_pin_miss(const std::string& pin, const std::vector<DeviceSta
   }
   return "pinned to " + pin + ", but node " + node + " is not in the cluster";
 }
+
+// ---- Rule 3: splits ----------------------------------------------------------------
+
+// One way to split a model: the first gpu_layers layers on GPU `gpu`, the
+// rest in RAM device `ram` of the same node.
+struct SplitOption {
+  size_t gpu = 0, ram = 0;  // device indices
+  size_t cand = 0;
+  int slots = 0;
+  int gpu_layers = 0;
+  SplitEstimate est;
+  uint64_t gpu_used_before = 0, gpu_available = 0;
+  uint64_t ram_used_before = 0, ram_available = 0;
+};
+
+// Can this model split at all? Resident decoders with two layers or more.
+bool splittable(const PlanModel& m) {
+  if (m.encoder || m.decl.load == "on_demand" || m.candidates.empty()) return false;
+  return std::all_of(m.candidates.begin(), m.candidates.end(),
+                     [](const PlanCandidate& c) { return c.split.n_layer() >= 2; });
+}
+
+// The RAM device of the node of device `g`, if the node has one.
+std::optional<size_t> ram_of(const std::vector<DeviceState>& devs, size_t g) {
+  for (size_t r = 0; r < devs.size(); ++r) {
+    if (devs[r].node == devs[g].node && devs[r].dev.kind == DeviceKind::kCpu) return r;
+  }
+  return std::nullopt;
+}
+
+// Candidate `c` with `slots` split over GPU g and RAM r: as many first layers
+// as fit on the GPU (1 .. n_layer - 1), the rest must fit in RAM. nullopt
+// (with `why`) when not even one layer fits or the rest does not.
+std::optional<SplitOption> split_on(const PlanModel& m, const std::vector<DeviceState>& devs, size_t g,
+                                    size_t r, size_t c, int slots, std::string* why) {
+  const PlanCandidate& cand = m.candidates[c];
+  const int L = cand.split.n_layer();
+  const uint64_t ga = available(devs[g], true), ra = available(devs[r], true);
+  const std::string n_of = " of " + std::to_string(L) + " layers";
+  for (int n = L - 1; n >= 1; --n) {
+    const SplitEstimate e = estimate_split(cand.split, slots, n);
+    if (e.device.model_bytes() > ga) continue;
+    if (e.cpu.model_bytes() > ra) {
+      *why = cand.quant + " split: " + std::to_string(n) + n_of + " fit on " + devs[g].dev.id +
+             " but the other " + std::to_string(L - n) + " and the head need " + gib(e.cpu.model_bytes()) +
+             " > " + gib(ra) + " of RAM available";
+      return std::nullopt;
+    }
+    SplitOption o;
+    o.gpu = g;
+    o.ram = r;
+    o.cand = c;
+    o.slots = slots;
+    o.gpu_layers = n;
+    o.est = e;
+    o.gpu_used_before = used_before(devs[g], true);
+    o.gpu_available = ga;
+    o.ram_used_before = used_before(devs[r], true);
+    o.ram_available = ra;
+    return o;
+  }
+  *why = cand.quant + " split: not even 1" + n_of + " fits on " + devs[g].dev.id + " (" +
+         gib(estimate_split(cand.split, slots, 1).device.model_bytes()) + " > " + gib(ga) + " available)";
+  return std::nullopt;
+}
+
+// Rule 3's order: at least half the layers on the GPU, then the highest
+// precision and the most GPU layers; below half, the most GPU layers, then
+// the highest precision; then the device order.
+bool split_better(const SplitOption& a, const SplitOption& b, int n_layer) {
+  const bool ha = 2 * a.gpu_layers >= n_layer, hb = 2 * b.gpu_layers >= n_layer;
+  if (ha != hb) return ha;
+  if (ha) {
+    if (a.cand != b.cand) return a.cand < b.cand;
+    if (a.gpu_layers != b.gpu_layers) return a.gpu_layers > b.gpu_layers;
+  } else {
+    if (a.gpu_layers != b.gpu_layers) return a.gpu_layers > b.gpu_layers;
+    if (a.cand != b.cand) return a.cand < b.cand;
+  }
+  return a.gpu < b.gpu;
+}
+
+std::string layers_word(int n) { return std::to_string(n) + (n == 1 ? " layer" : " layers"); }
 
 }  // namespace
 
@@ -214,7 +297,9 @@ PlanModel plan_model_from_gguf(const node::ModelDecl& decl, const engine::GgufFi
     m.n_params = e.n_params;
     m.encoder = e.encoder;
     if (!e.encoder && m.decl.ctx_size <= 0) m.decl.ctx_size = e.n_ctx;
-    m.candidates.push_back({e.quant, e.weights_bytes, e.kv_bytes_per_slot, e.compute_bytes});
+    PlanCandidate c{e.quant, e.weights_bytes, e.kv_bytes_per_slot, e.compute_bytes, {}};
+    if (!e.encoder) c.split = e.split;
+    m.candidates.push_back(std::move(c));
   }
   return m;
 }
@@ -262,6 +347,134 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
   plan.placements.resize(models.size());
   std::optional<size_t> main_chat_device, embedding_device;
 
+  // Rule 3: splits model mi (that no allowed GPU holds whole) over a GPU in
+  // `allowed` and its node's RAM into p. False, with split_why[g] saying why
+  // for each GPU g, when no split fits. `feasible` (the whole placements, in
+  // RAM only) and `why` (each device's rejected candidates) feed p.rejected.
+  auto place_split = [&](const PlanModel& m, size_t mi, PlanPlacement& p, const std::vector<size_t>& allowed,
+                         const std::vector<Option>& feasible, const std::vector<std::vector<std::string>>& why,
+                         std::vector<std::string>& split_why) {
+    const int L = m.candidates.front().split.n_layer();
+    const int declared = std::max(1, m.decl.slots);
+    std::vector<SplitOption> options;
+    // Per GPU, each candidate's outcome with the slots that gave options.
+    std::vector<std::vector<std::string>> cand_why(devs.size());
+    for (int slots = declared; slots >= 1 && options.empty(); --slots) {
+      for (size_t g : allowed) {
+        if (devs[g].dev.kind != DeviceKind::kGpu) continue;
+        const std::optional<size_t> r = ram_of(devs, g);
+        if (!r) {
+          split_why[g] = "no RAM device on node " + devs[g].node + " to split with";
+          continue;
+        }
+        cand_why[g].assign(m.candidates.size(), "");
+        for (size_t c = 0; c < m.candidates.size(); ++c) {
+          std::string w;
+          if (auto o = split_on(m, devs, g, *r, c, slots, &w)) {
+            options.push_back(*o);
+            cand_why[g][c] = m.candidates[c].quant + " split: " + std::to_string(o->gpu_layers) + " of " +
+                             std::to_string(L) + " layers on " + devs[g].dev.id;
+          } else {
+            cand_why[g][c] = w;
+            split_why[g] = w + (slots > 1 ? " (" + std::to_string(slots) + " slots)" : "");
+          }
+        }
+      }
+    }
+    if (options.empty()) return false;
+    // Rule 4: the main chat model avoids the embedding model's GPU when
+    // another can take a part.
+    std::vector<std::pair<size_t, std::string>> avoided;  // device, why
+    if (main_chat && mi == *main_chat && embedding_device) {
+      const bool other = std::any_of(options.begin(), options.end(),
+                                     [&](const SplitOption& o) { return o.gpu != *embedding_device; });
+      if (other) {
+        std::vector<SplitOption> kept;
+        for (const auto& o : options) {
+          if (o.gpu == *embedding_device) avoided.emplace_back(o.gpu, "hosts the embedding model");
+          else kept.push_back(o);
+        }
+        options = kept;
+      }
+    }
+    std::stable_sort(options.begin(), options.end(),
+                     [&](const SplitOption& a, const SplitOption& b) { return split_better(a, b, L); });
+    const SplitOption& best = options.front();
+    DeviceState& gpu = devs[best.gpu];
+    DeviceState& ram = devs[best.ram];
+    const PlanCandidate& c = m.candidates[best.cand];
+    const int rest = L - best.gpu_layers;
+
+    p.reason = (m.decl.pin.empty() ? "" : "pinned to " + m.decl.pin + "; ") + "split: " +
+               std::to_string(best.gpu_layers) + " of " + std::to_string(L) + " layers on " + gpu.dev.id +
+               " (" + gib(best.est.device.model_bytes()) + "), " + std::to_string(rest) + " in RAM (" +
+               gib(best.est.cpu.model_bytes()) + "): no GPU holds it whole";
+    if (2 * best.gpu_layers < L) p.reason += "; no candidate puts half of the layers on a GPU";
+    // The chosen GPU's higher candidates, the other splits, and each device's whole-model figure.
+    for (size_t k = 0; k < best.cand; ++k) {
+      std::string w = cand_why[best.gpu][k];
+      if (w.find(" layers on ") != std::string::npos) w += ", fewer than half (chosen: " + c.quant + ")";
+      p.rejected.push_back({gpu.node, gpu.dev.id, w});
+    }
+    for (size_t k = 1; k < options.size(); ++k) {
+      const SplitOption& o = options[k];
+      if (o.gpu == best.gpu) continue;  // the chosen GPU's candidates are above or below the choice
+      p.rejected.push_back({devs[o.gpu].node, devs[o.gpu].dev.id,
+                            "would split at " + m.candidates[o.cand].quant + " with " +
+                                layers_word(o.gpu_layers) + " on it, not chosen"});
+    }
+    for (const auto& [d, because] : avoided) {
+      p.rejected.push_back({devs[d].node, devs[d].dev.id, "avoided: " + because});
+    }
+    for (size_t d : allowed) {
+      const auto whole = std::find_if(feasible.begin(), feasible.end(), [&](const Option& o) { return o.device == d; });
+      if (whole != feasible.end()) {
+        p.rejected.push_back({devs[d].node, devs[d].dev.id,
+                              "fits whole at " + m.candidates[whole->cand].quant +
+                                  ", not chosen: a split over a GPU comes before RAM alone"});
+      } else if (!why[d].empty()) {
+        p.rejected.push_back({devs[d].node, devs[d].dev.id, why[d].back()});
+      }
+    }
+
+    // Commit: the GPU part on the GPU, the rest in RAM, each a resident.
+    p.placed = true;
+    p.node = gpu.node;
+    p.device = gpu.dev.id;
+    p.device_name = gpu.dev.name;
+    p.kind = gpu.dev.kind;
+    p.quant = c.quant;
+    p.slots = best.slots;
+    p.gpu_layers = best.gpu_layers;
+    p.n_layer = L;
+    p.weights_bytes = best.est.device.weights_bytes;
+    p.kv_bytes = best.est.device.kv_bytes;
+    p.compute_bytes = best.est.device.compute_bytes;
+    p.need_bytes = best.est.device.model_bytes();
+    p.free_bytes = gpu.dev.free_bytes;
+    p.used_before = best.gpu_used_before;
+    p.margin_bytes = gpu.margin;
+    p.available_bytes = best.gpu_available;
+    PlanCpuPart& cp = p.cpu_part;
+    cp.device = ram.dev.id;
+    cp.first_layer = best.gpu_layers;
+    cp.n_layers = rest;
+    cp.weights_bytes = best.est.cpu.weights_bytes;
+    cp.kv_bytes = best.est.cpu.kv_bytes;
+    cp.compute_bytes = best.est.cpu.compute_bytes;
+    cp.need_bytes = best.est.cpu.model_bytes();
+    cp.free_bytes = ram.dev.free_bytes;
+    cp.used_before = best.ram_used_before;
+    cp.margin_bytes = ram.margin;
+    cp.available_bytes = best.ram_available;
+    gpu.resident_bytes += p.need_bytes;
+    gpu.residents.push_back(m.name);
+    ram.resident_bytes += cp.need_bytes;
+    ram.residents.push_back(m.name);
+    if (main_chat && mi == *main_chat && !main_chat_device) main_chat_device = best.gpu;
+    return true;
+  };
+
   // Places model mi into p on a device of a node not in exclude_nodes (the
   // nodes already holding a copy of it).
   auto place = [&](size_t mi, PlanPlacement& p, const std::set<std::string>& exclude_nodes) {
@@ -292,19 +505,28 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     for (size_t d : allowed) {
       if (auto o = best_on_device(m, devs[d], d, &why[d])) feasible.push_back(*o);
     }
-    if (feasible.empty()) {
-      p.reason = m.decl.pin.empty() ? "fits on no device" : "does not fit on " + m.decl.pin;
-      for (size_t d : allowed) {
-        p.rejected.push_back({devs[d].node, devs[d].dev.id,
-                              why[d].empty() ? "no candidate" : why[d].back()});
-      }
-      return;
-    }
-
     // Rule 2: GPUs first.
     const bool any_gpu = std::any_of(feasible.begin(), feasible.end(), [&](const Option& o) {
       return devs[o.device].dev.kind == DeviceKind::kGpu;
     });
+    // Rule 3: no GPU holds it whole: split it over a GPU and its node's RAM.
+    std::vector<std::string> split_why(devs.size());
+    bool split_tried = false;
+    if (!any_gpu && splittable(m)) {
+      if (place_split(m, mi, p, allowed, feasible, why, split_why)) return;
+      split_tried = std::any_of(allowed.begin(), allowed.end(),
+                                [&](size_t d) { return !split_why[d].empty(); });
+    }
+    if (feasible.empty()) {
+      p.reason = m.decl.pin.empty() ? "fits on no device" : "does not fit on " + m.decl.pin;
+      if (split_tried) p.reason += ", whole or split over a GPU and its node's RAM";
+      for (size_t d : allowed) {
+        std::string w = why[d].empty() ? "no candidate" : why[d].back();
+        if (!split_why[d].empty()) w += "; " + split_why[d];
+        p.rejected.push_back({devs[d].node, devs[d].dev.id, w});
+      }
+      return;
+    }
     std::vector<std::pair<size_t, std::string>> excluded;  // device, why
     auto drop = [&](auto pred, const std::string& because) {
       std::vector<Option> kept;
@@ -318,7 +540,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
       drop([&](const Option& o) { return devs[o.device].dev.kind == DeviceKind::kCpu; },
            "CPU RAM is the last resort and a GPU can take it");
     }
-    // Rule 3: the embedding model and the main chat model apart.
+    // Rule 4: the embedding model and the main chat model apart.
     std::optional<size_t> avoid;
     std::string avoid_why;
     if (m.decl.role == "embedding" && main_chat_device) {
@@ -335,7 +557,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
       if (other) drop([&](const Option& o) { return o.device == *avoid; }, avoid_why);
     }
 
-    // Rules 4-8 as one ordered key.
+    // Rules 5-9 as one ordered key.
     auto same_kind = [&](const DeviceState& d) {
       return p.resident ? d.residents.size() : d.on_demand.size();
     };
@@ -413,6 +635,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     p.kind = dst.dev.kind;
     p.quant = c.quant;
     p.slots = best.slots;
+    p.n_layer = c.split.n_layer();
     p.weights_bytes = c.weights_bytes;
     p.kv_bytes = c.kv_bytes_per_slot * static_cast<uint64_t>(best.slots);
     p.compute_bytes = c.compute_bytes;

@@ -33,22 +33,42 @@
 // Device choice for a model, among the devices where some candidate fits:
 //   1. a pin restricts the devices to the pinned node (or node/device);
 //   2. GPUs before the CPU: system RAM is the last resort;
-//   3. the embedding model avoids the device of the main chat model (the
+//   3. partial offload: a resident decoder that no allowed GPU holds whole
+//      (at any candidate, with any number of slots) is split by layers when
+//      a GPU can take some of them: the GPU holds as many first layers as
+//      fit in its available memory (free - used before - margin, the
+//      overhead included when the GPU is new), the node's RAM (its "cpu"
+//      device) holds the other layers and the output head, and must have
+//      room for them too (estimate_split gives both parts). A whole
+//      placement on any GPU, even at a lower candidate, beats a split; a
+//      split beats RAM alone. Among the splits (each GPU x candidate; the
+//      declared slots first, fewer only when no split fits with them): the
+//      highest precision that puts at least half of the layers on its GPU,
+//      then the most GPU layers; when none reaches half, the most GPU
+//      layers, then the highest precision; then rule 4, then the node and
+//      device order. Splits use at least 1 and at most n_layer - 1 GPU
+//      layers (with all of them the node would load the model whole).
+//      Encoders never split, and neither do on-demand models (they swap in
+//      one area of one device; only residents split, to keep swapping
+//      simple). A pin to "NODE" or "NODE/gpuN" allows a split there (the
+//      RAM part goes to that node's RAM); a pin to "NODE/cpu" does not;
+//   4. the embedding model avoids the device of the main chat model (the
 //      largest always-loaded chat model, or the largest chat model when none
 //      is always loaded), and the main chat model avoids the embedding
 //      model's, when another GPU can take it;
-//   4. the best precision class the model can get on any of them, where
+//   5. the best precision class the model can get on any of them, where
 //      F32/F16/BF16/Q8_0 form one class (8-bit weights are as good as
 //      16-bit in every published measure) and each lower type is a class of
 //      its own;
-//   5. the fewest models of the same load kind already there (resident
+//   6. the fewest models of the same load kind already there (resident
 //      models spread over devices so they run in parallel; on-demand models
 //      spread so fewer swap with each other);
-//   6. the highest precision on the device, then the most slots;
-//   7. the most memory left after placing it;
-//   8. the input order of nodes and devices.
+//   7. the highest precision on the device, then the most slots;
+//   8. the most memory left after placing it;
+//   9. the input order of nodes and devices.
 // A model that fits nowhere is left unplaced with the reason (for each
-// device, what its smallest candidate needs and what the device has).
+// device, what its smallest candidate needs and what the device has, and for
+// a GPU, how far a split got).
 // Every decision carries its numbers: need, free, used, margin, available,
 // and the candidates rejected on each device and why.
 
@@ -101,6 +121,9 @@ struct PlanCandidate {
   uint64_t weights_bytes = 0;
   uint64_t kv_bytes_per_slot = 0;
   uint64_t compute_bytes = 0;
+  // By layer, for a split (rule 3): the estimate's figures at this quant.
+  // Empty (no layer_weights_bytes) for encoders: such a candidate never splits.
+  SplitFigures split;
   uint64_t model_bytes(int slots) const {
     return weights_bytes + kv_bytes_per_slot * static_cast<uint64_t>(slots) + compute_bytes;
   }
@@ -146,6 +169,20 @@ struct PlanRejection {
   std::string why;           // "F16 needs 5.99 GiB > 5.31 GiB available", "not chosen: ..."
 };
 
+// The RAM part of a split placement (PlanPlacement::gpu_layers >= 0): the
+// layers after the GPU's and the output head, in the node's "cpu" device.
+struct PlanCpuPart {
+  std::string device;           // the RAM device's id ("cpu")
+  int first_layer = 0;          // layers [first_layer, n_layer)
+  int n_layers = 0;
+  uint64_t weights_bytes = 0, kv_bytes = 0, compute_bytes = 0;
+  uint64_t need_bytes = 0;      // weights + kv + compute: what the RAM device's residents count
+  uint64_t free_bytes = 0;      // the RAM's free memory
+  uint64_t used_before = 0;     // what the RAM held for the plan before this model
+  uint64_t margin_bytes = 0;
+  uint64_t available_bytes = 0; // free - used_before - margin
+};
+
 struct PlanPlacement {
   std::string model;         // PlanModel::name
   std::string role;          // "chat" | "embedding"
@@ -157,6 +194,12 @@ struct PlanPlacement {
   std::string quant;         // the type it runs at
   std::string source_quant;  // the file's type; quant differs: quantized at load
   int slots = 0, n_ctx = 0;
+  // Partial offload (rule 3): the first gpu_layers layers on `device` (a
+  // GPU), the rest in the node's RAM (cpu_part). -1: the whole model on
+  // `device`. This is what ModelDecl::gpu_layers tells the node.
+  int gpu_layers = -1;
+  int n_layer = 0;           // the model's layers (decoders; 0 when unknown or an encoder)
+  // On `device` (for a split: the GPU part alone, see cpu_part for the rest).
   uint64_t weights_bytes = 0, kv_bytes = 0, compute_bytes = 0;
   uint64_t need_bytes = 0;      // weights + kv + compute
   uint64_t free_bytes = 0;      // the device's free memory
@@ -164,6 +207,7 @@ struct PlanPlacement {
                                 // (overhead, residents, and for a resident the on-demand peak)
   uint64_t margin_bytes = 0;
   uint64_t available_bytes = 0; // free - used_before - margin (overhead included when new)
+  PlanCpuPart cpu_part;       // the RAM part of a split (all zero when gpu_layers is -1)
   std::vector<std::string> swaps_with;  // on-demand: the others sharing the area
   std::string reason;        // why this device, or (unplaced) why none
   std::vector<PlanRejection> rejected;  // the other devices and the candidates above quant
@@ -175,9 +219,10 @@ struct PlanDeviceUse {
   DeviceKind kind = DeviceKind::kGpu;
   uint64_t total_bytes = 0, free_bytes = 0, margin_bytes = 0;
   uint64_t overhead_bytes = 0;       // 0 when it hosts nothing
-  uint64_t resident_bytes = 0;       // sum of resident models
+  uint64_t resident_bytes = 0;       // sum of resident models (a split model's part here)
   uint64_t on_demand_peak_bytes = 0; // the largest on-demand model
-  std::vector<std::string> residents, on_demand;
+  std::vector<std::string> residents, on_demand;  // a split model is a resident of its GPU
+                                                  // and of its node's RAM (each its part)
   uint64_t used_bytes() const { return overhead_bytes + resident_bytes + on_demand_peak_bytes; }
 };
 

@@ -32,6 +32,7 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
                d.load = rpc_param<std::string>(m, "load");
                d.keep_alive_s = rpc_param<int>(m, "keep_alive");
                d.gpu_layers = rpc_param_or<int>(m, "gpu_layers", -1);
+               d.planned_device = rpc_param_or<std::string>(m, "planned_device", "");
                ModelSource src;
                src.url = rpc_param<std::string>(s, "url");
                src.token = token;
@@ -50,7 +51,7 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
                }
                return {{"id", d.alias}, {"state", state}};
              },
-             "host a model: {model: {id, role, ctx_size, slots, quant, load, keep_alive, gpu_layers}, "
+             "host a model: {model: {id, role, ctx_size, slots, quant, load, keep_alive, gpu_layers, planned_device}, "
              "source: {url, file, size, sha256}}"});
   table.add({"model.unload", true,
              [&node](const json& p, const RpcCall&) -> json {

@@ -57,6 +57,9 @@ struct ModelDecl {
   // ([engine] device), the rest on the CPU; -1 = all on the device. The
   // cluster's planner sets it when no GPU holds the model whole.
   int gpu_layers = -1;
+  // Where the cluster's plan put it: "gpu", "cpu", or "" (not planned: the
+  // node's [engine] device decides). Set by the coordinator, not a config key.
+  std::string planned_device;
 };
 
 struct NodeConfig {

@@ -27,11 +27,24 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
   h->file = engine::GgufFile::open(decl.path);
   std::string fallback;
   std::vector<engine::ModelPart> parts;
+  // The node's [engine] device, narrowed by the cluster's plan: with "auto",
+  // a model the plan put in RAM runs on the CPU and one it put on a GPU runs
+  // there; "cpu" keeps everything on the CPU; "cuda" (an explicit demand)
+  // puts everything on the GPU, and fails clearly where there is none.
+  std::string device = config.device;
+  if (decl.planned_device == "cpu" && device == "auto") {
+    device = "cpu";
+    spdlog::info("model {}: the plan placed it in RAM, so it runs on the CPU", h->id);
+  }
+  if (decl.planned_device == "gpu" && device == "cpu") {
+    spdlog::warn("model {}: the plan put it on a GPU, but [engine] device is cpu: it runs on the CPU",
+                 h->id);
+  }
   if (decl.role == "embedding") {
-    h->backend = engine::backend_for_device(config.device, config.threads, &fallback);
+    h->backend = engine::backend_for_device(device, config.threads, &fallback);
   } else {
     engine::ModelBackends mb =
-        engine::model_backends(config.device, config.threads, decl.gpu_layers,
+        engine::model_backends(device, config.threads, decl.gpu_layers,
                                engine::model_read_hparams(*h->file).n_layer, &fallback);
     parts = mb.parts();
     h->backend = std::move(mb.device);

@@ -103,9 +103,12 @@ TEST(BlackboxPlan, IssueScenarioTable) {
 
 TEST(BlackboxPlan, JsonAndAModelThatFitsNowhere) {
   TempDir dir;
-  SparseModelSpec big;  // a 70B shape: fits none of the devices
+  // A 70B-wide shape with 320 layers (about 160 GiB at Q4_K_M): fits no
+  // device, whole or split over a GPU and the RAM of any machine running this
+  // (the simulated inventories take the real machine's RAM).
+  SparseModelSpec big;
   big.n_embd = 8192;
-  big.n_layer = 80;
+  big.n_layer = 320;
   big.n_head = 64;
   big.n_head_kv = 8;
   big.n_ff = 28672;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "common/units.h"
 #include "engine/gguf.h"
 #include "node/devices.h"
 #include "support/sparse_model.h"
@@ -118,15 +119,47 @@ uint64_t device_need(const PlanDevice& d, const std::vector<std::pair<uint64_t, 
   return estimate_runtime_overhead(d.kind) + res + peak;
 }
 
+// What each placement puts on device l: its need on its device, and a
+// split's RAM part on its node's RAM.
 std::vector<std::pair<uint64_t, bool>> on_device(const Plan& plan, const Loc& l,
                                                  const std::string& except = "") {
   std::vector<std::pair<uint64_t, bool>> ms;
   for (const auto& p : plan.placements) {
-    if (p.placed && p.node == l.node && p.device == l.device && p.model != except) {
-      ms.emplace_back(p.need_bytes, p.resident);
-    }
+    if (!p.placed || p.node != l.node || p.model == except) continue;
+    if (p.device == l.device) ms.emplace_back(p.need_bytes, p.resident);
+    if (p.gpu_layers >= 0 && p.cpu_part.device == l.device) ms.emplace_back(p.cpu_part.need_bytes, p.resident);
   }
   return ms;
+}
+
+// A split's parts recomputed from a candidate's figures (SplitFigures), by
+// hand: the GPU part holds the embeddings, layers [0, n), their KV cache and
+// the layers' compute buffers; the RAM part the other layers, their KV
+// cache, the head and every compute buffer.
+uint64_t gpu_part(const PlanCandidate& c, int n, int slots) {
+  uint64_t b = c.split.embd_bytes + c.split.compute_x_bytes + (n > 0 ? c.split.compute_layers_bytes : 0);
+  for (int i = 0; i < n; ++i) b += c.split.layer_weights_bytes[i] + c.split.kv_layer_slot_bytes * slots;
+  return b;
+}
+uint64_t ram_part(const PlanCandidate& c, int n, int slots) {
+  const int L = c.split.n_layer();
+  uint64_t b = c.split.head_bytes + c.split.compute_x_bytes + c.split.compute_head_bytes +
+               (n < L ? c.split.compute_layers_bytes : 0);
+  for (int i = n; i < L; ++i) b += c.split.layer_weights_bytes[i] + c.split.kv_layer_slot_bytes * slots;
+  return b;
+}
+// The most first layers (1 .. L-1) whose GPU part fits in `gpu_room`; 0 when none.
+int layers_that_fit(const PlanCandidate& c, int slots, uint64_t gpu_room) {
+  int best = 0;
+  for (int n = 1; n < c.split.n_layer(); ++n) {
+    if (gpu_part(c, n, slots) <= gpu_room) best = n;
+  }
+  return best;
+}
+// Room on a device that holds nothing yet: free - overhead - margin.
+uint64_t empty_room(const PlanDevice& d) {
+  return d.free_bytes - estimate_runtime_overhead(d.kind) - std::max<uint64_t>(kPlanMarginMinBytes,
+                                                                                static_cast<uint64_t>(kPlanMarginFraction * d.total_bytes));
 }
 
 bool fits(const PlanDevice& d, std::vector<std::pair<uint64_t, bool>> ms, uint64_t need, bool resident) {
@@ -179,6 +212,28 @@ void check_invariants(const std::vector<PlanNode>& nodes, const std::vector<Plan
     size_t ci = 0;
     while (ci < m.candidates.size() && m.candidates[ci].quant != p.quant) ++ci;
     ASSERT_LT(ci, m.candidates.size()) << m.name << " got " << p.quant << ", not one of its candidates";
+    if (p.gpu_layers >= 0) {
+      // A split: a resident decoder, on a GPU, that no GPU holds whole.
+      const PlanCandidate& c = m.candidates[ci];
+      EXPECT_FALSE(m.encoder) << m.name;
+      EXPECT_TRUE(resident) << m.name;
+      EXPECT_EQ(p.kind, DeviceKind::kGpu) << m.name;
+      EXPECT_GE(p.gpu_layers, 1) << m.name;
+      EXPECT_LT(p.gpu_layers, c.split.n_layer()) << m.name;
+      EXPECT_EQ(p.n_layer, c.split.n_layer()) << m.name;
+      EXPECT_EQ(p.need_bytes, gpu_part(c, p.gpu_layers, p.slots)) << m.name;
+      EXPECT_EQ(p.cpu_part.need_bytes, ram_part(c, p.gpu_layers, p.slots)) << m.name;
+      EXPECT_EQ(p.cpu_part.first_layer, p.gpu_layers) << m.name;
+      EXPECT_EQ(p.cpu_part.device, "cpu") << m.name;
+      for (const auto& n : nodes) {
+        for (const auto& g : n.devices) {
+          if (g.kind != DeviceKind::kGpu) continue;
+          EXPECT_FALSE(fits(g, on_device(plan, {n.name, g.id}, m.name), m.candidates.back().model_bytes(1), true))
+              << m.name << " is split but fits whole on " << n.name << "/" << g.id;
+        }
+      }
+      continue;
+    }
     EXPECT_EQ(p.need_bytes, m.candidates[ci].model_bytes(p.slots)) << m.name;
     // The highest precision that fits on its device is chosen: no higher
     // candidate fits there beside the others (with the same slots).
@@ -454,9 +509,13 @@ TEST_F(PlannerTest, ModelThatFitsNowhereGetsAReason) {
   check_invariants(nodes, ms, plan);
   const PlanPlacement* p = plan.find("llama-70b");
   EXPECT_FALSE(p->placed);
-  EXPECT_EQ(p->reason, "fits on no device");
+  EXPECT_EQ(p->reason, "fits on no device, whole or split over a GPU and its node's RAM");
   ASSERT_EQ(p->rejected.size(), 4u);  // every device says what it lacks
-  for (const auto& r : p->rejected) EXPECT_NE(r.why.find("Q4_K_M needs"), std::string::npos) << r.why;
+  for (const auto& r : p->rejected) {
+    EXPECT_NE(r.why.find("Q4_K_M needs"), std::string::npos) << r.why;
+    // The GPUs also say how far a split got.
+    EXPECT_EQ(r.why.find("Q4_K_M split: ") != std::string::npos, r.device == "gpu0") << r.why;
+  }
   EXPECT_NE(plan_to_table(plan).find("UNPLACED"), std::string::npos);
   // The rest of the table is as without it.
   EXPECT_EQ(plan.find("phi-2")->node, "pc2");
@@ -490,6 +549,259 @@ TEST_F(PlannerTest, SlotsReducedOnlyWhenNothingFitsWithThem) {
   EXPECT_GE(p->slots, 1);
   EXPECT_LT(p->slots, 4);
   EXPECT_EQ(p->kv_bytes, uint64_t{2} * kGiB * static_cast<uint64_t>(p->slots));
+}
+
+// ---- partial offload (rule 3) ----------------------------------------------------
+
+// A resident copy of a scenario model (they are declared on demand there).
+node::ModelDecl resident_decl(const std::vector<node::ModelDecl>& decls, const std::string& alias) {
+  for (auto d : decls) {
+    if (d.alias == alias) {
+      d.load = "always";
+      return d;
+    }
+  }
+  throw std::runtime_error("no model " + alias);
+}
+
+TEST_F(PlannerTest, SevenBOnASixGigabyteCardSplitsWithTheRestInRam) {
+  const std::vector<PlanNode> nodes = {make_node("pc2", kGtx1660, 16)};
+  const std::vector<PlanModel> ms = models({resident_decl(*decls_, "llama-2-7b-chat")});
+  const PlanCandidate& c = ms[0].candidates.at(0);  // Q4_K_M, the file's type
+  const PlanDevice& gpu = nodes[0].devices[0];
+  const PlanDevice& ram = nodes[0].devices[1];
+  ASSERT_EQ(ram.id, "cpu");
+  // Not whole: 3.9 GiB of weights and 2 GiB of KV cache exceed the card.
+  ASSERT_GT(c.model_bytes(1), empty_room(gpu));
+  const int L = c.split.n_layer();
+  ASSERT_EQ(L, 32);
+  const int want = layers_that_fit(c, 1, empty_room(gpu));
+  ASSERT_GE(want, 1);
+  ASSERT_LT(want, L);
+  ASSERT_GT(gpu_part(c, want + 1, 1), empty_room(gpu));  // one more would not fit
+  ASSERT_LE(ram_part(c, want, 1), empty_room(ram));
+
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  const PlanPlacement& p = plan.placements[0];
+  ASSERT_TRUE(p.placed) << p.reason;
+  EXPECT_EQ(p.device, "gpu0");
+  EXPECT_EQ(p.quant, "Q4_K_M");
+  EXPECT_EQ(p.gpu_layers, want);
+  EXPECT_EQ(p.n_layer, L);
+  EXPECT_EQ(p.need_bytes, gpu_part(c, want, 1));
+  EXPECT_EQ(p.weights_bytes + p.kv_bytes + p.compute_bytes, p.need_bytes);
+  EXPECT_EQ(p.kv_bytes, c.split.kv_layer_slot_bytes * want);
+  EXPECT_EQ(p.available_bytes, empty_room(gpu));
+  EXPECT_EQ(p.cpu_part.need_bytes, ram_part(c, want, 1));
+  EXPECT_EQ(p.cpu_part.n_layers, L - want);
+  EXPECT_EQ(p.cpu_part.available_bytes, empty_room(ram));
+  // Both parts together: the whole model plus the tied head's second copy
+  // (none here) and a second set of layer buffers (x ... ff2): each part
+  // runs layers.
+  EXPECT_FALSE(c.split.head_tied);
+  EXPECT_EQ(p.need_bytes + p.cpu_part.need_bytes,
+            c.model_bytes(1) + c.split.compute_x_bytes + c.split.compute_layers_bytes);
+  EXPECT_EQ(p.reason, "split: " + std::to_string(want) + " of 32 layers on gpu0 (" + format_bytes(p.need_bytes) +
+                          "), " + std::to_string(L - want) + " in RAM (" + format_bytes(p.cpu_part.need_bytes) +
+                          "): no GPU holds it whole");
+  // The RAM device counts its part.
+  ASSERT_EQ(plan.devices.size(), 2u);
+  EXPECT_EQ(plan.devices[0].resident_bytes, p.need_bytes);
+  EXPECT_EQ(plan.devices[1].resident_bytes, p.cpu_part.need_bytes);
+  EXPECT_EQ(plan.devices[1].residents, std::vector<std::string>{"llama-2-7b-chat"});
+  // The table and the JSON say it.
+  const std::string table = plan_to_table(plan);
+  EXPECT_NE(table.find("(" + std::to_string(want) + "/32 layers on GPU)"), std::string::npos) << table;
+  EXPECT_NE(table.find("gpu_layers = " + std::to_string(want)), std::string::npos) << table;
+  EXPECT_NE(table.find("room in RAM: free 12.00 GiB"), std::string::npos) << table;
+  const nlohmann::json j = plan_to_json(plan);
+  EXPECT_EQ(j["models"][0]["gpu_layers"], want);
+  EXPECT_EQ(j["models"][0]["cpu_bytes"], p.cpu_part.need_bytes);
+  EXPECT_EQ(j["models"][0]["cpu_part"]["n_layers"], L - want);
+  EXPECT_EQ(j["devices"][1]["resident_bytes"], p.cpu_part.need_bytes);
+
+  // Pinned to the GPU: the same split. Pinned to the RAM: whole in RAM.
+  auto pinned = [&](const std::string& pin) {
+    node::ModelDecl d = resident_decl(*decls_, "llama-2-7b-chat");
+    d.pin = pin;
+    return plan_placement(nodes, models({d})).placements[0];
+  };
+  const PlanPlacement on_gpu = pinned("pc2/gpu0");
+  EXPECT_EQ(on_gpu.gpu_layers, want) << on_gpu.reason;
+  EXPECT_EQ(on_gpu.reason.rfind("pinned to pc2/gpu0; split: ", 0), 0u) << on_gpu.reason;
+  const PlanPlacement on_cpu = pinned("pc2/cpu");
+  EXPECT_TRUE(on_cpu.placed);
+  EXPECT_EQ(on_cpu.device, "cpu");
+  EXPECT_EQ(on_cpu.gpu_layers, -1);
+  // On demand: no split, RAM alone.
+  node::ModelDecl od = resident_decl(*decls_, "llama-2-7b-chat");
+  od.load = "on_demand";
+  const PlanPlacement swapped = plan_placement(nodes, models({od})).placements[0];
+  EXPECT_EQ(swapped.device, "cpu");
+  EXPECT_EQ(swapped.gpu_layers, -1);
+}
+
+TEST_F(PlannerTest, SevenBBesideATwelveGigabyteCardGoesWholeThere) {
+  const std::vector<PlanNode> nodes = {make_node("pc2", kGtx1660, 16), make_node("pc1", kRtx3060, 32)};
+  const std::vector<PlanModel> ms = models({resident_decl(*decls_, "llama-2-7b-chat")});
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  const PlanPlacement& p = plan.placements[0];
+  ASSERT_TRUE(p.placed) << p.reason;
+  EXPECT_EQ(p.node, "pc1");
+  EXPECT_EQ(p.device, "gpu0");
+  EXPECT_EQ(p.gpu_layers, -1);
+  EXPECT_EQ(p.cpu_part.need_bytes, 0u);
+  EXPECT_EQ(p.need_bytes, ms[0].candidates[0].model_bytes(1));
+}
+
+TEST_F(PlannerTest, TooBigForGpuAndRamIsUnplacedWithTheSplitNumbers) {
+  test::SparseModelSpec big;  // a 70B shape
+  big.n_embd = 8192;
+  big.n_layer = 80;
+  big.n_head = 64;
+  big.n_head_kv = 8;
+  big.n_ff = 28672;
+  big.quant = "Q4_K_M";
+  const std::string path = dir_->file("llama-70b-split.gguf");
+  test::write_sparse_model(big, path);
+  node::ModelDecl d;
+  d.path = path;
+  d.alias = "llama-70b";
+  d.ctx_size = 4096;
+  d.slots = 1;
+  const std::vector<PlanNode> nodes = {make_node("pc2", kGtx1660, 16)};
+  const std::vector<PlanModel> ms = models({d});
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  const PlanPlacement& p = plan.placements[0];
+  EXPECT_FALSE(p.placed);
+  EXPECT_EQ(p.reason, "fits on no device, whole or split over a GPU and its node's RAM");
+  const PlanCandidate& c = ms[0].candidates[0];
+  const int n = layers_that_fit(c, 1, empty_room(nodes[0].devices[0]));
+  ASSERT_GE(n, 1);
+  ASSERT_EQ(p.rejected.size(), 2u);
+  EXPECT_EQ(p.rejected[0].device, "gpu0");
+  EXPECT_NE(p.rejected[0].why.find("Q4_K_M split: " + std::to_string(n) + " of 80 layers fit on gpu0 but the other " +
+                                   std::to_string(80 - n) + " and the head need " + format_bytes(ram_part(c, n, 1)) +
+                                   " > " + format_bytes(empty_room(nodes[0].devices[1])) + " of RAM available"),
+            std::string::npos)
+      << p.rejected[0].why;
+  EXPECT_EQ(plan.devices[1].resident_bytes, 0u);  // nothing half-placed
+}
+
+TEST_F(PlannerTest, EncodersNeverSplit) {
+  // A BERT too big for the 6 GB card at F32 (the only type allowed), small
+  // enough for the RAM: RAM alone, never split.
+  test::SparseModelSpec s;
+  s.arch = "bert";
+  s.n_embd = 4096;
+  s.n_layer = 10;
+  s.n_head = 32;
+  s.n_ff = 16384;
+  s.n_ctx = 512;
+  s.quant = "F32";
+  const std::string path = dir_->file("big-bert.gguf");
+  test::write_sparse_model(s, path);
+  node::ModelDecl d;
+  d.path = path;
+  d.alias = "big-bert";
+  d.role = "embedding";
+  d.quant = {"F32"};
+  d.slots = 1;
+  const std::vector<PlanNode> nodes = {make_node("pc2", kGtx1660, 16)};
+  const std::vector<PlanModel> ms = models({d});
+  ASSERT_TRUE(ms[0].encoder);
+  ASSERT_EQ(ms[0].candidates.size(), 1u);
+  EXPECT_EQ(ms[0].candidates[0].split.n_layer(), 0);
+  ASSERT_GT(ms[0].candidates[0].model_bytes(1), empty_room(nodes[0].devices[0]));
+  ASSERT_LE(ms[0].candidates[0].model_bytes(1), empty_room(nodes[0].devices[1]));
+  const Plan plan = plan_placement(nodes, ms);
+  SCOPED_TRACE(plan_to_table(plan));
+  check_invariants(nodes, ms, plan);
+  const PlanPlacement& p = plan.placements[0];
+  ASSERT_TRUE(p.placed) << p.reason;
+  EXPECT_EQ(p.device, "cpu");
+  EXPECT_EQ(p.gpu_layers, -1);
+}
+
+// An F16 7B on the 6 GB card of a node with 48 GB of RAM (room for any
+// split's rest): which candidate splits. The rule: the highest precision
+// that puts at least half the layers on the GPU, else the most GPU layers.
+TEST_F(PlannerTest, SplitPrefersHalfTheLayersOnTheGpuOverPrecision) {
+  test::SparseModelSpec s;  // the 7B LLaMA shape, F16
+  const std::string path = dir_->file("llama-7b-f16.gguf");
+  test::write_sparse_model(s, path);
+  const std::vector<PlanNode> nodes = {make_node("pc2", kGtx1660, 48)};
+  const uint64_t gpu_room = empty_room(nodes[0].devices[0]);
+  const uint64_t ram_room = empty_room(nodes[0].devices[1]);
+
+  // The candidate the rule picks, from the candidates' figures: returns its
+  // index and layer count.
+  auto expected = [&](const PlanModel& m) {
+    const int L = m.candidates[0].split.n_layer();
+    int best = -1, best_n = 0;
+    for (size_t i = 0; i < m.candidates.size(); ++i) {
+      const int n = layers_that_fit(m.candidates[i], 1, gpu_room);
+      EXPECT_GT(m.candidates[i].model_bytes(1), gpu_room) << m.candidates[i].quant << " fits whole";
+      if (n == 0 || ram_part(m.candidates[i], n, 1) > ram_room) continue;
+      if (2 * n >= L) return std::make_pair(static_cast<int>(i), n);  // the first (highest) to reach half
+      if (n > best_n) best = static_cast<int>(i), best_n = n;          // else the most layers
+    }
+    return std::make_pair(best, best_n);
+  };
+
+  node::ModelDecl d;
+  d.path = path;
+  d.alias = "llama-7b";
+  d.ctx_size = 4096;
+  d.slots = 1;
+  {
+    const std::vector<PlanModel> ms = models({d});
+    ASSERT_EQ(ms[0].candidates[0].quant, "F16");
+    // F16 puts fewer than half of the 32 layers on the card.
+    ASSERT_LT(2 * layers_that_fit(ms[0].candidates[0], 1, gpu_room), 32);
+    const auto [ci, n] = expected(ms[0]);
+    ASSERT_GT(ci, 0);  // a lower type than F16 reaches half
+    ASSERT_GE(2 * n, 32);
+    const Plan plan = plan_placement(nodes, ms);
+    SCOPED_TRACE(plan_to_table(plan));
+    check_invariants(nodes, ms, plan);
+    const PlanPlacement& p = plan.placements[0];
+    ASSERT_TRUE(p.placed) << p.reason;
+    EXPECT_EQ(p.quant, ms[0].candidates[ci].quant);
+    EXPECT_EQ(p.gpu_layers, n);
+    // Why F16 lost is on the list.
+    bool f16_listed = false;
+    for (const auto& r : p.rejected) {
+      if (r.why.rfind("F16 split: ", 0) == 0 && r.why.find("fewer than half") != std::string::npos) f16_listed = true;
+    }
+    EXPECT_TRUE(f16_listed);
+  }
+  {
+    // A 16k context: 256 MiB of KV cache per layer; no candidate reaches half,
+    // so the most GPU layers win (ties: the higher precision).
+    d.ctx_size = 16384;
+    const std::vector<PlanModel> ms = models({d});
+    const auto [ci, n] = expected(ms[0]);
+    ASSERT_GE(ci, 0);
+    ASSERT_LT(2 * n, 32);
+    for (size_t i = 0; i < static_cast<size_t>(ci); ++i) {
+      EXPECT_LT(layers_that_fit(ms[0].candidates[i], 1, gpu_room), n) << ms[0].candidates[i].quant;
+    }
+    const Plan plan = plan_placement(nodes, ms);
+    SCOPED_TRACE(plan_to_table(plan));
+    check_invariants(nodes, ms, plan);
+    const PlanPlacement& p = plan.placements[0];
+    ASSERT_TRUE(p.placed) << p.reason;
+    EXPECT_EQ(p.quant, ms[0].candidates[ci].quant);
+    EXPECT_EQ(p.gpu_layers, n);
+    EXPECT_NE(p.reason.find("no candidate puts half of the layers on a GPU"), std::string::npos) << p.reason;
+  }
 }
 
 TEST(PlannerLadder, FromTheSourceDown) {

@@ -1,0 +1,61 @@
+// What the coordinator tells a node to host for one placement
+// (coordinator_decl_for): the plan's context, slots and type, and where the
+// plan put the model, including a split's layer count.
+#include <gtest/gtest.h>
+
+#include "cluster/coordinator.h"
+
+namespace tars::cluster {
+namespace {
+
+node::ModelDecl declared() {
+  node::ModelDecl d;
+  d.path = "/m/llama-7b.Q4_K_M.gguf";
+  d.alias = "llama-7b";
+  d.load = "always";
+  d.keep_alive_s = 60;
+  return d;
+}
+
+TEST(CoordinatorDecl, SplitPlacementCarriesGpuLayers) {
+  PlanPlacement p;
+  p.model = "llama-7b";
+  p.placed = true;
+  p.kind = DeviceKind::kGpu;
+  p.device = "gpu0";
+  p.quant = "Q4_K_M";
+  p.n_ctx = 4096;
+  p.slots = 1;
+  p.gpu_layers = 28;
+  p.n_layer = 32;
+  const node::ModelDecl d = coordinator_decl_for(declared(), p);
+  EXPECT_EQ(d.gpu_layers, 28);
+  EXPECT_EQ(d.planned_device, "gpu");
+  EXPECT_EQ(d.ctx_size, 4096);
+  EXPECT_EQ(d.slots, 1);
+  EXPECT_EQ(d.quant, std::vector<std::string>{"Q4_K_M"});
+  EXPECT_EQ(d.path, declared().path);
+  EXPECT_EQ(d.keep_alive_s, 60);
+}
+
+TEST(CoordinatorDecl, WholePlacementsKeepEveryLayerOnTheirDevice) {
+  PlanPlacement p;
+  p.model = "llama-7b";
+  p.placed = true;
+  p.kind = DeviceKind::kCpu;
+  p.device = "cpu";
+  p.quant = "Q4_K_M";
+  p.n_ctx = 2048;
+  p.slots = 2;
+  node::ModelDecl d = coordinator_decl_for(declared(), p);
+  EXPECT_EQ(d.gpu_layers, -1);
+  EXPECT_EQ(d.planned_device, "cpu");
+  p.kind = DeviceKind::kGpu;
+  p.device = "gpu0";
+  d = coordinator_decl_for(declared(), p);
+  EXPECT_EQ(d.gpu_layers, -1);
+  EXPECT_EQ(d.planned_device, "gpu");
+}
+
+}  // namespace
+}  // namespace tars::cluster
