@@ -20,6 +20,18 @@
 namespace tars::cluster {
 namespace {
 
+// The LLaMA-2-70B shape at Q4_K_M (about 39 GiB): too big for either PC's GPU.
+test::SparseModelSpec llama_70b_q4km() {
+  test::SparseModelSpec big;
+  big.n_embd = 8192;
+  big.n_layer = 80;
+  big.n_head = 64;
+  big.n_head_kv = 8;
+  big.n_ff = 28672;
+  big.quant = "Q4_K_M";
+  return big;
+}
+
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 
 // A node from simulated-inventory JSON, with fixed CPU figures (the
@@ -486,13 +498,7 @@ TEST_F(PlannerTest, PinsAreHonoured) {
 }
 
 TEST_F(PlannerTest, ModelThatFitsNowhereGetsAReason) {
-  test::SparseModelSpec big;  // a 70B shape
-  big.n_embd = 8192;
-  big.n_layer = 80;
-  big.n_head = 64;
-  big.n_head_kv = 8;
-  big.n_ff = 28672;
-  big.quant = "Q4_K_M";
+  const test::SparseModelSpec big = llama_70b_q4km();
   const std::string path = dir_->file("llama-70b.gguf");
   test::write_sparse_model(big, path);
   auto decls = *decls_;
@@ -659,13 +665,7 @@ TEST_F(PlannerTest, SevenBBesideATwelveGigabyteCardGoesWholeThere) {
 }
 
 TEST_F(PlannerTest, TooBigForGpuAndRamIsUnplacedWithTheSplitNumbers) {
-  test::SparseModelSpec big;  // a 70B shape
-  big.n_embd = 8192;
-  big.n_layer = 80;
-  big.n_head = 64;
-  big.n_head_kv = 8;
-  big.n_ff = 28672;
-  big.quant = "Q4_K_M";
+  const test::SparseModelSpec big = llama_70b_q4km();
   const std::string path = dir_->file("llama-70b-split.gguf");
   test::write_sparse_model(big, path);
   node::ModelDecl d;
