@@ -10,10 +10,10 @@
 // same IEEE operations, so their reference has the same quants.
 //
 // Weights: every quantized type is read 32 elements (a group) at a time as
-// integers w = a * q + b with q fitting int8: a is the scale of the group's
-// first 16 elements (a_lo) and of its last 16 (a_hi; they differ only for
-// Q6_K, whose scales cover 16 elements), b the offset (Q4_1 / Q5_1 mins,
-// Q4_K / Q5_K sub-block mins). Group dot product:
+// integers w = a * q + b with q fitting int8 (int_group32, cuda_quant.cuh):
+// a is the scale of the group's first 16 elements (a_lo) and of its last 16
+// (a_hi; they differ only for Q6_K, whose scales cover 16 elements), b the
+// offset (Q4_1 / Q5_1 mins, Q4_K / Q5_K sub-block mins). Group dot product:
 //   d_x * (a_lo * sum_lo(q * qx) + a_hi * sum_hi(q * qx) + b * sum(qx)).
 #include <cuda_fp16.h>
 
@@ -23,104 +23,6 @@
 
 namespace tars::engine::cuda {
 namespace {
-
-// Blocks are 2-byte aligned (every block size and field offset is even), so
-// 32-bit words are read as two 16-bit halves.
-__device__ __forceinline__ uint32_t load_u32_a2(const uint8_t* p) {
-  const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-  return static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
-}
-
-// A group of a quantized row as integers: q[k] packs elements 4k .. 4k+3
-// (signed bytes), and w = a * q + b (a_lo for elements 0..15, a_hi after).
-struct IntGroup {
-  int q[8];
-  float a_lo, a_hi, b;
-};
-
-template <TensorType T>
-__device__ __forceinline__ void int_group32(const uint8_t* row, int64_t g, IntGroup& o) {
-  o.b = 0.0f;
-  if constexpr (T == TensorType::kQ4_0 || T == TensorType::kQ4_1) {
-    // Element j: low nibble of qs[j] (j < 16), high nibble of qs[j - 16].
-    using B = std::conditional_t<T == TensorType::kQ4_0, BlockQ4_0, BlockQ4_1>;
-    const B* blk = reinterpret_cast<const B*>(row) + g;
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t w = load_u32_a2(blk->qs + 4 * k);
-      uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
-      if constexpr (T == TensorType::kQ4_0) {
-        lo = __vsub4(lo, 0x08080808u);
-        hi = __vsub4(hi, 0x08080808u);
-      }
-      o.q[k] = static_cast<int>(lo);
-      o.q[k + 4] = static_cast<int>(hi);
-    }
-    o.a_lo = o.a_hi = f16_bits_to_f32(blk->d);
-    if constexpr (T == TensorType::kQ4_1) o.b = f16_bits_to_f32(blk->m);
-  } else if constexpr (T == TensorType::kQ5_0 || T == TensorType::kQ5_1) {
-    // As Q4 plus bit j of qh (element j) as the 5th bit.
-    using B = std::conditional_t<T == TensorType::kQ5_0, BlockQ5_0, BlockQ5_1>;
-    const B* blk = reinterpret_cast<const B*>(row) + g;
-    const uint32_t qh = load_u32_a2(blk->qh);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const uint32_t w = load_u32_a2(blk->qs + 4 * k);
-      uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
-      // The 5th bits of elements 4k..4k+3 and 16+4k..16+4k+3, to bit 4 of each byte.
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        lo |= ((qh >> (4 * k + i)) & 1u) << (8 * i + 4);
-        hi |= ((qh >> (16 + 4 * k + i)) & 1u) << (8 * i + 4);
-      }
-      if constexpr (T == TensorType::kQ5_0) {
-        lo = __vsub4(lo, 0x10101010u);
-        hi = __vsub4(hi, 0x10101010u);
-      }
-      o.q[k] = static_cast<int>(lo);
-      o.q[k + 4] = static_cast<int>(hi);
-    }
-    o.a_lo = o.a_hi = f16_bits_to_f32(blk->d);
-    if constexpr (T == TensorType::kQ5_1) o.b = f16_bits_to_f32(blk->m);
-  } else if constexpr (T == TensorType::kQ8_0) {
-    const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(row) + g;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) o.q[k] = static_cast<int>(load_u32_a2(reinterpret_cast<const uint8_t*>(blk->qs) + 4 * k));
-    o.a_lo = o.a_hi = f16_bits_to_f32(blk->d);
-  } else if constexpr (T == TensorType::kQ4_K || T == TensorType::kQ5_K) {
-    // Sub-block j of super-block g / 8 (see dequant_group32): w = d*sc*q - dmin*mn.
-    using B = std::conditional_t<T == TensorType::kQ4_K, BlockQ4_K, BlockQ5_K>;
-    const B* blk = reinterpret_cast<const B*>(row) + g / 8;
-    const int j = static_cast<int>(g % 8), c = j / 2, shift = (j & 1) * 4;
-    int sc, mn;
-    k_scale_min(j, blk->scales, &sc, &mn);
-    const uint8_t* qs = blk->qs + 32 * c;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) {
-      uint32_t v = (load_u32_a2(qs + 4 * k) >> shift) & 0x0F0F0F0Fu;
-      if constexpr (T == TensorType::kQ5_K) v |= ((load_u32_a2(blk->qh + 4 * k) >> j) & 0x01010101u) << 4;
-      o.q[k] = static_cast<int>(v);
-    }
-    o.a_lo = o.a_hi = f16_bits_to_f32(blk->d) * static_cast<float>(sc);
-    o.b = -f16_bits_to_f32(blk->dmin) * static_cast<float>(mn);
-  } else if constexpr (T == TensorType::kQ6_K) {
-    // Elements 128h + 32k + l of super-block g / 8 (see dequant_group32).
-    const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(row) + g / 8;
-    const int e0 = static_cast<int>(g % 8) * 32, h = e0 / 128, k = (e0 % 128) / 32;
-    const uint8_t* ql = blk->ql + 64 * h + (k & 1) * 32;
-    const uint8_t* qh = blk->qh + 32 * h;
-    const int nshift = (k >> 1) * 4;
-#pragma unroll
-    for (int m = 0; m < 8; ++m) {
-      const uint32_t lo = (load_u32_a2(ql + 4 * m) >> nshift) & 0x0F0F0F0Fu;
-      const uint32_t hi = ((load_u32_a2(qh + 4 * m) >> (2 * k)) & 0x03030303u) << 4;
-      o.q[m] = static_cast<int>(__vsub4(lo | hi, 0x20202020u));
-    }
-    const float d = f16_bits_to_f32(blk->d);
-    o.a_lo = d * static_cast<float>(blk->scales[8 * h + 2 * k]);
-    o.a_hi = d * static_cast<float>(blk->scales[8 * h + 2 * k + 1]);
-  }
-}
 
 // One warp per group of 32: scale, quants, quant sum.
 __global__ void quantize_q8_kernel(const float* x, int64_t n_groups, int8_t* qx, float* dx, int* sx) {
