@@ -149,6 +149,16 @@ int bench(const BenchFlags& f) {
     params += t.n_elems;
   }
   const std::string isa(engine::cpu::isa_name(engine::cpu::isa_active()));
+  // Where it ran: "cpu", "cuda", or for a split "cuda+cpu" with the layers of each.
+  std::string backend, where;
+  for (const engine::ModelPartMemory& p : model.memory()) {
+    backend += (backend.empty() ? "" : "+") + p.backend;
+    const std::string label = p.backend == "cpu" ? "CPU (" + isa + ")" : "CUDA";
+    where += (where.empty() ? "" : " + ") + label;
+    if (model.memory().size() > 1) {
+      where += " " + std::to_string(p.n_layers) + "/" + std::to_string(model.hparams().n_layer);
+    }
+  }
   std::string file = f.engine.model_path;
   if (auto slash = file.find_last_of('/'); slash != std::string::npos) file = file.substr(slash + 1);
 
@@ -159,7 +169,8 @@ int bench(const BenchFlags& f) {
                      {"model_type", model.hparams().arch},
                      {"model_size", bytes},
                      {"model_n_params", params},
-                     {"backend", "cpu"},
+                     {"backend", backend},
+                     {"parts", where},
                      {"isa", isa},
                      {"n_threads", threads},
                      {"kv_type", f.engine.kv_type},
@@ -178,8 +189,8 @@ int bench(const BenchFlags& f) {
   std::printf("| model | size | params | backend | threads | test | t/s |\n");
   std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
   for (const auto& r : results) {
-    std::printf("| %s | %s | %s | CPU (%s) | %d | %s | %.2f ± %.2f |\n", file.c_str(), human_size(bytes).c_str(),
-                human_params(params).c_str(), isa.c_str(), threads, r.name.c_str(), r.mean, r.stddev);
+    std::printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", file.c_str(), human_size(bytes).c_str(),
+                human_params(params).c_str(), where.c_str(), threads, r.name.c_str(), r.mean, r.stddev);
   }
   return 0;
 }
