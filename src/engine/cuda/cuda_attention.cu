@@ -1,7 +1,8 @@
 // Attention of the CUDA backend: one block per (query token, query head),
 // keys in tiles of kThreads with a running (online) softmax, so memory does
-// not grow with the context. Correctness first: scores are computed one key
-// per thread; the value sums are coalesced over the head dimension.
+// not grow with the context. Scores: each warp takes every fourth key of the
+// tile, its lanes striding the head dimension (coalesced reads of the key
+// row) and a warp sum; the value sums are coalesced over the head dimension.
 #include <cuda_fp16.h>
 
 #include <cfloat>
@@ -47,6 +48,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* q, con
   __shared__ float sq[kMaxHeadDim];   // the query head
   __shared__ float acc[kMaxHeadDim];  // running sum of p * v (unnormalized)
   __shared__ float sp[kThreads];      // the tile's probabilities
+  __shared__ float ss[kThreads];      // the tile's scores
   __shared__ float red[kThreads / 32];
   const int tid = threadIdx.x;
   const int t = blockIdx.x / n_head, h = blockIdx.x % n_head;
@@ -63,13 +65,19 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const float* q, con
   float m = -FLT_MAX, l = 0.0f;  // running max and normalizer (same in every thread)
   for (int j0 = 0; j0 < nk; j0 += kThreads) {
     const int j = j0 + tid;
-    float s = -FLT_MAX;
-    if (j < nk) {
-      const int64_t kr = (row0 + j) * kv_stride + col0;
+    const int lane = tid % 32;
+    for (int jj = tid / 32; jj < kThreads; jj += kThreads / 32) {
       float dot = 0.0f;
-      for (int d = 0; d < head_dim; ++d) dot += sq[d] * kv_elem<F16>(k, kr + d);
-      s = dot * scale;
+      if (j0 + jj < nk) {  // the same for the whole warp
+        const int64_t kr = (row0 + j0 + jj) * kv_stride + col0;
+        for (int d = lane; d < head_dim; d += 32) dot += sq[d] * kv_elem<F16>(k, kr + d);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+      }
+      if (lane == 0) ss[jj] = j0 + jj < nk ? dot * scale : -FLT_MAX;
     }
+    __syncthreads();  // every score of the tile written
+    const float s = ss[tid];
     const float m_new = fmaxf(m, block_reduce(s, red, MaxOp{}));
     const float alpha = expf(m - m_new);  // 0 on the first tile (m = -FLT_MAX)
     const float p = j < nk ? expf(s - m_new) : 0.0f;
