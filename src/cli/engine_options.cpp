@@ -47,6 +47,9 @@ LoadedModel load_engine_model(const EngineFlags& f, int n_slots) {
   if (mb.cpu) {
     std::fprintf(stderr, "tars: %d layers on %s, the rest on the CPU\n", mb.device_layers,
                  mb.device->name().c_str());
+  } else if (f.gpu_layers > 0 && mb.device->name() == "cpu") {
+    std::fprintf(stderr, "tars: --gpu-layers %d has no effect: the model runs on the CPU (--device %s)\n",
+                 f.gpu_layers, f.device.c_str());
   }
   const std::vector<engine::ModelPart> parts = mb.parts();
   m.backend = std::move(mb.device);

@@ -39,6 +39,7 @@ TEST(BenchCommand, TableAndGpuLayersWithoutAGpu) {
   EXPECT_NE(p.out().find("| pp8 |"), std::string::npos) << p.out();
   EXPECT_NE(p.out().find("| tg4 |"), std::string::npos) << p.out();
   EXPECT_NE(p.out().find("CPU ("), std::string::npos) << p.out();
+  EXPECT_NE(p.err().find("--gpu-layers 2 has no effect"), std::string::npos) << p.err();
 }
 
 }  // namespace
