@@ -6,9 +6,19 @@
 // SentencePiece vocabulary TinyLlama uses), so the file loads like a real one.
 //
 //   bench_make_model OUT.gguf --vocab VOCAB.gguf [--shape 1.1b|7b] [--layers 22] [--seed 1]
+//                    [--type F16|Q4_0|Q4_K_M|...]
 //
 // Default shape: TinyLlama-1.1B (dim 2048, 22 layers, 32 heads, 4 KV heads,
 // FFN 5632, vocab 32000, context 2048).
+//
+// --type T (any `tars quantize` target but F16) writes that mix directly,
+// for machines where quantizing a 7B F16 file would take too long (the
+// k-quant row quantizers cost about 0.4-0.8 us per weight and thread): the
+// tensor types come from the engine's own plan (quantize_plan, through the
+// tests' sparse-file writer), and each matrix is a tile of 64 random rows
+// quantized with the engine's quantize_row, repeated down the matrix. Speed
+// does not depend on the values, so this file measures like a quantized one.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -17,9 +27,14 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "common/error.h"
 #include "engine/gguf.h"
 #include "engine/half.h"
+#include "engine/quant.h"
+#include "support/sparse_model.h"
 
 namespace {
 
@@ -70,8 +85,43 @@ std::vector<uint16_t> normal_f16(size_t n, float sd, uint64_t seed) {
   return out;
 }
 
+// Fills the sparse file `out` (header and tensor table already there): every
+// 1-D tensor 1.0, every matrix a tile of 64 quantized random rows repeated.
+void fill_quantized(const std::string& out, uint64_t seed) {
+  auto f = GgufFile::open(out);
+  const int fd = ::open(out.c_str(), O_WRONLY);
+  if (fd < 0) throw tars::Error(tars::ErrorCode::kIo, out + ": cannot open for writing");
+  uint64_t tensor_seed = seed * 7919;
+  for (const auto& t : f->tensors()) {
+    const int64_t cols = static_cast<int64_t>(t.shape[0]);
+    const int64_t rows = static_cast<int64_t>(t.n_elems) / cols;
+    const int64_t tile = std::min<int64_t>(rows, 64);
+    std::vector<float> x(static_cast<size_t>(cols * tile));
+    if (rows == 1) {
+      std::fill(x.begin(), x.end(), 1.0f);  // norms
+    } else {
+      const std::vector<uint16_t> h = normal_f16(x.size(), 0.02f, ++tensor_seed);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = tars::engine::fp16_to_fp32(h[i]);
+    }
+    const size_t rb = tars::engine::quant_row_bytes(t.type, cols);
+    std::vector<uint8_t> bytes(rb * tile);
+    for (int64_t r = 0; r < tile; ++r) {
+      tars::engine::quantize_row(t.type, x.data() + r * cols, bytes.data() + r * rb, cols);
+    }
+    const uint64_t base = f->data_offset() + t.offset;
+    for (int64_t r0 = 0; r0 < rows; r0 += tile) {
+      const size_t n = rb * static_cast<size_t>(std::min(tile, rows - r0));
+      if (::pwrite(fd, bytes.data(), n, static_cast<off_t>(base + rb * r0)) != static_cast<ssize_t>(n)) {
+        ::close(fd);
+        throw tars::Error(tars::ErrorCode::kIo, out + ": write failed");
+      }
+    }
+  }
+  ::close(fd);
+}
+
 int run(int argc, char** argv) {
-  std::string out, vocab;
+  std::string out, vocab, type = "F16";
   Shape s;
   uint64_t seed = 1;
   for (int i = 1; i < argc; ++i) {
@@ -88,12 +138,30 @@ int run(int argc, char** argv) {
       else if (v != "1.1b") throw tars::Error(tars::ErrorCode::kInvalidArgument, "--shape: 1.1b or 7b, got " + v);
     }
     else if (a == "--seed") seed = std::stoull(next());
+    else if (a == "--type") type = next();
     else if (a.rfind("--", 0) == 0) throw tars::Error(tars::ErrorCode::kInvalidArgument, "unknown option " + a);
     else out = a;
   }
   if (out.empty() || vocab.empty()) {
     std::fprintf(stderr, "usage: bench_make_model OUT.gguf --vocab VOCAB.gguf [--shape 1.1b|7b] [--layers N] [--seed S]\n");
     return 2;
+  }
+  if (type != "F16" && type != "f16") {
+    tars::test::SparseModelSpec spec;
+    spec.name = "random weights, " + type;
+    spec.n_embd = s.dim;
+    spec.n_layer = s.layers;
+    spec.n_head = s.heads;
+    spec.n_head_kv = s.kv_heads;
+    spec.n_ff = s.ffn;
+    spec.n_ctx = s.ctx;
+    spec.quant = type;
+    spec.vocab_from = vocab;
+    std::fprintf(stderr, "writing %s (%s, %d layers, tiles of 64 quantized random rows)...\n", out.c_str(),
+                 type.c_str(), s.layers);
+    tars::test::write_sparse_model(spec, out);
+    fill_quantized(out, seed);
+    return 0;
   }
   auto voc = GgufFile::open(vocab);
   const auto* tokens = voc->get_string_array("tokenizer.ggml.tokens");
