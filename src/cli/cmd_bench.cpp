@@ -151,11 +151,12 @@ int bench(const BenchFlags& f) {
   const std::string isa(engine::cpu::isa_name(engine::cpu::isa_active()));
   // Where it ran: "cpu", "cuda", or for a split "cuda+cpu" with the layers of each.
   std::string backend, where;
-  for (const engine::ModelPartMemory& p : model.memory()) {
+  const std::vector<engine::ModelPartMemory> parts = model.memory();
+  for (const engine::ModelPartMemory& p : parts) {
     backend += (backend.empty() ? "" : "+") + p.backend;
     const std::string label = p.backend == "cpu" ? "CPU (" + isa + ")" : "CUDA";
     where += (where.empty() ? "" : " + ") + label;
-    if (model.memory().size() > 1) {
+    if (parts.size() > 1) {
       where += " " + std::to_string(p.n_layers) + "/" + std::to_string(model.hparams().n_layer);
     }
   }

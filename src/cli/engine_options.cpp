@@ -8,10 +8,17 @@
 
 namespace tars::cli {
 
+namespace {
+// "auto" without a usable GPU: says why the CPU runs it.
+void say_fallback(const std::string& why) {
+  if (!why.empty()) std::fprintf(stderr, "tars: no CUDA backend (%s); running on the CPU\n", why.c_str());
+}
+}  // namespace
+
 std::unique_ptr<engine::Backend> make_backend(const std::string& device, int threads) {
   std::string fallback;
   auto b = engine::backend_for_device(device, threads, &fallback);
-  if (!fallback.empty()) std::fprintf(stderr, "tars: no CUDA backend (%s); running on the CPU\n", fallback.c_str());
+  say_fallback(fallback);
   return b;
 }
 
@@ -40,10 +47,10 @@ LoadedModel load_engine_model(const EngineFlags& f, int n_slots) {
   LoadedModel m;
   m.file = engine::GgufFile::open(f.model_path);
   std::string fallback;
-  engine::ModelBackends mb = engine::model_backends(f.device, f.threads, f.gpu_layers,
-                                                    engine::model_read_hparams(*m.file).n_layer,
-                                                    &fallback);
-  if (!fallback.empty()) std::fprintf(stderr, "tars: no CUDA backend (%s); running on the CPU\n", fallback.c_str());
+  m.backends = engine::model_backends(f.device, f.threads, f.gpu_layers,
+                                      engine::model_read_hparams(*m.file).n_layer, &fallback);
+  say_fallback(fallback);
+  const engine::ModelBackends& mb = m.backends;
   if (mb.cpu) {
     std::fprintf(stderr, "tars: %d layers on %s, the rest on the CPU\n", mb.device_layers,
                  mb.device->name().c_str());
@@ -51,15 +58,12 @@ LoadedModel load_engine_model(const EngineFlags& f, int n_slots) {
     std::fprintf(stderr, "tars: --gpu-layers %d has no effect: the model runs on the CPU (--device %s)\n",
                  f.gpu_layers, f.device.c_str());
   }
-  const std::vector<engine::ModelPart> parts = mb.parts();
-  m.backend = std::move(mb.device);
-  m.cpu_backend = std::move(mb.cpu);
   engine::ModelOptions mo;
   mo.n_ctx = f.ctx_size;
   mo.n_slots = n_slots;
   mo.max_batch = f.batch;
   mo.kv_type = f.kv_type == "f32" ? engine::TensorType::kF32 : engine::TensorType::kF16;
-  m.model = engine::Model::load(m.file, parts, mo);
+  m.model = engine::Model::load(m.file, mb.parts(), mo);
   return m;
 }
 

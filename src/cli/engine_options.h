@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/backend.h"
+#include "engine/backend_select.h"
 #include "engine/model.h"
 
 namespace tars::engine {
@@ -38,11 +39,10 @@ void add_device_flag(CLI::App& cmd, std::string& device);
 
 void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
 
-// A model with the backend and file it runs on (declared so they outlive it).
+// A model with the backends and file it runs on (declared so they outlive it).
 struct LoadedModel {
   std::shared_ptr<const engine::GgufFile> file;
-  std::unique_ptr<engine::Backend> backend;       // the device (or the CPU)
-  std::unique_ptr<engine::Backend> cpu_backend;   // --gpu-layers: the CPU's layers; else null
+  engine::ModelBackends backends;  // the device, and with --gpu-layers the CPU's part
   std::unique_ptr<engine::Model> model;
 };
 

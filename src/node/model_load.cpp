@@ -79,8 +79,8 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
     what = fmt::format("{} {} layers, context {} x {} slots", h->model->hparams().arch,
                        h->model->hparams().n_layer, h->model->options().n_ctx,
                        h->model->options().n_slots);
-    for (const engine::ModelPartMemory& p : h->model->memory()) {
-      if (h->cpu_backend) {
+    if (h->cpu_backend) {  // split: where each part's layers are
+      for (const engine::ModelPartMemory& p : h->model->memory()) {
         what += fmt::format("; layers {}-{} on {} ({})", p.first_layer,
                             p.first_layer + p.n_layers - 1, p.backend,
                             format_bytes(p.weights + p.kv_cache + p.compute));
