@@ -312,12 +312,16 @@ void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<fl
   Backend& be = *s.be;
   const int m = static_cast<int>(rows.size());
   be.gather_rows(s.x, rows.data(), m, E, s.out_rows);
-  if (hp.norm == NormKind::kRms) be.rms_norm(s.out_rows, w_.output_norm, m, E, hp.norm_eps);
-  else be.layer_norm(s.out_rows, w_.output_norm, w_.output_norm_b, m, E, hp.norm_eps);
+  norm(be, s.out_rows, w_.output_norm, w_.output_norm_b, m);
   be.matmul(w_.output, s.out_rows, m, s.logits, w_.output_b ? &w_.output_b : nullptr);
   size_t old = logits.size();
   logits.resize(old + static_cast<size_t>(m) * hp.n_vocab);
   be.download(logits.data() + old, s.logits, static_cast<size_t>(m) * hp.n_vocab * sizeof(float));
+}
+
+void Model::norm(Backend& be, float* x, const Weight& w, const Weight& b, int rows) const {
+  if (hp_.norm == NormKind::kRms) be.rms_norm(x, w, rows, hp_.n_embd, hp_.norm_eps);
+  else be.layer_norm(x, w, b, rows, hp_.n_embd, hp_.norm_eps);
 }
 
 void Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout) {
@@ -326,13 +330,9 @@ void Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout) {
   const int E = hp.n_embd, Q = hp.q_dim(), K = hp.kv_dim(), F = hp.n_ff;
   AttentionParams ap{hp.n_head, hp.n_head_kv, hp.head_dim,
                      1.0f / std::sqrt(static_cast<float>(hp.head_dim))};
-  auto norm = [&](float* x, const Weight& w, const Weight& b, int rows) {
-    if (hp.norm == NormKind::kRms) be.rms_norm(x, w, rows, E, hp.norm_eps);
-    else be.layer_norm(x, w, b, rows, E, hp.norm_eps);
-  };
   const LayerWeights& l = w_.layers[il];
   be.copy_cols(s.x, E, 0, E, n, s.h);
-  norm(s.h, l.attn_norm, l.attn_norm_b, n);
+  norm(be, s.h, l.attn_norm, l.attn_norm_b, n);
 
   if (l.wqkv) {
     be.matmul(l.wqkv, s.h, n, s.qkv, l.bqkv ? &l.bqkv : nullptr);
@@ -357,7 +357,7 @@ void Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout) {
   be.add(s.x, s.tmp, static_cast<size_t>(n) * E);
   if (!parallel) {
     be.copy_cols(s.x, E, 0, E, n, s.h);
-    norm(s.h, l.ffn_norm, l.ffn_norm_b, n);
+    norm(be, s.h, l.ffn_norm, l.ffn_norm_b, n);
   }
   if (hp.ffn == FfnKind::kSwiGlu) {
     const MatmulOut gate_up[] = {{&l.ffn_gate, s.ff1, nullptr}, {&l.ffn_up, s.ff2, nullptr}};

@@ -206,6 +206,8 @@ class Model {
   void alloc_buffers();
   void forward_chunk(const Batch& batch, int begin, int end, std::vector<float>& logits);
   void forward_layer(Stage& s, int il, int n, const BatchLayout& layout);
+  // RMS or layer norm (the architecture's) in place over rows x n_embd on `be`.
+  void norm(Backend& be, float* x, const Weight& w, const Weight& b, int rows) const;
 
   std::shared_ptr<const GgufFile> gguf_;
   ModelOptions opt_;
