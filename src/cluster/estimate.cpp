@@ -185,9 +185,9 @@ MemoryEstimate estimate_model(const engine::GgufFile& f, const EstimateOptions& 
   // By layer, for splits: the same size function's pieces.
   fill_split_weights(e.split, by_tensor, hp.n_layer);
   e.split.kv_layer_slot_bytes = 2 * static_cast<uint64_t>(s.kv_layer_bytes) / static_cast<uint64_t>(mo.n_slots);
-  e.split.compute_x_bytes = s.x * sizeof(float);
-  e.split.compute_layers_bytes = (s.h + s.q + s.k + s.v + s.qkv + s.att + s.tmp + s.ff1 + s.ff2) * sizeof(float);
-  e.split.compute_head_bytes = (s.out_rows + s.logits) * sizeof(float);
+  e.split.compute_x_bytes = s.x_bytes();
+  e.split.compute_layers_bytes = s.layer_bytes();
+  e.split.compute_head_bytes = s.head_bytes();
   return e;
 }
 

@@ -112,9 +112,13 @@ struct ModelBufferSizes {
   size_t kv_layer_bytes = 0;
   int n_layer = 0;      // layers, each with one K and one V buffer
 
-  size_t compute_bytes() const {
-    return (x + h + q + k + v + qkv + att + tmp + ff1 + ff2 + out_rows + logits) * sizeof(float);
-  }
+  // Model::alloc_buffers's groups: the residual stream every part of a
+  // (split) model holds, the layer buffers of a part with layers, and the
+  // output rows and logits of the last part.
+  size_t x_bytes() const { return x * sizeof(float); }
+  size_t layer_bytes() const { return (h + q + k + v + qkv + att + tmp + ff1 + ff2) * sizeof(float); }
+  size_t head_bytes() const { return (out_rows + logits) * sizeof(float); }
+  size_t compute_bytes() const { return x_bytes() + layer_bytes() + head_bytes(); }
   size_t kv_bytes() const { return 2 * kv_layer_bytes * static_cast<size_t>(n_layer); }
 };
 
