@@ -69,6 +69,26 @@ void expect_top_logits(const std::vector<float>& logits, const json& top, double
   EXPECT_EQ(argmax(logits), top[0][0].get<int>()) << what << ": argmax differs";
 }
 
+// Max |recorded - ours| over the recorded top ids.
+double top_distance(const json& top, const std::vector<double>& logits) {
+  double d = 0;
+  for (const auto& e : top) d = std::max(d, std::abs(e[1].get<double>() - logits.at(e[0].get<int>())));
+  return d;
+}
+
+// How the recordings in reference/*.logits.json were rounded (found by
+// matching them: see HalfRounding). The 5-token prompts went
+// through the flash-attention path that keeps the value sum in half, the
+// 118-token prompts through one that reads half keys and values into float;
+// the batch size that separates the two is between those.
+test::HalfRounding llama_cpp_rounding(size_t n_tokens) {
+  test::HalfRounding r;
+  r.keys_values = true;
+  r.query_and_sum = n_tokens < 32;
+  r.gelu_table = true;
+  return r;
+}
+
 class ArchReference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ArchReference, TopLogitsAndGreedyPathMatch) {
@@ -86,19 +106,22 @@ TEST_P(ArchReference, TopLogitsAndGreedyPathMatch) {
     std::vector<float> logits = r.prompt_logits(prompt);
     // The bound is 1e-3, except where the recorded logits themselves are
     // further than that from exact arithmetic (the double-precision
-    // reference of tests/support): then tars may be no further from them
-    // than exact arithmetic is, plus 1e-4. MatchesDoublePrecisionReference
-    // holds tars to 1e-5 of exact arithmetic on every position.
-    auto exact = dbl.logits_all(std::vector<int>(prompt.begin(), prompt.end())).back();
-    double recorded_error = 0;
-    for (const auto& e : c["top_logits"]) {
-      recorded_error =
-          std::max(recorded_error, std::abs(e[1].get<double>() - exact[e[0].get<int>()]));
-    }
-    double tol = std::max(1e-3, recorded_error + 1e-4);
-    if (tol > 1e-3) {
-      std::printf("[ %s ] the recorded logits are %.2e from exact arithmetic: bound %.2e\n",
-                  what.c_str(), recorded_error, tol);
+    // reference of tests/support) and the recording engine's half-precision
+    // rounding accounts for it: then tars may be no further from them than
+    // exact arithmetic is, plus 1e-4. MatchesDoublePrecisionReference holds
+    // tars to 1e-5 of exact arithmetic on every position.
+    const std::vector<int> tokens(prompt.begin(), prompt.end());
+    double recorded_error = top_distance(c["top_logits"], dbl.logits_all(tokens).back());
+    double tol = 1e-3;
+    if (recorded_error > tol) {
+      double explained = top_distance(c["top_logits"],
+                                      dbl.logits_all(tokens, llama_cpp_rounding(prompt.size())).back());
+      std::printf("[ %s ] the recorded logits are %.2e from exact arithmetic and %.2e from it with "
+                  "llama.cpp's half-precision attention and GELU\n",
+                  what.c_str(), recorded_error, explained);
+      ASSERT_LT(explained, 5e-4) << what << ": the recording is " << recorded_error
+                                 << " from exact arithmetic, and not for the known reasons";
+      tol = recorded_error + 1e-4;
     }
     expect_top_logits(logits, c["top_logits"], tol, what);
 
@@ -140,12 +163,14 @@ TEST_P(ArchReference, MatchesDoublePrecisionReference) {
       }
     }
     EXPECT_LT(num / den, 1e-5) << arch << ": max|a-b|/max|b| over " << prompt.size() << " positions";
-    double other = 0;
-    for (const auto& e : c["top_logits"]) {
-      other = std::max(other, std::abs(e[1].get<double>() - expect.back()[e[0].get<int>()]));
-    }
-    std::printf("[ %s ] %zu tokens: tars vs double %.2e (relative %.2e); reference engine vs double %.2e\n",
-                arch.c_str(), prompt.size(), num, num / den, other);
+    double other = top_distance(c["top_logits"], expect.back());
+    double rounded = top_distance(
+        c["top_logits"], dbl.logits_all(std::vector<int>(prompt.begin(), prompt.end()),
+                                        llama_cpp_rounding(prompt.size()))
+                             .back());
+    std::printf("[ %s ] %zu tokens: tars vs double %.2e (relative %.2e); reference engine vs double "
+                "%.2e, vs double with its half roundings %.2e\n",
+                arch.c_str(), prompt.size(), num, num / den, other, rounded);
   }
 }
 

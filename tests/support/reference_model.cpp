@@ -93,7 +93,26 @@ ReferenceModel::ReferenceModel(const GgufFile& f) {
   }
 }
 
-std::vector<std::vector<double>> ReferenceModel::logits_all(const std::vector<int>& tokens) const {
+namespace {
+
+double half(double x) { return static_cast<double>(static_cast<_Float16>(static_cast<float>(x))); }
+
+double gelu(double z) {
+  return 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)));
+}
+
+// llama.cpp's GELU table: exact outside [-10, 10], else looked up by the
+// half-rounded input and stored as half.
+double gelu_half_table(double z) {
+  if (z <= -10) return 0;
+  if (z >= 10) return z;
+  return half(gelu(half(z)));
+}
+
+}  // namespace
+
+std::vector<std::vector<double>> ReferenceModel::logits_all(const std::vector<int>& tokens,
+                                                            const HalfRounding& rounding) const {
   const int T = static_cast<int>(tokens.size()), E = n_embd_, hd = head_dim_;
   const int Q = n_head_ * hd, K = n_head_kv_ * hd;
   auto norm = [&](const double* x, const Tensor& w, const Tensor& b, double* y) {
@@ -155,20 +174,49 @@ std::vector<std::vector<double>> ReferenceModel::logits_all(const std::vector<in
     }
     for (int t = 0; t < T; ++t) {
       std::vector<double> att(Q), o(E);
+      const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+      auto kv = [&](double x) { return rounding.keys_values ? half(x) : x; };
       for (int hh = 0; hh < n_head_; ++hh) {
         int kh = hh / (n_head_ / n_head_kv_);
+        if (rounding.query_and_sum) {
+          // Online softmax over the keys in order, the value sum in half.
+          bool scaled_first = arch_ == "phi2";
+          std::vector<double> qh(hd), sum_v(hd, 0.0);
+          for (int i = 0; i < hd; ++i) {
+            double qi = q[t][hh * hd + i];
+            qh[i] = half(scaled_first ? qi * scale : qi);
+          }
+          double mx = -INFINITY, sum = 0;
+          for (int j = 0; j <= t; ++j) {
+            double d = 0;
+            for (int i = 0; i < hd; ++i) d += qh[i] * half(k[j][kh * hd + i]);
+            if (!scaled_first) d *= scale;
+            double ms = 1, vs = 1;
+            if (d > mx) {
+              ms = std::isinf(mx) ? 0.0 : std::exp(mx - d);
+              mx = d;
+              for (double& e : sum_v) e = half(e * ms);
+            } else {
+              vs = std::exp(d - mx);
+            }
+            for (int i = 0; i < hd; ++i) sum_v[i] = half(sum_v[i] + half(v[j][kh * hd + i]) * vs);
+            sum = sum * ms + vs;
+          }
+          for (int i = 0; i < hd; ++i) att[hh * hd + i] = sum_v[i] / sum;
+          continue;
+        }
         std::vector<double> s(t + 1);
         double mx = -1e300;
         for (int j = 0; j <= t; ++j) {
           double d = 0;
-          for (int i = 0; i < hd; ++i) d += q[t][hh * hd + i] * k[j][kh * hd + i];
-          s[j] = d / std::sqrt(static_cast<double>(hd));
+          for (int i = 0; i < hd; ++i) d += q[t][hh * hd + i] * kv(k[j][kh * hd + i]);
+          s[j] = d * scale;
           mx = std::max(mx, s[j]);
         }
         double sum = 0;
         for (double& e : s) sum += (e = std::exp(e - mx));
         for (int j = 0; j <= t; ++j) {
-          for (int i = 0; i < hd; ++i) att[hh * hd + i] += s[j] / sum * v[j][kh * hd + i];
+          for (int i = 0; i < hd; ++i) att[hh * hd + i] += s[j] / sum * kv(v[j][kh * hd + i]);
         }
       }
       matvec(l.wo, att.data(), o.data());
@@ -186,10 +234,7 @@ std::vector<std::vector<double>> ReferenceModel::logits_all(const std::vector<in
       matvec(l.up, fin.data(), b.data());
       add_bias(b.data(), l.up_b);
       if (gelu_) {
-        for (int i = 0; i < n_ff_; ++i) {
-          double z = b[i];
-          a[i] = 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)));
-        }
+        for (int i = 0; i < n_ff_; ++i) a[i] = rounding.gelu_table ? gelu_half_table(b[i]) : gelu(b[i]);
       } else {
         matvec(l.gate, fin.data(), a.data());
         for (int i = 0; i < n_ff_; ++i) a[i] = a[i] / (1 + std::exp(-a[i])) * b[i];

@@ -14,11 +14,26 @@ class GgufFile;
 
 namespace tars::test {
 
+// Where another engine rounds to half precision, so that its recorded
+// numbers can be explained (never how tars computes). llama.cpp's CPU
+// flash attention, which it uses even with an F32 KV cache, reads the keys
+// and values as half; for small query batches it also rounds the queries
+// (phi2's after scaling them by 1/sqrt(head_dim)) and keeps the weighted sum
+// of values in half through an online softmax. Its CPU GELU reads a table
+// indexed by the half-rounded input and holding half-rounded results.
+struct HalfRounding {
+  bool keys_values = false;
+  bool query_and_sum = false;  // with keys_values
+  bool gelu_table = false;
+};
+
 class ReferenceModel {
  public:
   explicit ReferenceModel(const engine::GgufFile& file);
+
   // Logits (n_vocab) after each token of `tokens` (positions 0..n-1).
-  std::vector<std::vector<double>> logits_all(const std::vector<int>& tokens) const;
+  std::vector<std::vector<double>> logits_all(const std::vector<int>& tokens,
+                                              const HalfRounding& rounding = {}) const;
   int n_vocab() const { return n_vocab_; }
 
  private:
