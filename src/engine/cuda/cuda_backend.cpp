@@ -14,6 +14,7 @@
 #include "engine/cuda/cuda_blas.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/meta_ring.h"
 #include "engine/quant.h"
 
 namespace tars::engine::cuda {
@@ -83,6 +84,7 @@ class CudaBackend final : public Backend {
     if (o.use_cublas) blas_ = Blas::open(stream_, fast_, &blas_problem_);
     CUDA_CHECK(cudaMallocHost(&meta_host_, kMetaRing));
     CUDA_CHECK(cudaMalloc(&meta_dev_, kMetaRing));
+    meta_ring_ = MetaRing(meta_host_, kMetaRing);
   }
 
   ~CudaBackend() override {
@@ -456,25 +458,21 @@ class CudaBackend final : public Backend {
   // Copies the metadata to device scratch (in stream order: kernels queued
   // before still see their own metadata, as the copy runs after them).
   //
-  // Through the pinned ring: a truly asynchronous copy (from pageable memory
-  // the host would wait at every operation for the GPU to catch up). A slot
-  // is reused only after the ring wraps, which waits for the stream, so no
-  // queued copy or kernel still needs it.
+  // Through the pinned ring (meta_ring.h): a truly asynchronous copy (from
+  // pageable memory the host would wait at every operation for the GPU to
+  // catch up), skipped when a recent upload had the same bytes.
   const uint8_t* upload_meta(const Meta& m) {
-    const size_t need = (std::max<size_t>(m.bytes.size(), 1) + 255) / 256 * 256;
-    if (need <= kMetaRing) {
-      if (meta_head_ + need > kMetaRing) {
-        CUDA_CHECK(cudaStreamSynchronize(stream_));
-        meta_head_ = 0;
+    const size_t n = m.bytes.size();
+    if (auto slot = meta_ring_.place(m.bytes.data(), n)) {
+      if (slot->wrapped) {
+        CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued copies may still read the slot
+        meta_ring_.stage(*slot, m.bytes.data(), n);
       }
-      uint8_t* h = meta_host_ + meta_head_;
-      uint8_t* d = meta_dev_ + meta_head_;
-      meta_head_ += need;
-      if (!m.bytes.empty()) {
-        std::memcpy(h, m.bytes.data(), m.bytes.size());
-        CUDA_CHECK(cudaMemcpyAsync(d, h, m.bytes.size(), cudaMemcpyHostToDevice, stream_));
+      if (slot->copy) {
+        CUDA_CHECK(cudaMemcpyAsync(meta_dev_ + slot->offset, meta_host_ + slot->offset, n, cudaMemcpyHostToDevice,
+                                   stream_));
       }
-      return d;
+      return meta_dev_ + slot->offset;
     }
     // Larger than the ring (a huge batch): the growing scratch.
     void* d = scratch(meta_, std::max<size_t>(m.bytes.size(), 256));
@@ -515,7 +513,7 @@ class CudaBackend final : public Backend {
   static constexpr size_t kMetaRing = size_t{4} << 20;
   uint8_t* meta_host_ = nullptr;  // pinned staging of the metadata ring
   uint8_t* meta_dev_ = nullptr;   // its device twin (kCompute)
-  size_t meta_head_ = 0;          // next free byte of both
+  MetaRing meta_ring_{nullptr, 0};  // which part of both each upload uses
   Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)
