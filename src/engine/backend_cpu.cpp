@@ -16,6 +16,7 @@
 #include "engine/kernels_encoder.h"
 #include "engine/kernels_ops.h"
 #include "engine/quant.h"
+#include "engine/rope_table.h"
 #include "engine/thread_pool.h"
 
 namespace tars::engine {
@@ -142,10 +143,10 @@ class CpuBackend final : public Backend {
   void rope(float* x, const BatchLayout& b, int n_heads, int head_dim,
             const RopeParams& p) override {
     const int half = p.n_rot / 2;
-    const RopeTable& tab = rope_table(b, p);
+    rope_.update(b.pos, b.n_tokens, p);
     for_rows(b.n_tokens, static_cast<int64_t>(n_heads) * head_dim, [&](int64_t t) {
-      const float* cs = tab.cos.data() + t * half;
-      const float* sn = tab.sin.data() + t * half;
+      const float* cs = rope_.cos().data() + t * half;
+      const float* sn = rope_.sin().data() + t * half;
       for (int h = 0; h < n_heads; ++h) {
         float* v = x + (t * n_heads + h) * head_dim;
         if (p.mode == RopeMode::kNormal) {
@@ -237,43 +238,6 @@ class CpuBackend final : public Backend {
     size_t bytes;
     MemoryKind kind;
   };
-  // Per-position rotary cos/sin for one batch ([n_tokens x n_rot/2] each),
-  // computed once and reused by every layer and by q and k: the key is
-  // the positions and the rope parameters.
-  struct RopeTable {
-    std::vector<int32_t> pos;
-    RopeParams params;
-    std::vector<float> cos, sin;
-  };
-
-  const RopeTable& rope_table(const BatchLayout& b, const RopeParams& p) {
-    RopeTable& r = rope_;
-    const bool same = r.params.mode == p.mode && r.params.n_rot == p.n_rot &&
-                      r.params.freq_base == p.freq_base && r.params.freq_scale == p.freq_scale &&
-                      r.params.freq_factors == p.freq_factors &&
-                      r.pos.size() == static_cast<size_t>(b.n_tokens) &&
-                      std::equal(r.pos.begin(), r.pos.end(), b.pos);
-    if (same) return r;
-    const int half = p.n_rot / 2;
-    std::vector<double> theta(half);
-    for (int i = 0; i < half; ++i) {
-      theta[i] = std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_rot);
-      if (p.freq_factors) theta[i] /= p.freq_factors[i];
-    }
-    r.pos.assign(b.pos, b.pos + b.n_tokens);
-    r.params = p;
-    r.cos.resize(static_cast<size_t>(b.n_tokens) * half);
-    r.sin.resize(static_cast<size_t>(b.n_tokens) * half);
-    for (int t = 0; t < b.n_tokens; ++t) {
-      const double pos = static_cast<double>(b.pos[t]) * p.freq_scale;
-      for (int i = 0; i < half; ++i) {
-        r.cos[static_cast<size_t>(t) * half + i] = static_cast<float>(std::cos(pos * theta[i]));
-        r.sin[static_cast<size_t>(t) * half + i] = static_cast<float>(std::sin(pos * theta[i]));
-      }
-    }
-    return r;
-  }
-
   // fn(t) for each of n rows of `width` floats, over the pool when the work
   // is worth a dispatch (a decode step's single rows are not).
   template <class F>
@@ -306,7 +270,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   cpu::MatmulScratch scratch_;
   cpu::PanelCache panels_;  // repacked quantized weights (kernels_panel.h)
-  RopeTable rope_;
+  RopeTable rope_;  // the current batch's rotary cos/sin
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;
   size_t bytes_[3] = {0, 0, 0};

@@ -16,6 +16,7 @@
 #include "engine/cuda/cuda_kernels.h"
 #include "engine/cuda/meta_ring.h"
 #include "engine/quant.h"
+#include "engine/rope_table.h"
 
 namespace tars::engine::cuda {
 
@@ -312,13 +313,19 @@ class CudaBackend final : public Backend {
   void rope(float* x, const BatchLayout& b, int n_heads, int head_dim, const RopeParams& p) override {
     if (b.n_tokens <= 0 || p.n_rot <= 0) return;
     TARS_CHECK(p.n_rot % 2 == 0 && p.n_rot <= head_dim);
-    Meta m;
-    const size_t o_pos = m.add(b.pos, b.n_tokens);
-    const size_t o_ff = p.freq_factors ? m.add(p.freq_factors, p.n_rot / 2) : 0;
-    const uint8_t* dm = upload_meta(m);
-    launch_rope(x, reinterpret_cast<const int32_t*>(dm + o_pos), b.n_tokens, n_heads, head_dim, p.n_rot,
-                p.mode == RopeMode::kNeox, p.freq_base, p.freq_scale,
-                p.freq_factors ? reinterpret_cast<const float*>(dm + o_ff) : nullptr, stream_);
+    // The table goes up once per batch (q and k of every layer share it)
+    // and stays valid while its ring slot does.
+    const bool rebuilt = rope_.update(b.pos, b.n_tokens, p);
+    if (rebuilt || !rope_in_ring_ || rope_wraps_ != meta_ring_.wraps()) {
+      Meta m;
+      const size_t o_cos = m.add(rope_.cos().data(), rope_.cos().size());
+      const size_t o_sin = m.add(rope_.sin().data(), rope_.sin().size());
+      const uint8_t* dm = upload_meta(m, &rope_in_ring_);
+      rope_cos_ = reinterpret_cast<const float*>(dm + o_cos);
+      rope_sin_ = reinterpret_cast<const float*>(dm + o_sin);
+      rope_wraps_ = meta_ring_.wraps();
+    }
+    launch_rope(x, rope_cos_, rope_sin_, b.n_tokens, n_heads, head_dim, p.n_rot, p.mode == RopeMode::kNeox, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
@@ -461,9 +468,13 @@ class CudaBackend final : public Backend {
   // Through the pinned ring (meta_ring.h): a truly asynchronous copy (from
   // pageable memory the host would wait at every operation for the GPU to
   // catch up), skipped when a recent upload had the same bytes.
-  const uint8_t* upload_meta(const Meta& m) {
+  // in_ring (optional): whether the bytes went into the ring (else into
+  // scratch that the next large upload overwrites).
+  const uint8_t* upload_meta(const Meta& m, bool* in_ring = nullptr) {
     const size_t n = m.bytes.size();
+    if (in_ring) *in_ring = false;
     if (auto slot = meta_ring_.place(m.bytes.data(), n)) {
+      if (in_ring) *in_ring = true;
       if (slot->wrapped) {
         CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued copies may still read the slot
         meta_ring_.stage(*slot, m.bytes.data(), n);
@@ -514,6 +525,11 @@ class CudaBackend final : public Backend {
   uint8_t* meta_host_ = nullptr;  // pinned staging of the metadata ring
   uint8_t* meta_dev_ = nullptr;   // its device twin (kCompute)
   MetaRing meta_ring_{nullptr, 0};  // which part of both each upload uses
+  RopeTable rope_;                  // the current batch's rotary cos/sin (host)
+  const float* rope_cos_ = nullptr;  // the table's device copy
+  const float* rope_sin_ = nullptr;
+  bool rope_in_ring_ = false;        // that copy is in the ring (not the overflow scratch)
+  size_t rope_wraps_ = 0;            // meta_ring_.wraps() when it was uploaded
   Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)

@@ -59,11 +59,11 @@ void launch_add_bias(float* y, const float* bias, int64_t rows, int n, cudaStrea
 void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream);
 void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps,
                        cudaStream_t stream);
-// mode_neox: pairs (i, i + n_rot/2) instead of (2i, 2i+1). freq_factors may
-// be null ((n_rot/2) floats otherwise).
-void launch_rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, int n_rot,
-                 bool mode_neox, float freq_base, float freq_scale, const float* freq_factors,
-                 cudaStream_t stream);
+// Rotates the first n_rot dimensions of each head of token t by cos/sin row
+// t ([n_tokens x n_rot/2] each: engine/rope_table.h, computed on the host in
+// double). mode_neox: pairs (i, i + n_rot/2) instead of (2i, 2i+1).
+void launch_rope(float* x, const float* cos, const float* sin, int n_tokens, int n_heads, int head_dim, int n_rot,
+                 bool mode_neox, cudaStream_t stream);
 // Rows t of k and v ([n x kv_dim]) to cache row seq[t] * n_ctx + pos[t].
 void launch_kv_store(void* cache_k, void* cache_v, bool f16, int n_ctx, int kv_dim, const float* k,
                      const float* v, const int32_t* pos, const int32_t* seq, int n, cudaStream_t stream);

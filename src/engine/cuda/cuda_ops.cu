@@ -1,6 +1,7 @@
 // Row and element-wise operations of the CUDA backend. Each follows the CPU
 // backend's formula (backend_cpu.cpp) and precision choices: double where
-// the CPU uses double (layer-norm statistics, rope angles, sequence means).
+// the CPU uses double (layer-norm statistics, sequence means; the rope
+// angles are the CPU's own table, computed on the host).
 #include <cuda_fp16.h>
 
 #include "engine/cuda/cuda_dispatch.cuh"
@@ -51,20 +52,18 @@ __global__ void layer_norm_kernel(float* x, const float* w, const float* b, int 
   }
 }
 
-// One thread per (token, head, rotated pair).
-__global__ void rope_kernel(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, int n_rot,
-                            bool neox, float freq_base, float freq_scale, const float* freq_factors) {
+// One thread per (token, head, rotated pair); the angles' cos/sin come
+// from the host's table, so the rotation is the CPU backend's to the bit.
+__global__ void rope_kernel(float* x, const float* cos_t, const float* sin_t, int n_tokens, int n_heads, int head_dim,
+                            int n_rot, bool neox) {
   const int half = n_rot / 2;
   const int64_t total = static_cast<int64_t>(n_tokens) * n_heads * half;
   for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < total;
        u += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int i = static_cast<int>(u % half);
     const int64_t th = u / half;  // token * n_heads + head
-    const int t = static_cast<int>(th / n_heads);
-    double theta = pow(static_cast<double>(freq_base), -2.0 * i / n_rot);
-    if (freq_factors) theta /= freq_factors[i];
-    const double angle = static_cast<double>(pos[t]) * freq_scale * theta;
-    const float c = static_cast<float>(cos(angle)), s = static_cast<float>(sin(angle));
+    const int64_t t = th / n_heads;
+    const float c = cos_t[t * half + i], s = sin_t[t * half + i];
     float* v = x + th * head_dim;
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
     const float x0 = v[a], x1 = v[b];
@@ -155,12 +154,11 @@ void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, f
   layer_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, w, b, d, eps);
 }
 
-void launch_rope(float* x, const int32_t* pos, int n_tokens, int n_heads, int head_dim, int n_rot, bool mode_neox,
-                 float freq_base, float freq_scale, const float* freq_factors, cudaStream_t stream) {
+void launch_rope(float* x, const float* cos, const float* sin, int n_tokens, int n_heads, int head_dim, int n_rot,
+                 bool mode_neox, cudaStream_t stream) {
   const long long total = static_cast<long long>(n_tokens) * n_heads * (n_rot / 2);
   if (total <= 0) return;
-  rope_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, pos, n_tokens, n_heads, head_dim, n_rot, mode_neox,
-                                                        freq_base, freq_scale, freq_factors);
+  rope_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, cos, sin, n_tokens, n_heads, head_dim, n_rot, mode_neox);
 }
 
 void launch_kv_store(void* cache_k, void* cache_v, bool f16, int n_ctx, int kv_dim, const float* k, const float* v,

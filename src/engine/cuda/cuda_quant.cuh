@@ -18,9 +18,15 @@
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #define TARS_HD __host__ __device__ __forceinline__
+#if defined(__CUDA_ARCH__)  // the device pass; the host pass's compiler knows no such pragma
+#define TARS_UNROLL _Pragma("unroll")
+#else
+#define TARS_UNROLL
+#endif
 #else
 #include "engine/half.h"  // C++20; the CUDA sources are C++17 and use cuda_fp16.h
 #define TARS_HD inline
+#define TARS_UNROLL
 #endif
 
 namespace tars::engine::cuda {
@@ -95,7 +101,7 @@ TARS_HD void int_group32(const uint8_t* row, int64_t g, IntGroup& o) {
     // Element j: low nibble of qs[j] (j < 16), high nibble of qs[j - 16].
     using B = std::conditional_t<T == TensorType::kQ4_0, BlockQ4_0, BlockQ4_1>;
     const B* blk = reinterpret_cast<const B*>(row) + g;
-#pragma unroll
+TARS_UNROLL
     for (int k = 0; k < 4; ++k) {
       const uint32_t w = load_u32_a2(blk->qs + 4 * k);
       uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
@@ -113,12 +119,12 @@ TARS_HD void int_group32(const uint8_t* row, int64_t g, IntGroup& o) {
     using B = std::conditional_t<T == TensorType::kQ5_0, BlockQ5_0, BlockQ5_1>;
     const B* blk = reinterpret_cast<const B*>(row) + g;
     const uint32_t qh = load_u32_a2(blk->qh);
-#pragma unroll
+TARS_UNROLL
     for (int k = 0; k < 4; ++k) {
       const uint32_t w = load_u32_a2(blk->qs + 4 * k);
       uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
       // The 5th bits of elements 4k..4k+3 and 16+4k..16+4k+3, to bit 4 of each byte.
-#pragma unroll
+TARS_UNROLL
       for (int i = 0; i < 4; ++i) {
         lo |= ((qh >> (4 * k + i)) & 1u) << (8 * i + 4);
         hi |= ((qh >> (16 + 4 * k + i)) & 1u) << (8 * i + 4);
@@ -134,7 +140,7 @@ TARS_HD void int_group32(const uint8_t* row, int64_t g, IntGroup& o) {
     if constexpr (T == TensorType::kQ5_1) o.b = f16_bits_to_f32(blk->m);
   } else if constexpr (T == TensorType::kQ8_0) {
     const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(row) + g;
-#pragma unroll
+TARS_UNROLL
     for (int k = 0; k < 8; ++k) o.q[k] = static_cast<int>(load_u32_a2(reinterpret_cast<const uint8_t*>(blk->qs) + 4 * k));
     o.a_lo = o.a_hi = f16_bits_to_f32(blk->d);
   } else if constexpr (T == TensorType::kQ4_K || T == TensorType::kQ5_K) {
@@ -145,7 +151,7 @@ TARS_HD void int_group32(const uint8_t* row, int64_t g, IntGroup& o) {
     int sc, mn;
     k_scale_min(j, blk->scales, &sc, &mn);
     const uint8_t* qs = blk->qs + 32 * c;
-#pragma unroll
+TARS_UNROLL
     for (int k = 0; k < 8; ++k) {
       uint32_t v = (load_u32_a2(qs + 4 * k) >> shift) & 0x0F0F0F0Fu;
       if constexpr (T == TensorType::kQ5_K) v |= ((load_u32_a2(blk->qh + 4 * k) >> j) & 0x01010101u) << 4;
@@ -160,7 +166,7 @@ TARS_HD void int_group32(const uint8_t* row, int64_t g, IntGroup& o) {
     const uint8_t* ql = blk->ql + 64 * h + (k & 1) * 32;
     const uint8_t* qh = blk->qh + 32 * h;
     const int nshift = (k >> 1) * 4;
-#pragma unroll
+TARS_UNROLL
     for (int m = 0; m < 8; ++m) {
       const uint32_t lo = (load_u32_a2(ql + 4 * m) >> nshift) & 0x0F0F0F0Fu;
       const uint32_t hi = ((load_u32_a2(qh + 4 * m) >> (2 * k)) & 0x03030303u) << 4;
@@ -183,7 +189,7 @@ TARS_HD void dequant_group32(const uint8_t* row, int64_t g, float* y) {
                         T == TensorType::kQ5_K;
   IntGroup o;
   int_group32<T>(row, g, o);
-#pragma unroll
+TARS_UNROLL
   for (int e = 0; e < 32; ++e) {
     const int8_t q = static_cast<int8_t>((static_cast<uint32_t>(o.q[e / 4]) >> (8 * (e % 4))) & 0xFFu);
     const float w = (e < 16 ? o.a_lo : o.a_hi) * static_cast<float>(q);

@@ -48,6 +48,7 @@ class MetaRing {
       head_ = 0;
       for (Recent& r : recent_) r.used = false;  // their slots will be overwritten
       s.wrapped = true;
+      ++wraps_;
     }
     s.offset = head_;
     head_ += need;
@@ -64,6 +65,9 @@ class MetaRing {
   }
 
   size_t reused() const { return reused_; }  // uploads that needed no copy
+  // Times the ring wrapped: a slot placed while this was w stays valid
+  // (neither restaged nor handed out again) as long as it is still w.
+  size_t wraps() const { return wraps_; }
 
  private:
   struct Recent {
@@ -77,6 +81,7 @@ class MetaRing {
   Recent recent_[kRecent];
   int next_ = 0;
   size_t reused_ = 0;
+  size_t wraps_ = 0;
 };
 
 }  // namespace tars::engine::cuda
