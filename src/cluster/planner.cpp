@@ -52,6 +52,22 @@ struct DeviceState {
   std::string where() const { return node + "/" + dev.id; }
 };
 
+// The figures of `weights + kv + compute` bytes on device `d`, with what the
+// plan had put there before (`used_before`) and the room that left.
+PlanFit fit_on(const DeviceState& d, uint64_t weights, uint64_t kv, uint64_t compute, uint64_t used_before,
+               uint64_t available) {
+  PlanFit f;
+  f.weights_bytes = weights;
+  f.kv_bytes = kv;
+  f.compute_bytes = compute;
+  f.need_bytes = weights + kv + compute;
+  f.free_bytes = d.dev.free_bytes;
+  f.used_before = used_before;
+  f.margin_bytes = d.margin;
+  f.available_bytes = available;
+  return f;
+}
+
 // The best way to run a model on one device, if any.
 struct Option {
   size_t device = 0;
@@ -447,26 +463,14 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     p.slots = best.slots;
     p.gpu_layers = best.gpu_layers;
     p.n_layer = L;
-    p.weights_bytes = best.est.device.weights_bytes;
-    p.kv_bytes = best.est.device.kv_bytes;
-    p.compute_bytes = best.est.device.compute_bytes;
-    p.need_bytes = best.est.device.model_bytes();
-    p.free_bytes = gpu.dev.free_bytes;
-    p.used_before = best.gpu_used_before;
-    p.margin_bytes = gpu.margin;
-    p.available_bytes = best.gpu_available;
+    static_cast<PlanFit&>(p) = fit_on(gpu, best.est.device.weights_bytes, best.est.device.kv_bytes,
+                                      best.est.device.compute_bytes, best.gpu_used_before, best.gpu_available);
     PlanCpuPart& cp = p.cpu_part;
+    static_cast<PlanFit&>(cp) = fit_on(ram, best.est.cpu.weights_bytes, best.est.cpu.kv_bytes,
+                                       best.est.cpu.compute_bytes, best.ram_used_before, best.ram_available);
     cp.device = ram.dev.id;
     cp.first_layer = best.gpu_layers;
     cp.n_layers = rest;
-    cp.weights_bytes = best.est.cpu.weights_bytes;
-    cp.kv_bytes = best.est.cpu.kv_bytes;
-    cp.compute_bytes = best.est.cpu.compute_bytes;
-    cp.need_bytes = best.est.cpu.model_bytes();
-    cp.free_bytes = ram.dev.free_bytes;
-    cp.used_before = best.ram_used_before;
-    cp.margin_bytes = ram.margin;
-    cp.available_bytes = best.ram_available;
     gpu.resident_bytes += p.need_bytes;
     gpu.residents.push_back(m.name);
     ram.resident_bytes += cp.need_bytes;
@@ -636,14 +640,8 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     p.quant = c.quant;
     p.slots = best.slots;
     p.n_layer = c.split.n_layer();
-    p.weights_bytes = c.weights_bytes;
-    p.kv_bytes = c.kv_bytes_per_slot * static_cast<uint64_t>(best.slots);
-    p.compute_bytes = c.compute_bytes;
-    p.need_bytes = best.need;
-    p.free_bytes = dst.dev.free_bytes;
-    p.used_before = best.used_before;
-    p.margin_bytes = dst.margin;
-    p.available_bytes = best.available;
+    static_cast<PlanFit&>(p) = fit_on(dst, c.weights_bytes, c.kv_bytes_per_slot * static_cast<uint64_t>(best.slots),
+                                      c.compute_bytes, best.used_before, best.available);
     if (p.resident) {
       dst.resident_bytes += best.need;
       dst.residents.push_back(m.name);

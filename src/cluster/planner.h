@@ -171,19 +171,28 @@ struct PlanRejection {
 
 // The RAM part of a split placement (PlanPlacement::gpu_layers >= 0): the
 // layers after the GPU's and the output head, in the node's "cpu" device.
-struct PlanCpuPart {
+// The memory arithmetic of a model, or of one part of a split model, on
+// the device that holds it.
+struct PlanFit {
+  uint64_t weights_bytes = 0, kv_bytes = 0, compute_bytes = 0;
+  uint64_t need_bytes = 0;      // weights + kv + compute: what the device's residents count
+  uint64_t free_bytes = 0;      // the device's free memory
+  uint64_t used_before = 0;     // what the device held for the plan before this model
+                                // (overhead, residents, and for a resident the on-demand peak)
+  uint64_t margin_bytes = 0;
+  uint64_t available_bytes = 0; // free - used_before - margin (overhead included when new)
+};
+
+// The RAM part of a split model (its figures are the RAM device's).
+struct PlanCpuPart : PlanFit {
   std::string device;           // the RAM device's id ("cpu")
   int first_layer = 0;          // layers [first_layer, n_layer)
   int n_layers = 0;
-  uint64_t weights_bytes = 0, kv_bytes = 0, compute_bytes = 0;
-  uint64_t need_bytes = 0;      // weights + kv + compute: what the RAM device's residents count
-  uint64_t free_bytes = 0;      // the RAM's free memory
-  uint64_t used_before = 0;     // what the RAM held for the plan before this model
-  uint64_t margin_bytes = 0;
-  uint64_t available_bytes = 0; // free - used_before - margin
 };
 
-struct PlanPlacement {
+// A model's place; its PlanFit figures are for `device` (for a split: the
+// GPU part alone, see cpu_part for the rest).
+struct PlanPlacement : PlanFit {
   std::string model;         // PlanModel::name
   std::string role;          // "chat" | "embedding"
   bool resident = true;      // load = "always"; false: on demand (swaps)
@@ -199,14 +208,6 @@ struct PlanPlacement {
   // `device`. This is what ModelDecl::gpu_layers tells the node.
   int gpu_layers = -1;
   int n_layer = 0;           // the model's layers (decoders; 0 when unknown or an encoder)
-  // On `device` (for a split: the GPU part alone, see cpu_part for the rest).
-  uint64_t weights_bytes = 0, kv_bytes = 0, compute_bytes = 0;
-  uint64_t need_bytes = 0;      // weights + kv + compute
-  uint64_t free_bytes = 0;      // the device's free memory
-  uint64_t used_before = 0;     // what the device held for the plan before this model
-                                // (overhead, residents, and for a resident the on-demand peak)
-  uint64_t margin_bytes = 0;
-  uint64_t available_bytes = 0; // free - used_before - margin (overhead included when new)
   PlanCpuPart cpu_part;       // the RAM part of a split (all zero when gpu_layers is -1)
   std::vector<std::string> swaps_with;  // on-demand: the others sharing the area
   std::string reason;        // why this device, or (unplaced) why none

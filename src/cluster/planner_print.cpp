@@ -98,7 +98,7 @@ std::string plan_to_table(const Plan& plan) {
   for (const auto& d : plan.devices) {
     const uint64_t used = d.used_bytes() + d.margin_bytes;
     const std::string left = d.free_bytes >= used ? format_bytes(d.free_bytes - used)
-                                                  : "-" + format_bytes(used - d.free_bytes);
+                                                  : format_bytes(used - d.free_bytes).insert(0, 1, '-');
     out += pad(d.node + "/" + d.device + " " + d.device_name, w_dev) + pad(format_bytes(d.free_bytes), 11) +
            pad(format_bytes(d.overhead_bytes), 11) + pad(format_bytes(d.resident_bytes), 11) +
            pad(format_bytes(d.on_demand_peak_bytes), 11) + pad(format_bytes(d.margin_bytes), 11) + left +
