@@ -51,13 +51,26 @@ echo "== device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --for
 echo "== date: $(date -u +%Y-%m-%dT%H:%MZ); cuBLAS: ${cublas:-not found}"
 
 # 1. GPU tests: the test binary directly (gtest_discover_tests needs the
-# configure tree; the binary alone is what travels).
+# configure tree; the binary alone is what travels), one process per suite:
+# a CUDA fault poisons its process's context, and must not hide the other
+# suites' results.
 echo "== GPU tests"
-test_out=$("$DIR/tests/tars_gpu_tests" --gtest_brief=1 2>&1)
-test_rc=$?
-echo "$test_out" | grep -v "Skipped$\|^no CUDA device" | tail -20
-skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) tests\{0,1\}[.,].*/\1/p' <<<"$test_out" | head -1)
-if [[ $test_rc -ne 0 ]]; then gpu_tests=FAIL; elif [[ -n $skipped ]]; then gpu_tests="pass, but $skipped skipped (no device?)"; else gpu_tests=pass; fi
+gpu_tests=pass; skipped_total=0; failed_suites=()
+for suite in $("$DIR/tests/tars_gpu_tests" --gtest_list_tests | sed -n 's/^\([^ #][^ ]*\)\.$/\1/p'); do
+  test_out=$(timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 --gtest_filter="$suite.*" 2>&1)
+  test_rc=$?
+  echo "$test_out" | grep -v "Skipped$\|^no CUDA device\|^Running main\|^Note: Google Test filter" | tail -12
+  skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) tests\{0,1\}[.,].*/\1/p' <<<"$test_out" | head -1)
+  skipped_total=$((skipped_total + ${skipped:-0}))
+  if [[ $test_rc -ne 0 ]]; then
+    failed_suites+=("$suite (rc $test_rc)")
+    # Again with synchronous launches, so an error names the kernel that made it.
+    echo "-- $suite again with CUDA_LAUNCH_BLOCKING=1:"
+    CUDA_LAUNCH_BLOCKING=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 --gtest_filter="$suite.*" 2>&1 | tail -25
+  fi
+done
+if [[ ${#failed_suites[@]} -gt 0 ]]; then gpu_tests="FAIL: ${failed_suites[*]}"
+elif [[ $skipped_total -gt 0 ]]; then gpu_tests="pass, but $skipped_total skipped (no device?)"; fi
 rows+=("gpu tests | - | $gpu_tests")
 
 # 2. Device bandwidth (device-to-device copy).

@@ -18,6 +18,11 @@ struct CudaBackendOptions {
   // Batched products (n > 1) through cuBLAS SGEMM (default: true, when
   // libcublas.so.13 loads); false uses the backend's own tiled kernel.
   bool use_cublas = true;
+  // With use_cublas: true makes creation fail (the reason says why) when
+  // cuBLAS cannot be loaded, instead of falling back to the own kernel with
+  // a warning on stderr. The GPU tests set it, so a missing library is not
+  // mistaken for a numerical bug.
+  bool require_cublas = false;
   // false (default), the speed paths, as fast GPU engines do:
   //  - batched products (n > 1) of non-F32 weights in FP16 with FP32
   //    accumulation (cublasGemmEx: tensor cores where the card has them; the

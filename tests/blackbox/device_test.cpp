@@ -33,7 +33,9 @@ TEST(DeviceChoice, CudaWithoutADeviceFailsClearlyAndAutoFallsBackToTheCpu) {
   auto j = nlohmann::json::parse(r->body);
   ASSERT_EQ(j["models_loaded"].size(), 1u);
   EXPECT_EQ(j["models_loaded"][0]["backend"], have_cuda ? "cuda" : "cpu") << r->body;
-  if (!have_cuda) EXPECT_NE(p.err().find("runs on the CPU"), std::string::npos) << p.err();
+  if (!have_cuda) {
+    EXPECT_NE(p.err().find("runs on the CPU"), std::string::npos) << p.err();
+  }
 }
 
 }  // namespace

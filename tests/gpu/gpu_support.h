@@ -27,7 +27,8 @@ namespace tars::test {
 // references that round the same way).
 inline std::unique_ptr<engine::Backend> make_cuda(bool use_cublas = true, bool exact = true) {
   std::string why;
-  auto be = engine::backend_cuda_create({.device = 0, .use_cublas = use_cublas, .exact_activations = exact}, &why);
+  auto be = engine::backend_cuda_create(
+      {.device = 0, .use_cublas = use_cublas, .require_cublas = use_cublas, .exact_activations = exact}, &why);
   EXPECT_TRUE(be) << why;
   return be;
 }

@@ -4,6 +4,7 @@
 // that needs it; everything runs in order on the stream, and upload/download
 // wait for it, so callers see the same semantics as the CPU backend.
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -82,7 +83,17 @@ class CudaBackend final : public Backend {
   CudaBackend(const CudaBackendOptions& o) : device_(o.device), fast_(!o.exact_activations) {
     CUDA_CHECK(cudaSetDevice(device_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    if (o.use_cublas) blas_ = Blas::open(stream_, fast_, &blas_problem_);
+    if (o.use_cublas) {
+      blas_ = Blas::open(stream_, fast_, &blas_problem_);
+      if (!blas_ && o.require_cublas) {
+        cudaStreamDestroy(stream_);
+        throw Error(ErrorCode::kUnavailable, "cuBLAS: " + blas_problem_);
+      }
+      if (!blas_) {
+        std::fprintf(stderr, "tars: warning: CUDA batched products use the backend's own kernel (slower): %s\n",
+                     blas_problem_.c_str());
+      }
+    }
     CUDA_CHECK(cudaMallocHost(&meta_host_, kMetaRing));
     CUDA_CHECK(cudaMalloc(&meta_dev_, kMetaRing));
     meta_ring_ = MetaRing(meta_host_, kMetaRing);
@@ -118,17 +129,27 @@ class CudaBackend final : public Backend {
     return p;
   }
 
+  // Never throws: model and encoder destructors call it, also while
+  // unwinding from a CUDA error (a throw there would end the process and
+  // hide that error). A failure is reported on stderr.
   void free(void* p) override {
     if (!p) return;
-    CUDA_CHECK(cudaStreamSynchronize(stream_));  // no queued kernel may still use it
+    const cudaError_t sync = cudaStreamSynchronize(stream_);  // no queued kernel may still use it
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = allocations_.find(p);
-      TARS_CHECK(it != allocations_.end());
+      if (it == allocations_.end()) {
+        std::fprintf(stderr, "tars: CUDA backend: free of a pointer it did not allocate\n");
+        return;
+      }
       bytes_[static_cast<int>(it->second.kind)] -= it->second.bytes;
       allocations_.erase(it);
     }
-    CUDA_CHECK(cudaFree(p));
+    const cudaError_t e = cudaFree(p);
+    if (sync != cudaSuccess || e != cudaSuccess) {
+      std::fprintf(stderr, "tars: CUDA backend: freeing device memory: %s\n",
+                   cudaGetErrorString(sync != cudaSuccess ? sync : e));
+    }
   }
 
   size_t allocated(MemoryKind kind) const override {

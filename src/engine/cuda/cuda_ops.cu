@@ -67,8 +67,9 @@ __global__ void rope_kernel(float* x, const float* cos_t, const float* sin_t, in
     float* v = x + th * head_dim;
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
     const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * c - x1 * s;
-    v[b] = x0 * s + x1 * c;
+    // Each product rounded on its own, as on the CPU (no fused multiply-add).
+    v[a] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    v[b] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
   }
 }
 
