@@ -130,8 +130,7 @@ done
 bench_row() {  # bench_row LABEL MODEL [extra tars bench flags...]
   local label=$1 m=$2
   shift 2
-  local json
-  json=$("$TARS" bench "$m" --device "$DEV" -p 512 -n 128 -r "$REPS" --json "$@" 2>/dev/null)
+  json=$(env ${BENCH_ENV:-} "$TARS" bench "$m" --device "$DEV" -p 512 -n 128 -r "$REPS" --json "$@" 2>/dev/null)
   for test in pp512 tg128; do
     local v
     v=$(echo "$json" | py "round([r['avg_ts'] for r in j if r['test'] == '$test'][0], 1)")
@@ -156,6 +155,9 @@ for shape in $shapes; do
     [[ -f $m ]] || "$DIR/bench/bench_make_model" "$m" --vocab "$VOCAB" --shape "$shape" --type "$t" >&2
     bench_row "$shape $t" "$m"
   done
+  # Decode steps as CUDA graphs (CudaBackendOptions::graphs, off by default).
+  BENCH_ENV=TARS_CUDA_GRAPHS=1 bench_row "$shape Q4_0, CUDA graphs" "$MODELS_DIR/$shape-Q4_0.gguf"
+  rows+=("$shape Q4_0, CUDA graphs: graph launches | count | $(echo "$json" | py "j[-1]['cuda_graph_launches']")")
   if [[ $shape == 1.1b ]]; then
     bench_row "1.1b Q4_0, 11 of 22 layers on the GPU" "$MODELS_DIR/1.1b-Q4_0.gguf" --gpu-layers 11
     serve_check "1.1B split 11/22" "[[model]]
@@ -168,4 +170,4 @@ done
 
 printf '\n| check | unit | value |\n| --- | --- | ---: |\n'
 for r in "${rows[@]}"; do echo "| $r |"; done
-[[ $test_rc -eq 0 ]]
+[[ ${#failed_suites[@]} -eq 0 ]]

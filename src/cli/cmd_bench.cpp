@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/engine_options.h"
 #include "common/error.h"
+#include "engine/backend_cuda.h"
 #include "engine/gguf.h"
 #include "engine/kernels_cpu.h"
 #include "engine/model.h"
@@ -172,6 +173,7 @@ int bench(const BenchFlags& f) {
                      {"model_n_params", params},
                      {"backend", backend},
                      {"parts", where},
+                     {"cuda_graph_launches", engine::backend_cuda_graph_launches(model.backend())},
                      {"isa", isa},
                      {"n_threads", threads},
                      {"kv_type", f.engine.kv_type},

@@ -166,6 +166,20 @@ class Backend {
   virtual void gelu_erf(float* x, size_t n) = 0;
   // out[i] = mean of the rows of sequence i of x ([n x d]); out is [n_seqs x d].
   virtual void seq_mean(const float* x, const SeqLayout& s, int d, float* out) = 0;
+
+  // ---- recording (optional) ---------------------------------------------------
+  // A backend may record the operations between capture_begin() and
+  // capture_end() and run them as one unit (CUDA graphs: one launch instead
+  // of hundreds). Between the two the caller issues operations only: no
+  // alloc, free, upload or download, nothing whose result the host reads.
+  // capture_begin: true when recording started (default: never; operations
+  // then run as they come).
+  virtual bool capture_begin() { return false; }
+  // Ends a recording and runs it. false: the recording failed and NOTHING
+  // ran; the caller issues the same operations again, and they run directly.
+  virtual bool capture_end() { return true; }
+  // Abandons a recording after an operation threw during it (nothing ran).
+  virtual void capture_abort() {}
 };
 
 struct CpuBackendOptions {

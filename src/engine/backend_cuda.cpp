@@ -26,4 +26,13 @@ std::unique_ptr<Backend> backend_cuda_create(const CudaBackendOptions& options, 
 #endif
 }
 
+size_t backend_cuda_graph_launches(const Backend& backend) {
+#if TARS_HAVE_CUDA
+  return cuda::cuda_graph_launches(backend);
+#else
+  (void)backend;
+  return 0;
+#endif
+}
+
 }  // namespace tars::engine

@@ -35,7 +35,18 @@ struct CudaBackendOptions {
   // arithmetic, as CpuBackendOptions::exact_activations; the consistency
   // tests compare it with the CPU's).
   bool exact_activations = false;
+  // Decode steps (one token, one-part model) recorded as a CUDA graph and
+  // replayed as one launch (Backend::capture_begin): hundreds of kernel
+  // launches a step cost host time a large model's step does not have on a
+  // fast card. Off by default until measured on a GPU; the environment
+  // variable TARS_CUDA_GRAPHS=1 (or 0) overrides it. A recording that fails
+  // turns it off for the backend's life, with a warning on stderr.
+  bool graphs = false;
 };
+
+// Graph replays so far (0 for a backend that is not CUDA): what the tests
+// and the GPU check read to know that graphs really ran.
+size_t backend_cuda_graph_launches(const Backend& backend);
 
 // True when this build has the CUDA backend and a usable device exists;
 // otherwise false with *reason set ("built without CUDA", "no CUDA device",

@@ -1,5 +1,8 @@
 #include "engine/backend_select.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "common/error.h"
 #include "engine/backend_cuda.h"
 
@@ -11,7 +14,9 @@ std::unique_ptr<Backend> backend_for_device(const std::string& device, int threa
   }
   if (device != "cpu") {
     std::string reason;
-    if (auto b = backend_cuda_create({}, &reason)) return b;
+    CudaBackendOptions co;
+    if (const char* g = std::getenv("TARS_CUDA_GRAPHS")) co.graphs = std::string(g) == "1";  // see CudaBackendOptions::graphs
+    if (auto b = backend_cuda_create(co, &reason)) return b;
     if (device == "cuda") throw Error(ErrorCode::kUnavailable, "device cuda: " + reason);
     if (fallback) *fallback = reason;
   }

@@ -289,10 +289,40 @@ void Model::forward(const Batch& batch, std::vector<float>& logits) {
 void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<float>& logits) {
   const ModelHParams& hp = hp_;
   const int n = end - begin;
-  const int E = hp.n_embd;
   BatchLayout layout{n, batch.pos.data() + begin, batch.seq.data() + begin};
+  std::vector<int32_t> rows;
+  for (int i = begin; i < end; ++i) {
+    if (batch.want_logits[i]) rows.push_back(i - begin);
+  }
 
-  stages_.front().be->get_rows(w_.tok_embd, batch.tokens.data() + begin, n, stages_.front().x);
+  // A one-part model's decode step may be recorded and replayed as a unit
+  // (Backend::capture_begin): the same operations every step. A failed
+  // recording ran nothing, so the step runs again directly.
+  Backend& be = *stages_.back().be;
+  bool done = false;
+  if (stages_.size() == 1 && n == 1 && be.capture_begin()) {
+    bool recorded = true;
+    try {
+      compute_chunk(batch.tokens.data() + begin, n, layout, rows);
+    } catch (const std::exception&) {  // nothing ran; directly, it throws again if it must
+      be.capture_abort();
+      recorded = false;
+    }
+    done = recorded && be.capture_end();
+  }
+  if (!done) compute_chunk(batch.tokens.data() + begin, n, layout, rows);
+
+  if (rows.empty()) return;
+  const int m = static_cast<int>(rows.size());
+  size_t old = logits.size();
+  logits.resize(old + static_cast<size_t>(m) * hp.n_vocab);
+  be.download(logits.data() + old, stages_.back().logits, static_cast<size_t>(m) * hp.n_vocab * sizeof(float));
+}
+
+void Model::compute_chunk(const int32_t* tokens, int n, const BatchLayout& layout, const std::vector<int32_t>& rows) {
+  const ModelHParams& hp = hp_;
+  const int E = hp.n_embd;
+  stages_.front().be->get_rows(w_.tok_embd, tokens, n, stages_.front().x);
   for (size_t si = 0; si < stages_.size(); ++si) {
     Stage& s = stages_[si];
     if (si > 0) {  // the residual stream moves to this part's backend
@@ -302,11 +332,6 @@ void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<fl
     }
     for (int il = s.l0; il < s.l1; ++il) forward_layer(s, il, n, layout);
   }
-
-  std::vector<int32_t> rows;
-  for (int i = begin; i < end; ++i) {
-    if (batch.want_logits[i]) rows.push_back(i - begin);
-  }
   if (rows.empty()) return;
   Stage& s = stages_.back();
   Backend& be = *s.be;
@@ -314,9 +339,6 @@ void Model::forward_chunk(const Batch& batch, int begin, int end, std::vector<fl
   be.gather_rows(s.x, rows.data(), m, E, s.out_rows);
   norm(be, s.out_rows, w_.output_norm, w_.output_norm_b, m);
   be.matmul(w_.output, s.out_rows, m, s.logits, w_.output_b ? &w_.output_b : nullptr);
-  size_t old = logits.size();
-  logits.resize(old + static_cast<size_t>(m) * hp.n_vocab);
-  be.download(logits.data() + old, s.logits, static_cast<size_t>(m) * hp.n_vocab * sizeof(float));
 }
 
 void Model::norm(Backend& be, float* x, const Weight& w, const Weight& b, int rows) const {

@@ -209,6 +209,9 @@ class Model {
   void load_weights();
   void alloc_buffers();
   void forward_chunk(const Batch& batch, int begin, int end, std::vector<float>& logits);
+  // The chunk's operations up to the logits of `rows` in the last part's
+  // buffer: everything but the download (what a recording may hold).
+  void compute_chunk(const int32_t* tokens, int n, const BatchLayout& layout, const std::vector<int32_t>& rows);
   void forward_layer(Stage& s, int il, int n, const BatchLayout& layout);
   // RMS or layer norm (the architecture's) in place over rows x n_embd on `be`.
   void norm(Backend& be, float* x, const Weight& w, const Weight& b, int rows) const;

@@ -77,6 +77,53 @@ TEST(CudaModel, StoriesGreedyTextWithPartialOffload) {
   }
 }
 
+// CUDA graphs (CudaBackendOptions::graphs): recorded decode steps give the
+// logits of directly launched ones bit for bit (the same kernels), in the
+// fast and the exact mode, F16 and F32 caches, and graphs really ran.
+TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
+  TARS_REQUIRE_CUDA();
+  for (const char* path : {"stories260K/stories260K.gguf", "reference/quant/llama-q-Q4_K_M.gguf",
+                           "reference/phi2-tiny.gguf"}) {
+    std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture(path));
+    for (bool exact : {false, true}) {
+      for (TensorType kv : {TensorType::kF16, TensorType::kF32}) {
+        auto run = [&](bool graphs, size_t* launches) {
+          std::string why;
+          auto be = backend_cuda_create({.exact_activations = exact, .graphs = graphs}, &why);
+          EXPECT_TRUE(be) << why;
+          ModelOptions mo;
+          mo.kv_type = kv;
+          mo.n_ctx = 128;
+          auto m = Model::load(file, *be, mo);
+          const int n_vocab = m->hparams().n_vocab;
+          std::vector<float> out;
+          Batch b;
+          for (int i = 0; i < 7; ++i) b.add((i * 37 + 11) % n_vocab, i, 0, i == 6);
+          m->forward(b, out);
+          for (int step = 0; step < 40; ++step) {
+            auto last = out.end() - n_vocab;
+            Batch d;
+            d.add(static_cast<int32_t>(std::max_element(last, out.end()) - last), 7 + step, 0, true);
+            m->forward(d, out);
+          }
+          *launches = backend_cuda_graph_launches(*be);
+          return out;
+        };
+        size_t direct_launches = 0, graph_launches = 0;
+        const auto direct = run(false, &direct_launches);
+        const auto graphed = run(true, &graph_launches);
+        const std::string what = std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
+        EXPECT_EQ(direct_launches, 0u) << what;
+        EXPECT_EQ(graph_launches, 39u) << what << ": every decode step after the first";
+        ASSERT_EQ(graphed.size(), direct.size()) << what;
+        size_t differ = 0;
+        for (size_t i = 0; i < direct.size(); ++i) differ += graphed[i] != direct[i];
+        EXPECT_EQ(differ, 0u) << what << ": logits that differ";
+      }
+    }
+  }
+}
+
 // Logits after a prompt of `n` ids and after one more token, on one backend,
 // or (gpu_layers >= 0) with the first gpu_layers layers on CUDA and the rest
 // on the CPU.

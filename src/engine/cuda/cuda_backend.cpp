@@ -80,7 +80,7 @@ std::string device_problem(int ordinal) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const CudaBackendOptions& o) : device_(o.device), fast_(!o.exact_activations) {
+  CudaBackend(const CudaBackendOptions& o) : device_(o.device), fast_(!o.exact_activations), graphs_(o.graphs) {
     CUDA_CHECK(cudaSetDevice(device_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     if (o.use_cublas) {
@@ -104,6 +104,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     blas_.reset();
+    if (exec_) cudaGraphExecDestroy(exec_);
     for (auto& [p, a] : allocations_) cudaFree(p);
     for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_}) cudaFree(s->ptr);
     cudaFree(meta_dev_);
@@ -432,6 +433,70 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaGetLastError());
   }
 
+  // ---- recording: CUDA graphs (CudaBackendOptions::graphs) ------------------
+  // Each decode step is captured anew and the one executable graph updated
+  // in place (re-instantiated when the step's shape changed), then launched.
+  bool capture_begin() override {
+    if (!graphs_) return false;
+    if (!graphs_warm_) {  // the first step runs directly: scratch reaches its size
+      graphs_warm_ = true;
+      return false;
+    }
+    if (meta_ring_.room() < kCaptureRoom) {  // a wrap waits for the stream: not while recording
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+      meta_ring_.restart();
+    }
+    const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+      graphs_off("cudaStreamBeginCapture", e);
+      return false;
+    }
+    return true;
+  }
+
+  bool capture_end() override {
+    cudaGraph_t g = nullptr;
+    cudaError_t e = cudaStreamEndCapture(stream_, &g);
+    if (e != cudaSuccess || !g) {
+      if (g) cudaGraphDestroy(g);
+      forget_recording();
+      graphs_off("cudaStreamEndCapture", e);
+      return false;
+    }
+    if (exec_) {
+      cudaGraphExecUpdateResultInfo info{};
+      if (cudaGraphExecUpdate(exec_, g, &info) != cudaSuccess) {  // another shape: instantiate anew
+        cudaGetLastError();
+        cudaGraphExecDestroy(exec_);
+        exec_ = nullptr;
+      }
+    }
+    if (!exec_) {
+      e = cudaGraphInstantiate(&exec_, g, 0);
+      if (e != cudaSuccess) {
+        exec_ = nullptr;
+        cudaGraphDestroy(g);
+        forget_recording();
+        graphs_off("cudaGraphInstantiate", e);
+        return false;
+      }
+    }
+    cudaGraphDestroy(g);
+    CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+    ++graph_launches_;
+    return true;
+  }
+
+  void capture_abort() override {
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(stream_, &g);
+    if (g) cudaGraphDestroy(g);
+    forget_recording();
+    graphs_off("an operation failed while recording", cudaSuccess);
+  }
+
+  size_t graph_launches() const { return graph_launches_; }
+
   void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
     if (s.n_seqs <= 0) return;
     Meta m;
@@ -516,6 +581,21 @@ class CudaBackend final : public Backend {
     return static_cast<const uint8_t*>(d);
   }
 
+  // After a recording that never ran: its ring slots were staged but never
+  // copied, so no later upload may reuse them.
+  void forget_recording() {
+    cudaGetLastError();               // capture errors are not sticky: clear them
+    cudaStreamSynchronize(stream_);   // work queued before the recording may still read the ring
+    cudaGetLastError();
+    meta_ring_.restart();
+  }
+
+  void graphs_off(const char* what, cudaError_t e) {
+    graphs_ = false;
+    std::fprintf(stderr, "tars: warning: CUDA graphs turned off (%s%s%s); decode steps launch each kernel\n", what,
+                 e == cudaSuccess ? "" : ": ", e == cudaSuccess ? "" : cudaGetErrorString(e));
+  }
+
   static void check_attention(const AttentionParams& p) {
     if (p.head_dim <= 0 || p.head_dim > kMaxHeadDim) {
       throw Error(ErrorCode::kUnsupported, "the CUDA backend's attention supports head sizes up to " +
@@ -555,12 +635,22 @@ class CudaBackend final : public Backend {
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)
   bool fast_ = true;          // !CudaBackendOptions::exact_activations
+  bool graphs_ = false;       // CudaBackendOptions::graphs, until a recording fails
+  bool graphs_warm_ = false;  // a step has run directly (capture_begin)
+  cudaGraphExec_t exec_ = nullptr;  // the decode step's executable graph
+  size_t graph_launches_ = 0;
+  static constexpr size_t kCaptureRoom = size_t{256} << 10;  // ring bytes a recorded step may use
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;
   size_t bytes_[3] = {0, 0, 0};
 };
 
 }  // namespace
+
+size_t cuda_graph_launches(const Backend& backend) {
+  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  return cuda ? cuda->graph_launches() : 0;
+}
 
 bool cuda_backend_available(std::string* reason) {
   const std::string problem = device_problem(0);

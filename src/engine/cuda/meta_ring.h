@@ -64,6 +64,18 @@ class MetaRing {
     if (n > 0) std::memcpy(host_ + s.offset, data, n);
   }
 
+  // Bytes left before the ring wraps.
+  size_t room() const { return capacity_ - head_; }
+  // Starts again at offset 0 and forgets every slot, as a wrap does. The
+  // caller has waited for queued work first, or knows that none of the
+  // slots' copies ran (an abandoned recording): their device bytes are not
+  // to be trusted, so nothing may be reused.
+  void restart() {
+    head_ = 0;
+    for (Recent& r : recent_) r.used = false;
+    ++wraps_;
+  }
+
   size_t reused() const { return reused_; }  // uploads that needed no copy
   // Times the ring wrapped: a slot placed while this was w stays valid
   // (neither restaged nor handed out again) as long as it is still w.
