@@ -15,6 +15,7 @@
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "gpu/gpu_support.h"
+#include "support/greedy_steps.h"
 #include "support/test_support.h"
 
 namespace tars::engine {
@@ -95,24 +96,15 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
           mo.kv_type = kv;
           mo.n_ctx = 128;
           auto m = Model::load(file, *be, mo);
-          const int n_vocab = m->hparams().n_vocab;
-          std::vector<float> out;
-          Batch b;
-          for (int i = 0; i < 7; ++i) b.add((i * 37 + 11) % n_vocab, i, 0, i == 6);
-          m->forward(b, out);
-          for (int step = 0; step < 40; ++step) {
-            auto last = out.end() - n_vocab;
-            Batch d;
-            d.add(static_cast<int32_t>(std::max_element(last, out.end()) - last), 7 + step, 0, true);
-            m->forward(d, out);
-          }
+          auto out = test::greedy_steps(*m, 7, 40);
           *launches = backend_cuda_graph_launches(*be);
           return out;
         };
         size_t direct_launches = 0, graph_launches = 0;
         const auto direct = run(false, &direct_launches);
         const auto graphed = run(true, &graph_launches);
-        const std::string what = std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
+        const std::string what =
+            std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
         EXPECT_EQ(direct_launches, 0u) << what;
         EXPECT_EQ(graph_launches, 39u) << what << ": every decode step after the first";
         ASSERT_EQ(graphed.size(), direct.size()) << what;

@@ -13,6 +13,7 @@
 #include "engine/backend.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
+#include "support/greedy_steps.h"
 #include "support/test_support.h"
 
 namespace tars::engine {
@@ -156,34 +157,28 @@ class RecordingBackend final : public Backend {
   std::vector<std::function<void()>> tape_;
 };
 
-// A 9-token prompt, then 12 greedy decoding steps: every step's logits.
+// A 9-token prompt, then 12 greedy decoding steps on `be`: every step's logits.
 std::vector<float> generate(Backend& be, const std::string& model) {
   std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture(model));
   ModelOptions mo;
   mo.n_ctx = 64;
   mo.kv_type = TensorType::kF32;
   auto m = Model::load(file, be, mo);
-  const int n_vocab = m->hparams().n_vocab;
-  std::vector<float> out;
-  Batch b;
-  for (int i = 0; i < 9; ++i) b.add((i * 37 + 11) % n_vocab, i, 0, i == 8);
-  m->forward(b, out);
-  for (int step = 0; step < 12; ++step) {
-    auto last = out.end() - n_vocab;
-    Batch d;
-    d.add(static_cast<int32_t>(std::max_element(last, out.end()) - last), 9 + step, 0, true);
-    m->forward(d, out);
-  }
-  return out;
+  return test::greedy_steps(*m, 9, 12);
+}
+
+// The same on the plain CPU backend.
+std::vector<float> direct(const std::string& model) {
+  CpuBackendOptions o;
+  o.n_threads = 2;
+  auto cpu = backend_cpu_create(o);
+  return generate(*cpu, model);
 }
 
 class ModelCapture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ModelCapture, RecordedStepsGiveTheDirectLogits) {
-  CpuBackendOptions o;
-  o.n_threads = 2;
-  auto cpu = backend_cpu_create(o);
-  const auto expect = generate(*cpu, GetParam());
+  const auto expect = direct(GetParam());
 
   RecordingBackend rec(RecordingBackend::Mode::kReplay);
   EXPECT_EQ(generate(rec, GetParam()), expect);
@@ -194,10 +189,7 @@ TEST_P(ModelCapture, RecordedStepsGiveTheDirectLogits) {
 }
 
 TEST_P(ModelCapture, AFailedRecordingIsRunAgainDirectly) {
-  CpuBackendOptions o;
-  o.n_threads = 2;
-  auto cpu = backend_cpu_create(o);
-  const auto expect = generate(*cpu, GetParam());
+  const auto expect = direct(GetParam());
 
   RecordingBackend fails(RecordingBackend::Mode::kEndFails);
   EXPECT_EQ(generate(fails, GetParam()), expect);
