@@ -78,10 +78,14 @@ std::string device_problem(int ordinal) {
   return "";
 }
 
+// The device this thread last made current through a CudaBackend (bind()).
+thread_local int tls_device = -1;
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const CudaBackendOptions& o) : device_(o.device), fast_(!o.exact_activations), graphs_(o.graphs) {
     CUDA_CHECK(cudaSetDevice(device_));
+    tls_device = device_;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     if (o.use_cublas) {
       blas_ = Blas::open(stream_, fast_, &blas_problem_);
@@ -101,7 +105,7 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     // No throwing here: errors are ignored, the process may be exiting.
-    cudaSetDevice(device_);
+    bind();
     cudaStreamSynchronize(stream_);
     blas_.reset();
     if (exec_) cudaGraphExecDestroy(exec_);
@@ -119,6 +123,7 @@ class CudaBackend final : public Backend {
 
   // ---- memory ---------------------------------------------------------------
   void* alloc(size_t bytes, MemoryKind kind) override {
+    bind();
     void* p = nullptr;
     CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
     // The CPU backend hands out zeroed memory; model code may rely on it.
@@ -134,6 +139,7 @@ class CudaBackend final : public Backend {
   // unwinding from a CUDA error (a throw there would end the process and
   // hide that error). A failure is reported on stderr.
   void free(void* p) override {
+    bind();
     if (!p) return;
     const cudaError_t sync = cudaStreamSynchronize(stream_);  // no queued kernel may still use it
     {
@@ -161,18 +167,21 @@ class CudaBackend final : public Backend {
   }
 
   void upload(void* dst, const void* src, size_t bytes) override {
+    bind();
     if (bytes == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   void download(void* dst, const void* src, size_t bytes) override {
+    bind();
     if (bytes == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   Weight load_weight(TensorType type, int64_t cols, int64_t rows, const void* host) override {
+    bind();
     const size_t rb = row_bytes(type, cols);
     const size_t bytes = rb * static_cast<size_t>(rows);
     if (rows == 1 && type != TensorType::kF32) {
@@ -192,6 +201,7 @@ class CudaBackend final : public Backend {
 
   // ---- operations -------------------------------------------------------------
   void get_rows(const Weight& table, const int32_t* ids, int n, float* out) override {
+    bind();
     if (n <= 0) return;
     for (int t = 0; t < n; ++t) {
       if (ids[t] < 0 || ids[t] >= table.rows) {
@@ -208,6 +218,7 @@ class CudaBackend final : public Backend {
   }
 
   void matmul(const Weight& w, const float* x, int n, float* y, const Weight* bias) override {
+    bind();
     if (n <= 0) return;
     const float* b = bias && *bias ? static_cast<const float*>(bias->data) : nullptr;
     const size_t rb = row_bytes(w.type, w.cols);
@@ -235,6 +246,7 @@ class CudaBackend final : public Backend {
 
   // Q/K/V and gate/up of a decode step: x quantized once for all of them.
   void matmul_many(const float* x, int n, const MatmulOut* outs, int count) override {
+    bind();
     bool q8 = n == 1 && fast_ && count > 0;
     for (int i = 0; q8 && i < count; ++i) {
       q8 = cuda_matvec_q8_supported(outs[i].w->type) && outs[i].w->cols == outs[0].w->cols;
@@ -322,17 +334,20 @@ class CudaBackend final : public Backend {
   }
 
   void rms_norm(float* x, const Weight& w, int n, int d, float eps) override {
+    bind();
     launch_rms_norm(x, static_cast<const float*>(w.data), n, d, eps, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void layer_norm(float* x, const Weight& w, const Weight& b, int n, int d, float eps) override {
+    bind();
     launch_layer_norm(x, static_cast<const float*>(w.data), b ? static_cast<const float*>(b.data) : nullptr, n, d, eps,
                       stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void rope(float* x, const BatchLayout& b, int n_heads, int head_dim, const RopeParams& p) override {
+    bind();
     if (b.n_tokens <= 0 || p.n_rot <= 0) return;
     TARS_CHECK(p.n_rot % 2 == 0 && p.n_rot <= head_dim);
     // The table goes up once per batch (q and k of every layer share it)
@@ -352,6 +367,7 @@ class CudaBackend final : public Backend {
   }
 
   void kv_store(const KvLayer& kv, const float* k, const float* v, const BatchLayout& b) override {
+    bind();
     if (b.n_tokens <= 0) return;
     TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
     for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
@@ -367,6 +383,7 @@ class CudaBackend final : public Backend {
 
   void attention(const float* q, const KvLayer& kv, const BatchLayout& b, const AttentionParams& p,
                  float* out) override {
+    bind();
     if (b.n_tokens <= 0) return;
     check_attention(p);
     TARS_CHECK(kv.kv_dim == p.n_head_kv * p.head_dim);
@@ -381,21 +398,25 @@ class CudaBackend final : public Backend {
   }
 
   void add(float* a, const float* b, size_t n) override {
+    bind();
     launch_add(a, b, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void swiglu(float* gate, const float* up, size_t n) override {
+    bind();
     launch_swiglu(gate, up, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void gelu(float* x, size_t n) override {
+    bind();
     launch_gelu_tanh(x, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void copy_cols(const float* src, int src_stride, int col0, int cols, int n, float* dst) override {
+    bind();
     if (n <= 0 || cols <= 0) return;
     CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(cols) * sizeof(float), src + col0,
                                  static_cast<size_t>(src_stride) * sizeof(float), static_cast<size_t>(cols) * sizeof(float),
@@ -403,6 +424,7 @@ class CudaBackend final : public Backend {
   }
 
   void gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst) override {
+    bind();
     if (n <= 0) return;
     Meta m;
     const size_t o_rows = m.add(rows, n);
@@ -413,6 +435,7 @@ class CudaBackend final : public Backend {
 
   void attention_packed(const float* q, const float* k, const float* v, const SeqLayout& s, const AttentionParams& p,
                         float* out) override {
+    bind();
     const int n = s.n_tokens();
     if (n <= 0) return;
     check_attention(p);
@@ -429,6 +452,7 @@ class CudaBackend final : public Backend {
   }
 
   void gelu_erf(float* x, size_t n) override {
+    bind();
     launch_gelu_erf(x, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
@@ -437,6 +461,7 @@ class CudaBackend final : public Backend {
   // Each decode step is captured anew and the one executable graph updated
   // in place (re-instantiated when the step's shape changed), then launched.
   bool capture_begin() override {
+    bind();
     if (!graphs_) return false;
     if (!graphs_warm_) {  // the first step runs directly: scratch reaches its size
       graphs_warm_ = true;
@@ -455,6 +480,7 @@ class CudaBackend final : public Backend {
   }
 
   bool capture_end() override {
+    bind();
     cudaGraph_t g = nullptr;
     cudaError_t e = cudaStreamEndCapture(stream_, &g);
     if (e != cudaSuccess || !g) {
@@ -488,6 +514,7 @@ class CudaBackend final : public Backend {
   }
 
   void capture_abort() override {
+    bind();
     cudaGraph_t g = nullptr;
     cudaStreamEndCapture(stream_, &g);
     if (g) cudaGraphDestroy(g);
@@ -498,6 +525,7 @@ class CudaBackend final : public Backend {
   size_t graph_launches() const { return graph_launches_; }
 
   void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
+    bind();
     if (s.n_seqs <= 0) return;
     Meta m;
     const size_t o_start = m.add(s.start, s.n_seqs + 1);
@@ -579,6 +607,16 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaMemcpyAsync(d, m.bytes.data(), m.bytes.size(), cudaMemcpyHostToDevice, stream_));
     }
     return static_cast<const uint8_t*>(d);
+  }
+
+  // Makes this backend's device the calling thread's current one (it is per
+  // host thread: a model loads on one thread and a scheduler thread runs
+  // it). Every entry point calls it; it costs a compare when nothing changes.
+  void bind() const {
+    if (tls_device != device_) {
+      cudaSetDevice(device_);
+      tls_device = device_;
+    }
   }
 
   // After a recording that never ran: its ring slots were staged but never
