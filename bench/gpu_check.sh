@@ -157,7 +157,7 @@ for shape in $shapes; do
   done
   # Decode steps as CUDA graphs (CudaBackendOptions::graphs, off by default).
   BENCH_ENV=TARS_CUDA_GRAPHS=1 bench_row "$shape Q4_0, CUDA graphs" "$MODELS_DIR/$shape-Q4_0.gguf"
-  rows+=("$shape Q4_0, CUDA graphs: graph launches | count | $(echo "$json" | py "j[-1]['cuda_graph_launches']")")
+  rows+=("$shape Q4_0, CUDA graphs: graph launches / instantiations | count | $(echo "$json" | py "'%d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_instantiations'])")")
   if [[ $shape == 1.1b ]]; then
     bench_row "1.1b Q4_0, 11 of 22 layers on the GPU" "$MODELS_DIR/1.1b-Q4_0.gguf" --gpu-layers 11
     serve_check "1.1B split 11/22" "[[model]]

@@ -164,6 +164,7 @@ int bench(const BenchFlags& f) {
   std::string file = f.engine.model_path;
   if (auto slash = file.find_last_of('/'); slash != std::string::npos) file = file.substr(slash + 1);
 
+  const engine::CudaGraphStats graphs = engine::backend_cuda_graph_stats(model.backend());
   if (f.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : results) {
@@ -173,7 +174,8 @@ int bench(const BenchFlags& f) {
                      {"model_n_params", params},
                      {"backend", backend},
                      {"parts", where},
-                     {"cuda_graph_launches", engine::backend_cuda_graph_launches(model.backend())},
+                     {"cuda_graph_launches", graphs.launches},
+                     {"cuda_graph_instantiations", graphs.instantiations},
                      {"isa", isa},
                      {"n_threads", threads},
                      {"kv_type", f.engine.kv_type},

@@ -26,12 +26,12 @@ std::unique_ptr<Backend> backend_cuda_create(const CudaBackendOptions& options, 
 #endif
 }
 
-size_t backend_cuda_graph_launches(const Backend& backend) {
+CudaGraphStats backend_cuda_graph_stats(const Backend& backend) {
 #if TARS_HAVE_CUDA
-  return cuda::cuda_graph_launches(backend);
+  return cuda::cuda_graph_stats(backend);
 #else
   (void)backend;
-  return 0;
+  return {};
 #endif
 }
 

@@ -44,9 +44,14 @@ struct CudaBackendOptions {
   bool graphs = false;
 };
 
-// Graph replays so far (0 for a backend that is not CUDA): what the tests
-// and the GPU check read to know that graphs really ran.
-size_t backend_cuda_graph_launches(const Backend& backend);
+// What CUDA graphs did so far (zeros for a backend that is not CUDA): what
+// the tests and the GPU check read to know that graphs really ran, and that
+// the executable graph was updated in place rather than rebuilt each step.
+struct CudaGraphStats {
+  size_t launches = 0;        // decode steps replayed as a graph
+  size_t instantiations = 0;  // executable graphs built (1 when every update worked)
+};
+CudaGraphStats backend_cuda_graph_stats(const Backend& backend);
 
 // True when this build has the CUDA backend and a usable device exists;
 // otherwise false with *reason set ("built without CUDA", "no CUDA device",

@@ -63,6 +63,39 @@ TEST(CudaMetaRing, RepeatedUploadsOfADecodeStepShareOneSlot) {
   EXPECT_EQ(0, std::memcmp(t.dev.data() + e, next.data(), next.size()));
 }
 
+// Equal bytes of different operations (a token id 0, a row list {0}) are
+// two copies: which uploads a step copies must not depend on the values.
+TEST(CudaMetaRing, ReuseOnlyWithinTheSameTag) {
+  std::vector<uint8_t> host(4096);
+  MetaRing ring(host.data(), host.size());
+  auto zero = bytes_of({0});
+  auto a = ring.place(zero.data(), zero.size(), 1);
+  auto b = ring.place(zero.data(), zero.size(), 2);
+  auto c = ring.place(zero.data(), zero.size(), 1);
+  ASSERT_TRUE(a && b && c);
+  EXPECT_TRUE(a->copy);
+  EXPECT_TRUE(b->copy);
+  EXPECT_NE(a->offset, b->offset);
+  EXPECT_FALSE(c->copy);
+  EXPECT_EQ(c->offset, a->offset);
+}
+
+// After forget_recent the same bytes are copied again (a recorded step's
+// uploads do not depend on the step before), into a new slot: the old one
+// stays valid, nothing wraps.
+TEST(CudaMetaRing, ForgetRecentCopiesAgainWithoutWrapping) {
+  Twin t(4096);
+  auto pos = bytes_of({5});
+  size_t a = t.upload(pos);
+  t.ring.forget_recent();
+  size_t b = t.upload(pos);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(t.copies, 2);
+  EXPECT_EQ(t.ring.wraps(), 0u);
+  EXPECT_EQ(t.upload(pos), b);  // reused again after the new copy
+  EXPECT_EQ(0, std::memcmp(t.dev.data() + a, pos.data(), pos.size()));
+}
+
 TEST(CudaMetaRing, SameLengthDifferentBytesAreNotReused) {
   Twin t(4096);
   size_t a = t.upload(bytes_of({1, 2, 3}));

@@ -88,7 +88,7 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
     std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture(path));
     for (bool exact : {false, true}) {
       for (TensorType kv : {TensorType::kF16, TensorType::kF32}) {
-        auto run = [&](bool graphs, size_t* launches) {
+        auto run = [&](bool graphs, CudaGraphStats* stats) {
           std::string why;
           auto be = backend_cuda_create({.exact_activations = exact, .graphs = graphs}, &why);
           EXPECT_TRUE(be) << why;
@@ -97,16 +97,18 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
           mo.n_ctx = 128;
           auto m = Model::load(file, *be, mo);
           auto out = test::greedy_steps(*m, 7, 40);
-          *launches = backend_cuda_graph_launches(*be);
+          *stats = backend_cuda_graph_stats(*be);
           return out;
         };
-        size_t direct_launches = 0, graph_launches = 0;
-        const auto direct = run(false, &direct_launches);
-        const auto graphed = run(true, &graph_launches);
+        CudaGraphStats direct_stats, graph_stats;
+        const auto direct = run(false, &direct_stats);
+        const auto graphed = run(true, &graph_stats);
         const std::string what =
             std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
-        EXPECT_EQ(direct_launches, 0u) << what;
-        EXPECT_EQ(graph_launches, 39u) << what << ": every decode step after the first";
+        EXPECT_EQ(direct_stats.launches, 0u) << what;
+        EXPECT_EQ(graph_stats.launches, 39u) << what << ": every decode step after the first";
+        // Every step recorded the same shape: the graph was updated in place.
+        EXPECT_EQ(graph_stats.instantiations, 1u) << what;
         ASSERT_EQ(graphed.size(), direct.size()) << what;
         size_t differ = 0;
         for (size_t i = 0; i < direct.size(); ++i) differ += graphed[i] != direct[i];

@@ -209,7 +209,7 @@ class CudaBackend final : public Backend {
                                                      std::to_string(table.rows) + " rows)");
       }
     }
-    Meta m;
+    Meta m{MetaTag::kIds};
     const size_t o_ids = m.add(ids, n);
     const uint8_t* dm = upload_meta(m);
     launch_get_rows(table.type, table.data, row_bytes(table.type, table.cols), table.cols,
@@ -354,7 +354,7 @@ class CudaBackend final : public Backend {
     // and stays valid while its ring slot does.
     const bool rebuilt = rope_.update(b.pos, b.n_tokens, p);
     if (rebuilt || !rope_in_ring_ || rope_wraps_ != meta_ring_.wraps()) {
-      Meta m;
+      Meta m{MetaTag::kRope};
       const size_t o_cos = m.add(rope_.cos().data(), rope_.cos().size());
       const size_t o_sin = m.add(rope_.sin().data(), rope_.sin().size());
       const uint8_t* dm = upload_meta(m, &rope_in_ring_);
@@ -371,7 +371,7 @@ class CudaBackend final : public Backend {
     if (b.n_tokens <= 0) return;
     TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
     for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
-    Meta m;
+    Meta m{MetaTag::kKvStore};
     const size_t o_pos = m.add(b.pos, b.n_tokens);
     const size_t o_seq = m.add(b.seq, b.n_tokens);
     const uint8_t* dm = upload_meta(m);
@@ -426,7 +426,7 @@ class CudaBackend final : public Backend {
   void gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst) override {
     bind();
     if (n <= 0) return;
-    Meta m;
+    Meta m{MetaTag::kRows};
     const size_t o_rows = m.add(rows, n);
     const uint8_t* dm = upload_meta(m);
     launch_gather_rows(src, reinterpret_cast<const int32_t*>(dm + o_rows), n, d, dst, stream_);
@@ -471,16 +471,24 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaStreamSynchronize(stream_));
       meta_ring_.restart();
     }
+    // Every recorded step the same shape (so the executable graph can be
+    // updated in place): its uploads are copied once each, whatever the
+    // previous step sent, and the rope table always goes up.
+    meta_ring_.forget_recent();
+    rope_in_ring_ = false;
     const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) {
+      cudaGetLastError();  // not left for the next launch check to find
       graphs_off("cudaStreamBeginCapture", e);
       return false;
     }
+    capturing_ = true;
     return true;
   }
 
   bool capture_end() override {
     bind();
+    capturing_ = false;
     cudaGraph_t g = nullptr;
     cudaError_t e = cudaStreamEndCapture(stream_, &g);
     if (e != cudaSuccess || !g) {
@@ -498,6 +506,7 @@ class CudaBackend final : public Backend {
       }
     }
     if (!exec_) {
+      ++graph_instantiations_;
       e = cudaGraphInstantiate(&exec_, g, 0);
       if (e != cudaSuccess) {
         exec_ = nullptr;
@@ -508,26 +517,37 @@ class CudaBackend final : public Backend {
       }
     }
     cudaGraphDestroy(g);
-    CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+    e = cudaGraphLaunch(exec_, stream_);
+    if (e != cudaSuccess) {  // nothing ran: the step is redone directly
+      forget_recording();
+      graphs_off("cudaGraphLaunch", e);
+      return false;
+    }
     ++graph_launches_;
     return true;
   }
 
   void capture_abort() override {
     bind();
+    capturing_ = false;
     cudaGraph_t g = nullptr;
     cudaStreamEndCapture(stream_, &g);
     if (g) cudaGraphDestroy(g);
     forget_recording();
+    if (scratch_grew_) {  // not a failure of graphs: the next step runs directly and grows it
+      scratch_grew_ = false;
+      graphs_warm_ = false;
+      return;
+    }
     graphs_off("an operation failed while recording", cudaSuccess);
   }
 
-  size_t graph_launches() const { return graph_launches_; }
+  CudaGraphStats graph_stats() const { return {graph_launches_, graph_instantiations_}; }
 
   void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
     bind();
     if (s.n_seqs <= 0) return;
-    Meta m;
+    Meta m{MetaTag::kSeqStart};
     const size_t o_start = m.add(s.start, s.n_seqs + 1);
     const uint8_t* dm = upload_meta(m);
     launch_seq_mean(x, reinterpret_cast<const int32_t*>(dm + o_start), s.n_seqs, d, out, stream_);
@@ -544,8 +564,12 @@ class CudaBackend final : public Backend {
     void* ptr = nullptr;
     size_t bytes = 0;
   };
+  // Which operation an upload is for (MetaRing::place's tag).
+  enum class MetaTag { kIds, kRope, kKvStore, kRows, kSeqStart, kAttention };
   // Host metadata of one operation, packed with 8-byte alignment.
   struct Meta {
+    explicit Meta(MetaTag t) : tag(t) {}
+    MetaTag tag;
     std::vector<uint8_t> bytes;
     template <class T>
     size_t add(const T* p, size_t count) {
@@ -560,6 +584,10 @@ class CudaBackend final : public Backend {
   static constexpr int kMaxHeadDim = 512;                       // cuda_attention.cu's shared-memory bound
 
   void* scratch(Scratch& s, size_t bytes) {
+    if (bytes > s.bytes && capturing_) {  // growing waits for the stream: not while recording
+      scratch_grew_ = true;
+      throw Error(ErrorCode::kInternal, "CUDA backend: scratch must grow while recording");
+    }
     if (bytes > s.bytes) {
       const size_t want = std::max(bytes, s.bytes * 2);
       CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may be in use
@@ -587,7 +615,7 @@ class CudaBackend final : public Backend {
   const uint8_t* upload_meta(const Meta& m, bool* in_ring = nullptr) {
     const size_t n = m.bytes.size();
     if (in_ring) *in_ring = false;
-    if (auto slot = meta_ring_.place(m.bytes.data(), n)) {
+    if (auto slot = meta_ring_.place(m.bytes.data(), n, static_cast<int>(m.tag))) {
       if (in_ring) *in_ring = true;
       if (slot->wrapped) {
         CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued copies may still read the slot
@@ -645,7 +673,7 @@ class CudaBackend final : public Backend {
   void run_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
                      const std::vector<int64_t>& row0, const std::vector<int32_t>& nk, const AttentionParams& p,
                      float* out) {
-    Meta m;
+    Meta m{MetaTag::kAttention};
     const size_t o_row0 = m.add(row0.data(), row0.size());
     const size_t o_nk = m.add(nk.data(), nk.size());
     const uint8_t* dm = upload_meta(m);
@@ -677,6 +705,9 @@ class CudaBackend final : public Backend {
   bool graphs_warm_ = false;  // a step has run directly (capture_begin)
   cudaGraphExec_t exec_ = nullptr;  // the decode step's executable graph
   size_t graph_launches_ = 0;
+  size_t graph_instantiations_ = 0;
+  bool capturing_ = false;     // between capture_begin and capture_end/abort
+  bool scratch_grew_ = false;  // the recording was abandoned because scratch had to grow
   static constexpr size_t kCaptureRoom = size_t{256} << 10;  // ring bytes a recorded step may use
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;
@@ -685,9 +716,9 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-size_t cuda_graph_launches(const Backend& backend) {
+CudaGraphStats cuda_graph_stats(const Backend& backend) {
   const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
-  return cuda ? cuda->graph_launches() : 0;
+  return cuda ? cuda->graph_stats() : CudaGraphStats{};
 }
 
 bool cuda_backend_available(std::string* reason) {

@@ -33,12 +33,15 @@ class MetaRing {
 
   // Where `n` bytes of `data` go, or nullopt when they do not fit the ring.
   // When the result says `wrapped`, the bytes are not staged yet: the caller
-  // waits for the stream, then calls stage(slot, data, n).
-  std::optional<Slot> place(const uint8_t* data, size_t n) {
+  // waits for the stream, then calls stage(slot, data, n). Only an upload
+  // with the same `tag` (the kind of operation) is reused, so that which
+  // uploads are copied does not depend on the values (a token id 0 and a
+  // row list {0} stay two copies): a recorded step keeps its shape.
+  std::optional<Slot> place(const uint8_t* data, size_t n, int tag = 0) {
     const size_t need = (std::max<size_t>(n, 1) + kAlign - 1) / kAlign * kAlign;
     if (need > capacity_) return std::nullopt;
     for (const Recent& r : recent_) {
-      if (r.used && r.bytes == n && (n == 0 || std::memcmp(host_ + r.offset, data, n) == 0)) {
+      if (r.used && r.tag == tag && r.bytes == n && (n == 0 || std::memcmp(host_ + r.offset, data, n) == 0)) {
         ++reused_;
         return Slot{r.offset, false, false};
       }
@@ -53,7 +56,7 @@ class MetaRing {
     s.offset = head_;
     head_ += need;
     s.copy = n > 0;
-    recent_[next_] = Recent{true, s.offset, n};
+    recent_[next_] = Recent{true, s.offset, n, tag};
     next_ = (next_ + 1) % kRecent;
     if (!s.wrapped) stage(s, data, n);
     return s;
@@ -62,6 +65,13 @@ class MetaRing {
   // Copies the bytes into the host slot (done by place unless it wrapped).
   void stage(const Slot& s, const uint8_t* data, size_t n) {
     if (n > 0) std::memcpy(host_ + s.offset, data, n);
+  }
+
+  // Forgets the recent uploads (their slots stay valid): the uploads that
+  // follow are copied once each and reused only among themselves, so every
+  // recorded step copies the same uploads whatever the previous step sent.
+  void forget_recent() {
+    for (Recent& r : recent_) r.used = false;
   }
 
   // Bytes left before the ring wraps.
@@ -86,6 +96,7 @@ class MetaRing {
     bool used = false;
     size_t offset = 0;
     size_t bytes = 0;
+    int tag = 0;
   };
   uint8_t* host_;
   size_t capacity_;
