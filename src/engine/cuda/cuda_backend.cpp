@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -353,14 +354,16 @@ class CudaBackend final : public Backend {
     // The table goes up once per batch (q and k of every layer share it)
     // and stays valid while its ring slot does.
     const bool rebuilt = rope_.update(b.pos, b.n_tokens, p);
-    if (rebuilt || !rope_in_ring_ || rope_wraps_ != meta_ring_.wraps()) {
+    if (rebuilt || rope_wraps_ != meta_ring_.wraps()) {
       Meta m{MetaTag::kRope};
       const size_t o_cos = m.add(rope_.cos().data(), rope_.cos().size());
       const size_t o_sin = m.add(rope_.sin().data(), rope_.sin().size());
-      const uint8_t* dm = upload_meta(m, &rope_in_ring_);
+      bool in_ring = false;
+      const uint8_t* dm = upload_meta(m, &in_ring);
       rope_cos_ = reinterpret_cast<const float*>(dm + o_cos);
       rope_sin_ = reinterpret_cast<const float*>(dm + o_sin);
-      rope_wraps_ = meta_ring_.wraps();
+      rope_wraps_.reset();
+      if (in_ring) rope_wraps_ = meta_ring_.wraps();
     }
     launch_rope(x, rope_cos_, rope_sin_, b.n_tokens, n_heads, head_dim, p.n_rot, p.mode == RopeMode::kNeox, stream_);
     CUDA_CHECK(cudaGetLastError());
@@ -475,7 +478,7 @@ class CudaBackend final : public Backend {
     // updated in place): its uploads are copied once each, whatever the
     // previous step sent, and the rope table always goes up.
     meta_ring_.forget_recent();
-    rope_in_ring_ = false;
+    rope_wraps_.reset();
     const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) {
       cudaGetLastError();  // not left for the next launch check to find
@@ -695,8 +698,10 @@ class CudaBackend final : public Backend {
   RopeTable rope_;                  // the current batch's rotary cos/sin (host)
   const float* rope_cos_ = nullptr;  // the table's device copy
   const float* rope_sin_ = nullptr;
-  bool rope_in_ring_ = false;        // that copy is in the ring (not the overflow scratch)
-  size_t rope_wraps_ = 0;            // meta_ring_.wraps() when it was uploaded
+  // meta_ring_.wraps() when that copy went into the ring: it is valid while
+  // the ring has not wrapped since; none: it must be sent again (it went to
+  // the overflow scratch, or a recording must send it).
+  std::optional<size_t> rope_wraps_;
   Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)

@@ -48,10 +48,8 @@ class MetaRing {
     }
     Slot s;
     if (head_ + need > capacity_) {
-      head_ = 0;
-      for (Recent& r : recent_) r.used = false;  // their slots will be overwritten
+      restart();  // the remembered slots will be overwritten
       s.wrapped = true;
-      ++wraps_;
     }
     s.offset = head_;
     head_ += need;
@@ -82,7 +80,7 @@ class MetaRing {
   // to be trusted, so nothing may be reused.
   void restart() {
     head_ = 0;
-    for (Recent& r : recent_) r.used = false;
+    forget_recent();
     ++wraps_;
   }
 
