@@ -1,5 +1,6 @@
 #include "cluster/router.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -84,8 +85,8 @@ node::HttpHandler route_model(node::HttpHandler local, std::string role, node::M
                               "model '" + model + "' is being placed on another node (its node "
                               "failed or it is loading); retry shortly");
       }
-      for (const auto& m : host.list()) {
-        if (m.decl.role == role) ids.push_back(m.id);
+      for (const auto& m : host.list()) {  // this node's, unless the table already lists them
+        if (m.decl.role == role && std::find(ids.begin(), ids.end(), m.id) == ids.end()) ids.push_back(m.id);
       }
       throw Error(ErrorCode::kNotFound, "model '" + model + "' is not served by any node of the cluster " +
                                             "(" + role + " models: " + joined(ids) + ")");

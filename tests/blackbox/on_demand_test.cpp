@@ -97,6 +97,16 @@ TEST_F(OnDemandTest, FirstRequestLoadsTheModelAndStatusShowsIt) {
   // A second request reuses it.
   EXPECT_EQ(complete("story"), 200);
   EXPECT_EQ(model_status("story")["loads"], 1);
+
+  // An unknown model: 404 with a JSON message naming each served model once.
+  json bad = {{"model", "no-such-model"}, {"prompt", "hi"}, {"max_tokens", 2}};
+  auto nf = client().Post("/v1/completions", bad.dump(), "application/json");
+  ASSERT_TRUE(nf);
+  EXPECT_EQ(nf->status, 404) << nf->body;
+  const std::string msg = json::parse(nf->body)["error"]["message"];
+  EXPECT_NE(msg.find("no-such-model"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("story"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("story"), msg.rfind("story")) << "a model listed twice: " << msg;
   EXPECT_NE(proc_->err().find("loading model story"), std::string::npos);
 
   // The model file API serves it with its sha256.
