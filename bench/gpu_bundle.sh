@@ -10,7 +10,7 @@
 #
 # Build first: cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release
 #   -DTARS_CUDA=ON -DTARS_CUDA_ARCHS=90 && cmake --build build-cuda --target tars
-#   tars_gpu_tests bench_make_model bench_gpu_bandwidth bench_embed_bench
+#   tars_gpu_tests bench_make_model bench_gpu_bandwidth bench_gpu_kernels bench_embed_bench
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${1:?usage: bench/gpu_bundle.sh BUILD_DIR [OUT_DIR]}
@@ -19,7 +19,8 @@ FIXTURES=${TARS_FIXTURES:-$ROOT/../shared/models}
 
 rm -rf "$OUT"
 mkdir -p "$OUT/tests" "$OUT/bench" "$OUT/lib" "$OUT/models/vocab"
-bins=(tars tests/tars_gpu_tests bench/bench_make_model bench/bench_gpu_bandwidth bench/bench_embed_bench)
+bins=(tars tests/tars_gpu_tests bench/bench_make_model bench/bench_gpu_bandwidth bench/bench_gpu_kernels
+      bench/bench_embed_bench)
 for b in "${bins[@]}"; do
   [[ -x $BUILD_DIR/$b ]] || { echo "missing $BUILD_DIR/$b: build it first (see the top of this script)" >&2; exit 1; }
   cp "$BUILD_DIR/$b" "$OUT/$b"

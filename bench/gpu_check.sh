@@ -76,6 +76,9 @@ rows+=("gpu tests | - | $gpu_tests")
 # 2. Device bandwidth (device-to-device copy).
 bw=$("$DIR/bench/bench_gpu_bandwidth" 2>&1 | sed -n 's/.*bandwidth_gbs=//p')
 rows+=("bandwidth (D2D copy) | GB/s | ${bw:-n/a}")
+# Each kernel alone on 7B-shaped operands (printed in the log, not the table).
+echo "== kernels (bench_gpu_kernels)"
+"$DIR/bench/bench_gpu_kernels" --reps 30 2>&1
 
 # 3. The node on the GPU: `tars gpus`, then `tars serve --device cuda` with
 # the demo model (and, once made below, nothing else: the split check runs
@@ -130,7 +133,7 @@ done
 bench_row() {  # bench_row LABEL MODEL [extra tars bench flags...]
   local label=$1 m=$2
   shift 2
-  json=$(env ${BENCH_ENV:-} "$TARS" bench "$m" --device "$DEV" -p 512 -n 128 -r "$REPS" --json "$@" 2>/dev/null)
+  json=$(env ${BENCH_ENV:-} "$TARS" bench "$m" --device "$DEV" -p 512 -n 128 -r "$REPS" --json "$@" 2>>"${BENCH_LOG:-/dev/null}")
   for test in pp512 tg128; do
     local v
     v=$(echo "$json" | py "round([r['avg_ts'] for r in j if r['test'] == '$test'][0], 1)")

@@ -164,7 +164,7 @@ int bench(const BenchFlags& f) {
   std::string file = f.engine.model_path;
   if (auto slash = file.find_last_of('/'); slash != std::string::npos) file = file.substr(slash + 1);
 
-  const engine::CudaGraphStats graphs = engine::backend_cuda_graph_stats(model.backend());
+  const engine::CudaStats graphs = engine::backend_cuda_stats(model.backend());
   if (f.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : results) {

@@ -33,7 +33,7 @@ struct EmbedFlags {
   std::vector<std::string> texts;
   std::string file;  // one input per line; "-" = stdin
   int threads = 0;   // 0 = physical cores
-  std::string device = "cpu";  // --device (engine_options.h)
+  std::string device = "auto";  // --device (engine_options.h)
   int batch_tokens = engine::EncoderOptions{}.max_batch_tokens;
   engine::EmbedOptions embed;
 };

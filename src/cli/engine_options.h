@@ -22,10 +22,8 @@ struct EngineFlags {
   int ctx_size = 0;        // 0 = the model's trained context
   std::string kv_type = "f16";
   int batch = 512;
-  // cpu (default), cuda, or auto (cuda when a device is usable, else cpu).
-  // The default stays cpu until the CUDA backend has passed its GPU tests on
-  // real hardware (issue 7).
-  std::string device = "cpu";
+  // auto (default: cuda when a device is usable, else cpu), cpu, or cuda.
+  std::string device = "auto";
   // Partial offload: layers on the device, the rest on the CPU; -1 = all.
   int gpu_layers = -1;
 };

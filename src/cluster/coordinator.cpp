@@ -31,7 +31,9 @@ node::ModelDecl coordinator_decl_for(const node::ModelDecl& declared, const Plan
   d.ctx_size = p.n_ctx;
   d.slots = p.slots;
   d.quant = {p.quant};
-  d.gpu_layers = p.gpu_layers;
+  // A split the configuration declares (gpu_layers, as llama.cpp's -ngl)
+  // wins over the plan's; the plan splits only models no GPU holds whole.
+  d.gpu_layers = declared.gpu_layers >= 0 ? declared.gpu_layers : p.gpu_layers;
   d.planned_device = p.kind == DeviceKind::kGpu ? "gpu" : "cpu";
   return d;
 }

@@ -26,9 +26,9 @@ std::unique_ptr<Backend> backend_cuda_create(const CudaBackendOptions& options, 
 #endif
 }
 
-CudaGraphStats backend_cuda_graph_stats(const Backend& backend) {
+CudaStats backend_cuda_stats(const Backend& backend) {
 #if TARS_HAVE_CUDA
-  return cuda::cuda_graph_stats(backend);
+  return cuda::cuda_stats(backend);
 #else
   (void)backend;
   return {};

@@ -44,14 +44,16 @@ struct CudaBackendOptions {
   bool graphs = false;
 };
 
-// What CUDA graphs did so far (zeros for a backend that is not CUDA): what
-// the tests and the GPU check read to know that graphs really ran, and that
-// the executable graph was updated in place rather than rebuilt each step.
-struct CudaGraphStats {
+// What the CUDA backend's speed paths did so far (zeros for a backend that
+// is not CUDA): what the tests and the GPU check read to know that graphs
+// (and the GEMM attention) really ran, and that the executable graph was
+// updated in place rather than rebuilt each step.
+struct CudaStats {
   size_t launches = 0;        // decode steps replayed as a graph
   size_t instantiations = 0;  // executable graphs built (1 when every update worked)
+  size_t gemm_attention = 0;  // batches whose attention ran as cuBLAS products (see attention())
 };
-CudaGraphStats backend_cuda_graph_stats(const Backend& backend);
+CudaStats backend_cuda_stats(const Backend& backend);
 
 // True when this build has the CUDA backend and a usable device exists;
 // otherwise false with *reason set ("built without CUDA", "no CUDA device",

@@ -84,9 +84,8 @@ struct NodeConfig {
   int batch = 512;              // Default: 512 tokens per forward pass.
   std::string kv_type = "f16";  // f16 (default) or f32.
   std::string chat_template;    // Default: "" = the model's own; or a built-in name.
-  // Default: cpu. cuda or auto (CUDA when usable, else the CPU) once the
-  // CUDA backend has passed its GPU tests on real hardware (issue 7).
-  std::string device = "cpu";
+  // Default: auto (CUDA when usable, else the CPU); cpu or cuda force one.
+  std::string device = "auto";
   uint64_t memory_budget = 0;   // Default: 0 = unlimited. Bytes all loaded models may need
                                 // together; on-demand loads evict LRU idle ones to fit.
   // [devices]

@@ -50,8 +50,8 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
     h->backend = std::move(mb.device);
     h->cpu_backend = std::move(mb.cpu);
   }
-  if (!fallback.empty()) {
-    spdlog::warn("model {}: no CUDA backend ({}); it runs on the CPU", h->id, fallback);
+  if (!fallback.empty()) {  // only with "auto": a machine without a usable GPU
+    spdlog::info("model {}: no CUDA backend ({}); it runs on the CPU", h->id, fallback);
   }
   std::string what;
   if (decl.role == "embedding") {

@@ -57,5 +57,25 @@ TEST(CoordinatorDecl, WholePlacementsKeepEveryLayerOnTheirDevice) {
   EXPECT_EQ(d.planned_device, "gpu");
 }
 
+// gpu_layers in the configuration is the user's choice of split (the GPU
+// check found a node ignoring `gpu_layers = 11` because the plan, which
+// holds the model whole, said -1).
+TEST(CoordinatorDecl, DeclaredGpuLayersWinOverThePlan) {
+  PlanPlacement p;
+  p.model = "llama-7b";
+  p.placed = true;
+  p.kind = DeviceKind::kGpu;
+  p.device = "gpu0";
+  p.quant = "Q4_K_M";
+  p.n_layer = 32;
+  node::ModelDecl mine = declared();
+  mine.gpu_layers = 11;
+  EXPECT_EQ(coordinator_decl_for(mine, p).gpu_layers, 11);
+  p.gpu_layers = 28;  // the plan's split too
+  EXPECT_EQ(coordinator_decl_for(mine, p).gpu_layers, 11);
+  mine.gpu_layers = 0;  // all on the CPU
+  EXPECT_EQ(coordinator_decl_for(mine, p).gpu_layers, 0);
+}
+
 }  // namespace
 }  // namespace tars::cluster

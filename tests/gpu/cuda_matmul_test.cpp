@@ -170,39 +170,43 @@ TEST_P(CudaWeightOps, Int8MatVecMatchesQuantizedReference) {
   TARS_REQUIRE_CUDA();
   const TensorType type = GetParam();
   const bool plain = type == TensorType::kF32 || type == TensorType::kF16 || type == TensorType::kBF16;
-  const int64_t cols = 1024, rows = 77;
-  HostMatrix m = random_matrix(type, cols, rows, 23);
-  std::mt19937_64 rng(5);
-  std::vector<float> x = test::random_floats(rng, cols);
-  for (int i = 64; i < 96; ++i) x[i] = 0.0f;  // an all-zero group: scale 0
-  x[200] = 40.0f;                             // an outlier sets its group's scale
-  std::vector<double> xq(cols);
-  for (int64_t g = 0; g < cols / 32; ++g) {
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(x[g * 32 + i]));
-    const float d = amax / 127.0f;
-    for (int i = 0; i < 32; ++i) {
-      const float q = amax == 0.0f ? 0.0f : std::nearbyint(x[g * 32 + i] / d);
-      xq[g * 32 + i] = plain ? x[g * 32 + i] : static_cast<double>(d) * q;
+  // 1024 columns: one chunk of the kernel's row staging; 6400: a full chunk and
+  // a partial one (and, for Q6_K, rows that are not 16-byte aligned).
+  for (const int64_t cols : {int64_t{1024}, int64_t{6400}}) {
+    const int64_t rows = 77;
+    HostMatrix m = random_matrix(type, cols, rows, 23);
+    std::mt19937_64 rng(5);
+    std::vector<float> x = test::random_floats(rng, cols);
+    for (int i = 64; i < 96; ++i) x[i] = 0.0f;  // an all-zero group: scale 0
+    x[200] = 40.0f;                             // an outlier sets its group's scale
+    std::vector<double> xq(cols);
+    for (int64_t g = 0; g < cols / 32; ++g) {
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(x[g * 32 + i]));
+      const float d = amax / 127.0f;
+      for (int i = 0; i < 32; ++i) {
+        const float q = amax == 0.0f ? 0.0f : std::nearbyint(x[g * 32 + i] / d);
+        xq[g * 32 + i] = plain ? x[g * 32 + i] : static_cast<double>(d) * q;
+      }
     }
-  }
-  const std::vector<float> bias = test::random_floats(rng, rows);
-  auto gpu = test::make_cuda(true, false);
-  ASSERT_TRUE(gpu);
-  Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
-  Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
-  float* xg = to_backend(*gpu, x);
-  float* yg = to_backend(*gpu, {}, rows);
-  gpu->matmul(wg, xg, 1, yg, &bg);
-  const std::vector<float> got = from_backend(*gpu, yg, rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    double ref = bias[r], mag = std::abs(ref);
-    for (int64_t i = 0; i < cols; ++i) {
-      const double p = static_cast<double>(m.values[r * cols + i]) * xq[i];
-      ref += p;
-      mag += std::abs(p);
+    const std::vector<float> bias = test::random_floats(rng, rows);
+    auto gpu = test::make_cuda(true, false);
+    ASSERT_TRUE(gpu);
+    Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
+    Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
+    float* xg = to_backend(*gpu, x);
+    float* yg = to_backend(*gpu, {}, rows);
+    gpu->matmul(wg, xg, 1, yg, &bg);
+    const std::vector<float> got = from_backend(*gpu, yg, rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      double ref = bias[r], mag = std::abs(ref);
+      for (int64_t i = 0; i < cols; ++i) {
+        const double p = static_cast<double>(m.values[r * cols + i]) * xq[i];
+        ref += p;
+        mag += std::abs(p);
+      }
+      ASSERT_NEAR(got[r], ref, 2e-5 * mag) << tensor_type_name(type) << " cols " << cols << " row " << r;
     }
-    ASSERT_NEAR(got[r], ref, 2e-5 * mag) << tensor_type_name(type) << " row " << r;
   }
 }
 

@@ -88,7 +88,7 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
     std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture(path));
     for (bool exact : {false, true}) {
       for (TensorType kv : {TensorType::kF16, TensorType::kF32}) {
-        auto run = [&](bool graphs, CudaGraphStats* stats) {
+        auto run = [&](bool graphs, CudaStats* stats) {
           std::string why;
           auto be = backend_cuda_create({.exact_activations = exact, .graphs = graphs}, &why);
           EXPECT_TRUE(be) << why;
@@ -97,10 +97,10 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
           mo.n_ctx = 128;
           auto m = Model::load(file, *be, mo);
           auto out = test::greedy_steps(*m, 7, 40);
-          *stats = backend_cuda_graph_stats(*be);
+          *stats = backend_cuda_stats(*be);
           return out;
         };
-        CudaGraphStats direct_stats, graph_stats;
+        CudaStats direct_stats, graph_stats;
         const auto direct = run(false, &direct_stats);
         const auto graphed = run(true, &graph_stats);
         const std::string what =

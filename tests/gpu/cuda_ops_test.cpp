@@ -127,18 +127,26 @@ TEST(CudaOps, CopyColsGatherRowsSeqMean) {
   EXPECT_LT(max_rel_diff(from_backend(*b.gpu, mg, mc.size()), mc), 1e-6);
 }
 
-// KV store then causal attention with GQA: a 300-token prompt in slot 1 (more
-// than two key tiles of the kernel), then a decode batch of two sequences.
-void check_cache_attention(TensorType kv_type) {
+// KV store then causal attention with GQA: a 300-token prompt in slot 1
+// (several key tiles for each of the kernel's warps), then a decode batch of
+// two sequences. Head sizes: 64 and 128 (16-byte pieces, one and two
+// dimension pairs per lane), 20 (element by element).
+void check_cache_attention(TensorType kv_type, int hd) {
   Backends b;
   ASSERT_TRUE(b.gpu);
   std::mt19937_64 rng(5);
-  const int n_head = 8, n_head_kv = 2, hd = 64, kv_dim = n_head_kv * hd, n_ctx = 320, slots = 3;
+  const int n_head = 8, n_head_kv = 2, kv_dim = n_head_kv * hd, n_ctx = 320, slots = 3;
   const size_t elem = kv_type == TensorType::kF16 ? 2 : 4;
   const size_t layer_bytes = static_cast<size_t>(slots) * n_ctx * kv_dim * elem;
   KvLayer kc{b.cpu->alloc(layer_bytes, MemoryKind::kKvCache), b.cpu->alloc(layer_bytes, MemoryKind::kKvCache), kv_type, n_ctx, kv_dim};
   KvLayer kg{b.gpu->alloc(layer_bytes, MemoryKind::kKvCache), b.gpu->alloc(layer_bytes, MemoryKind::kKvCache), kv_type, n_ctx, kv_dim};
-  AttentionParams p{n_head, n_head_kv, hd, 1.0f / 8.0f};
+  // The fast mode: a prompt of one sequence over an F16 cache goes through
+  // the GEMM attention (half Q and probabilities: bound 5e-3; a key outside
+  // a token's causal range or a wrong head errs by > 0.1).
+  std::unique_ptr<Backend> fast = test::make_cuda(true, false);
+  ASSERT_TRUE(fast);
+  KvLayer kf{fast->alloc(layer_bytes, MemoryKind::kKvCache), fast->alloc(layer_bytes, MemoryKind::kKvCache), kv_type, n_ctx, kv_dim};
+  AttentionParams p{n_head, n_head_kv, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
 
   auto step = [&](const std::vector<int32_t>& pos, const std::vector<int32_t>& seq, const char* what) {
     const int n = static_cast<int>(pos.size());
@@ -155,7 +163,15 @@ void check_cache_attention(TensorType kv_type) {
     float* qg = to_backend(*b.gpu, q);
     float* og = to_backend(*b.gpu, {}, q.size());
     b.gpu->attention(qg, kg, bl, p, og);
-    EXPECT_LT(max_rel_diff(from_backend(*b.gpu, og, q.size()), oc), 1e-4) << what << " " << tensor_type_name(kv_type);
+    EXPECT_LT(max_rel_diff(from_backend(*b.gpu, og, q.size()), oc), 1e-4) << what << " " << tensor_type_name(kv_type) << " head size " << hd;
+    fast->kv_store(kf, to_backend(*fast, k), to_backend(*fast, v), bl);
+    float* of = to_backend(*fast, {}, q.size());
+    const size_t gemm_before = backend_cuda_stats(*fast).gemm_attention;
+    fast->attention(to_backend(*fast, q), kf, bl, p, of);
+    const bool gemm = n >= 32 && kv_type == TensorType::kF16;  // one sequence in each multi-token step here
+    EXPECT_EQ(backend_cuda_stats(*fast).gemm_attention, gemm_before + (gemm ? 1 : 0)) << what;
+    EXPECT_LT(max_rel_diff(from_backend(*fast, of, q.size()), oc), 5e-3)
+        << what << " (fast mode) " << tensor_type_name(kv_type) << " head size " << hd;
   };
   std::vector<int32_t> pos(300), seq(300, 1);
   std::iota(pos.begin(), pos.end(), 0);
@@ -172,12 +188,12 @@ void check_cache_attention(TensorType kv_type) {
 
 TEST(CudaOps, KvStoreAndAttentionF16Cache) {
   TARS_REQUIRE_CUDA();
-  check_cache_attention(TensorType::kF16);
+  for (int hd : {64, 128, 20}) check_cache_attention(TensorType::kF16, hd);
 }
 
 TEST(CudaOps, KvStoreAndAttentionF32Cache) {
   TARS_REQUIRE_CUDA();
-  check_cache_attention(TensorType::kF32);
+  for (int hd : {64, 128, 20}) check_cache_attention(TensorType::kF32, hd);
 }
 
 TEST(CudaOps, PackedEncoderAttention) {

@@ -1,8 +1,13 @@
 // Attention of the CUDA backend: one block per (query token, query head),
-// keys in tiles of kThreads with a running (online) softmax, so memory does
-// not grow with the context. Scores: each warp takes every fourth key of the
-// tile, its lanes striding the head dimension (coalesced reads of the key
-// row) and a warp sum; the value sums are coalesced over the head dimension.
+// its warps taking tiles of 32 keys in turn, each warp with its own running
+// (online) softmax, merged at the end; memory does not grow with the context.
+// In a tile each lane scores one key (the whole key row, read in 16-byte
+// pieces, against the query in shared memory), the warp agrees on the tile's
+// maximum and sum with shuffles, and then adds the tile's values, each lane
+// owning two adjacent dimensions of every 64 (coalesced reads of each value
+// row). Before, the block scored each key with a warp reduction and
+// accumulated values one key at a time after block-wide reductions: 24 us per
+// decode step of a 7B layer on an H100.
 #include <cuda_fp16.h>
 
 #include <cfloat>
@@ -12,8 +17,9 @@
 namespace tars::engine::cuda {
 namespace {
 
-constexpr int kThreads = 128;      // threads per block = keys per tile
+constexpr int kWarps = 4;          // warps per block
 constexpr int kMaxHeadDim = 512;   // shared-memory bound on head_dim
+constexpr int kPairs = kMaxHeadDim / 64;  // dimension pairs per lane
 
 template <bool F16>
 __device__ __forceinline__ float kv_elem(const void* base, int64_t i) {
@@ -21,94 +27,201 @@ __device__ __forceinline__ float kv_elem(const void* base, int64_t i) {
   else return static_cast<const float*>(base)[i];
 }
 
-// Reduces v over the block with op; every thread gets the result.
-template <class Op>
-__device__ float block_reduce(float v, float* shared, Op op) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();  // shared may still be read by a previous call
-  if (threadIdx.x % 32 == 0) shared[threadIdx.x / 32] = v;
-  __syncthreads();
-  float r = shared[0];
-  for (int w = 1; w < kThreads / 32; ++w) r = op(r, shared[w]);
-  return r;
+// Elements i and i + 1 (i even; base + i 4-byte aligned for half, 8 for float).
+template <bool F16>
+__device__ __forceinline__ float2 kv_pair(const void* base, int64_t i) {
+  if constexpr (F16) return __half22float2(*reinterpret_cast<const __half2*>(static_cast<const __half*>(base) + i));
+  else return *reinterpret_cast<const float2*>(static_cast<const float*>(base) + i);
 }
 
-struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-struct SumOp {
-  __device__ float operator()(float a, float b) const { return a + b; }
-};
+// q . key row (head_dim elements from element kr of k), q in shared memory.
+// Vec: head_dim % 8 == 0, so every piece of 8 elements is 16-byte aligned
+// (half) or two aligned float4 (float).
+template <bool F16, bool Vec>
+__device__ __forceinline__ float key_dot(const float* sq, const void* k, int64_t kr, int head_dim) {
+  float dot = 0.0f;
+  if constexpr (Vec) {
+    for (int d = 0; d < head_dim; d += 8) {
+      const float4 qa = *reinterpret_cast<const float4*>(sq + d), qb = *reinterpret_cast<const float4*>(sq + d + 4);
+      float e[8];
+      if constexpr (F16) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const __half*>(k) + kr + d);
+        const __half2* h = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float2 f = __half22float2(h[i]);
+          e[2 * i] = f.x;
+          e[2 * i + 1] = f.y;
+        }
+      } else {
+        const float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(k) + kr + d);
+        const float4 b = *reinterpret_cast<const float4*>(static_cast<const float*>(k) + kr + d + 4);
+        e[0] = a.x, e[1] = a.y, e[2] = a.z, e[3] = a.w, e[4] = b.x, e[5] = b.y, e[6] = b.z, e[7] = b.w;
+      }
+      dot += qa.x * e[0] + qa.y * e[1] + qa.z * e[2] + qa.w * e[3] + qb.x * e[4] + qb.y * e[5] + qb.z * e[6] +
+             qb.w * e[7];
+    }
+  } else {
+    for (int d = 0; d < head_dim; ++d) dot += sq[d] * kv_elem<F16>(k, kr + d);
+  }
+  return dot;
+}
 
-template <bool F16>
-__global__ void __launch_bounds__(kThreads) attention_kernel(const float* q, const void* k, const void* v, int64_t kv_stride,
-                                 const int64_t* key_row0, const int32_t* n_keys, int n_head, int n_head_kv,
-                                 int head_dim, float scale, float* out) {
-  __shared__ float sq[kMaxHeadDim];   // the query head
-  __shared__ float acc[kMaxHeadDim];  // running sum of p * v (unnormalized)
-  __shared__ float sp[kThreads];      // the tile's probabilities
-  __shared__ float ss[kThreads];      // the tile's scores
-  __shared__ float red[kThreads / 32];
-  const int tid = threadIdx.x;
+template <bool F16, bool Vec>
+__global__ void __launch_bounds__(32 * kWarps)
+    attention_kernel(const float* q, const void* k, const void* v, int64_t kv_stride, const int64_t* key_row0,
+                     const int32_t* n_keys, int n_head, int n_head_kv, int head_dim, float scale, float* out) {
+  __shared__ __align__(16) float sq[kMaxHeadDim];  // the query head
+  __shared__ float wacc[kWarps][kMaxHeadDim];      // each warp's unnormalized sum of p * v
+  __shared__ float wm[kWarps], wl[kWarps];         // each warp's running max and normalizer
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int t = blockIdx.x / n_head, h = blockIdx.x % n_head;
   const int g = h / (n_head / n_head_kv);
   const int64_t qo = (static_cast<int64_t>(t) * n_head + h) * head_dim;
-  for (int d = tid; d < head_dim; d += kThreads) {
-    sq[d] = q[qo + d];
-    acc[d] = 0.0f;
-  }
+  for (int d = tid; d < head_dim; d += blockDim.x) sq[d] = q[qo + d];
   __syncthreads();
   const int nk = n_keys[t];
   const int64_t row0 = key_row0[t];
   const int64_t col0 = static_cast<int64_t>(g) * head_dim;
-  float m = -FLT_MAX, l = 0.0f;  // running max and normalizer (same in every thread)
-  for (int j0 = 0; j0 < nk; j0 += kThreads) {
-    const int j = j0 + tid;
-    const int lane = tid % 32;
-    for (int jj = tid / 32; jj < kThreads; jj += kThreads / 32) {
-      float dot = 0.0f;
-      if (j0 + jj < nk) {  // the same for the whole warp
-        const int64_t kr = (row0 + j0 + jj) * kv_stride + col0;
-        for (int d = lane; d < head_dim; d += 32) dot += sq[d] * kv_elem<F16>(k, kr + d);
+  float m = -FLT_MAX, l = 0.0f;  // this warp's running max and normalizer (the same in every lane)
+  float acc[2 * kPairs];         // dimensions 64 i + 2 lane and + 1
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-      }
-      if (lane == 0) ss[jj] = j0 + jj < nk ? dot * scale : -FLT_MAX;
-    }
-    __syncthreads();  // every score of the tile written
-    const float s = ss[tid];
-    const float m_new = fmaxf(m, block_reduce(s, red, MaxOp{}));
-    const float alpha = expf(m - m_new);  // 0 on the first tile (m = -FLT_MAX)
+  for (int i = 0; i < 2 * kPairs; ++i) acc[i] = 0.0f;
+  for (int j0 = warp * 32; j0 < nk; j0 += kWarps * 32) {
+    const int j = j0 + lane;
+    const float s = j < nk ? key_dot<F16, Vec>(sq, k, (row0 + j) * kv_stride + col0, head_dim) * scale : -FLT_MAX;
+    float tmax = s;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+    const float m_new = fmaxf(m, tmax);  // key j0 < nk exists, so this is a real score
+    const float alpha = expf(m - m_new);  // 0 on the warp's first tile (m = -FLT_MAX)
     const float p = j < nk ? expf(s - m_new) : 0.0f;
-    sp[tid] = p;
-    l = l * alpha + block_reduce(p, red, SumOp{});  // its syncs also publish sp
-    const int tile = min(kThreads, nk - j0);
-    for (int d = tid; d < head_dim; d += kThreads) {
-      float a = acc[d] * alpha;
-      for (int jj = 0; jj < tile; ++jj) a += sp[jj] * kv_elem<F16>(v, (row0 + j0 + jj) * kv_stride + col0 + d);
-      acc[d] = a;
+    float psum = p;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
+    l = l * alpha + psum;
+#pragma unroll
+    for (int i = 0; i < 2 * kPairs; ++i) acc[i] *= alpha;
+    const int tile = min(32, nk - j0);
+#pragma unroll 4
+    for (int jj = 0; jj < tile; ++jj) {
+      const float pj = __shfl_sync(0xffffffffu, p, jj);
+      const int64_t vr = (row0 + j0 + jj) * kv_stride + col0;
+#pragma unroll
+      for (int i = 0; i < kPairs; ++i) {
+        const int d = 64 * i + 2 * lane;
+        if (d < head_dim) {
+          if constexpr (Vec) {
+            const float2 e = kv_pair<F16>(v, vr + d);
+            acc[2 * i] += pj * e.x;
+            acc[2 * i + 1] += pj * e.y;
+          } else {
+            acc[2 * i] += pj * kv_elem<F16>(v, vr + d);
+            if (d + 1 < head_dim) acc[2 * i + 1] += pj * kv_elem<F16>(v, vr + d + 1);
+          }
+        }
+      }
     }
     m = m_new;
-    __syncthreads();  // sp is rewritten by the next tile
   }
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  for (int d = tid; d < head_dim; d += kThreads) out[qo + d] = acc[d] * inv;
+  // Merge the warps: a warp that had no key has l = 0 and zero sums.
+  if (lane == 0) {
+    wm[warp] = m;
+    wl[warp] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < kPairs; ++i) {
+    const int d = 64 * i + 2 * lane;
+    if (d < head_dim) wacc[warp][d] = acc[2 * i];
+    if (d + 1 < head_dim) wacc[warp][d + 1] = acc[2 * i + 1];
+  }
+  __syncthreads();
+  float mx = -FLT_MAX;
+  for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, wm[w]);
+  float f[kWarps], lsum = 0.0f;
+  for (int w = 0; w < kWarps; ++w) {
+    f[w] = wl[w] > 0.0f ? expf(wm[w] - mx) : 0.0f;
+    lsum += f[w] * wl[w];
+  }
+  const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+  for (int d = tid; d < head_dim; d += blockDim.x) {
+    float a = 0.0f;
+    for (int w = 0; w < kWarps; ++w) a += f[w] * wacc[w][d];
+    out[qo + d] = a * inv;
+  }
+}
+
+template <bool F16>
+void launch_typed(bool vec, unsigned blocks, cudaStream_t stream, const float* q, const void* k, const void* v,
+                  int64_t kv_stride, const int64_t* key_row0, const int32_t* n_keys, int n_head, int n_head_kv,
+                  int head_dim, float scale, float* out) {
+  if (vec) {
+    attention_kernel<F16, true><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
+                                                                    n_head_kv, head_dim, scale, out);
+  } else {
+    attention_kernel<F16, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
+                                                                     n_head_kv, head_dim, scale, out);
+  }
+}
+
+constexpr int kSoftmaxThreads = 256;
+
+__device__ float block_reduce(float v, float* shared, bool is_max) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float other = __shfl_xor_sync(0xffffffffu, v, o);
+    v = is_max ? fmaxf(v, other) : v + other;
+  }
+  __syncthreads();  // shared may still be read by a previous call
+  if (threadIdx.x % 32 == 0) shared[threadIdx.x / 32] = v;
+  __syncthreads();
+  float r = shared[0];
+  for (int w = 1; w < kSoftmaxThreads / 32; ++w) r = is_max ? fmaxf(r, shared[w]) : r + shared[w];
+  return r;
+}
+
+__global__ void __launch_bounds__(kSoftmaxThreads)
+    masked_softmax_kernel(const float* s, int64_t ld, int cols, int n, const int32_t* n_keys, __half* p) {
+  __shared__ float shared[kSoftmaxThreads / 32];
+  const int64_t r = blockIdx.x;
+  const int nk = min(n_keys[r % n], cols);
+  const float* row = s + r * ld;
+  __half* out = p + r * ld;
+  float m = -FLT_MAX;
+  for (int j = threadIdx.x; j < nk; j += kSoftmaxThreads) m = fmaxf(m, row[j]);
+  m = block_reduce(m, shared, true);
+  float sum = 0.0f;
+  for (int j = threadIdx.x; j < nk; j += kSoftmaxThreads) sum += expf(row[j] - m);
+  sum = block_reduce(sum, shared, false);
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int j = threadIdx.x; j < cols; j += kSoftmaxThreads) {
+    out[j] = __float2half_rn(j < nk ? expf(row[j] - m) * inv : 0.0f);
+  }
 }
 
 }  // namespace
+
+void launch_masked_softmax(const float* s, int64_t ld, int cols, int rows, int n, const int32_t* n_keys, void* p_half,
+                           cudaStream_t stream) {
+  if (rows <= 0) return;
+  masked_softmax_kernel<<<rows, kSoftmaxThreads, 0, stream>>>(s, ld, cols, n, n_keys, static_cast<__half*>(p_half));
+}
 
 void launch_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
                       const int64_t* key_row0, const int32_t* n_keys, int n, int n_head, int n_head_kv, int head_dim,
                       float scale, float* out, cudaStream_t stream) {
   if (n <= 0) return;
   const unsigned blocks = static_cast<unsigned>(n) * static_cast<unsigned>(n_head);
+  // 16-byte pieces of every key row need head_dim and the row stride in
+  // multiples of 8 elements (and an aligned cache, as cudaMalloc's is).
+  const bool vec = head_dim % 8 == 0 && kv_stride % 8 == 0 &&
+                   reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0;
   if (f16) {
-    attention_kernel<true><<<blocks, kThreads, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv,
-                                                            head_dim, scale, out);
+    launch_typed<true>(vec, blocks, stream, q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale,
+                       out);
   } else {
-    attention_kernel<false><<<blocks, kThreads, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv,
-                                                             head_dim, scale, out);
+    launch_typed<false>(vec, blocks, stream, q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim,
+                        scale, out);
   }
 }
 

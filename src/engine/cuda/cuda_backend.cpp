@@ -5,6 +5,7 @@
 // wait for it, so callers see the same semantics as the CPU backend.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -82,6 +83,115 @@ std::string device_problem(int ordinal) {
 // The device this thread last made current through a CudaBackend (bind()).
 thread_local int tls_device = -1;
 
+const char* type_label(TensorType t) {
+  switch (t) {
+    case TensorType::kF32: return "F32";
+    case TensorType::kF16: return "F16";
+    case TensorType::kBF16: return "BF16";
+    case TensorType::kQ4_0: return "Q4_0";
+    case TensorType::kQ4_1: return "Q4_1";
+    case TensorType::kQ5_0: return "Q5_0";
+    case TensorType::kQ5_1: return "Q5_1";
+    case TensorType::kQ8_0: return "Q8_0";
+    case TensorType::kQ4_K: return "Q4_K";
+    case TensorType::kQ5_K: return "Q5_K";
+    case TensorType::kQ6_K: return "Q6_K";
+    default: return "?";
+  }
+}
+
+// GPU time per operation (TARS_CUDA_PROFILE=1): an event pair around each
+// operation's work on the stream, summed per label and printed on stderr when
+// the backend goes away. Events between consecutive operations also count
+// the GPU's idle gaps, so the total is the stream's wall time. Off while a
+// CUDA graph is recorded (events there would become graph nodes).
+class OpTimer {
+ public:
+  explicit OpTimer(cudaStream_t s) : stream_(s) {}
+  ~OpTimer() {
+    resolve();
+    for (cudaEvent_t e : pool_) cudaEventDestroy(e);
+  }
+  void begin(std::string label) {
+    label_ = std::move(label);
+    start_ = event();
+    cudaEventRecord(start_, stream_);
+  }
+  void end() {
+    cudaEvent_t stop = event();
+    cudaEventRecord(stop, stream_);
+    pending_.push_back({std::move(label_), start_, stop});
+    if (pending_.size() >= 2048) resolve();
+  }
+  void report() {
+    resolve();
+    std::vector<std::pair<std::string, Total>> rows(totals_.begin(), totals_.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+    double all = 0;
+    for (const auto& r : rows) all += r.second.ms;
+    std::fprintf(stderr, "tars: CUDA time per operation (TARS_CUDA_PROFILE), total %.2f ms\n", all);
+    for (const auto& [label, t] : rows) {
+      std::fprintf(stderr, "  %10.3f ms %5.1f%% %8zu calls %9.2f us/call  %s\n", t.ms, all > 0 ? 100.0 * t.ms / all : 0.0,
+                   t.calls, 1000.0 * t.ms / static_cast<double>(t.calls), label.c_str());
+    }
+  }
+
+ private:
+  struct Pending {
+    std::string label;
+    cudaEvent_t start, stop;
+  };
+  struct Total {
+    double ms = 0;
+    size_t calls = 0;
+  };
+  cudaEvent_t event() {
+    if (!pool_.empty() && free_ < pool_.size()) return pool_[free_++];
+    cudaEvent_t e = nullptr;
+    cudaEventCreate(&e);
+    pool_.push_back(e);
+    free_ = pool_.size();
+    return e;
+  }
+  void resolve() {
+    for (auto& p : pending_) {
+      float ms = 0;
+      cudaEventSynchronize(p.stop);
+      if (cudaEventElapsedTime(&ms, p.start, p.stop) == cudaSuccess) {
+        Total& t = totals_[p.label];
+        t.ms += ms;
+        ++t.calls;
+      }
+    }
+    cudaGetLastError();
+    pending_.clear();
+    free_ = 0;
+  }
+  cudaStream_t stream_;
+  std::string label_;
+  cudaEvent_t start_ = nullptr;
+  std::vector<Pending> pending_;
+  std::vector<cudaEvent_t> pool_;
+  size_t free_ = 0;
+  std::unordered_map<std::string, Total> totals_;
+};
+
+// Ends an OpTimer's operation when it goes out of scope (nothing without one).
+class OpScope {
+ public:
+  OpScope(OpTimer* t, std::string label) : t_(t) {
+    if (t_) t_->begin(std::move(label));
+  }
+  ~OpScope() {
+    if (t_) t_->end();
+  }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  OpTimer* t_;
+};
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const CudaBackendOptions& o) : device_(o.device), fast_(!o.exact_activations), graphs_(o.graphs) {
@@ -102,16 +212,23 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMallocHost(&meta_host_, kMetaRing));
     CUDA_CHECK(cudaMalloc(&meta_dev_, kMetaRing));
     meta_ring_ = MetaRing(meta_host_, kMetaRing);
+    if (const char* p = std::getenv("TARS_CUDA_PROFILE"); p && std::string(p) == "1") {
+      timer_ = std::make_unique<OpTimer>(stream_);
+    }
   }
 
   ~CudaBackend() override {
     // No throwing here: errors are ignored, the process may be exiting.
     bind();
     cudaStreamSynchronize(stream_);
+    if (timer_) {
+      timer_->report();
+      timer_.reset();
+    }
     blas_.reset();
     if (exec_) cudaGraphExecDestroy(exec_);
     for (auto& [p, a] : allocations_) cudaFree(p);
-    for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_}) cudaFree(s->ptr);
+    for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_, &attn_}) cudaFree(s->ptr);
     cudaFree(meta_dev_);
     cudaFreeHost(meta_host_);
     cudaStreamDestroy(stream_);
@@ -163,7 +280,7 @@ class CudaBackend final : public Backend {
   size_t allocated(MemoryKind kind) const override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = bytes_[static_cast<int>(kind)];
-    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes + kMetaRing;  // the backend's own scratch
+    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes + attn_.bytes + kMetaRing;  // the backend's own scratch
     return n;
   }
 
@@ -203,6 +320,7 @@ class CudaBackend final : public Backend {
   // ---- operations -------------------------------------------------------------
   void get_rows(const Weight& table, const int32_t* ids, int n, float* out) override {
     bind();
+    const OpScope op_time = timed([&] { return std::string("get_rows ") + type_label(table.type); });
     if (n <= 0) return;
     for (int t = 0; t < n; ++t) {
       if (ids[t] < 0 || ids[t] >= table.rows) {
@@ -230,6 +348,7 @@ class CudaBackend final : public Backend {
       return;
     }
     if (n == 1) {
+      const OpScope op_time = timed([&] { return std::string("matvec f32 ") + type_label(w.type) + shape(w); });
       launch_matvec(w.type, w.data, rb, w.cols, w.rows, x, b, y, stream_);
       CUDA_CHECK(cudaGetLastError());
       return;
@@ -240,6 +359,7 @@ class CudaBackend final : public Backend {
       matmul_f32(w, x, n, y);
     }
     if (b) {
+      const OpScope op_time = timed([&] { return "add_bias"; });
       launch_add_bias(y, b, w.rows, n, stream_);
       CUDA_CHECK(cudaGetLastError());
     }
@@ -268,10 +388,14 @@ class CudaBackend final : public Backend {
     int8_t* qx = reinterpret_cast<int8_t*>(buf);
     float* dx = reinterpret_cast<float*>(buf + q_bytes);
     int* sx = reinterpret_cast<int*>(buf + q_bytes + groups * sizeof(float));
-    launch_quantize_q8(x, cols, qx, dx, sx, stream_);
-    CUDA_CHECK(cudaGetLastError());
+    {
+      const OpScope op_time = timed([&] { return "quantize_q8"; });
+      launch_quantize_q8(x, cols, qx, dx, sx, stream_);
+      CUDA_CHECK(cudaGetLastError());
+    }
     for (int i = 0; i < count; ++i) {
       const Weight& w = *outs[i].w;
+      const OpScope op_time = timed([&] { return std::string("matvec_q8 ") + type_label(w.type) + shape(w); });
       const float* b = outs[i].bias && *outs[i].bias ? static_cast<const float*>(outs[i].bias->data) : nullptr;
       launch_matvec_q8(w.type, w.data, row_bytes(w.type, w.cols), w.cols, w.rows, qx, dx, sx, b, outs[i].y, stream_);
       CUDA_CHECK(cudaGetLastError());
@@ -284,6 +408,7 @@ class CudaBackend final : public Backend {
   void matmul_f16(const Weight& w, const float* x, int n, float* y) {
     const size_t rb = row_bytes(w.type, w.cols);
     void* xh = scratch(xh_, static_cast<size_t>(n) * w.cols * 2);
+    const OpScope op_time = timed([&] { return "f32_to_f16"; });
     launch_f32_to_f16(x, static_cast<size_t>(n) * w.cols, xh, stream_);
     CUDA_CHECK(cudaGetLastError());
     const bool in_place = w.type == TensorType::kF16;
@@ -298,10 +423,12 @@ class CudaBackend final : public Backend {
         wh = w.data;
       } else {
         void* tmp = scratch(wtmp_, static_cast<size_t>(nr * w.cols) * 2);
+        const OpScope op_time = timed([&] { return std::string("dequantize_f16 ") + type_label(w.type); });
         launch_dequantize_f16(w.type, static_cast<const uint8_t*>(w.data) + rb * r0, rb, w.cols, nr, tmp, stream_);
         CUDA_CHECK(cudaGetLastError());
         wh = tmp;
       }
+      const OpScope op_time = timed([&] { return "gemm_f16 n>1" + shape(w); });
       blas_->gemm_f16_nt(wh, xh, nr, w.cols, n, y + r0, w.rows);
     }
   }
@@ -321,10 +448,12 @@ class CudaBackend final : public Backend {
         wf = static_cast<const float*>(w.data);
       } else {
         float* tmp = static_cast<float*>(scratch(wtmp_, static_cast<size_t>(nr * w.cols) * sizeof(float)));
+        const OpScope op_time = timed([&] { return std::string("dequantize_f32 ") + type_label(w.type); });
         launch_dequantize(w.type, static_cast<const uint8_t*>(w.data) + rb * r0, rb, w.cols, nr, tmp, stream_);
         CUDA_CHECK(cudaGetLastError());
         wf = tmp;
       }
+      const OpScope op_time = timed([&] { return "sgemm n>1" + shape(w); });
       if (blas_) {
         blas_->sgemm_nt(wf, x, nr, w.cols, n, y + r0, w.rows);
       } else {
@@ -336,12 +465,14 @@ class CudaBackend final : public Backend {
 
   void rms_norm(float* x, const Weight& w, int n, int d, float eps) override {
     bind();
+    const OpScope op_time = timed([&] { return "rms_norm"; });
     launch_rms_norm(x, static_cast<const float*>(w.data), n, d, eps, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void layer_norm(float* x, const Weight& w, const Weight& b, int n, int d, float eps) override {
     bind();
+    const OpScope op_time = timed([&] { return "layer_norm"; });
     launch_layer_norm(x, static_cast<const float*>(w.data), b ? static_cast<const float*>(b.data) : nullptr, n, d, eps,
                       stream_);
     CUDA_CHECK(cudaGetLastError());
@@ -349,6 +480,7 @@ class CudaBackend final : public Backend {
 
   void rope(float* x, const BatchLayout& b, int n_heads, int head_dim, const RopeParams& p) override {
     bind();
+    const OpScope op_time = timed([&] { return b.n_tokens == 1 ? "rope n=1" : "rope n>1"; });
     if (b.n_tokens <= 0 || p.n_rot <= 0) return;
     TARS_CHECK(p.n_rot % 2 == 0 && p.n_rot <= head_dim);
     // The table goes up once per batch (q and k of every layer share it)
@@ -371,6 +503,7 @@ class CudaBackend final : public Backend {
 
   void kv_store(const KvLayer& kv, const float* k, const float* v, const BatchLayout& b) override {
     bind();
+    const OpScope op_time = timed([&] { return "kv_store"; });
     if (b.n_tokens <= 0) return;
     TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
     for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
@@ -387,6 +520,7 @@ class CudaBackend final : public Backend {
   void attention(const float* q, const KvLayer& kv, const BatchLayout& b, const AttentionParams& p,
                  float* out) override {
     bind();
+    const OpScope op_time = timed([&] { return b.n_tokens == 1 ? "attention n=1" : "attention n>1"; });
     if (b.n_tokens <= 0) return;
     check_attention(p);
     TARS_CHECK(kv.kv_dim == p.n_head_kv * p.head_dim);
@@ -397,29 +531,93 @@ class CudaBackend final : public Backend {
       row0[t] = static_cast<int64_t>(b.seq[t]) * kv.n_ctx;
       nk[t] = b.pos[t] + 1;
     }
+    if (gemm_attention(q, kv, b, p, nk, out)) return;
     run_attention(q, kv.k, kv.v, kv.type == TensorType::kF16, kv.kv_dim, row0, nk, p, out);
+  }
+
+  // A prompt batch of one sequence over an F16 cache, in the fast mode:
+  // attention as tensor-core products, per query head h (KV head g):
+  //   S_h = scale Q_h K_g^T  (tokens x keys 0 .. the batch's last position),
+  //   P_h = softmax of each token's row over its own keys (pos + 1), 0 after,
+  //   O_h = P_h V_g,
+  // Q and P rounded to half (as the FP16 GEMMs round activations). The
+  // attention kernel reads every key and value row once per query token: a
+  // 512-token prompt took 790 us per 7B layer on an H100, half of the pass.
+  // Heads go in chunks so S and P stay within kGemmAttentionBytes; false
+  // (nothing done) when the batch does not qualify.
+  bool gemm_attention(const float* q, const KvLayer& kv, const BatchLayout& b, const AttentionParams& p,
+                      const std::vector<int32_t>& nk, float* out) {
+    const int n = b.n_tokens;
+    if (!fast_ || !blas_ || kv.type != TensorType::kF16 || n < kGemmAttentionMinTokens) return false;
+    for (int t = 1; t < n; ++t) {
+      if (b.seq[t] != b.seq[0]) return false;
+    }
+    const int keys = *std::max_element(nk.begin(), nk.end());
+    const int ld = (keys + 7) / 8 * 8;  // S and P rows padded to 16-byte multiples (aligned tensor-core tiles)
+    const size_t per_head = static_cast<size_t>(n) * ld * (sizeof(float) + 2);  // S and P of one head
+    const int chunk = static_cast<int>(std::min<size_t>(p.n_head_kv, kGemmAttentionBytes / per_head));
+    if (chunk < 1) return false;
+    const OpScope op_time = timed([&] { return "attention n>1 (GEMM)"; });
+    const int64_t hd = p.head_dim, qdim = static_cast<int64_t>(p.n_head) * hd;
+    const int grp = p.n_head / p.n_head_kv;
+    const size_t q_bytes = (static_cast<size_t>(n) * qdim * 2 + 255) / 256 * 256;
+    const size_t s_elems = static_cast<size_t>(chunk) * n * ld;
+    const size_t s_bytes = (s_elems * sizeof(float) + 255) / 256 * 256;
+    uint8_t* buf = static_cast<uint8_t*>(scratch(attn_, q_bytes + s_bytes + s_elems * 2));
+    uint8_t* qh = buf;
+    float* sc = reinterpret_cast<float*>(buf + q_bytes);
+    uint8_t* ph = buf + q_bytes + s_bytes;
+    Meta m{MetaTag::kAttention};
+    const size_t o_nk = m.add(nk.data(), nk.size());
+    const int32_t* nk_dev = reinterpret_cast<const int32_t*>(upload_meta(m) + o_nk);
+    launch_f32_to_f16(q, static_cast<size_t>(n) * qdim, qh, stream_);
+    CUDA_CHECK(cudaGetLastError());
+    const int64_t row0 = static_cast<int64_t>(b.seq[0]) * kv.n_ctx;
+    const uint8_t* kb = static_cast<const uint8_t*>(kv.k) + row0 * kv.kv_dim * 2;
+    const uint8_t* vb = static_cast<const uint8_t*>(kv.v) + row0 * kv.kv_dim * 2;
+    const int64_t sk = static_cast<int64_t>(n) * ld;  // elements of one head's S and P
+    for (int i = 0; i < grp; ++i) {  // query head g * grp + i of each KV head g
+      for (int g0 = 0; g0 < p.n_head_kv; g0 += chunk) {
+        const int gn = std::min(chunk, p.n_head_kv - g0);
+        const int64_t h0 = static_cast<int64_t>(g0) * grp + i;
+        // S^T (keys x tokens, column-major) = K^T Q^T for each head of the chunk.
+        blas_->gemm_f16_batched(true, false, keys, n, static_cast<int>(hd), p.scale, kb + g0 * hd * 2, kv.kv_dim, hd,
+                                qh + h0 * hd * 2, qdim, grp * hd, sc, ld, sk, gn);
+        launch_masked_softmax(sc, ld, keys, gn * n, n, nk_dev, ph, stream_);
+        CUDA_CHECK(cudaGetLastError());
+        // O_h^T (head_dim x tokens, column-major, into out's columns of head h) = V^T P^T.
+        blas_->gemm_f16_batched(false, false, static_cast<int>(hd), n, keys, 1.0f, vb + g0 * hd * 2, kv.kv_dim, hd,
+                                ph, ld, sk, out + h0 * hd, qdim, grp * hd, gn);
+      }
+    }
+    ++gemm_attention_;
+    return true;
   }
 
   void add(float* a, const float* b, size_t n) override {
     bind();
+    const OpScope op_time = timed([&] { return "add"; });
     launch_add(a, b, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void swiglu(float* gate, const float* up, size_t n) override {
     bind();
+    const OpScope op_time = timed([&] { return "swiglu"; });
     launch_swiglu(gate, up, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void gelu(float* x, size_t n) override {
     bind();
+    const OpScope op_time = timed([&] { return "gelu_tanh"; });
     launch_gelu_tanh(x, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
   void copy_cols(const float* src, int src_stride, int col0, int cols, int n, float* dst) override {
     bind();
+    const OpScope op_time = timed([&] { return "copy_cols"; });
     if (n <= 0 || cols <= 0) return;
     CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(cols) * sizeof(float), src + col0,
                                  static_cast<size_t>(src_stride) * sizeof(float), static_cast<size_t>(cols) * sizeof(float),
@@ -428,6 +626,7 @@ class CudaBackend final : public Backend {
 
   void gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst) override {
     bind();
+    const OpScope op_time = timed([&] { return "gather_rows"; });
     if (n <= 0) return;
     Meta m{MetaTag::kRows};
     const size_t o_rows = m.add(rows, n);
@@ -439,6 +638,7 @@ class CudaBackend final : public Backend {
   void attention_packed(const float* q, const float* k, const float* v, const SeqLayout& s, const AttentionParams& p,
                         float* out) override {
     bind();
+    const OpScope op_time = timed([&] { return "attention_packed"; });
     const int n = s.n_tokens();
     if (n <= 0) return;
     check_attention(p);
@@ -456,6 +656,7 @@ class CudaBackend final : public Backend {
 
   void gelu_erf(float* x, size_t n) override {
     bind();
+    const OpScope op_time = timed([&] { return "gelu_erf"; });
     launch_gelu_erf(x, n, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
@@ -545,10 +746,11 @@ class CudaBackend final : public Backend {
     graphs_off("an operation failed while recording", cudaSuccess);
   }
 
-  CudaGraphStats graph_stats() const { return {graph_launches_, graph_instantiations_}; }
+  CudaStats stats() const { return {graph_launches_, graph_instantiations_, gemm_attention_}; }
 
   void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
     bind();
+    const OpScope op_time = timed([&] { return "seq_mean"; });
     if (s.n_seqs <= 0) return;
     Meta m{MetaTag::kSeqStart};
     const size_t o_start = m.add(s.start, s.n_seqs + 1);
@@ -585,6 +787,8 @@ class CudaBackend final : public Backend {
 
   static constexpr int64_t kDequantFloats = int64_t{1} << 24;  // 64 MiB of dequantized weight rows per GEMM chunk
   static constexpr int kMaxHeadDim = 512;                       // cuda_attention.cu's shared-memory bound
+  static constexpr int kGemmAttentionMinTokens = 32;            // smaller batches: the attention kernel
+  static constexpr size_t kGemmAttentionBytes = size_t{32} << 20;  // bound on one head chunk's S and P
 
   void* scratch(Scratch& s, size_t bytes) {
     if (bytes > s.bytes && capturing_) {  // growing waits for the stream: not while recording
@@ -638,6 +842,18 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaMemcpyAsync(d, m.bytes.data(), m.bytes.size(), cudaMemcpyHostToDevice, stream_));
     }
     return static_cast<const uint8_t*>(d);
+  }
+
+  static std::string shape(const Weight& w) {
+    return " [" + std::to_string(w.rows) + "x" + std::to_string(w.cols) + "]";
+  }
+
+  // Times the rest of the calling scope as operation label() (only label()
+  // is built, and only when profiling).
+  template <class F>
+  OpScope timed(F&& label) {
+    const bool on = timer_ && !capturing_;
+    return OpScope(on ? timer_.get() : nullptr, on ? std::string(label()) : std::string());
   }
 
   // Makes this backend's device the calling thread's current one (it is per
@@ -705,6 +921,8 @@ class CudaBackend final : public Backend {
   Scratch wtmp_;              // dequantized weight chunks, raw 1-D weights (kCompute)
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)
+  Scratch attn_;              // the GEMM attention's half Q, scores and probabilities (kCompute)
+  size_t gemm_attention_ = 0;  // batches gemm_attention() ran
   bool fast_ = true;          // !CudaBackendOptions::exact_activations
   bool graphs_ = false;       // CudaBackendOptions::graphs, until a recording fails
   bool graphs_warm_ = false;  // a step has run directly (capture_begin)
@@ -714,6 +932,7 @@ class CudaBackend final : public Backend {
   bool capturing_ = false;     // between capture_begin and capture_end/abort
   bool scratch_grew_ = false;  // the recording was abandoned because scratch had to grow
   static constexpr size_t kCaptureRoom = size_t{256} << 10;  // ring bytes a recorded step may use
+  std::unique_ptr<OpTimer> timer_;  // TARS_CUDA_PROFILE=1
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;
   size_t bytes_[3] = {0, 0, 0};
@@ -721,9 +940,9 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-CudaGraphStats cuda_graph_stats(const Backend& backend) {
+CudaStats cuda_stats(const Backend& backend) {
   const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
-  return cuda ? cuda->graph_stats() : CudaGraphStats{};
+  return cuda ? cuda->stats() : CudaStats{};
 }
 
 bool cuda_backend_available(std::string* reason) {

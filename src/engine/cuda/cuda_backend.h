@@ -9,6 +9,6 @@ namespace tars::engine::cuda {
 
 bool cuda_backend_available(std::string* reason);
 std::unique_ptr<Backend> cuda_backend_create(const CudaBackendOptions& options, std::string* reason);
-CudaGraphStats cuda_graph_stats(const Backend& backend);
+CudaStats cuda_stats(const Backend& backend);
 
 }  // namespace tars::engine::cuda

@@ -22,6 +22,10 @@ struct Blas::Impl {
   cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
                             const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
                             cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                            const void*, const void*, cudaDataType, int, long long, const void*,
+                                            cudaDataType, int, long long, const void*, void*, cudaDataType, int,
+                                            long long, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
 };
 
 std::unique_ptr<Blas> Blas::open(cudaStream_t stream, bool fast_math, std::string* reason) {
@@ -40,7 +44,8 @@ std::unique_ptr<Blas> Blas::open(cudaStream_t stream, bool fast_math, std::strin
   };
   if (!sym(impl->create, "cublasCreate_v2") || !sym(impl->destroy, "cublasDestroy_v2") ||
       !sym(impl->set_stream, "cublasSetStream_v2") || !sym(impl->set_math_mode, "cublasSetMathMode") ||
-      !sym(impl->sgemm, "cublasSgemm_v2") || !sym(impl->gemm_ex, "cublasGemmEx")) {
+      !sym(impl->sgemm, "cublasSgemm_v2") || !sym(impl->gemm_ex, "cublasGemmEx") ||
+      !sym(impl->gemm_strided_batched_ex, "cublasGemmStridedBatchedEx")) {
     if (reason) *reason = "libcublas lacks an expected function";
     dlclose(impl->lib);
     return nullptr;
@@ -89,6 +94,22 @@ void Blas::gemm_f16_nt(const void* w, const void* x, int64_t rows, int64_t cols,
     throw Error(ErrorCode::kInternal, "cublasGemmEx (FP16) failed with status " + std::to_string(static_cast<int>(s)) +
                                           " (rows " + std::to_string(rows) + ", cols " + std::to_string(cols) +
                                           ", n " + std::to_string(n) + ")");
+  }
+}
+
+void Blas::gemm_f16_batched(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const void* a, int64_t lda,
+                            int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, float* c, int64_t ldc,
+                            int64_t stride_c, int batch) {
+  const float zero = 0.0f;
+  const cublasStatus_t s = impl_->gemm_strided_batched_ex(
+      impl_->handle, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha, a,
+      CUDA_R_16F, static_cast<int>(lda), stride_a, b, CUDA_R_16F, static_cast<int>(ldb), stride_b, &zero, c,
+      CUDA_R_32F, static_cast<int>(ldc), stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    throw Error(ErrorCode::kInternal, "cublasGemmStridedBatchedEx failed with status " +
+                                          std::to_string(static_cast<int>(s)) + " (m " + std::to_string(m) + ", n " +
+                                          std::to_string(n) + ", k " + std::to_string(k) + ", batch " +
+                                          std::to_string(batch) + ")");
   }
 }
 

@@ -28,6 +28,13 @@ class Blas {
   // accumulation and output (cublasGemmEx, CUBLAS_COMPUTE_32F): tensor cores
   // where the card has them, FP16 units elsewhere.
   void gemm_f16_nt(const void* w, const void* x, int64_t rows, int64_t cols, int n, float* y, int64_t ldy);
+  // `batch` column-major products C_i[m x n] = alpha op(A_i) op(B_i), A_i
+  // and B_i FP16, C_i FP32 (FP32 accumulation), op a transpose when trans_*;
+  // problem i's operands start stride_* elements after problem i-1's
+  // (cublasGemmStridedBatchedEx). The GEMM attention's two products.
+  void gemm_f16_batched(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const void* a, int64_t lda,
+                        int64_t stride_a, const void* b, int64_t ldb, int64_t stride_b, float* c, int64_t ldc,
+                        int64_t stride_c, int batch);
 
  private:
   struct Impl;

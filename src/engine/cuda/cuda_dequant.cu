@@ -8,30 +8,68 @@ namespace tars::engine::cuda {
 namespace {
 
 // Decodes rows of a matrix: output row r is source row ids[r] (or r when ids
-// is null). One thread per element (plain types) or per 32-element group.
+// is null).
 __device__ __forceinline__ void store_elem(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_elem(__half* p, float v) { *p = __float2half_rn(v); }
 
+// Plain types: one thread per element (reads and writes are coalesced).
 template <TensorType T, typename Out>
-__global__ void dequant_rows_kernel(const uint8_t* w, size_t row_bytes, int64_t cols, const int32_t* ids,
-                                    int64_t n_rows, Out* out) {
-  constexpr bool kPlain = is_plain_type(T);
-  const int64_t units = kPlain ? cols : cols / 32;
-  const int64_t total = n_rows * units;
+__global__ void dequant_plain_kernel(const uint8_t* w, size_t row_bytes, int64_t cols, const int32_t* ids,
+                                     int64_t n_rows, Out* out) {
+  const int64_t total = n_rows * cols;
   for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < total;
        u += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = u / units, i = u % units;
+    const int64_t r = u / cols, i = u % cols;
     const int64_t src = ids ? ids[r] : r;
-    const uint8_t* row = w + row_bytes * src;
-    if constexpr (kPlain) {
-      store_elem(out + r * cols + i, plain_elem<T>(row, i));
-    } else {
+    store_elem(out + u, plain_elem<T>(w + row_bytes * src, i));
+  }
+}
+
+constexpr int kDequantWarps = 4;
+
+// Quantized types: each warp takes 32 consecutive groups of the output
+// (1024 elements, contiguous: rows are whole groups), each lane decodes one
+// group, and the warp writes them out through shared memory, 32 consecutive
+// elements per store (a lane writing its own 32 elements made every store
+// instruction touch 32 separate sectors). The tile's rows are padded to 33
+// so that neither the per-group writes nor the per-element reads collide in
+// a bank.
+template <TensorType T, typename Out>
+__global__ void __launch_bounds__(32 * kDequantWarps) dequant_rows_kernel(const uint8_t* w, size_t row_bytes,
+                                                                          int64_t cols, const int32_t* ids,
+                                                                          int64_t n_rows, Out* out) {
+  __shared__ float tile[kDequantWarps][32][33];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t per_row = cols / 32, total = n_rows * per_row;
+  const int64_t n_units = (total + 31) / 32;
+  for (int64_t unit = static_cast<int64_t>(blockIdx.x) * kDequantWarps + warp; unit < n_units;
+       unit += static_cast<int64_t>(gridDim.x) * kDequantWarps) {
+    const int64_t g = unit * 32 + lane;
+    if (g < total) {
+      const int64_t r = g / per_row, i = g % per_row;
+      const int64_t src = ids ? ids[r] : r;
       float y[32];
-      dequant_group32<T>(row, i, y);
-      Out* o = out + r * cols + i * 32;
+      dequant_group32<T>(w + row_bytes * src, i, y);
 #pragma unroll
-      for (int j = 0; j < 32; ++j) store_elem(o + j, y[j]);
+      for (int e = 0; e < 32; ++e) tile[warp][lane][e] = y[e];
     }
+    __syncwarp();
+    const int64_t base = unit * 32 * 32;  // output element of the unit's first group
+    const int n_groups = static_cast<int>(total - unit * 32 < 32 ? total - unit * 32 : 32);
+    for (int k = 0; k < n_groups; ++k) store_elem(out + base + k * 32 + lane, tile[warp][k][lane]);
+    __syncwarp();  // the tile is rewritten by the next unit
+  }
+}
+
+template <TensorType T, typename Out>
+void launch_dequant_rows(const uint8_t* w, size_t row_bytes, int64_t cols, const int32_t* ids, int64_t n_rows,
+                         Out* out, cudaStream_t stream) {
+  if constexpr (is_plain_type(T)) {
+    dequant_plain_kernel<T><<<grid_for(n_rows * cols, 256), 256, 0, stream>>>(w, row_bytes, cols, ids, n_rows, out);
+  } else {
+    const int64_t units = (n_rows * (cols / 32) + 31) / 32;
+    dequant_rows_kernel<T><<<grid_for(units * 32, 32 * kDequantWarps), 32 * kDequantWarps, 0, stream>>>(
+        w, row_bytes, cols, ids, n_rows, out);
   }
 }
 
@@ -82,9 +120,7 @@ void launch_get_rows(TensorType type, const void* table, size_t row_bytes, int64
                      int n, float* out, cudaStream_t stream) {
   dispatch_weight_type(type, [&](auto tag) {
     constexpr TensorType T = decltype(tag)::value;
-    const int64_t units = static_cast<int64_t>(n) * (is_plain_type(T) ? cols : cols / 32);
-    dequant_rows_kernel<T><<<grid_for(units, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(table),
-                                                                      row_bytes, cols, ids, n, out);
+    launch_dequant_rows<T>(static_cast<const uint8_t*>(table), row_bytes, cols, ids, n, out, stream);
   });
 }
 
@@ -92,9 +128,7 @@ void launch_dequantize(TensorType type, const void* w, size_t row_bytes, int64_t
                        cudaStream_t stream) {
   dispatch_weight_type(type, [&](auto tag) {
     constexpr TensorType T = decltype(tag)::value;
-    const int64_t units = rows * (is_plain_type(T) ? cols : cols / 32);
-    dequant_rows_kernel<T><<<grid_for(units, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(w), row_bytes,
-                                                                      cols, nullptr, rows, y);
+    launch_dequant_rows<T>(static_cast<const uint8_t*>(w), row_bytes, cols, nullptr, rows, y, stream);
   });
 }
 
@@ -102,10 +136,8 @@ void launch_dequantize_f16(TensorType type, const void* w, size_t row_bytes, int
                            void* y_half, cudaStream_t stream) {
   dispatch_weight_type(type, [&](auto tag) {
     constexpr TensorType T = decltype(tag)::value;
-    const int64_t units = rows * (is_plain_type(T) ? cols : cols / 32);
-    dequant_rows_kernel<T><<<grid_for(units, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(w), row_bytes,
-                                                                      cols, nullptr, rows,
-                                                                      static_cast<__half*>(y_half));
+    launch_dequant_rows<T>(static_cast<const uint8_t*>(w), row_bytes, cols, nullptr, rows,
+                           static_cast<__half*>(y_half), stream);
   });
 }
 

@@ -90,4 +90,11 @@ void launch_attention(const float* q, const void* k, const void* v, bool f16, in
                       const int64_t* key_row0, const int32_t* n_keys, int n, int n_head,
                       int n_head_kv, int head_dim, float scale, float* out, cudaStream_t stream);
 
+// The GEMM attention's softmax: row r of s ([rows x ld] float, r = head *
+// n + token, token = r % n) becomes p_j = exp(s_j - max) / sum over the
+// token's keys j < n_keys[token], and 0 for j in [n_keys[token], cols),
+// written to p (the same layout, half).
+void launch_masked_softmax(const float* s, int64_t ld, int cols, int rows, int n, const int32_t* n_keys, void* p_half,
+                           cudaStream_t stream);
+
 }  // namespace tars::engine::cuda
