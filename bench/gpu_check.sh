@@ -69,6 +69,14 @@ for suite in $("$DIR/tests/tars_gpu_tests" --gtest_list_tests | sed -n 's/^\([^ 
     CUDA_LAUNCH_BLOCKING=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 --gtest_filter="$suite.*" 2>&1 | tail -25
   fi
 done
+# The mat-vec's second variant (TARS_CUDA_MATVEC=2) through the suites that use it.
+variant2=pass
+if ! TARS_CUDA_MATVEC=2 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 \
+     --gtest_filter='CudaWeightOps.*:CudaModel.*' > /tmp/gpu_check_v2.log 2>&1; then
+  variant2=FAIL
+  tail -30 /tmp/gpu_check_v2.log
+fi
+rows+=("gpu tests (mat-vec and model suites) with TARS_CUDA_MATVEC=2 | - | $variant2")
 if [[ ${#failed_suites[@]} -gt 0 ]]; then gpu_tests="FAIL: ${failed_suites[*]}"
 elif [[ $skipped_total -gt 0 ]]; then gpu_tests="pass, but $skipped_total skipped (no device?)"; fi
 rows+=("gpu tests | - | $gpu_tests")
@@ -130,11 +138,13 @@ done
 
 # 5. Decode and prompt speed, 1.1B then 7B (random weights, the project's
 # writer and quantizer), and the split check on the 1.1B file.
-bench_row() {  # bench_row LABEL MODEL [extra tars bench flags...]
+bench_row() {  # bench_row LABEL MODEL [extra tars bench flags...]; BENCH_PP=0: decode only
   local label=$1 m=$2
   shift 2
-  json=$(env ${BENCH_ENV:-} "$TARS" bench "$m" --device "$DEV" -p 512 -n 128 -r "$REPS" --json "$@" 2>>"${BENCH_LOG:-/dev/null}")
-  for test in pp512 tg128; do
+  local pp=${BENCH_PP:-512} tests="pp512 tg128"
+  [[ $pp == 0 ]] && tests=tg128
+  json=$(env ${BENCH_ENV:-} "$TARS" bench "$m" --device "$DEV" -p "$pp" -n 128 -r "$REPS" --json "$@" 2>>"${BENCH_LOG:-/dev/null}")
+  for test in $tests; do
     local v
     v=$(echo "$json" | py "round([r['avg_ts'] for r in j if r['test'] == '$test'][0], 1)")
     rows+=("$label $test | tokens/s | ${v:-n/a}")
@@ -161,6 +171,12 @@ for shape in $shapes; do
   # Decode steps as CUDA graphs (CudaBackendOptions::graphs, off by default).
   BENCH_ENV=TARS_CUDA_GRAPHS=1 bench_row "$shape Q4_0, CUDA graphs" "$MODELS_DIR/$shape-Q4_0.gguf"
   rows+=("$shape Q4_0, CUDA graphs: graph launches / instantiations | count | $(echo "$json" | py "'%d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_instantiations'])")")
+  # The decode-step variants: unfused kernels, the second mat-vec, both with graphs.
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_FUSE=0 bench_row "$shape Q4_0, unfused (TARS_CUDA_FUSE=0)" "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=2 bench_row "$shape Q4_0, mat-vec variant 2" "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_MATVEC=2 TARS_CUDA_GRAPHS=1" bench_row "$shape Q4_0, mat-vec 2 + graphs" \
+    "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=2 bench_row "$shape Q4_K_M, mat-vec variant 2" "$MODELS_DIR/$shape-Q4_K_M.gguf"
   if [[ $shape == 1.1b ]]; then
     bench_row "1.1b Q4_0, 11 of 22 layers on the GPU" "$MODELS_DIR/1.1b-Q4_0.gguf" --gpu-layers 11
     serve_check "1.1B split 11/22" "[[model]]

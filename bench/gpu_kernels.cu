@@ -123,15 +123,33 @@ int main(int argc, char** argv) {
   struct Shape {
     int64_t rows, cols;
   };
+  // Each shape through both mat-vec variants (launch_matvec_q8_multi), and
+  // Q/K/V and gate/up as one launch of 3 and 2 matrices.
   for (TensorType t : {TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K, TensorType::kQ8_0}) {
-    for (Shape s : {Shape{dim, dim}, Shape{ffn, dim}, Shape{dim, ffn}, Shape{32000, dim}}) {
-      const size_t rb = row_bytes(t, s.cols), bytes = rb * s.rows;
-      void* w = dev(bytes, 0x3C);
-      const double us = time_us(
-          [&] { launch_matvec_q8(t, w, rb, s.cols, s.rows, qx, dx, sx, nullptr, y, g_stream); });
-      row(std::string("matvec_q8 ") + name(t) + " " + std::to_string(s.rows) + "x" + std::to_string(s.cols), us,
-          static_cast<double>(bytes), 0);
-      CK(cudaFree(w));
+    struct Case {
+      int64_t rows, cols;
+      int parts;
+    };
+    for (Case c : {Case{dim, dim, 1}, Case{ffn, dim, 1}, Case{dim, ffn, 1}, Case{32000, dim, 1}, Case{dim, dim, 3},
+                   Case{ffn, dim, 2}}) {
+      const size_t rb = row_bytes(t, c.cols), bytes = rb * c.rows;
+      std::vector<void*> ws;
+      std::vector<MatvecQ8Part> parts;
+      for (int i = 0; i < c.parts; ++i) {
+        ws.push_back(dev(bytes, 0x3C));
+        parts.push_back({ws.back(), c.rows, nullptr, y + i * c.rows});
+      }
+      double us[2];
+      for (int v : {1, 2}) {
+        us[v - 1] = time_us([&] {
+          launch_matvec_q8_multi(t, parts.data(), c.parts, rb, c.cols, qx, dx, sx, g_stream, v);
+        });
+      }
+      const std::string what = std::string("matvec_q8 ") + name(t) + " " + (c.parts > 1 ? std::to_string(c.parts) + "x" : "") +
+                               std::to_string(c.rows) + "x" + std::to_string(c.cols);
+      row(what + " v1", us[0], static_cast<double>(bytes) * c.parts, 0);
+      row(what + " v2", us[1], static_cast<double>(bytes) * c.parts, 0);
+      for (void* w : ws) CK(cudaFree(w));
     }
   }
 

@@ -126,6 +126,17 @@ class Backend {
   virtual void rms_norm(float* x, const Weight& w, int n, int d, float eps) = 0;
   // In place over [n x d]: x = (x - mean) / sd * w + b (b may be absent).
   virtual void layer_norm(float* x, const Weight& w, const Weight& b, int n, int d, float eps) = 0;
+  // out = rms_norm of x (x unchanged), both [n x d]. A backend may fuse the
+  // copy and the norm (one kernel on a GPU); the default is those two steps.
+  virtual void rms_norm_to(const float* x, float* out, const Weight& w, int n, int d, float eps) {
+    copy_cols(x, d, 0, d, n, out);
+    rms_norm(out, w, n, d, eps);
+  }
+  // The residual add before a norm: x += a, then out = rms_norm of x.
+  virtual void add_rms_norm_to(float* x, const float* a, float* out, const Weight& w, int n, int d, float eps) {
+    add(x, a, static_cast<size_t>(n) * d);
+    rms_norm_to(x, out, w, n, d, eps);
+  }
   // Rotates the first n_rot dims of each of the n_heads heads of each token,
   // in place over [n x n_heads*head_dim], at the token's position.
   virtual void rope(float* x, const BatchLayout& b, int n_heads, int head_dim,
@@ -134,6 +145,16 @@ class Backend {
   // (seq[t], pos[t]).
   virtual void kv_store(const KvLayer& kv, const float* k, const float* v,
                         const BatchLayout& b) = 0;
+  // Both rotations and the cache store of an attention block: rope(q) over
+  // n_head heads, rope(k) over n_head_kv heads (k rotated in place, as rope
+  // leaves it), then kv_store(k, v). One kernel on a GPU; by default the
+  // three steps.
+  virtual void rope_store(float* q, float* k, const float* v, const KvLayer& kv, const BatchLayout& b, int n_head,
+                          int n_head_kv, int head_dim, const RopeParams& p) {
+    rope(q, b, n_head, head_dim, p);
+    rope(k, b, n_head_kv, head_dim, p);
+    kv_store(kv, k, v, b);
+  }
   // Causal attention over the cache: token t's query heads (q is
   // [n x n_head*head_dim]) attend to positions 0..pos[t] of slot seq[t];
   // grouped-query: query head h uses KV head h / (n_head / n_head_kv).

@@ -42,6 +42,13 @@ struct CudaBackendOptions {
   // variable TARS_CUDA_GRAPHS=1 (or 0) overrides it. A recording that fails
   // turns it off for the backend's life, with a warning on stderr.
   bool graphs = false;
+  // Fused decode-step kernels (default: true): the norm with its copy and
+  // residual add, both ropes with the cache store, the 8-bit activations
+  // written by the kernel that produces them (norm, attention, swiglu), and
+  // one mat-vec launch for Q/K/V and one for gate/up: 9 kernels per layer
+  // instead of 22, the same arithmetic (logits equal bit for bit). The
+  // environment variable TARS_CUDA_FUSE=0 (or 1) overrides it.
+  bool fuse = true;
 };
 
 // What the CUDA backend's speed paths did so far (zeros for a backend that
@@ -52,6 +59,8 @@ struct CudaStats {
   size_t launches = 0;        // decode steps replayed as a graph
   size_t instantiations = 0;  // executable graphs built (1 when every update worked)
   size_t gemm_attention = 0;  // batches whose attention ran as cuBLAS products (see attention())
+  size_t fused = 0;           // fused operations run (CudaBackendOptions::fuse)
+  size_t q8_reused = 0;       // mat-vecs that used 8-bit activations a fused kernel wrote
 };
 CudaStats backend_cuda_stats(const Backend& backend);
 

@@ -16,6 +16,7 @@ std::unique_ptr<Backend> backend_for_device(const std::string& device, int threa
     std::string reason;
     CudaBackendOptions co;
     if (const char* g = std::getenv("TARS_CUDA_GRAPHS")) co.graphs = std::string(g) == "1";  // see CudaBackendOptions::graphs
+    if (const char* f = std::getenv("TARS_CUDA_FUSE")) co.fuse = std::string(f) != "0";      // see CudaBackendOptions::fuse
     if (auto b = backend_cuda_create(co, &reason)) return b;
     if (device == "cuda") throw Error(ErrorCode::kUnavailable, "device cuda: " + reason);
     if (fallback) *fallback = reason;

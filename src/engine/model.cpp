@@ -330,7 +330,8 @@ void Model::compute_chunk(const int32_t* tokens, int n, const BatchLayout& layou
       stages_[si - 1].be->download(staging_.data(), stages_[si - 1].x, bytes);
       s.be->upload(s.x, staging_.data(), bytes);
     }
-    for (int il = s.l0; il < s.l1; ++il) forward_layer(s, il, n, layout);
+    bool pending_add = false;
+    for (int il = s.l0; il < s.l1; ++il) pending_add = forward_layer(s, il, n, layout, pending_add);
   }
   if (rows.empty()) return;
   Stage& s = stages_.back();
@@ -346,15 +347,41 @@ void Model::norm(Backend& be, float* x, const Weight& w, const Weight& b, int ro
   else be.layer_norm(x, w, b, rows, hp_.n_embd, hp_.norm_eps);
 }
 
-void Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout) {
+void Model::norm_to(Backend& be, const float* x, float* out, const Weight& w, const Weight& b, int rows) const {
+  if (hp_.norm == NormKind::kRms) {
+    be.rms_norm_to(x, out, w, rows, hp_.n_embd, hp_.norm_eps);
+  } else {
+    be.copy_cols(x, hp_.n_embd, 0, hp_.n_embd, rows, out);
+    be.layer_norm(out, w, b, rows, hp_.n_embd, hp_.norm_eps);
+  }
+}
+
+void Model::add_norm_to(Backend& be, float* x, const float* a, float* out, const Weight& w, const Weight& b,
+                        int rows) const {
+  if (hp_.norm == NormKind::kRms) {
+    be.add_rms_norm_to(x, a, out, w, rows, hp_.n_embd, hp_.norm_eps);
+  } else {
+    be.add(x, a, static_cast<size_t>(rows) * hp_.n_embd);
+    norm_to(be, x, out, w, b, rows);
+  }
+}
+
+// A layer's last residual add (x += tmp) is left to the next layer of the
+// same stage, which does it together with its first norm (add_norm_to): the
+// same operations in the same order, one GPU kernel fewer. `pending_add`:
+// this layer starts with that add; the layer returns whether it left one.
+bool Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout, bool pending_add) {
   Backend& be = *s.be;
   const ModelHParams& hp = hp_;
   const int E = hp.n_embd, Q = hp.q_dim(), K = hp.kv_dim(), F = hp.n_ff;
   AttentionParams ap{hp.n_head, hp.n_head_kv, hp.head_dim,
                      1.0f / std::sqrt(static_cast<float>(hp.head_dim))};
   const LayerWeights& l = w_.layers[il];
-  be.copy_cols(s.x, E, 0, E, n, s.h);
-  norm(be, s.h, l.attn_norm, l.attn_norm_b, n);
+  if (pending_add) {
+    add_norm_to(be, s.x, s.tmp, s.h, l.attn_norm, l.attn_norm_b, n);
+  } else {
+    norm_to(be, s.x, s.h, l.attn_norm, l.attn_norm_b, n);
+  }
 
   if (l.wqkv) {
     be.matmul(l.wqkv, s.h, n, s.qkv, l.bqkv ? &l.bqkv : nullptr);
@@ -367,19 +394,17 @@ void Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout) {
                              {&l.wv, s.v, l.bv ? &l.bv : nullptr}};
     be.matmul_many(s.h, n, qkv, 3);
   }
-  be.rope(s.q, layout, hp.n_head, hp.head_dim, hp.rope);
-  be.rope(s.k, layout, hp.n_head_kv, hp.head_dim, hp.rope);
-  be.kv_store(kv_[il], s.k, s.v, layout);
+  be.rope_store(s.q, s.k, s.v, kv_[il], layout, hp.n_head, hp.n_head_kv, hp.head_dim, hp.rope);
   be.attention(s.q, kv_[il], layout, ap, s.att);
   be.matmul(l.wo, s.att, n, s.tmp, l.bo ? &l.bo : nullptr);
 
   // Feed-forward input: the same normed h (parallel residual, or stablelm
   // files without ffn_norm), else the normed residual after attention.
   const bool parallel = hp.parallel_residual || !l.ffn_norm;
-  be.add(s.x, s.tmp, static_cast<size_t>(n) * E);
-  if (!parallel) {
-    be.copy_cols(s.x, E, 0, E, n, s.h);
-    norm(be, s.h, l.ffn_norm, l.ffn_norm_b, n);
+  if (parallel) {
+    be.add(s.x, s.tmp, static_cast<size_t>(n) * E);
+  } else {
+    add_norm_to(be, s.x, s.tmp, s.h, l.ffn_norm, l.ffn_norm_b, n);
   }
   if (hp.ffn == FfnKind::kSwiGlu) {
     const MatmulOut gate_up[] = {{&l.ffn_gate, s.ff1, nullptr}, {&l.ffn_up, s.ff2, nullptr}};
@@ -390,7 +415,9 @@ void Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout) {
     be.gelu(s.ff1, static_cast<size_t>(n) * F);
   }
   be.matmul(l.ffn_down, s.ff1, n, s.tmp, l.ffn_down_b ? &l.ffn_down_b : nullptr);
+  if (il + 1 < s.l1) return true;  // the next layer adds it
   be.add(s.x, s.tmp, static_cast<size_t>(n) * E);
+  return false;
 }
 
 }  // namespace tars::engine

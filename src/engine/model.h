@@ -212,9 +212,15 @@ class Model {
   // The chunk's operations up to the logits of `rows` in the last part's
   // buffer: everything but the download (what a recording may hold).
   void compute_chunk(const int32_t* tokens, int n, const BatchLayout& layout, const std::vector<int32_t>& rows);
-  void forward_layer(Stage& s, int il, int n, const BatchLayout& layout);
+  // One layer; pending_add: the previous layer left its last residual add
+  // (x += tmp) to this one. Returns whether this layer left its own.
+  bool forward_layer(Stage& s, int il, int n, const BatchLayout& layout, bool pending_add);
   // RMS or layer norm (the architecture's) in place over rows x n_embd on `be`.
   void norm(Backend& be, float* x, const Weight& w, const Weight& b, int rows) const;
+  // out = norm of x (x unchanged); add_norm_to first adds a to x.
+  void norm_to(Backend& be, const float* x, float* out, const Weight& w, const Weight& b, int rows) const;
+  void add_norm_to(Backend& be, float* x, const float* a, float* out, const Weight& w, const Weight& b,
+                   int rows) const;
 
   std::shared_ptr<const GgufFile> gguf_;
   ModelOptions opt_;

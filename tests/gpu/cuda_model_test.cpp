@@ -118,6 +118,52 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
   }
 }
 
+// Fused kernels (CudaBackendOptions::fuse): a prompt and decode steps give
+// the logits of the unfused operations bit for bit (the same arithmetic in
+// fewer kernels), on llama (Q4_K_M: Q/K/V of two types), qwen2 (biases,
+// grouped-query heads) and phi2 (layer norm, partial rotation, one QKV
+// matrix, parallel residual), fast and exact, F16 and F32 caches. The fused
+// operations ran, and in the fast mode mat-vecs used the 8-bit activations
+// the fused kernels wrote.
+TEST(CudaModel, FusedKernelsEqualUnfusedOnes) {
+  TARS_REQUIRE_CUDA();
+  for (const char* path : {"stories260K/stories260K.gguf", "reference/quant/llama-q-Q4_K_M.gguf",
+                           "reference/qwen2-tiny.gguf", "reference/phi2-tiny.gguf"}) {
+    std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture(path));
+    for (bool exact : {false, true}) {
+      for (TensorType kv : {TensorType::kF16, TensorType::kF32}) {
+        auto run = [&](bool fuse, CudaStats* stats) {
+          std::string why;
+          auto be = backend_cuda_create({.exact_activations = exact, .fuse = fuse}, &why);
+          EXPECT_TRUE(be) << why;
+          ModelOptions mo;
+          mo.kv_type = kv;
+          mo.n_ctx = 128;
+          auto m = Model::load(file, *be, mo);
+          auto out = test::greedy_steps(*m, 40, 12);
+          *stats = backend_cuda_stats(*be);
+          return out;
+        };
+        CudaStats plain_stats, fused_stats;
+        const auto plain = run(false, &plain_stats);
+        const auto fused = run(true, &fused_stats);
+        const std::string what =
+            std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
+        EXPECT_EQ(plain_stats.fused, 0u) << what;
+        EXPECT_EQ(plain_stats.q8_reused, 0u) << what;
+        EXPECT_GT(fused_stats.fused, 0u) << what;
+        if (!exact && std::string(path).find("/quant/") != std::string::npos) {  // others: float weights, float mat-vec
+          EXPECT_GT(fused_stats.q8_reused, 0u) << what;
+        }
+        ASSERT_EQ(fused.size(), plain.size()) << what;
+        size_t differ = 0;
+        for (size_t i = 0; i < plain.size(); ++i) differ += fused[i] != plain[i];
+        EXPECT_EQ(differ, 0u) << what << ": logits that differ";
+      }
+    }
+  }
+}
+
 // Logits after a prompt of `n` ids and after one more token, on one backend,
 // or (gpu_layers >= 0) with the first gpu_layers layers on CUDA and the rest
 // on the CPU.

@@ -13,6 +13,7 @@
 #include <cfloat>
 
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_q8.cuh"
 
 namespace tars::engine::cuda {
 namespace {
@@ -70,7 +71,8 @@ __device__ __forceinline__ float key_dot(const float* sq, const void* k, int64_t
 template <bool F16, bool Vec>
 __global__ void __launch_bounds__(32 * kWarps)
     attention_kernel(const float* q, const void* k, const void* v, int64_t kv_stride, const int64_t* key_row0,
-                     const int32_t* n_keys, int n_head, int n_head_kv, int head_dim, float scale, float* out) {
+                     const int32_t* n_keys, int n_head, int n_head_kv, int head_dim, float scale, float* out,
+                     Q8Row q8) {
   __shared__ __align__(16) float sq[kMaxHeadDim];  // the query head
   __shared__ float wacc[kWarps][kMaxHeadDim];      // each warp's unnormalized sum of p * v
   __shared__ float wm[kWarps], wl[kWarps];         // each warp's running max and normalizer
@@ -144,6 +146,16 @@ __global__ void __launch_bounds__(32 * kWarps)
     lsum += f[w] * wl[w];
   }
   const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+  if (q8.qx) {  // one token, head_dim % 32 == 0: each warp writes and quantizes whole groups
+    for (int gl = warp; gl < head_dim / 32; gl += kWarps) {
+      const int d = gl * 32 + lane;
+      float a = 0.0f;
+      for (int w = 0; w < kWarps; ++w) a += f[w] * wacc[w][d];
+      out[qo + d] = a * inv;
+      quantize_group_q8(a * inv, lane, qo / 32 + gl, q8);
+    }
+    return;
+  }
   for (int d = tid; d < head_dim; d += blockDim.x) {
     float a = 0.0f;
     for (int w = 0; w < kWarps; ++w) a += f[w] * wacc[w][d];
@@ -154,13 +166,13 @@ __global__ void __launch_bounds__(32 * kWarps)
 template <bool F16>
 void launch_typed(bool vec, unsigned blocks, cudaStream_t stream, const float* q, const void* k, const void* v,
                   int64_t kv_stride, const int64_t* key_row0, const int32_t* n_keys, int n_head, int n_head_kv,
-                  int head_dim, float scale, float* out) {
+                  int head_dim, float scale, float* out, Q8Row q8) {
   if (vec) {
     attention_kernel<F16, true><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                    n_head_kv, head_dim, scale, out);
+                                                                    n_head_kv, head_dim, scale, out, q8);
   } else {
     attention_kernel<F16, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                     n_head_kv, head_dim, scale, out);
+                                                                     n_head_kv, head_dim, scale, out, q8);
   }
 }
 
@@ -209,8 +221,9 @@ void launch_masked_softmax(const float* s, int64_t ld, int cols, int rows, int n
 
 void launch_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
                       const int64_t* key_row0, const int32_t* n_keys, int n, int n_head, int n_head_kv, int head_dim,
-                      float scale, float* out, cudaStream_t stream) {
+                      float scale, float* out, cudaStream_t stream, Q8Row q8) {
   if (n <= 0) return;
+  if (n != 1 || head_dim % 32 != 0) q8 = Q8Row{};
   const unsigned blocks = static_cast<unsigned>(n) * static_cast<unsigned>(n_head);
   // 16-byte pieces of every key row need head_dim and the row stride in
   // multiples of 8 elements (and an aligned cache, as cudaMalloc's is).
@@ -218,10 +231,10 @@ void launch_attention(const float* q, const void* k, const void* v, bool f16, in
                    reinterpret_cast<uintptr_t>(k) % 16 == 0 && reinterpret_cast<uintptr_t>(v) % 16 == 0;
   if (f16) {
     launch_typed<true>(vec, blocks, stream, q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale,
-                       out);
+                       out, q8);
   } else {
     launch_typed<false>(vec, blocks, stream, q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim,
-                        scale, out);
+                        scale, out, q8);
   }
 }
 

@@ -194,7 +194,8 @@ class OpScope {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const CudaBackendOptions& o) : device_(o.device), fast_(!o.exact_activations), graphs_(o.graphs) {
+  CudaBackend(const CudaBackendOptions& o)
+      : device_(o.device), fast_(!o.exact_activations), graphs_(o.graphs), fuse_(o.fuse) {
     CUDA_CHECK(cudaSetDevice(device_));
     tls_device = device_;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -337,6 +338,7 @@ class CudaBackend final : public Backend {
   }
 
   void matmul(const Weight& w, const float* x, int n, float* y, const Weight* bias) override {
+    const bool have_q8 = q8_ready(x, w.cols);  // before bind(), which forgets it
     bind();
     if (n <= 0) return;
     const float* b = bias && *bias ? static_cast<const float*>(bias->data) : nullptr;
@@ -344,7 +346,7 @@ class CudaBackend final : public Backend {
     if (n == 1 && fast_ && cuda_matvec_q8_supported(w.type)) {
       // 8-bit activations, integer dot products (cuda_matvec_q8.cu).
       const MatmulOut one{&w, y, bias};
-      matvec_q8_many(x, &one, 1);
+      matvec_q8_many(x, &one, 1, have_q8);
       return;
     }
     if (n == 1) {
@@ -367,40 +369,73 @@ class CudaBackend final : public Backend {
 
   // Q/K/V and gate/up of a decode step: x quantized once for all of them.
   void matmul_many(const float* x, int n, const MatmulOut* outs, int count) override {
+    const bool have_q8 = count > 0 && q8_ready(x, outs[0].w->cols);
     bind();
     bool q8 = n == 1 && fast_ && count > 0;
     for (int i = 0; q8 && i < count; ++i) {
       q8 = cuda_matvec_q8_supported(outs[i].w->type) && outs[i].w->cols == outs[0].w->cols;
     }
     if (q8) {
-      matvec_q8_many(x, outs, count);
+      matvec_q8_many(x, outs, count, have_q8);
     } else {
       Backend::matmul_many(x, n, outs, count);
     }
   }
 
   // One token through the 8-bit mat-vec for each of `outs` (same cols).
-  void matvec_q8_many(const float* x, const MatmulOut* outs, int count) {
+  // have_q8: a fused kernel already wrote x's 8-bit form (q8_ready). With
+  // fusion, consecutive weights of one type go in one launch.
+  void matvec_q8_many(const float* x, const MatmulOut* outs, int count, bool have_q8) {
     const int64_t cols = outs[0].w->cols;
+    const Q8Row q = q8_buffers(cols);
+    if (have_q8) {
+      ++q8_reused_;
+    } else {
+      const OpScope op_time = timed([&] { return "quantize_q8"; });
+      launch_quantize_q8(x, cols, q.qx, q.dx, q.sx, stream_);
+      CUDA_CHECK(cudaGetLastError());
+    }
+    for (int i = 0; i < count;) {
+      const Weight& w = *outs[i].w;
+      MatvecQ8Part parts[kMaxMatvecParts];
+      int k = 0;
+      int64_t rows = 0;
+      do {
+        const MatmulOut& o = outs[i + k];
+        parts[k] = {o.w->data, o.w->rows, o.bias && *o.bias ? static_cast<const float*>(o.bias->data) : nullptr, o.y};
+        rows += o.w->rows;
+        ++k;
+      } while (fuse_ && k < kMaxMatvecParts && i + k < count && outs[i + k].w->type == w.type);
+      const OpScope op_time = timed([&] {
+        return std::string("matvec_q8 ") + type_label(w.type) + " [" + std::to_string(rows) + "x" +
+               std::to_string(cols) + "]" + (k > 1 ? " x" + std::to_string(k) : "");
+      });
+      launch_matvec_q8_multi(w.type, parts, k, row_bytes(w.type, cols), cols, q.qx, q.dx, q.sx, stream_);
+      CUDA_CHECK(cudaGetLastError());
+      i += k;
+    }
+  }
+
+  // x's 8-bit form in the mat-vec's scratch (one row of `cols`).
+  Q8Row q8_buffers(int64_t cols) {
     const size_t groups = static_cast<size_t>(cols / 32);
     const size_t q_bytes = (static_cast<size_t>(cols) + 255) / 256 * 256;
     uint8_t* buf = static_cast<uint8_t*>(scratch(xq_, q_bytes + groups * (sizeof(float) + sizeof(int))));
-    int8_t* qx = reinterpret_cast<int8_t*>(buf);
-    float* dx = reinterpret_cast<float*>(buf + q_bytes);
-    int* sx = reinterpret_cast<int*>(buf + q_bytes + groups * sizeof(float));
-    {
-      const OpScope op_time = timed([&] { return "quantize_q8"; });
-      launch_quantize_q8(x, cols, qx, dx, sx, stream_);
-      CUDA_CHECK(cudaGetLastError());
-    }
-    for (int i = 0; i < count; ++i) {
-      const Weight& w = *outs[i].w;
-      const OpScope op_time = timed([&] { return std::string("matvec_q8 ") + type_label(w.type) + shape(w); });
-      const float* b = outs[i].bias && *outs[i].bias ? static_cast<const float*>(outs[i].bias->data) : nullptr;
-      launch_matvec_q8(w.type, w.data, row_bytes(w.type, w.cols), w.cols, w.rows, qx, dx, sx, b, outs[i].y, stream_);
-      CUDA_CHECK(cudaGetLastError());
-    }
+    return {reinterpret_cast<int8_t*>(buf), reinterpret_cast<float*>(buf + q_bytes),
+            reinterpret_cast<int*>(buf + q_bytes + groups * sizeof(float))};
   }
+
+  // Whether the operation producing a one-row result should write its 8-bit
+  // form for the mat-vec that follows: fast mode, fusion, one row of whole
+  // groups.
+  bool want_q8(int rows, int64_t cols) const { return fuse_ && fast_ && rows == 1 && cols % 32 == 0; }
+  // Records that xq_ holds the 8-bit form of the row at x (cols floats),
+  // good for the next operation only (bind() forgets it).
+  void set_q8(const float* x, int64_t cols) {
+    q8_src_ = x;
+    q8_cols_ = cols;
+  }
+  bool q8_ready(const float* x, int64_t cols) const { return q8_src_ && q8_src_ == x && q8_cols_ == cols; }
 
   // FP16 inputs, FP32 accumulation (CudaBackendOptions::exact_activations): x
   // rounded to half once, the weights decoded to half a chunk of rows at a
@@ -478,13 +513,57 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaGetLastError());
   }
 
-  void rope(float* x, const BatchLayout& b, int n_heads, int head_dim, const RopeParams& p) override {
+  void rms_norm_to(const float* x, float* out, const Weight& w, int n, int d, float eps) override {
+    if (!fuse_) return Backend::rms_norm_to(x, out, w, n, d, eps);
+    norm_to(const_cast<float*>(x), nullptr, out, w, n, d, eps);
+  }
+
+  void add_rms_norm_to(float* x, const float* a, float* out, const Weight& w, int n, int d, float eps) override {
+    if (!fuse_) return Backend::add_rms_norm_to(x, a, out, w, n, d, eps);
+    norm_to(x, a, out, w, n, d, eps);
+  }
+
+  // out = rms_norm(x + a) (a may be null; then x is not written), with the
+  // 8-bit form of a single row for the next mat-vec.
+  void norm_to(float* x, const float* a, float* out, const Weight& w, int n, int d, float eps) {
     bind();
-    const OpScope op_time = timed([&] { return b.n_tokens == 1 ? "rope n=1" : "rope n>1"; });
-    if (b.n_tokens <= 0 || p.n_rot <= 0) return;
-    TARS_CHECK(p.n_rot % 2 == 0 && p.n_rot <= head_dim);
-    // The table goes up once per batch (q and k of every layer share it)
-    // and stays valid while its ring slot does.
+    const OpScope op_time = timed([&] { return a ? "add_rms_norm_to" : "rms_norm_to"; });
+    const Q8Row q = want_q8(n, d) ? q8_buffers(d) : Q8Row{};
+    launch_rms_norm_to(x, a, out, static_cast<const float*>(w.data), n, d, eps, q, stream_);
+    CUDA_CHECK(cudaGetLastError());
+    ++fused_;
+    if (q.qx) set_q8(out, d);
+  }
+
+  void rope_store(float* q, float* k, const float* v, const KvLayer& kv, const BatchLayout& b, int n_head,
+                  int n_head_kv, int head_dim, const RopeParams& p) override {
+    if (!fuse_) return Backend::rope_store(q, k, v, kv, b, n_head, n_head_kv, head_dim, p);
+    bind();
+    if (b.n_tokens <= 0) return;
+    const OpScope op_time = timed([&] { return "rope_store"; });
+    TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
+    TARS_CHECK(kv.kv_dim == n_head_kv * head_dim);
+    const int n_rot = std::max(0, p.n_rot);
+    TARS_CHECK(n_rot % 2 == 0 && n_rot <= head_dim);
+    for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
+    const float* cos_t = nullptr;
+    const float* sin_t = nullptr;
+    if (n_rot > 0) rope_tables(b, p, &cos_t, &sin_t);
+    Meta m{MetaTag::kKvStore};
+    const size_t o_pos = m.add(b.pos, b.n_tokens);
+    const size_t o_seq = m.add(b.seq, b.n_tokens);
+    const uint8_t* dm = upload_meta(m);
+    launch_rope_store(q, k, v, cos_t, sin_t, b.n_tokens, n_head, n_head_kv, head_dim, n_rot,
+                      p.mode == RopeMode::kNeox, kv.k, kv.v, kv.type == TensorType::kF16, kv.n_ctx,
+                      reinterpret_cast<const int32_t*>(dm + o_pos), reinterpret_cast<const int32_t*>(dm + o_seq),
+                      stream_);
+    CUDA_CHECK(cudaGetLastError());
+    ++fused_;
+  }
+
+  // The batch's rotary cos/sin table on the device (uploaded once per batch:
+  // q and k of every layer share it; valid while its ring slot is).
+  void rope_tables(const BatchLayout& b, const RopeParams& p, const float** cos_t, const float** sin_t) {
     const bool rebuilt = rope_.update(b.pos, b.n_tokens, p);
     if (rebuilt || rope_wraps_ != meta_ring_.wraps()) {
       Meta m{MetaTag::kRope};
@@ -497,7 +576,19 @@ class CudaBackend final : public Backend {
       rope_wraps_.reset();
       if (in_ring) rope_wraps_ = meta_ring_.wraps();
     }
-    launch_rope(x, rope_cos_, rope_sin_, b.n_tokens, n_heads, head_dim, p.n_rot, p.mode == RopeMode::kNeox, stream_);
+    *cos_t = rope_cos_;
+    *sin_t = rope_sin_;
+  }
+
+  void rope(float* x, const BatchLayout& b, int n_heads, int head_dim, const RopeParams& p) override {
+    bind();
+    const OpScope op_time = timed([&] { return b.n_tokens == 1 ? "rope n=1" : "rope n>1"; });
+    if (b.n_tokens <= 0 || p.n_rot <= 0) return;
+    TARS_CHECK(p.n_rot % 2 == 0 && p.n_rot <= head_dim);
+    const float* cos_t = nullptr;
+    const float* sin_t = nullptr;
+    rope_tables(b, p, &cos_t, &sin_t);
+    launch_rope(x, cos_t, sin_t, b.n_tokens, n_heads, head_dim, p.n_rot, p.mode == RopeMode::kNeox, stream_);
     CUDA_CHECK(cudaGetLastError());
   }
 
@@ -532,7 +623,13 @@ class CudaBackend final : public Backend {
       nk[t] = b.pos[t] + 1;
     }
     if (gemm_attention(q, kv, b, p, nk, out)) return;
-    run_attention(q, kv.k, kv.v, kv.type == TensorType::kF16, kv.kv_dim, row0, nk, p, out);
+    const int64_t qdim = static_cast<int64_t>(p.n_head) * p.head_dim;
+    const Q8Row q8 = want_q8(b.n_tokens, qdim) && p.head_dim % 32 == 0 ? q8_buffers(qdim) : Q8Row{};
+    run_attention(q, kv.k, kv.v, kv.type == TensorType::kF16, kv.kv_dim, row0, nk, p, out, q8);
+    if (q8.qx) {
+      ++fused_;
+      set_q8(out, qdim);
+    }
   }
 
   // A prompt batch of one sequence over an F16 cache, in the fast mode:
@@ -603,6 +700,15 @@ class CudaBackend final : public Backend {
 
   void swiglu(float* gate, const float* up, size_t n) override {
     bind();
+    if (fuse_ && fast_ && n % 32 == 0 && n <= kQ8FuseMaxCols) {  // a decode step's row: its 8-bit form too
+      const OpScope op_time = timed([&] { return "swiglu_q8"; });
+      const Q8Row q = q8_buffers(static_cast<int64_t>(n));
+      launch_swiglu_q8(gate, up, n, q, stream_);
+      CUDA_CHECK(cudaGetLastError());
+      ++fused_;
+      set_q8(gate, static_cast<int64_t>(n));
+      return;
+    }
     const OpScope op_time = timed([&] { return "swiglu"; });
     launch_swiglu(gate, up, n, stream_);
     CUDA_CHECK(cudaGetLastError());
@@ -746,7 +852,9 @@ class CudaBackend final : public Backend {
     graphs_off("an operation failed while recording", cudaSuccess);
   }
 
-  CudaStats stats() const { return {graph_launches_, graph_instantiations_, gemm_attention_}; }
+  CudaStats stats() const {
+    return {graph_launches_, graph_instantiations_, gemm_attention_, fused_, q8_reused_};
+  }
 
   void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
     bind();
@@ -789,6 +897,7 @@ class CudaBackend final : public Backend {
   static constexpr int kMaxHeadDim = 512;                       // cuda_attention.cu's shared-memory bound
   static constexpr int kGemmAttentionMinTokens = 32;            // smaller batches: the attention kernel
   static constexpr size_t kGemmAttentionBytes = size_t{32} << 20;  // bound on one head chunk's S and P
+  static constexpr size_t kQ8FuseMaxCols = size_t{1} << 16;        // swiglu results up to this: one decode row
 
   void* scratch(Scratch& s, size_t bytes) {
     if (bytes > s.bytes && capturing_) {  // growing waits for the stream: not while recording
@@ -860,6 +969,7 @@ class CudaBackend final : public Backend {
   // host thread: a model loads on one thread and a scheduler thread runs
   // it). Every entry point calls it; it costs a compare when nothing changes.
   void bind() const {
+    q8_src_ = nullptr;  // the 8-bit form is good for the operation right after its producer only
     if (tls_device != device_) {
       cudaSetDevice(device_);
       tls_device = device_;
@@ -891,14 +1001,14 @@ class CudaBackend final : public Backend {
 
   void run_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
                      const std::vector<int64_t>& row0, const std::vector<int32_t>& nk, const AttentionParams& p,
-                     float* out) {
+                     float* out, Q8Row q8 = {}) {
     Meta m{MetaTag::kAttention};
     const size_t o_row0 = m.add(row0.data(), row0.size());
     const size_t o_nk = m.add(nk.data(), nk.size());
     const uint8_t* dm = upload_meta(m);
     launch_attention(q, k, v, f16, kv_stride, reinterpret_cast<const int64_t*>(dm + o_row0),
                      reinterpret_cast<const int32_t*>(dm + o_nk), static_cast<int>(row0.size()), p.n_head, p.n_head_kv,
-                     p.head_dim, p.scale, out, stream_);
+                     p.head_dim, p.scale, out, stream_, q8);
     CUDA_CHECK(cudaGetLastError());
   }
 
@@ -923,8 +1033,13 @@ class CudaBackend final : public Backend {
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)
   Scratch attn_;              // the GEMM attention's half Q, scores and probabilities (kCompute)
   size_t gemm_attention_ = 0;  // batches gemm_attention() ran
+  size_t fused_ = 0;           // fused operations run
+  size_t q8_reused_ = 0;       // mat-vecs that found their 8-bit activations written
+  mutable const float* q8_src_ = nullptr;  // the row whose 8-bit form xq_ holds (set_q8)
+  int64_t q8_cols_ = 0;
   bool fast_ = true;          // !CudaBackendOptions::exact_activations
   bool graphs_ = false;       // CudaBackendOptions::graphs, until a recording fails
+  bool fuse_ = true;          // CudaBackendOptions::fuse
   bool graphs_warm_ = false;  // a step has run directly (capture_begin)
   cudaGraphExec_t exec_ = nullptr;  // the decode step's executable graph
   size_t graph_launches_ = 0;

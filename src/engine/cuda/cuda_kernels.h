@@ -18,6 +18,15 @@ bool cuda_type_supported(TensorType t);
 // True for the types with a block-reading mat-vec kernel (n == 1 products).
 bool cuda_matvec_supported(TensorType t);
 
+// One row's 8-bit form for the integer mat-vec (cuda_q8.cuh): qx[cols]
+// quants, dx[cols / 32] scales, sx[cols / 32] quant sums. A kernel given one
+// with qx null writes none.
+struct Q8Row {
+  int8_t* qx = nullptr;
+  float* dx = nullptr;
+  int* sx = nullptr;
+};
+
 // ---- weights (cuda_dequant.cu) ----
 // out[t] = dequantized row ids[t] of a [rows x cols] table; ids on device.
 void launch_get_rows(TensorType type, const void* table, size_t row_bytes, int64_t cols,
@@ -44,6 +53,20 @@ void launch_quantize_q8(const float* x, int64_t cols, int8_t* qx, float* dx, int
 // y[r] = W[r] . x (+ bias[r]) with x as launch_quantize_q8 left it.
 void launch_matvec_q8(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows, const int8_t* qx,
                       const float* dx, const int* sx, const float* bias, float* y, cudaStream_t stream);
+// The same for up to kMaxMatvecParts matrices of one type and width in one
+// launch (Q/K/V, gate/up of a decode step): y_i = W_i x (+ bias_i).
+inline constexpr int kMaxMatvecParts = 3;
+struct MatvecQ8Part {
+  const void* w;
+  int64_t rows;
+  const float* bias;  // null: none
+  float* y;
+};
+// variant: 1 one warp per row, 2 a device-sized grid of warps that load a
+// row's next chunk while decoding the current one; 0 the environment's
+// choice (TARS_CUDA_MATVEC=2, else 1).
+void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int count, size_t row_bytes, int64_t cols,
+                            const int8_t* qx, const float* dx, const int* sx, cudaStream_t stream, int variant = 0);
 
 // ---- dense products (cuda_gemm.cu) ----
 // Y[n x rows] = X[n x cols] W^T for a float W [rows x cols] (all row-major;
@@ -57,6 +80,19 @@ void launch_add_bias(float* y, const float* bias, int64_t rows, int n, cudaStrea
 
 // ---- row operations (cuda_ops.cu) ----
 void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream);
+// out = rms_norm of x + a (a may be null) over [n x d], with x updated to
+// x + a when a is given; q (n == 1, d % 32 == 0): out's 8-bit form too.
+void launch_rms_norm_to(float* x, const float* a, float* out, const float* w, int n, int d, float eps, Q8Row q,
+                        cudaStream_t stream);
+// swiglu over n floats (n % 32 == 0) with gate's 8-bit form written to q.
+void launch_swiglu_q8(float* gate, const float* up, size_t n, Q8Row q, cudaStream_t stream);
+// rope of q (n_head heads) and k (n_head_kv heads, in place), then k and v
+// rows to cache row seq[t] * n_ctx + pos[t]: launch_rope twice and
+// launch_kv_store in one kernel, with the same arithmetic.
+void launch_rope_store(float* q, float* k, const float* v, const float* cos, const float* sin, int n_tokens,
+                       int n_head, int n_head_kv, int head_dim, int n_rot, bool mode_neox, void* cache_k,
+                       void* cache_v, bool f16, int n_ctx, const int32_t* pos, const int32_t* seq,
+                       cudaStream_t stream);
 void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps,
                        cudaStream_t stream);
 // Rotates the first n_rot dimensions of each head of token t by cos/sin row
@@ -88,7 +124,8 @@ void launch_seq_mean(const float* x, const int32_t* start, int n_seqs, int d, fl
 // token's own sequence).
 void launch_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
                       const int64_t* key_row0, const int32_t* n_keys, int n, int n_head,
-                      int n_head_kv, int head_dim, float scale, float* out, cudaStream_t stream);
+                      int n_head_kv, int head_dim, float scale, float* out, cudaStream_t stream,
+                      Q8Row q8 = {});  // n == 1 and head_dim % 32 == 0: out's 8-bit form too
 
 // The GEMM attention's softmax: row r of s ([rows x ld] float, r = head *
 // n + token, token = r % n) becomes p_j = exp(s_j - max) / sum over the

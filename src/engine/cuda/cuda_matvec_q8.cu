@@ -18,37 +18,30 @@
 //   d_x * (a_lo * sum_lo(q * qx) + a_hi * sum_hi(q * qx) + b * sum(qx)).
 #include <cuda_fp16.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_q8.cuh"
 #include "engine/cuda/cuda_quant.cuh"
 
 namespace tars::engine::cuda {
 namespace {
 
-// One warp per group of 32: scale, quants, quant sum.
-__global__ void quantize_q8_kernel(const float* x, int64_t n_groups, int8_t* qx, float* dx, int* sx) {
+// One warp per group of 32 (cuda_q8.cuh).
+__global__ void quantize_q8_kernel(const float* x, int64_t n_groups, Q8Row q) {
   const int lane = threadIdx.x % 32;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32; g < n_groups; g += warps) {
-    const float v = x[g * 32 + lane];
-    float amax = fabsf(v);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = amax / 127.0f;
-    const int q = amax == 0.0f ? 0 : __float2int_rn(v / d);
-    qx[g * 32 + lane] = static_cast<int8_t>(q);
-    int s = q;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (lane == 0) {
-      dx[g] = d;
-      sx[g] = s;
-    }
+    quantize_group_q8(x[g * 32 + lane], lane, g, q);
   }
 }
 
 constexpr int kWarps = 4;          // output rows per block (one warp each)
 constexpr int kChunkGroups = 128;  // groups of 32 a warp stages at a time (4096 elements)
+constexpr int kPipeBlocksPerSm = 8;  // variant 2's grid: 32 warps per multiprocessor
 
 // Storage blocks: groups of 32 elements per block and bytes per block.
 template <TensorType T>
@@ -71,67 +64,192 @@ struct StageOf {
   static constexpr int kBytes = (kChunkGroups / BlockOf<T>::kGroups * BlockOf<T>::kBytes + 15) / 16 * 16 + 16;
 };
 
-// One warp per row. The row is read a chunk at a time into shared memory
-// with aligned 16-byte loads, every byte once and coalesced over the warp
-// (decoding straight from the 2-byte-aligned blocks took one small load per
-// field and lane, and reached half the memory bandwidth); each lane then
-// decodes its groups from shared memory.
+// The matrices of one launch (same type and columns), rows numbered on
+// from one to the next.
+struct Parts {
+  struct Part {
+    const uint8_t* w;
+    const uint8_t* w_end;  // w + rows * row_bytes: no load reaches past it
+    int64_t rows;
+    const float* bias;
+    float* y;
+  } part[kMaxMatvecParts];
+  int count;
+};
+
+// Where one chunk of one row lies: the 16-byte words that cover it (from
+// a0; the chunk starts skew bytes into the first), its nb blocks from block
+// b0, and the row's matrix m and row r in it.
+struct Chunk {
+  const uint8_t* a0;
+  const uint8_t* w_end;
+  int skew, words, nb, m;
+  int64_t r, b0;
+};
+
 template <TensorType T>
-__global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(const uint8_t* __restrict__ w, size_t row_bytes,
-                                                                 int64_t cols, int64_t rows, const uint8_t* w_end,
-                                                                 const int8_t* __restrict__ qx,
-                                                                 const float* __restrict__ dx,
-                                                                 const int* __restrict__ sx,
-                                                                 const float* __restrict__ bias, float* y) {
-  constexpr int kG = BlockOf<T>::kGroups, kB = BlockOf<T>::kBytes, kWords = StageOf<T>::kBytes / 16;
-  __shared__ uint4 stage[kWarps][kWords];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  if (r >= rows) return;  // whole warps leave together
-  const uint8_t* row = w + row_bytes * r;
-  const int64_t n_blocks = cols / (32 * kG);
+__device__ __forceinline__ Chunk chunk_at(const Parts& parts, size_t row_bytes, int64_t n_blocks, int64_t row,
+                                          int64_t b0) {
+  constexpr int kG = BlockOf<T>::kGroups, kB = BlockOf<T>::kBytes, kCB = kChunkGroups / kG;
+  Chunk c;
+  c.m = 0;
+  while (c.m + 1 < parts.count && row >= parts.part[c.m].rows) row -= parts.part[c.m++].rows;
+  c.r = row;
+  c.b0 = b0;
+  c.nb = static_cast<int>(n_blocks - b0 < kCB ? n_blocks - b0 : kCB);
+  const uint8_t* src = parts.part[c.m].w + row_bytes * row + b0 * kB;
+  c.a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(src) & ~uintptr_t{15});
+  c.skew = static_cast<int>(src - c.a0);
+  c.words = (c.skew + c.nb * kB + 15) / 16;
+  c.w_end = parts.part[c.m].w_end;
+  return c;
+}
+
+// Word i of a chunk (an aligned 16-byte load; the matrix's last word only up
+// to its end, in 2-byte steps).
+__device__ __forceinline__ uint4 load_word(const uint8_t* p, const uint8_t* w_end) {
+  if (p + 16 <= w_end) return __ldg(reinterpret_cast<const uint4*>(p));
+  uint16_t h[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int k = 0; k < 8 && p + 2 * k + 2 <= w_end; ++k) h[k] = reinterpret_cast<const uint16_t*>(p)[k];
+  return make_uint4(h[0] | (uint32_t{h[1]} << 16), h[2] | (uint32_t{h[3]} << 16), h[4] | (uint32_t{h[5]} << 16),
+                    h[6] | (uint32_t{h[7]} << 16));
+}
+
+// This lane's share of a staged chunk's dot product with x's 8-bit form.
+template <TensorType T>
+__device__ __forceinline__ float chunk_dot(const uint8_t* local, const Chunk& c, int lane, const int8_t* qx,
+                                           const float* dx, const int* sx) {
+  constexpr int kG = BlockOf<T>::kGroups;
   float sum = 0.0f;
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkGroups / kG) {
-    const int nb = static_cast<int>(n_blocks - b0 < kChunkGroups / kG ? n_blocks - b0 : kChunkGroups / kG);
-    const uint8_t* src = row + b0 * kB;
-    const uint8_t* a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(src) & ~uintptr_t{15});
-    const int skew = static_cast<int>(src - a0);
-    const int words = (skew + nb * kB + 15) / 16;
-    __syncwarp();  // the previous chunk's readers are done
-    for (int i = lane; i < words; i += 32) {
-      const uint8_t* p = a0 + 16 * i;
-      if (p + 16 <= w_end) {
-        stage[warp][i] = __ldg(reinterpret_cast<const uint4*>(p));
-      } else {  // the matrix's last word: only its bytes before the end exist (2-byte steps)
-        uint16_t h[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int k = 0; k < 8 && p + 2 * k + 2 <= w_end; ++k) h[k] = reinterpret_cast<const uint16_t*>(p)[k];
-        stage[warp][i] = make_uint4(h[0] | (uint32_t{h[1]} << 16), h[2] | (uint32_t{h[3]} << 16),
-                                    h[4] | (uint32_t{h[5]} << 16), h[6] | (uint32_t{h[7]} << 16));
-      }
-    }
-    __syncwarp();
-    const uint8_t* local = reinterpret_cast<const uint8_t*>(stage[warp]) + skew;
-    for (int gl = lane; gl < nb * kG; gl += 32) {
-      IntGroup wg;
-      int_group32<T>(local, gl, wg);
-      const int64_t g = b0 * kG + gl;
-      const int4* a = reinterpret_cast<const int4*>(qx + g * 32);
-      const int4 a0v = a[0], a1v = a[1];
-      int lo = __dp4a(wg.q[0], a0v.x, 0);
-      lo = __dp4a(wg.q[1], a0v.y, lo);
-      lo = __dp4a(wg.q[2], a0v.z, lo);
-      lo = __dp4a(wg.q[3], a0v.w, lo);
-      int hi = __dp4a(wg.q[4], a1v.x, 0);
-      hi = __dp4a(wg.q[5], a1v.y, hi);
-      hi = __dp4a(wg.q[6], a1v.z, hi);
-      hi = __dp4a(wg.q[7], a1v.w, hi);
-      sum += dx[g] * (wg.a_lo * static_cast<float>(lo) + wg.a_hi * static_cast<float>(hi) +
-                      wg.b * static_cast<float>(sx[g]));
-    }
+  for (int gl = lane; gl < c.nb * kG; gl += 32) {
+    IntGroup wg;
+    int_group32<T>(local, gl, wg);
+    const int64_t g = c.b0 * kG + gl;
+    const int4* a = reinterpret_cast<const int4*>(qx + g * 32);
+    const int4 a0v = a[0], a1v = a[1];
+    int lo = __dp4a(wg.q[0], a0v.x, 0);
+    lo = __dp4a(wg.q[1], a0v.y, lo);
+    lo = __dp4a(wg.q[2], a0v.z, lo);
+    lo = __dp4a(wg.q[3], a0v.w, lo);
+    int hi = __dp4a(wg.q[4], a1v.x, 0);
+    hi = __dp4a(wg.q[5], a1v.y, hi);
+    hi = __dp4a(wg.q[6], a1v.z, hi);
+    hi = __dp4a(wg.q[7], a1v.w, hi);
+    sum += dx[g] * (wg.a_lo * static_cast<float>(lo) + wg.a_hi * static_cast<float>(hi) +
+                    wg.b * static_cast<float>(sx[g]));
   }
+  return sum;
+}
+
+__device__ __forceinline__ void finish_row(const Parts& parts, const Chunk& c, float sum, int lane) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) y[r] = bias ? sum + bias[r] : sum;
+  if (lane == 0) {
+    const float* bias = parts.part[c.m].bias;
+    parts.part[c.m].y[c.r] = bias ? sum + bias[c.r] : sum;
+  }
+}
+
+// Variant 1: one warp per row. The row is read a chunk at a time into
+// shared memory with aligned 16-byte loads, every byte once and coalesced
+// over the warp (decoding straight from the 2-byte-aligned blocks took one
+// small load per field and lane, and reached half the memory bandwidth);
+// each lane then decodes its groups from shared memory.
+template <TensorType T>
+__global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(Parts parts, size_t row_bytes, int64_t cols,
+                                                                 int64_t total_rows, const int8_t* __restrict__ qx,
+                                                                 const float* __restrict__ dx,
+                                                                 const int* __restrict__ sx) {
+  constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16;
+  __shared__ uint4 stage[kWarps][kWords];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  if (row >= total_rows) return;  // whole warps leave together
+  const int64_t n_blocks = cols / (32 * kG);
+  float sum = 0.0f;
+  Chunk c{};
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkGroups / kG) {
+    c = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
+    __syncwarp();  // the previous chunk's readers are done
+    for (int i = lane; i < c.words; i += 32) stage[warp][i] = load_word(c.a0 + 16 * i, c.w_end);
+    __syncwarp();
+    sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, qx, dx, sx);
+  }
+  finish_row(parts, c, sum, lane);
+}
+
+// Variant 2 (TARS_CUDA_MATVEC=2): a grid sized to the device, each warp
+// walking rows (row, row + all warps, ...) a chunk at a time, with the next
+// chunk's words loaded into registers while the current one is decoded from
+// shared memory, so a warp always has a load in flight.
+template <TensorType T>
+__global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(Parts parts, size_t row_bytes, int64_t cols,
+                                                                      int64_t total_rows,
+                                                                      const int8_t* __restrict__ qx,
+                                                                      const float* __restrict__ dx,
+                                                                      const int* __restrict__ sx) {
+  constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
+  constexpr int kCB = kChunkGroups / kG;
+  __shared__ uint4 stage[kWarps][kWords];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t n_warps = static_cast<int64_t>(gridDim.x) * kWarps;
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  if (row >= total_rows) return;
+  const int64_t n_blocks = cols / (32 * kG);
+  uint4 regs[kRegs];
+  auto fetch = [&](const Chunk& c) {
+#pragma unroll
+    for (int j = 0; j < kRegs; ++j) {
+      const int i = lane + 32 * j;
+      if (i < c.words) regs[j] = load_word(c.a0 + 16 * i, c.w_end);
+    }
+  };
+  int64_t b0 = 0;
+  Chunk cur = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
+  fetch(cur);
+  float sum = 0.0f;
+  for (;;) {
+    __syncwarp();  // the previous chunk's readers are done
+#pragma unroll
+    for (int j = 0; j < kRegs; ++j) {
+      const int i = lane + 32 * j;
+      if (i < cur.words) stage[warp][i] = regs[j];
+    }
+    __syncwarp();
+    int64_t next_row = row, next_b0 = b0 + kCB;
+    if (next_b0 >= n_blocks) {
+      next_row = row + n_warps;
+      next_b0 = 0;
+    }
+    const bool more = next_row < total_rows;
+    Chunk next{};
+    if (more) {
+      next = chunk_at<T>(parts, row_bytes, n_blocks, next_row, next_b0);
+      fetch(next);
+    }
+    sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + cur.skew, cur, lane, qx, dx, sx);
+    if (next_b0 == 0) {  // the row is done
+      finish_row(parts, cur, sum, lane);
+      sum = 0.0f;
+    }
+    if (!more) break;
+    row = next_row;
+    b0 = next_b0;
+    cur = next;
+  }
+}
+
+// Streaming multiprocessors of the current device (cached per device).
+int sm_count() {
+  int dev = 0;
+  cudaGetDevice(&dev);
+  static int cached[64] = {};
+  if (dev >= 0 && dev < 64 && cached[dev] > 0) return cached[dev];
+  int v = 0;
+  cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+  if (v <= 0) v = 32;
+  if (dev >= 0 && dev < 64) cached[dev] = v;
+  return v;
 }
 
 }  // namespace
@@ -149,20 +267,45 @@ bool cuda_matvec_q8_supported(TensorType t) {
 void launch_quantize_q8(const float* x, int64_t cols, int8_t* qx, float* dx, int* sx, cudaStream_t stream) {
   const int64_t groups = cols / 32;
   const int threads = 256;
-  quantize_q8_kernel<<<grid_for(groups * 32, threads), threads, 0, stream>>>(x, groups, qx, dx, sx);
+  quantize_q8_kernel<<<grid_for(groups * 32, threads), threads, 0, stream>>>(x, groups, Q8Row{qx, dx, sx});
+}
+
+void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int count, size_t row_bytes, int64_t cols,
+                            const int8_t* qx, const float* dx, const int* sx, cudaStream_t stream, int variant) {
+  if (count <= 0) return;
+  static const int env_variant = [] {
+    const char* v = std::getenv("TARS_CUDA_MATVEC");
+    return v && std::string(v) == "2" ? 2 : 1;
+  }();
+  if (variant == 0) variant = env_variant;
+  Parts p{};
+  p.count = count < kMaxMatvecParts ? count : kMaxMatvecParts;
+  int64_t rows = 0;
+  for (int i = 0; i < p.count; ++i) {
+    const uint8_t* w8 = static_cast<const uint8_t*>(parts[i].w);
+    p.part[i] = {w8, w8 + row_bytes * parts[i].rows, parts[i].rows, parts[i].bias, parts[i].y};
+    rows += parts[i].rows;
+  }
+  dispatch_weight_type(type, [&](auto tag) {
+    constexpr TensorType T = decltype(tag)::value;
+    if constexpr (!is_plain_type(T)) {
+      long long blocks = (rows + kWarps - 1) / kWarps;
+      if (variant == 2) {
+        blocks = std::min<long long>(blocks, static_cast<long long>(sm_count()) * kPipeBlocksPerSm);
+        matvec_q8_pipe_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
+                                                                                            qx, dx, sx);
+      } else {
+        matvec_q8_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows, qx,
+                                                                                       dx, sx);
+      }
+    }
+  });
 }
 
 void launch_matvec_q8(TensorType type, const void* w, size_t row_bytes, int64_t cols, int64_t rows, const int8_t* qx,
                       const float* dx, const int* sx, const float* bias, float* y, cudaStream_t stream) {
-  dispatch_weight_type(type, [&](auto tag) {
-    constexpr TensorType T = decltype(tag)::value;
-    if constexpr (!is_plain_type(T)) {
-      const unsigned blocks = static_cast<unsigned>((rows + kWarps - 1) / kWarps);
-      const uint8_t* w8 = static_cast<const uint8_t*>(w);
-      matvec_q8_kernel<T><<<blocks, 32 * kWarps, 0, stream>>>(w8, row_bytes, cols, rows, w8 + row_bytes * rows, qx,
-                                                              dx, sx, bias, y);
-    }
-  });
+  const MatvecQ8Part part{w, rows, bias, y};
+  launch_matvec_q8_multi(type, &part, 1, row_bytes, cols, qx, dx, sx, stream);
 }
 
 }  // namespace tars::engine::cuda

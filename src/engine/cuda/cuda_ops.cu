@@ -6,6 +6,7 @@
 
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_q8.cuh"
 
 namespace tars::engine::cuda {
 namespace {
@@ -26,29 +27,49 @@ __device__ T block_sum(T v, T* shared) {
   return total;
 }
 
+// out = (x + a) / rms * w per row (a may be null; with a, x becomes x + a).
 // Each thread's loads are issued together (float4 when the row allows, four
 // at a time): a row is read by one block, and one load after another per
-// thread was latency-bound (13 us for a 4096-wide row on an H100).
-__global__ void rms_norm_kernel(float* x, const float* w, int d, float eps) {
+// thread was latency-bound (13 us for a 4096-wide row on an H100). q: the
+// row's 8-bit form as well (one row, d % 32 == 0).
+__global__ void rms_norm_kernel(float* x, const float* a, float* out, const float* w, int d, float eps, Q8Row q) {
   __shared__ float shared[kRowThreads / 32];
-  float* r = x + static_cast<int64_t>(blockIdx.x) * d;
-  const bool vec = d % 4 == 0 && reinterpret_cast<uintptr_t>(r) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  const int64_t off = static_cast<int64_t>(blockIdx.x) * d;
+  float* r = x + off;
+  const float* ar = a ? a + off : nullptr;
+  float* o = out + off;
+  auto al16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool vec = d % 4 == 0 && al16(r) && al16(o) && al16(w) && (!ar || al16(ar));
   float ss = 0.0f;
   if (vec) {
-    const float4* r4 = reinterpret_cast<const float4*>(r);
+    float4* r4 = reinterpret_cast<float4*>(r);
+    const float4* a4 = reinterpret_cast<const float4*>(ar);
 #pragma unroll 4
     for (int i = threadIdx.x; i < d / 4; i += blockDim.x) {
-      const float4 v = r4[i];
+      float4 v = r4[i];
+      if (a4) {
+        const float4 b = a4[i];
+        v.x = v.x + b.x;
+        v.y = v.y + b.y;
+        v.z = v.z + b.z;
+        v.w = v.w + b.w;
+        r4[i] = v;
+      }
       ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     }
   } else {
 #pragma unroll 4
-    for (int i = threadIdx.x; i < d; i += blockDim.x) ss += r[i] * r[i];
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+      float v = r[i];
+      if (ar) r[i] = v = v + ar[i];
+      ss += v * v;
+    }
   }
   ss = block_sum(ss, shared);
   const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / d + eps));
-  if (vec) {
-    float4* r4 = reinterpret_cast<float4*>(r);
+  if (vec) {  // each thread reads back its own elements
+    const float4* r4 = reinterpret_cast<const float4*>(r);
+    float4* o4 = reinterpret_cast<float4*>(o);
     const float4* w4 = reinterpret_cast<const float4*>(w);
 #pragma unroll 4
     for (int i = threadIdx.x; i < d / 4; i += blockDim.x) {
@@ -58,10 +79,15 @@ __global__ void rms_norm_kernel(float* x, const float* w, int d, float eps) {
       v.y = v.y * scale * g.y;
       v.z = v.z * scale * g.z;
       v.w = v.w * scale * g.w;
-      r4[i] = v;
+      o4[i] = v;
     }
   } else {
-    for (int i = threadIdx.x; i < d; i += blockDim.x) r[i] = r[i] * scale * w[i];
+    for (int i = threadIdx.x; i < d; i += blockDim.x) o[i] = r[i] * scale * w[i];
+  }
+  if (q.qx) {
+    __syncthreads();  // out written by the whole block
+    const int lane = threadIdx.x % 32;
+    for (int g = threadIdx.x / 32; g < d / 32; g += kRowThreads / 32) quantize_group_q8(o[g * 32 + lane], lane, g, q);
   }
 }
 
@@ -172,11 +198,108 @@ __global__ void seq_mean_kernel(const float* x, const int32_t* start, int n_seqs
   }
 }
 
+// swiglu with the result's 8-bit form: one warp per group of 32.
+__global__ void swiglu_q8_kernel(float* gate, const float* up, int64_t n_groups, Q8Row q) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32; g < n_groups; g += warps) {
+    const int64_t i = g * 32 + lane;
+    const float v = SwigluOp{}(gate[i], up[i]);
+    gate[i] = v;
+    quantize_group_q8(v, lane, g, q);
+  }
+}
+
+// Rotated pair (a, b) of head row v (the arithmetic of rope_kernel).
+__device__ __forceinline__ void rotate_pair(float* v, int i, int half, bool neox, float c, float s, int* pa, int* pb) {
+  const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+  const float x0 = v[a], x1 = v[b];
+  v[a] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+  v[b] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+  *pa = a;
+  *pb = b;
+}
+
+__device__ __forceinline__ void cache_put(void* c, bool f16, int64_t i, float v) {
+  if (f16) static_cast<__half*>(c)[i] = __float2half_rn(v);
+  else static_cast<float*>(c)[i] = v;
+}
+
+// Work items, in order: q pairs, k pairs (rotated, stored), k's unrotated
+// dimensions (stored), v elements (stored).
+__global__ void rope_store_kernel(float* q, float* k, const float* v, const float* cos_t, const float* sin_t, int n,
+                                  int n_head, int n_head_kv, int hd, int n_rot, bool neox, void* ck, void* cv, bool f16,
+                                  int n_ctx, const int32_t* pos, const int32_t* seq) {
+  const int half = n_rot / 2, rest = hd - n_rot, kv_dim = n_head_kv * hd;
+  const int64_t nq = static_cast<int64_t>(n) * n_head * half, nkp = static_cast<int64_t>(n) * n_head_kv * half;
+  const int64_t nku = static_cast<int64_t>(n) * n_head_kv * rest, nv = static_cast<int64_t>(n) * kv_dim;
+  const int64_t total = nq + nkp + nku + nv;
+  for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < total;
+       u += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int a, b;
+    if (u < nq) {
+      const int i = static_cast<int>(u % half);
+      const int64_t th = u / half, t = th / n_head;
+      rotate_pair(q + th * hd, i, half, neox, cos_t[t * half + i], sin_t[t * half + i], &a, &b);
+      continue;
+    }
+    int64_t w = u - nq;
+    if (w < nkp) {
+      const int i = static_cast<int>(w % half);
+      const int64_t th = w / half, t = th / n_head_kv;
+      const int h = static_cast<int>(th % n_head_kv);
+      float* kr = k + th * hd;
+      rotate_pair(kr, i, half, neox, cos_t[t * half + i], sin_t[t * half + i], &a, &b);
+      const int64_t row = (static_cast<int64_t>(seq[t]) * n_ctx + pos[t]) * kv_dim + h * hd;
+      cache_put(ck, f16, row + a, kr[a]);
+      cache_put(ck, f16, row + b, kr[b]);
+      continue;
+    }
+    w -= nkp;
+    if (w < nku) {
+      const int j = n_rot + static_cast<int>(w % rest);
+      const int64_t th = w / rest, t = th / n_head_kv;
+      const int h = static_cast<int>(th % n_head_kv);
+      cache_put(ck, f16, (static_cast<int64_t>(seq[t]) * n_ctx + pos[t]) * kv_dim + h * hd + j, k[th * hd + j]);
+      continue;
+    }
+    w -= nku;
+    const int64_t t = w / kv_dim;
+    const int j = static_cast<int>(w % kv_dim);
+    cache_put(cv, f16, (static_cast<int64_t>(seq[t]) * n_ctx + pos[t]) * kv_dim + j, v[w]);
+  }
+}
+
 }  // namespace
+
+void launch_rms_norm_to(float* x, const float* a, float* out, const float* w, int n, int d, float eps, Q8Row q,
+                        cudaStream_t stream) {
+  if (n <= 0) return;
+  if (n != 1 || d % 32 != 0) q = Q8Row{};
+  rms_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, a, out, w, d, eps, q);
+}
+
+void launch_swiglu_q8(float* gate, const float* up, size_t n, Q8Row q, cudaStream_t stream) {
+  if (n == 0) return;
+  const long long groups = static_cast<long long>(n / 32);
+  swiglu_q8_kernel<<<grid_for(groups * 32, 256), 256, 0, stream>>>(gate, up, groups, q);
+}
+
+void launch_rope_store(float* q, float* k, const float* v, const float* cos, const float* sin, int n_tokens, int n_head,
+                       int n_head_kv, int head_dim, int n_rot, bool mode_neox, void* cache_k, void* cache_v, bool f16,
+                       int n_ctx, const int32_t* pos, const int32_t* seq, cudaStream_t stream) {
+  const long long total = static_cast<long long>(n_tokens) * (static_cast<long long>(n_head) * (n_rot / 2) +
+                                                              static_cast<long long>(n_head_kv) * (n_rot / 2) +
+                                                              static_cast<long long>(n_head_kv) * (head_dim - n_rot) +
+                                                              static_cast<long long>(n_head_kv) * head_dim);
+  if (total <= 0) return;
+  rope_store_kernel<<<grid_for(total, 256), 256, 0, stream>>>(q, k, v, cos, sin, n_tokens, n_head, n_head_kv, head_dim,
+                                                              n_rot, mode_neox, cache_k, cache_v, f16, n_ctx, pos, seq);
+}
 
 void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream) {
   if (n <= 0) return;
-  rms_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, w, d, eps);
+  rms_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, nullptr, x, w, d, eps, Q8Row{});
 }
 
 void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps, cudaStream_t stream) {
