@@ -165,17 +165,26 @@ std::optional<size_t> ram_of(const std::vector<DeviceState>& devs, size_t g) {
 }
 
 // Candidate `c` with `slots` split over GPU g and RAM r: as many first layers
-// as fit on the GPU (1 .. n_layer - 1), the rest must fit in RAM. nullopt
-// (with `why`) when not even one layer fits or the rest does not.
+// as fit on the GPU (1 .. n_layer - 1), or exactly `forced` layers (the
+// configuration's gpu_layers) when it is > 0; the rest must fit in RAM.
+// nullopt (with `why`) when not even one layer (or not the forced count)
+// fits, or the rest does not.
 std::optional<SplitOption> split_on(const PlanModel& m, const std::vector<DeviceState>& devs, size_t g,
-                                    size_t r, size_t c, int slots, std::string* why) {
+                                    size_t r, size_t c, int slots, std::string* why, int forced = 0) {
   const PlanCandidate& cand = m.candidates[c];
   const int L = cand.split.n_layer();
   const uint64_t ga = available(devs[g], true), ra = available(devs[r], true);
   const std::string n_of = " of " + std::to_string(L) + " layers";
-  for (int n = L - 1; n >= 1; --n) {
+  for (int n = forced > 0 ? forced : L - 1; n >= (forced > 0 ? forced : 1); --n) {
     const SplitEstimate e = estimate_split(cand.split, slots, n);
-    if (e.device.model_bytes() > ga) continue;
+    if (e.device.model_bytes() > ga) {
+      if (forced > 0) {
+        *why = cand.quant + " split: " + std::to_string(n) + n_of + " (gpu_layers) need " +
+               gib(e.device.model_bytes()) + " > " + gib(ga) + " available on " + devs[g].dev.id;
+        return std::nullopt;
+      }
+      continue;
+    }
     if (e.cpu.model_bytes() > ra) {
       *why = cand.quant + " split: " + std::to_string(n) + n_of + " fit on " + devs[g].dev.id +
              " but the other " + std::to_string(L - n) + " and the head need " + gib(e.cpu.model_bytes()) +
@@ -367,9 +376,10 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
   // `allowed` and its node's RAM into p. False, with split_why[g] saying why
   // for each GPU g, when no split fits. `feasible` (the whole placements, in
   // RAM only) and `why` (each device's rejected candidates) feed p.rejected.
+  // forced > 0: exactly that many GPU layers (the configuration's gpu_layers).
   auto place_split = [&](const PlanModel& m, size_t mi, PlanPlacement& p, const std::vector<size_t>& allowed,
                          const std::vector<Option>& feasible, const std::vector<std::vector<std::string>>& why,
-                         std::vector<std::string>& split_why) {
+                         std::vector<std::string>& split_why, int forced) {
     const int L = m.candidates.front().split.n_layer();
     const int declared = std::max(1, m.decl.slots);
     std::vector<SplitOption> options;
@@ -386,7 +396,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
         cand_why[g].assign(m.candidates.size(), "");
         for (size_t c = 0; c < m.candidates.size(); ++c) {
           std::string w;
-          if (auto o = split_on(m, devs, g, *r, c, slots, &w)) {
+          if (auto o = split_on(m, devs, g, *r, c, slots, &w, forced)) {
             options.push_back(*o);
             cand_why[g][c] = m.candidates[c].quant + " split: " + std::to_string(o->gpu_layers) + " of " +
                              std::to_string(L) + " layers on " + devs[g].dev.id;
@@ -424,8 +434,10 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     p.reason = (m.decl.pin.empty() ? "" : "pinned to " + m.decl.pin + "; ") + "split: " +
                std::to_string(best.gpu_layers) + " of " + std::to_string(L) + " layers on " + gpu.dev.id +
                " (" + gib(best.est.device.model_bytes()) + "), " + std::to_string(rest) + " in RAM (" +
-               gib(best.est.cpu.model_bytes()) + "): no GPU holds it whole";
-    if (2 * best.gpu_layers < L) p.reason += "; no candidate puts half of the layers on a GPU";
+               gib(best.est.cpu.model_bytes()) + "): " +
+               (forced > 0 ? std::string("gpu_layers = ") + std::to_string(forced) + " in the configuration"
+                           : std::string("no GPU holds it whole"));
+    if (forced <= 0 && 2 * best.gpu_layers < L) p.reason += "; no candidate puts half of the layers on a GPU";
     // The chosen GPU's higher candidates, the other splits, and each device's whole-model figure.
     for (size_t k = 0; k < best.cand; ++k) {
       std::string w = cand_why[best.gpu][k];
@@ -503,6 +515,38 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
       return;
     }
 
+    // A split the configuration declares (gpu_layers, as llama.cpp's -ngl):
+    // 0 keeps the model in RAM; 1 .. n_layer - 1 splits it at exactly that
+    // count over a GPU and its node's RAM, even where a GPU could hold it
+    // whole (the user chose to keep GPU memory free); n_layer or more is the
+    // default, whole on one device.
+    const int declared = m.decl.gpu_layers;
+    if (declared == 0) {
+      std::vector<size_t> ram;
+      for (size_t d : allowed) {
+        if (devs[d].dev.kind == DeviceKind::kCpu) ram.push_back(d);
+      }
+      if (ram.empty()) {
+        p.reason = "gpu_layers = 0 in the configuration, and no RAM device is allowed";
+        return;
+      }
+      allowed = ram;
+    } else if (declared > 0 && splittable(m) && declared < m.candidates.front().split.n_layer() &&
+               std::any_of(allowed.begin(), allowed.end(),
+                           [&](size_t d) { return devs[d].dev.kind == DeviceKind::kGpu; })) {
+      // (Without a GPU among the allowed devices the declaration is moot, as
+      // -ngl is on a machine without one: the rules below put it in RAM.)
+      std::vector<std::vector<std::string>> none(devs.size());
+      std::vector<std::string> split_why(devs.size());
+      if (place_split(m, mi, p, allowed, {}, none, split_why, declared)) return;
+      p.reason = "gpu_layers = " + std::to_string(declared) +
+                 " in the configuration: that split fits on no GPU and its node's RAM";
+      for (size_t d : allowed) {
+        if (!split_why[d].empty()) p.rejected.push_back({devs[d].node, devs[d].dev.id, split_why[d]});
+      }
+      return;
+    }
+
     // What each allowed device can give.
     std::vector<Option> feasible;
     std::vector<std::vector<std::string>> why(devs.size());
@@ -517,7 +561,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     std::vector<std::string> split_why(devs.size());
     bool split_tried = false;
     if (!any_gpu && splittable(m)) {
-      if (place_split(m, mi, p, allowed, feasible, why, split_why)) return;
+      if (place_split(m, mi, p, allowed, feasible, why, split_why, 0)) return;
       split_tried = std::any_of(allowed.begin(), allowed.end(),
                                 [&](size_t d) { return !split_why[d].empty(); });
     }

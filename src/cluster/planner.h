@@ -30,6 +30,11 @@
 // with the declared slots; only when no candidate fits with them are slots
 // reduced, one at a time, down to 1.
 //
+// A declared gpu_layers (ModelDecl, as llama.cpp's -ngl) comes first: 0
+// keeps the model in RAM, 1 .. n_layer - 1 splits a resident decoder at
+// exactly that count over a GPU and its node's RAM (unplaced, with the
+// numbers, when that split fits nowhere; moot where no GPU is allowed).
+// Otherwise:
 // Device choice for a model, among the devices where some candidate fits:
 //   1. a pin restricts the devices to the pinned node (or node/device);
 //   2. GPUs before the CPU: system RAM is the last resort;

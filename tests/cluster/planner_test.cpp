@@ -202,7 +202,11 @@ void check_invariants(const std::vector<PlanNode>& nodes, const std::vector<Plan
     const PlanPlacement& p = plan.placements[i];
     EXPECT_EQ(p.model, m.name);
     const bool resident = m.decl.load != "on_demand";
+    // A declared gpu_layers overrides the rules below (the split is the
+    // user's, not the planner's): DeclaredGpuLayersSplitExactlyThere checks it.
+    const bool declared = m.decl.gpu_layers >= 0;
     if (!p.placed) {
+      if (declared) continue;
       // Nothing that fits somewhere is left unplaced: its smallest candidate
       // with one slot fits on no device beside what the plan put there.
       EXPECT_FALSE(p.reason.empty()) << m.name;
@@ -237,6 +241,10 @@ void check_invariants(const std::vector<PlanNode>& nodes, const std::vector<Plan
       EXPECT_EQ(p.cpu_part.need_bytes, ram_part(c, p.gpu_layers, p.slots)) << m.name;
       EXPECT_EQ(p.cpu_part.first_layer, p.gpu_layers) << m.name;
       EXPECT_EQ(p.cpu_part.device, "cpu") << m.name;
+      if (declared) {
+        EXPECT_EQ(p.gpu_layers, m.decl.gpu_layers) << m.name;
+        continue;
+      }
       for (const auto& n : nodes) {
         for (const auto& g : n.devices) {
           if (g.kind != DeviceKind::kGpu) continue;
@@ -257,7 +265,7 @@ void check_invariants(const std::vector<PlanNode>& nodes, const std::vector<Plan
           << m.name << ": " << m.candidates[k].quant << " would fit on " << p.node << "/" << p.device;
     }
     // GPUs before CPU RAM: on the CPU only when no GPU can take it at all.
-    if (p.kind == DeviceKind::kCpu) {
+    if (p.kind == DeviceKind::kCpu && !declared) {
       for (const auto& n : nodes) {
         for (const auto& g : n.devices) {
           if (g.kind != DeviceKind::kGpu) continue;
@@ -662,6 +670,77 @@ TEST_F(PlannerTest, SevenBBesideATwelveGigabyteCardGoesWholeThere) {
   EXPECT_EQ(p.gpu_layers, -1);
   EXPECT_EQ(p.cpu_part.need_bytes, 0u);
   EXPECT_EQ(p.need_bytes, ms[0].candidates[0].model_bytes(1));
+}
+
+// gpu_layers in the configuration (as llama.cpp's -ngl): the plan splits at
+// exactly that count, though the 12 GB card could hold the 7B whole, and
+// counts both parts; 0 keeps it in RAM; n_layer is the default; a count
+// that does not fit leaves it unplaced with the numbers.
+TEST_F(PlannerTest, DeclaredGpuLayersSplitExactlyThere) {
+  const std::vector<PlanNode> nodes = {make_node("pc1", kRtx3060, 32)};
+  auto plan_with = [&](int gpu_layers, const std::vector<PlanNode>& on) {
+    node::ModelDecl d = resident_decl(*decls_, "llama-2-7b-chat");
+    d.gpu_layers = gpu_layers;
+    const std::vector<PlanModel> ms = models({d});
+    const Plan plan = plan_placement(on, ms);
+    check_invariants(on, ms, plan);
+    return std::make_pair(plan, ms[0].candidates.at(0));
+  };
+  {
+    const auto [plan, c] = plan_with(20, nodes);
+    SCOPED_TRACE(plan_to_table(plan));
+    const PlanPlacement& p = plan.placements[0];
+    ASSERT_TRUE(p.placed) << p.reason;
+    EXPECT_EQ(p.device, "gpu0");
+    EXPECT_EQ(p.gpu_layers, 20);
+    EXPECT_EQ(p.need_bytes, gpu_part(c, 20, 1));
+    EXPECT_EQ(p.cpu_part.need_bytes, ram_part(c, 20, 1));
+    EXPECT_EQ(p.cpu_part.first_layer, 20);
+    EXPECT_NE(p.reason.find("split: 20 of 32 layers on gpu0"), std::string::npos) << p.reason;
+    EXPECT_NE(p.reason.find("gpu_layers = 20 in the configuration"), std::string::npos) << p.reason;
+    EXPECT_EQ(plan.devices[1].resident_bytes, p.cpu_part.need_bytes);
+  }
+  {
+    const auto [plan, c] = plan_with(0, nodes);
+    const PlanPlacement& p = plan.placements[0];
+    ASSERT_TRUE(p.placed) << p.reason;
+    EXPECT_EQ(p.device, "cpu");
+    EXPECT_EQ(p.gpu_layers, -1);
+    EXPECT_EQ(plan.devices[0].resident_bytes, 0u);  // nothing on the GPU
+  }
+  {
+    const auto [plan, c] = plan_with(32, nodes);
+    const PlanPlacement& p = plan.placements[0];
+    ASSERT_TRUE(p.placed) << p.reason;
+    EXPECT_EQ(p.device, "gpu0");
+    EXPECT_EQ(p.gpu_layers, -1);
+    EXPECT_EQ(p.need_bytes, c.model_bytes(1));
+  }
+  {
+    // 31 layers of the 7B do not fit the 6 GB card.
+    const std::vector<PlanNode> small = {make_node("pc2", kGtx1660, 16)};
+    const auto [plan, c] = plan_with(31, small);
+    SCOPED_TRACE(plan_to_table(plan));
+    ASSERT_GT(gpu_part(c, 31, 1), empty_room(small[0].devices[0]));
+    const PlanPlacement& p = plan.placements[0];
+    EXPECT_FALSE(p.placed);
+    EXPECT_EQ(p.reason, "gpu_layers = 31 in the configuration: that split fits on no GPU and its node's RAM");
+    ASSERT_EQ(p.rejected.size(), 1u);
+    EXPECT_EQ(p.rejected[0].why, "Q4_K_M split: 31 of 32 layers (gpu_layers) need " +
+                                     format_bytes(gpu_part(c, 31, 1)) + " > " +
+                                     format_bytes(empty_room(small[0].devices[0])) + " available on gpu0");
+    EXPECT_EQ(plan.devices[0].resident_bytes, 0u);
+    EXPECT_EQ(plan.devices[1].resident_bytes, 0u);
+  }
+  {
+    // A node without a GPU: the declaration is moot, the model goes to RAM.
+    const std::vector<PlanNode> cpu_only = {make_node("pc3", "[]", 32)};
+    const auto [plan, c] = plan_with(20, cpu_only);
+    const PlanPlacement& p = plan.placements[0];
+    ASSERT_TRUE(p.placed) << p.reason;
+    EXPECT_EQ(p.device, "cpu");
+    EXPECT_EQ(p.gpu_layers, -1);
+  }
 }
 
 TEST_F(PlannerTest, TooBigForGpuAndRamIsUnplacedWithTheSplitNumbers) {
