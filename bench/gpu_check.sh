@@ -77,6 +77,13 @@ if ! TARS_CUDA_MATVEC=2 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 
   tail -30 /tmp/gpu_check_v2.log
 fi
 rows+=("gpu tests (mat-vec and model suites) with TARS_CUDA_MATVEC=2 | - | $variant2")
+# The kernels prepared for the next measurement (src/engine/cuda/cuda_next.h).
+next_tests=pass
+if ! TARS_CUDA_NEXT=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 > /tmp/gpu_check_next.log 2>&1; then
+  next_tests=FAIL
+  tail -30 /tmp/gpu_check_next.log
+fi
+rows+=("gpu tests (every suite) with TARS_CUDA_NEXT=1 | - | $next_tests")
 if [[ ${#failed_suites[@]} -gt 0 ]]; then gpu_tests="FAIL: ${failed_suites[*]}"
 elif [[ $skipped_total -gt 0 ]]; then gpu_tests="pass, but $skipped_total skipped (no device?)"; fi
 rows+=("gpu tests | - | $gpu_tests")
@@ -87,6 +94,8 @@ rows+=("bandwidth (D2D copy) | GB/s | ${bw:-n/a}")
 # Each kernel alone on 7B-shaped operands (printed in the log, not the table).
 echo "== kernels (bench_gpu_kernels)"
 "$DIR/bench/bench_gpu_kernels" --reps 30 2>&1
+echo "== kernels with TARS_CUDA_NEXT=1 (attention and norm rows)"
+TARS_CUDA_NEXT=1 "$DIR/bench/bench_gpu_kernels" --reps 30 2>&1 | grep -v "^matvec"
 
 # 3. The node on the GPU: `tars gpus`, then `tars serve --device cuda` with
 # the demo model (and, once made below, nothing else: the split check runs
@@ -177,6 +186,10 @@ for shape in $shapes; do
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_MATVEC=2 TARS_CUDA_GRAPHS=1" bench_row "$shape Q4_0, mat-vec 2 + graphs" \
     "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=2 bench_row "$shape Q4_K_M, mat-vec variant 2" "$MODELS_DIR/$shape-Q4_K_M.gguf"
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_0, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_K_M.gguf"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_GRAPHS=1" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + graphs" \
+    "$MODELS_DIR/$shape-Q4_0.gguf"
   if [[ $shape == 1.1b ]]; then
     bench_row "1.1b Q4_0, 11 of 22 layers on the GPU" "$MODELS_DIR/1.1b-Q4_0.gguf" --gpu-layers 11
     serve_check "1.1B split 11/22" "[[model]]

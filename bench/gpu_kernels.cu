@@ -6,6 +6,8 @@
 // Operand values are fixed byte patterns: speed does not depend on them.
 //
 //   bench_gpu_kernels [--reps 50]
+// (TARS_CUDA_NEXT=1 in the environment times the prepared attention and norm
+// variants, engine/cuda/cuda_next.h; the mat-vec rows show all variants.)
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -139,16 +141,14 @@ int main(int argc, char** argv) {
         ws.push_back(dev(bytes, 0x3C));
         parts.push_back({ws.back(), c.rows, nullptr, y + i * c.rows});
       }
-      double us[2];
-      for (int v : {1, 2}) {
-        us[v - 1] = time_us([&] {
-          launch_matvec_q8_multi(t, parts.data(), c.parts, rb, c.cols, qx, dx, sx, g_stream, v);
-        });
-      }
       const std::string what = std::string("matvec_q8 ") + name(t) + " " + (c.parts > 1 ? std::to_string(c.parts) + "x" : "") +
                                std::to_string(c.rows) + "x" + std::to_string(c.cols);
-      row(what + " v1", us[0], static_cast<double>(bytes) * c.parts, 0);
-      row(what + " v2", us[1], static_cast<double>(bytes) * c.parts, 0);
+      for (int v : {1, 2, 3}) {
+        const double us = time_us([&] {
+          launch_matvec_q8_multi(t, parts.data(), c.parts, rb, c.cols, qx, dx, sx, g_stream, v);
+        });
+        row(what + " v" + std::to_string(v), us, static_cast<double>(bytes) * c.parts, 0);
+      }
       for (void* w : ws) CK(cudaFree(w));
     }
   }

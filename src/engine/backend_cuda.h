@@ -61,6 +61,7 @@ struct CudaStats {
   size_t gemm_attention = 0;  // batches whose attention ran as cuBLAS products (see attention())
   size_t fused = 0;           // fused operations run (CudaBackendOptions::fuse)
   size_t q8_reused = 0;       // mat-vecs that used 8-bit activations a fused kernel wrote
+  size_t split_attention = 0;  // attention calls split over key ranges (TARS_CUDA_NEXT=1, long contexts)
 };
 CudaStats backend_cuda_stats(const Backend& backend);
 

@@ -8,6 +8,8 @@
 // 1e-4.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "engine/backend_select.h"
 #include "engine/encoder.h"
 #include "engine/generate.h"
@@ -162,6 +164,37 @@ TEST(CudaModel, FusedKernelsEqualUnfusedOnes) {
       }
     }
   }
+}
+
+// A 700-token prompt and decode steps past it (context 1024), fast mode:
+// fused and unfused give the same logits bit for bit; with TARS_CUDA_NEXT=1
+// the decode attention is split over key ranges in both (and the fused run's
+// merge kernel writes the 8-bit activations the unfused run quantizes).
+TEST(CudaModel, LongContextFusedEqualsUnfused) {
+  TARS_REQUIRE_CUDA();
+  const char* next_env = std::getenv("TARS_CUDA_NEXT");
+  const bool next = next_env && std::string(next_env) == "1";
+  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("reference/quant/llama-q-Q4_K_M.gguf"));
+  auto run = [&](bool fuse, CudaStats* stats) {
+    std::string why;
+    auto be = backend_cuda_create({.exact_activations = false, .fuse = fuse}, &why);
+    EXPECT_TRUE(be) << why;
+    ModelOptions mo;
+    mo.n_ctx = 1024;
+    auto m = Model::load(file, *be, mo);
+    auto out = test::greedy_steps(*m, 700, 6);
+    *stats = backend_cuda_stats(*be);
+    return out;
+  };
+  CudaStats plain_stats, fused_stats;
+  const auto plain = run(false, &plain_stats);
+  const auto fused = run(true, &fused_stats);
+  EXPECT_EQ(plain_stats.split_attention > 0, next);
+  EXPECT_EQ(fused_stats.split_attention > 0, next);
+  ASSERT_EQ(fused.size(), plain.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < plain.size(); ++i) differ += fused[i] != plain[i];
+  EXPECT_EQ(differ, 0u) << "logits that differ";
 }
 
 // Logits after a prompt of `n` ids and after one more token, on one backend,

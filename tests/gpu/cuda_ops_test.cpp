@@ -5,7 +5,9 @@
 // 300 keys in tiles), exact for copies and the KV cache's stored bits.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <numeric>
+#include <string>
 
 #include "engine/half.h"
 #include "gpu/gpu_support.h"
@@ -194,6 +196,45 @@ TEST(CudaOps, KvStoreAndAttentionF16Cache) {
 TEST(CudaOps, KvStoreAndAttentionF32Cache) {
   TARS_REQUIRE_CUDA();
   for (int hd : {64, 128, 20}) check_cache_attention(TensorType::kF32, hd);
+}
+
+// A decode step over 1,500 cached keys (F16 and F32 caches, grouped-query
+// heads of 128): with TARS_CUDA_NEXT=1 the keys are split over blocks and
+// merged (the stats say so); either way the result is the CPU's.
+TEST(CudaOps, LongContextDecodeAttention) {
+  TARS_REQUIRE_CUDA();
+  const char* next_env = std::getenv("TARS_CUDA_NEXT");
+  const bool next = next_env && std::string(next_env) == "1";
+  for (TensorType kv_type : {TensorType::kF16, TensorType::kF32}) {
+    Backends b;
+    ASSERT_TRUE(b.gpu);
+    std::mt19937_64 rng(8);
+    const int n_head = 8, n_head_kv = 2, hd = 128, kv_dim = n_head_kv * hd, n_ctx = 1600, keys = 1500;
+    const size_t elem = kv_type == TensorType::kF16 ? 2 : 4;
+    const size_t layer_bytes = static_cast<size_t>(n_ctx) * kv_dim * elem;
+    KvLayer kc{b.cpu->alloc(layer_bytes, MemoryKind::kKvCache), b.cpu->alloc(layer_bytes, MemoryKind::kKvCache),
+               kv_type, n_ctx, kv_dim};
+    KvLayer kg{b.gpu->alloc(layer_bytes, MemoryKind::kKvCache), b.gpu->alloc(layer_bytes, MemoryKind::kKvCache),
+               kv_type, n_ctx, kv_dim};
+    AttentionParams p{n_head, n_head_kv, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+    std::vector<int32_t> pos(keys), seq(keys, 0);
+    std::iota(pos.begin(), pos.end(), 0);
+    BatchLayout prompt{keys, pos.data(), seq.data()};
+    const std::vector<float> k = test::random_floats(rng, static_cast<size_t>(keys) * kv_dim);
+    const std::vector<float> v = test::random_floats(rng, static_cast<size_t>(keys) * kv_dim);
+    b.cpu->kv_store(kc, k.data(), v.data(), prompt);
+    b.gpu->kv_store(kg, to_backend(*b.gpu, k), to_backend(*b.gpu, v), prompt);
+    const int32_t at = keys - 1, s0 = 0;
+    BatchLayout step{1, &at, &s0};
+    const std::vector<float> q = test::random_floats(rng, static_cast<size_t>(n_head) * hd, 2.0);
+    std::vector<float> oc(q.size());
+    b.cpu->attention(q.data(), kc, step, p, oc.data());
+    float* og = to_backend(*b.gpu, {}, q.size());
+    const size_t before = backend_cuda_stats(*b.gpu).split_attention;
+    b.gpu->attention(to_backend(*b.gpu, q), kg, step, p, og);
+    EXPECT_EQ(backend_cuda_stats(*b.gpu).split_attention, before + (next ? 1 : 0)) << tensor_type_name(kv_type);
+    EXPECT_LT(max_rel_diff(from_backend(*b.gpu, og, q.size()), oc), 1e-4) << tensor_type_name(kv_type);
+  }
 }
 
 TEST(CudaOps, PackedEncoderAttention) {

@@ -11,8 +11,10 @@
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <type_traits>
 
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_next.h"
 #include "engine/cuda/cuda_q8.cuh"
 
 namespace tars::engine::cuda {
@@ -38,11 +40,13 @@ __device__ __forceinline__ float2 kv_pair(const void* base, int64_t i) {
 // q . key row (head_dim elements from element kr of k), q in shared memory.
 // Vec: head_dim % 8 == 0, so every piece of 8 elements is 16-byte aligned
 // (half) or two aligned float4 (float).
-template <bool F16, bool Vec>
+// kHD > 0 (TARS_CUDA_NEXT, cuda_next.h): head_dim is kHD and the loop is
+// unrolled, so all of a key row's loads are in flight together.
+template <bool F16, bool Vec, int kHD>
 __device__ __forceinline__ float key_dot(const float* sq, const void* k, int64_t kr, int head_dim) {
   float dot = 0.0f;
   if constexpr (Vec) {
-    for (int d = 0; d < head_dim; d += 8) {
+    auto piece = [&](int d) {
       const float4 qa = *reinterpret_cast<const float4*>(sq + d), qb = *reinterpret_cast<const float4*>(sq + d + 4);
       float e[8];
       if constexpr (F16) {
@@ -61,6 +65,12 @@ __device__ __forceinline__ float key_dot(const float* sq, const void* k, int64_t
       }
       dot += qa.x * e[0] + qa.y * e[1] + qa.z * e[2] + qa.w * e[3] + qb.x * e[4] + qb.y * e[5] + qb.z * e[6] +
              qb.w * e[7];
+    };
+    if constexpr (kHD > 0) {
+#pragma unroll
+      for (int d = 0; d < kHD; d += 8) piece(d);
+    } else {
+      for (int d = 0; d < head_dim; d += 8) piece(d);  // as measured: the body is piece's, not unrolled
     }
   } else {
     for (int d = 0; d < head_dim; ++d) dot += sq[d] * kv_elem<F16>(k, kr + d);
@@ -68,11 +78,14 @@ __device__ __forceinline__ float key_dot(const float* sq, const void* k, int64_t
   return dot;
 }
 
-template <bool F16, bool Vec>
+// kSplit (launch_attention_split): block (token * n_head + head, s) takes
+// keys [s * split_len, (s + 1) * split_len) and writes its partial softmax
+// state (max, normalizer, unnormalized sums) to part instead of out.
+template <bool F16, bool Vec, int kHD, bool kSplit>
 __global__ void __launch_bounds__(32 * kWarps)
     attention_kernel(const float* q, const void* k, const void* v, int64_t kv_stride, const int64_t* key_row0,
                      const int32_t* n_keys, int n_head, int n_head_kv, int head_dim, float scale, float* out,
-                     Q8Row q8) {
+                     Q8Row q8, int split_len = 0, float* part = nullptr) {
   __shared__ __align__(16) float sq[kMaxHeadDim];  // the query head
   __shared__ float wacc[kWarps][kMaxHeadDim];      // each warp's unnormalized sum of p * v
   __shared__ float wm[kWarps], wl[kWarps];         // each warp's running max and normalizer
@@ -82,16 +95,20 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int64_t qo = (static_cast<int64_t>(t) * n_head + h) * head_dim;
   for (int d = tid; d < head_dim; d += blockDim.x) sq[d] = q[qo + d];
   __syncthreads();
-  const int nk = n_keys[t];
+  int kbeg = 0, nk = n_keys[t];  // this block's keys: [kbeg, nk)
+  if constexpr (kSplit) {
+    kbeg = static_cast<int>(blockIdx.y) * split_len;
+    nk = min(nk, kbeg + split_len);
+  }
   const int64_t row0 = key_row0[t];
   const int64_t col0 = static_cast<int64_t>(g) * head_dim;
   float m = -FLT_MAX, l = 0.0f;  // this warp's running max and normalizer (the same in every lane)
   float acc[2 * kPairs];         // dimensions 64 i + 2 lane and + 1
 #pragma unroll
   for (int i = 0; i < 2 * kPairs; ++i) acc[i] = 0.0f;
-  for (int j0 = warp * 32; j0 < nk; j0 += kWarps * 32) {
+  for (int j0 = kbeg + warp * 32; j0 < nk; j0 += kWarps * 32) {
     const int j = j0 + lane;
-    const float s = j < nk ? key_dot<F16, Vec>(sq, k, (row0 + j) * kv_stride + col0, head_dim) * scale : -FLT_MAX;
+    const float s = j < nk ? key_dot<F16, Vec, kHD>(sq, k, (row0 + j) * kv_stride + col0, head_dim) * scale : -FLT_MAX;
     float tmax = s;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
@@ -105,8 +122,7 @@ __global__ void __launch_bounds__(32 * kWarps)
 #pragma unroll
     for (int i = 0; i < 2 * kPairs; ++i) acc[i] *= alpha;
     const int tile = min(32, nk - j0);
-#pragma unroll 4
-    for (int jj = 0; jj < tile; ++jj) {
+    auto add_value = [&](int jj) {
       const float pj = __shfl_sync(0xffffffffu, p, jj);
       const int64_t vr = (row0 + j0 + jj) * kv_stride + col0;
 #pragma unroll
@@ -120,6 +136,30 @@ __global__ void __launch_bounds__(32 * kWarps)
           } else {
             acc[2 * i] += pj * kv_elem<F16>(v, vr + d);
             if (d + 1 < head_dim) acc[2 * i + 1] += pj * kv_elem<F16>(v, vr + d + 1);
+          }
+        }
+      }
+    };
+    if constexpr (kHD > 0) {
+#pragma unroll 8
+      for (int jj = 0; jj < tile; ++jj) add_value(jj);
+    } else {  // the form measured in BENCHMARKS.md
+#pragma unroll 4
+      for (int jj = 0; jj < tile; ++jj) {
+        const float pj = __shfl_sync(0xffffffffu, p, jj);
+        const int64_t vr = (row0 + j0 + jj) * kv_stride + col0;
+#pragma unroll
+        for (int i = 0; i < kPairs; ++i) {
+          const int d = 64 * i + 2 * lane;
+          if (d < head_dim) {
+            if constexpr (Vec) {
+              const float2 e = kv_pair<F16>(v, vr + d);
+              acc[2 * i] += pj * e.x;
+              acc[2 * i + 1] += pj * e.y;
+            } else {
+              acc[2 * i] += pj * kv_elem<F16>(v, vr + d);
+              if (d + 1 < head_dim) acc[2 * i + 1] += pj * kv_elem<F16>(v, vr + d + 1);
+            }
           }
         }
       }
@@ -145,6 +185,19 @@ __global__ void __launch_bounds__(32 * kWarps)
     f[w] = wl[w] > 0.0f ? expf(wm[w] - mx) : 0.0f;
     lsum += f[w] * wl[w];
   }
+  if constexpr (kSplit) {  // [max, normalizer, sums...] of this block's keys
+    float* slot = part + (static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y) * (head_dim + 2);
+    if (tid == 0) {
+      slot[0] = mx;
+      slot[1] = lsum;
+    }
+    for (int d = tid; d < head_dim; d += blockDim.x) {
+      float a = 0.0f;
+      for (int w = 0; w < kWarps; ++w) a += f[w] * wacc[w][d];
+      slot[2 + d] = a;
+    }
+    return;
+  }
   const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
   if (q8.qx) {  // one token, head_dim % 32 == 0: each warp writes and quantizes whole groups
     for (int gl = warp; gl < head_dim / 32; gl += kWarps) {
@@ -167,13 +220,58 @@ template <bool F16>
 void launch_typed(bool vec, unsigned blocks, cudaStream_t stream, const float* q, const void* k, const void* v,
                   int64_t kv_stride, const int64_t* key_row0, const int32_t* n_keys, int n_head, int n_head_kv,
                   int head_dim, float scale, float* out, Q8Row q8) {
-  if (vec) {
-    attention_kernel<F16, true><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                    n_head_kv, head_dim, scale, out, q8);
+  const bool next = vec && cuda_next_kernels();
+  if (next && head_dim == 128) {
+    attention_kernel<F16, true, 128, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
+                                                                         n_head_kv, head_dim, scale, out, q8);
+  } else if (next && head_dim == 64) {
+    attention_kernel<F16, true, 64, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
+                                                                        n_head_kv, head_dim, scale, out, q8);
+  } else if (vec) {
+    attention_kernel<F16, true, 0, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
+                                                                       n_head_kv, head_dim, scale, out, q8);
   } else {
-    attention_kernel<F16, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                     n_head_kv, head_dim, scale, out, q8);
+    attention_kernel<F16, false, 0, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
+                                                                        n_head_kv, head_dim, scale, out, q8);
   }
+}
+
+// The split attention's second step: per (token, head), the blocks' partial
+// states merged (each rescaled to the common maximum), normalized, written
+// (and quantized, as the one-block kernel does, when q8 is given).
+__global__ void __launch_bounds__(32 * kWarps)
+    attention_merge_kernel(const float* part, int n_split, int head_dim, float* out, Q8Row q8) {
+  const int64_t bh = blockIdx.x;  // token * n_head + head
+  const float* base = part + bh * n_split * (head_dim + 2);
+  float mx = -FLT_MAX;
+  for (int s = 0; s < n_split; ++s) {
+    if (base[s * (head_dim + 2) + 1] > 0.0f) mx = fmaxf(mx, base[s * (head_dim + 2)]);
+  }
+  float lsum = 0.0f;
+  for (int s = 0; s < n_split; ++s) {
+    const float l = base[s * (head_dim + 2) + 1];
+    if (l > 0.0f) lsum += expf(base[s * (head_dim + 2)] - mx) * l;
+  }
+  const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+  auto value = [&](int d) {
+    float a = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+      const float* slot = base + s * (head_dim + 2);
+      if (slot[1] > 0.0f) a += expf(slot[0] - mx) * slot[2 + d];
+    }
+    return a * inv;
+  };
+  const int64_t qo = bh * head_dim;
+  if (q8.qx) {
+    const int lane = threadIdx.x % 32;
+    for (int gl = threadIdx.x / 32; gl < head_dim / 32; gl += kWarps) {
+      const float o = value(gl * 32 + lane);
+      out[qo + gl * 32 + lane] = o;
+      quantize_group_q8(o, lane, qo / 32 + gl, q8);
+    }
+    return;
+  }
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) out[qo + d] = value(d);
 }
 
 constexpr int kSoftmaxThreads = 256;
@@ -217,6 +315,37 @@ void launch_masked_softmax(const float* s, int64_t ld, int cols, int rows, int n
                            cudaStream_t stream) {
   if (rows <= 0) return;
   masked_softmax_kernel<<<rows, kSoftmaxThreads, 0, stream>>>(s, ld, cols, n, n_keys, static_cast<__half*>(p_half));
+}
+
+void launch_attention_split(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
+                            const int64_t* key_row0, const int32_t* n_keys, int n, int n_head, int n_head_kv,
+                            int head_dim, float scale, float* out, int n_split, int split_len, float* part,
+                            cudaStream_t stream, Q8Row q8) {
+  if (n <= 0) return;
+  if (n != 1 || head_dim % 32 != 0) q8 = Q8Row{};
+  const dim3 grid(static_cast<unsigned>(n) * static_cast<unsigned>(n_head), static_cast<unsigned>(n_split));
+  const bool vec = head_dim % 8 == 0 && kv_stride % 8 == 0 && reinterpret_cast<uintptr_t>(k) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(v) % 16 == 0;
+  auto go = [&](auto f16_tag) {
+    constexpr bool F16 = decltype(f16_tag)::value;
+    if (vec && head_dim == 128) {
+      attention_kernel<F16, true, 128, true><<<grid, 32 * kWarps, 0, stream>>>(
+          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+    } else if (vec && head_dim == 64) {
+      attention_kernel<F16, true, 64, true><<<grid, 32 * kWarps, 0, stream>>>(
+          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+    } else if (vec) {
+      attention_kernel<F16, true, 0, true><<<grid, 32 * kWarps, 0, stream>>>(
+          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+    } else {
+      attention_kernel<F16, false, 0, true><<<grid, 32 * kWarps, 0, stream>>>(
+          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+    }
+  };
+  if (f16) go(std::true_type{});
+  else go(std::false_type{});
+  attention_merge_kernel<<<static_cast<unsigned>(n) * static_cast<unsigned>(n_head), 32 * kWarps, 0, stream>>>(
+      part, n_split, head_dim, out, q8);
 }
 
 void launch_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,

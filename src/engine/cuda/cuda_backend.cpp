@@ -17,6 +17,7 @@
 #include "engine/cuda/cuda_blas.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_next.h"
 #include "engine/cuda/meta_ring.h"
 #include "engine/quant.h"
 #include "engine/rope_table.h"
@@ -229,7 +230,7 @@ class CudaBackend final : public Backend {
     blas_.reset();
     if (exec_) cudaGraphExecDestroy(exec_);
     for (auto& [p, a] : allocations_) cudaFree(p);
-    for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_, &attn_}) cudaFree(s->ptr);
+    for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_, &attn_, &split_}) cudaFree(s->ptr);
     cudaFree(meta_dev_);
     cudaFreeHost(meta_host_);
     cudaStreamDestroy(stream_);
@@ -281,7 +282,7 @@ class CudaBackend final : public Backend {
   size_t allocated(MemoryKind kind) const override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = bytes_[static_cast<int>(kind)];
-    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes + attn_.bytes + kMetaRing;  // the backend's own scratch
+    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes + attn_.bytes + split_.bytes + kMetaRing;  // the backend's own scratch
     return n;
   }
 
@@ -625,7 +626,12 @@ class CudaBackend final : public Backend {
     if (gemm_attention(q, kv, b, p, nk, out)) return;
     const int64_t qdim = static_cast<int64_t>(p.n_head) * p.head_dim;
     const Q8Row q8 = want_q8(b.n_tokens, qdim) && p.head_dim % 32 == 0 ? q8_buffers(qdim) : Q8Row{};
-    run_attention(q, kv.k, kv.v, kv.type == TensorType::kF16, kv.kv_dim, row0, nk, p, out, q8);
+    // Long contexts of a decode step (TARS_CUDA_NEXT): keys split over blocks.
+    const int max_nk = *std::max_element(nk.begin(), nk.end());
+    const int n_split = cuda_next_kernels() && b.n_tokens <= kSplitMaxTokens && max_nk >= kSplitMinKeys
+                            ? (max_nk + kSplitKeys - 1) / kSplitKeys
+                            : 1;
+    run_attention(q, kv.k, kv.v, kv.type == TensorType::kF16, kv.kv_dim, row0, nk, p, out, q8, n_split);
     if (q8.qx) {
       ++fused_;
       set_q8(out, qdim);
@@ -853,7 +859,7 @@ class CudaBackend final : public Backend {
   }
 
   CudaStats stats() const {
-    return {graph_launches_, graph_instantiations_, gemm_attention_, fused_, q8_reused_};
+    return {graph_launches_, graph_instantiations_, gemm_attention_, fused_, q8_reused_, split_attention_};
   }
 
   void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
@@ -898,6 +904,9 @@ class CudaBackend final : public Backend {
   static constexpr int kGemmAttentionMinTokens = 32;            // smaller batches: the attention kernel
   static constexpr size_t kGemmAttentionBytes = size_t{32} << 20;  // bound on one head chunk's S and P
   static constexpr size_t kQ8FuseMaxCols = size_t{1} << 16;        // swiglu results up to this: one decode row
+  static constexpr int kSplitMaxTokens = 4;    // split attention (TARS_CUDA_NEXT): decode batches only,
+  static constexpr int kSplitMinKeys = 512;    // from this many keys,
+  static constexpr int kSplitKeys = 256;       // in ranges of this many
 
   void* scratch(Scratch& s, size_t bytes) {
     if (bytes > s.bytes && capturing_) {  // growing waits for the stream: not while recording
@@ -1001,14 +1010,24 @@ class CudaBackend final : public Backend {
 
   void run_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
                      const std::vector<int64_t>& row0, const std::vector<int32_t>& nk, const AttentionParams& p,
-                     float* out, Q8Row q8 = {}) {
+                     float* out, Q8Row q8 = {}, int n_split = 1) {
     Meta m{MetaTag::kAttention};
     const size_t o_row0 = m.add(row0.data(), row0.size());
     const size_t o_nk = m.add(nk.data(), nk.size());
     const uint8_t* dm = upload_meta(m);
-    launch_attention(q, k, v, f16, kv_stride, reinterpret_cast<const int64_t*>(dm + o_row0),
-                     reinterpret_cast<const int32_t*>(dm + o_nk), static_cast<int>(row0.size()), p.n_head, p.n_head_kv,
-                     p.head_dim, p.scale, out, stream_, q8);
+    const int n = static_cast<int>(row0.size());
+    if (n_split > 1) {
+      float* part = static_cast<float*>(
+          scratch(split_, static_cast<size_t>(n) * p.n_head * n_split * (p.head_dim + 2) * sizeof(float)));
+      launch_attention_split(q, k, v, f16, kv_stride, reinterpret_cast<const int64_t*>(dm + o_row0),
+                             reinterpret_cast<const int32_t*>(dm + o_nk), n, p.n_head, p.n_head_kv, p.head_dim,
+                             p.scale, out, n_split, kSplitKeys, part, stream_, q8);
+      ++split_attention_;
+    } else {
+      launch_attention(q, k, v, f16, kv_stride, reinterpret_cast<const int64_t*>(dm + o_row0),
+                       reinterpret_cast<const int32_t*>(dm + o_nk), n, p.n_head, p.n_head_kv, p.head_dim, p.scale, out,
+                       stream_, q8);
+    }
     CUDA_CHECK(cudaGetLastError());
   }
 
@@ -1032,6 +1051,8 @@ class CudaBackend final : public Backend {
   Scratch xh_;                // activations rounded to half for the FP16 GEMM (kCompute)
   Scratch xq_;                // 8-bit activations of the mat-vec (kCompute)
   Scratch attn_;              // the GEMM attention's half Q, scores and probabilities (kCompute)
+  Scratch split_;             // the split attention's partial states (kCompute)
+  size_t split_attention_ = 0;  // attention calls split over key ranges
   size_t gemm_attention_ = 0;  // batches gemm_attention() ran
   size_t fused_ = 0;           // fused operations run
   size_t q8_reused_ = 0;       // mat-vecs that found their 8-bit activations written

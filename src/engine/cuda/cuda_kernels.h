@@ -63,8 +63,9 @@ struct MatvecQ8Part {
   float* y;
 };
 // variant: 1 one warp per row, 2 a device-sized grid of warps that load a
-// row's next chunk while decoding the current one; 0 the environment's
-// choice (TARS_CUDA_MATVEC=2, else 1).
+// row's next chunk while decoding the current one, 3 variant 1 with each
+// chunk's loads issued together; 0 the environment's choice
+// (TARS_CUDA_MATVEC=2 or 3; else 3 with TARS_CUDA_NEXT=1, else 1).
 void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int count, size_t row_bytes, int64_t cols,
                             const int8_t* qx, const float* dx, const int* sx, cudaStream_t stream, int variant = 0);
 
@@ -126,6 +127,14 @@ void launch_attention(const float* q, const void* k, const void* v, bool f16, in
                       const int64_t* key_row0, const int32_t* n_keys, int n, int n_head,
                       int n_head_kv, int head_dim, float scale, float* out, cudaStream_t stream,
                       Q8Row q8 = {});  // n == 1 and head_dim % 32 == 0: out's 8-bit form too
+// The same with each (token, head)'s keys split into n_split ranges of
+// split_len (n_split * split_len >= the largest n_keys), one block each, then
+// merged: for long contexts, where one block per head leaves the GPU idle.
+// part: n * n_head * n_split * (head_dim + 2) floats of scratch.
+void launch_attention_split(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
+                            const int64_t* key_row0, const int32_t* n_keys, int n, int n_head, int n_head_kv,
+                            int head_dim, float scale, float* out, int n_split, int split_len, float* part,
+                            cudaStream_t stream, Q8Row q8 = {});
 
 // The GEMM attention's softmax: row r of s ([rows x ld] float, r = head *
 // n + token, token = r % n) becomes p_j = exp(s_j - max) / sum over the

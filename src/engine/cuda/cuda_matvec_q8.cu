@@ -24,6 +24,7 @@
 
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_next.h"
 #include "engine/cuda/cuda_q8.cuh"
 #include "engine/cuda/cuda_quant.cuh"
 
@@ -155,12 +156,15 @@ __device__ __forceinline__ void finish_row(const Parts& parts, const Chunk& c, f
 // over the warp (decoding straight from the 2-byte-aligned blocks took one
 // small load per field and lane, and reached half the memory bandwidth);
 // each lane then decodes its groups from shared memory.
-template <TensorType T>
+// kBatchLoads (variant 3, TARS_CUDA_NEXT): each lane's words of a chunk are
+// loaded into registers all at once, then stored; the loop below lets the
+// compiler issue one load at a time when it cannot unroll it.
+template <TensorType T, bool kBatchLoads>
 __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(Parts parts, size_t row_bytes, int64_t cols,
                                                                  int64_t total_rows, const int8_t* __restrict__ qx,
                                                                  const float* __restrict__ dx,
                                                                  const int* __restrict__ sx) {
-  constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16;
+  constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
   __shared__ uint4 stage[kWarps][kWords];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
@@ -171,7 +175,21 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(Parts parts, siz
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkGroups / kG) {
     c = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
     __syncwarp();  // the previous chunk's readers are done
-    for (int i = lane; i < c.words; i += 32) stage[warp][i] = load_word(c.a0 + 16 * i, c.w_end);
+    if constexpr (kBatchLoads) {
+      uint4 regs[kRegs];
+#pragma unroll
+      for (int j = 0; j < kRegs; ++j) {
+        const int i = lane + 32 * j;
+        if (i < c.words) regs[j] = load_word(c.a0 + 16 * i, c.w_end);
+      }
+#pragma unroll
+      for (int j = 0; j < kRegs; ++j) {
+        const int i = lane + 32 * j;
+        if (i < c.words) stage[warp][i] = regs[j];
+      }
+    } else {
+      for (int i = lane; i < c.words; i += 32) stage[warp][i] = load_word(c.a0 + 16 * i, c.w_end);
+    }
     __syncwarp();
     sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, qx, dx, sx);
   }
@@ -275,7 +293,9 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
   if (count <= 0) return;
   static const int env_variant = [] {
     const char* v = std::getenv("TARS_CUDA_MATVEC");
-    return v && std::string(v) == "2" ? 2 : 1;
+    if (v && std::string(v) == "2") return 2;
+    if (v && std::string(v) == "3") return 3;
+    return cuda_next_kernels() ? 3 : 1;
   }();
   if (variant == 0) variant = env_variant;
   Parts p{};
@@ -294,9 +314,12 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
         blocks = std::min<long long>(blocks, static_cast<long long>(sm_count()) * kPipeBlocksPerSm);
         matvec_q8_pipe_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
                                                                                             qx, dx, sx);
+      } else if (variant == 3) {
+        matvec_q8_kernel<T, true><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
+                                                                                             qx, dx, sx);
       } else {
-        matvec_q8_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows, qx,
-                                                                                       dx, sx);
+        matvec_q8_kernel<T, false><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
+                                                                                              qx, dx, sx);
       }
     }
   });

@@ -6,14 +6,17 @@
 
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_next.h"
 #include "engine/cuda/cuda_q8.cuh"
 
 namespace tars::engine::cuda {
 namespace {
 
-constexpr int kRowThreads = 256;  // threads per row in the normalizations
+constexpr int kRowThreads = 256;      // threads per row in the normalizations
+constexpr int kOneRowThreads = 1024;  // the one-row norm's block with TARS_CUDA_NEXT (cuda_next.h)
 
-// Sum of v over the block (blockDim.x == kRowThreads); every thread gets it.
+// Sum of v over the block (blockDim.x a multiple of 32, at most 1024; shared
+// holds 32); every thread gets it.
 template <class T>
 __device__ T block_sum(T v, T* shared) {
 #pragma unroll
@@ -23,7 +26,7 @@ __device__ T block_sum(T v, T* shared) {
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   T total = 0;
-  for (int w = 0; w < kRowThreads / 32; ++w) total += shared[w];
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += shared[w];
   return total;
 }
 
@@ -33,7 +36,7 @@ __device__ T block_sum(T v, T* shared) {
 // thread was latency-bound (13 us for a 4096-wide row on an H100). q: the
 // row's 8-bit form as well (one row, d % 32 == 0).
 __global__ void rms_norm_kernel(float* x, const float* a, float* out, const float* w, int d, float eps, Q8Row q) {
-  __shared__ float shared[kRowThreads / 32];
+  __shared__ float shared[32];
   const int64_t off = static_cast<int64_t>(blockIdx.x) * d;
   float* r = x + off;
   const float* ar = a ? a + off : nullptr;
@@ -87,12 +90,12 @@ __global__ void rms_norm_kernel(float* x, const float* a, float* out, const floa
   if (q.qx) {
     __syncthreads();  // out written by the whole block
     const int lane = threadIdx.x % 32;
-    for (int g = threadIdx.x / 32; g < d / 32; g += kRowThreads / 32) quantize_group_q8(o[g * 32 + lane], lane, g, q);
+    for (int g = threadIdx.x / 32; g < d / 32; g += blockDim.x / 32) quantize_group_q8(o[g * 32 + lane], lane, g, q);
   }
 }
 
 __global__ void layer_norm_kernel(float* x, const float* w, const float* b, int d, float eps) {
-  __shared__ double shared[kRowThreads / 32];
+  __shared__ double shared[32];
   float* r = x + static_cast<int64_t>(blockIdx.x) * d;
   double s = 0;
   for (int i = threadIdx.x; i < d; i += blockDim.x) s += r[i];
@@ -270,13 +273,18 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const floa
   }
 }
 
+// Threads per row of an RMS norm: one row (a decode step) is one block's
+// latency, so TARS_CUDA_NEXT gives it 1024 threads. The fused and unfused
+// paths use the same count, so their sums agree bit for bit.
+int norm_threads(int rows) { return rows == 1 && cuda_next_kernels() ? kOneRowThreads : kRowThreads; }
+
 }  // namespace
 
 void launch_rms_norm_to(float* x, const float* a, float* out, const float* w, int n, int d, float eps, Q8Row q,
                         cudaStream_t stream) {
   if (n <= 0) return;
   if (n != 1 || d % 32 != 0) q = Q8Row{};
-  rms_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, a, out, w, d, eps, q);
+  rms_norm_kernel<<<n, norm_threads(n), 0, stream>>>(x, a, out, w, d, eps, q);
 }
 
 void launch_swiglu_q8(float* gate, const float* up, size_t n, Q8Row q, cudaStream_t stream) {
@@ -299,7 +307,7 @@ void launch_rope_store(float* q, float* k, const float* v, const float* cos, con
 
 void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream) {
   if (n <= 0) return;
-  rms_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, nullptr, x, w, d, eps, Q8Row{});
+  rms_norm_kernel<<<n, norm_threads(n), 0, stream>>>(x, nullptr, x, w, d, eps, Q8Row{});
 }
 
 void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps, cudaStream_t stream) {
