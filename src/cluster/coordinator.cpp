@@ -35,6 +35,7 @@ node::ModelDecl coordinator_decl_for(const node::ModelDecl& declared, const Plan
   // wins over the plan's; the plan splits only models no GPU holds whole.
   d.gpu_layers = declared.gpu_layers >= 0 ? declared.gpu_layers : p.gpu_layers;
   d.planned_device = p.kind == DeviceKind::kGpu ? "gpu" : "cpu";
+  d.planned_gpu = p.kind == DeviceKind::kGpu ? p.device_uuid : "";
   return d;
 }
 
@@ -43,13 +44,13 @@ namespace {
 bool same_decl(const node::ModelDecl& a, const node::ModelDecl& b) {
   return a.path == b.path && a.alias == b.alias && a.role == b.role && a.ctx_size == b.ctx_size &&
          a.slots == b.slots && a.quant == b.quant && a.load == b.load && a.keep_alive_s == b.keep_alive_s &&
-         a.gpu_layers == b.gpu_layers && a.planned_device == b.planned_device;
+         a.gpu_layers == b.gpu_layers && a.planned_device == b.planned_device && a.planned_gpu == b.planned_gpu;
 }
 
 json decl_to_json(const node::ModelDecl& d) {
   return {{"id", d.alias},       {"role", d.role}, {"ctx_size", d.ctx_size}, {"slots", d.slots},
           {"quant", d.quant},    {"load", d.load}, {"keep_alive", d.keep_alive_s},
-          {"gpu_layers", d.gpu_layers}, {"planned_device", d.planned_device}};
+          {"gpu_layers", d.gpu_layers}, {"planned_device", d.planned_device}, {"planned_gpu", d.planned_gpu}};
 }
 
 }  // namespace

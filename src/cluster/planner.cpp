@@ -470,6 +470,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     p.node = gpu.node;
     p.device = gpu.dev.id;
     p.device_name = gpu.dev.name;
+    p.device_uuid = gpu.dev.uuid;
     p.kind = gpu.dev.kind;
     p.quant = c.quant;
     p.slots = best.slots;
@@ -680,6 +681,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     p.node = dst.node;
     p.device = dst.dev.id;
     p.device_name = dst.dev.name;
+    p.device_uuid = dst.dev.uuid;
     p.kind = dst.dev.kind;
     p.quant = c.quant;
     p.slots = best.slots;

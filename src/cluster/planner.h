@@ -204,6 +204,7 @@ struct PlanPlacement : PlanFit {
   bool placed = false;
   // Where and how (placed only).
   std::string node, device, device_name;  // "pc1", "gpu0", "NVIDIA GeForce RTX 3060"
+  std::string device_uuid;   // the GPU's uuid (PlanDevice::uuid; "" for RAM): how the node finds it
   DeviceKind kind = DeviceKind::kGpu;
   std::string quant;         // the type it runs at
   std::string source_quant;  // the file's type; quant differs: quantized at load

@@ -33,6 +33,7 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
                d.keep_alive_s = rpc_param<int>(m, "keep_alive");
                d.gpu_layers = rpc_param_or<int>(m, "gpu_layers", -1);
                d.planned_device = rpc_param_or<std::string>(m, "planned_device", "");
+               d.planned_gpu = rpc_param_or<std::string>(m, "planned_gpu", "");
                ModelSource src;
                src.url = rpc_param<std::string>(s, "url");
                src.token = token;
@@ -51,7 +52,8 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
                }
                return {{"id", d.alias}, {"state", state}};
              },
-             "host a model: {model: {id, role, ctx_size, slots, quant, load, keep_alive, gpu_layers, planned_device}, "
+             "host a model: {model: {id, role, ctx_size, slots, quant, load, keep_alive, gpu_layers, planned_device, "
+             "planned_gpu}, "
              "source: {url, file, size, sha256}}"});
   table.add({"model.unload", true,
              [&node](const json& p, const RpcCall&) -> json {

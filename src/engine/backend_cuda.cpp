@@ -26,6 +26,15 @@ std::unique_ptr<Backend> backend_cuda_create(const CudaBackendOptions& options, 
 #endif
 }
 
+int backend_cuda_ordinal_for_uuid(const std::string& uuid) {
+#if TARS_HAVE_CUDA
+  return cuda::cuda_ordinal_for_uuid(uuid);
+#else
+  (void)uuid;
+  return -1;
+#endif
+}
+
 CudaStats backend_cuda_stats(const Backend& backend) {
 #if TARS_HAVE_CUDA
   return cuda::cuda_stats(backend);

@@ -65,6 +65,24 @@ struct CudaStats {
 };
 CudaStats backend_cuda_stats(const Backend& backend);
 
+// The CUDA ordinal of the GPU NVML names by `uuid` ("GPU-xxxxxxxx-xxxx-...",
+// node::GpuInfo::uuid), or -1 when no visible CUDA device has it (hidden by
+// CUDA_VISIBLE_DEVICES, no driver, a build without CUDA). NVML's index and
+// the CUDA ordinal may differ; the uuid does not.
+int backend_cuda_ordinal_for_uuid(const std::string& uuid);
+// A 16-byte device uuid in NVML's form: "GPU-" and 8-4-4-4-12 hex digits.
+// Inline: the CUDA library (which links nothing of the engine's) uses it too.
+inline std::string cuda_uuid_string(const unsigned char bytes[16]) {
+  static const char* kHex = "0123456789abcdef";
+  std::string s = "GPU-";
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+    s += kHex[bytes[i] >> 4];
+    s += kHex[bytes[i] & 15];
+  }
+  return s;
+}
+
 // True when this build has the CUDA backend and a usable device exists;
 // otherwise false with *reason set ("built without CUDA", "no CUDA device",
 // "driver too old", ...).

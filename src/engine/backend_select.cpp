@@ -8,13 +8,15 @@
 
 namespace tars::engine {
 
-std::unique_ptr<Backend> backend_for_device(const std::string& device, int threads, std::string* fallback) {
+std::unique_ptr<Backend> backend_for_device(const std::string& device, int threads, std::string* fallback,
+                                            int cuda_device) {
   if (device != "cpu" && device != "cuda" && device != "auto") {
     throw Error(ErrorCode::kInvalidArgument, "device '" + device + "': expected cpu, cuda or auto");
   }
   if (device != "cpu") {
     std::string reason;
     CudaBackendOptions co;
+    co.device = cuda_device;
     if (const char* g = std::getenv("TARS_CUDA_GRAPHS")) co.graphs = std::string(g) == "1";  // see CudaBackendOptions::graphs
     if (const char* f = std::getenv("TARS_CUDA_FUSE")) co.fuse = std::string(f) != "0";      // see CudaBackendOptions::fuse
     if (auto b = backend_cuda_create(co, &reason)) return b;
@@ -32,9 +34,9 @@ std::vector<ModelPart> ModelBackends::parts() const {
 }
 
 ModelBackends model_backends(const std::string& device, int threads, int gpu_layers, int n_layer,
-                             std::string* fallback) {
+                             std::string* fallback, int cuda_device) {
   ModelBackends m;
-  m.device = backend_for_device(gpu_layers == 0 ? "cpu" : device, threads, fallback);
+  m.device = backend_for_device(gpu_layers == 0 ? "cpu" : device, threads, fallback, cuda_device);
   if (m.device->name() != "cpu" && gpu_layers >= 0 && gpu_layers < n_layer) {
     CpuBackendOptions o;
     o.n_threads = threads;

@@ -17,8 +17,9 @@ namespace tars::engine {
 // Throws tars::Error(kUnavailable) for "cuda" without a usable device (the
 // message says why) and kInvalidArgument for an unknown name. With "auto"
 // and no device, *fallback (if given) gets the reason the CPU was chosen.
+// cuda_device: the CUDA ordinal used (backend_cuda_ordinal_for_uuid).
 std::unique_ptr<Backend> backend_for_device(const std::string& device, int threads,
-                                            std::string* fallback = nullptr);
+                                            std::string* fallback = nullptr, int cuda_device = 0);
 
 // The backends of one decoder model with partial offload (--gpu-layers):
 // `device` holds the first `gpu_layers` layers and a CPU backend the rest.
@@ -32,6 +33,6 @@ struct ModelBackends {
   std::vector<ModelPart> parts() const;
 };
 ModelBackends model_backends(const std::string& device, int threads, int gpu_layers, int n_layer,
-                             std::string* fallback = nullptr);
+                             std::string* fallback = nullptr, int cuda_device = 0);
 
 }  // namespace tars::engine

@@ -60,6 +60,10 @@ struct ModelDecl {
   // Where the cluster's plan put it: "gpu", "cpu", or "" (not planned: the
   // node's [engine] device decides). Set by the coordinator, not a config key.
   std::string planned_device;
+  // The uuid of the plan's GPU ("" when none): on a node with several GPUs
+  // the model runs on the CUDA device with that uuid (NVML's index and the
+  // CUDA ordinal may differ). Set by the coordinator, not a config key.
+  std::string planned_gpu;
 };
 
 struct NodeConfig {

@@ -94,7 +94,7 @@ struct Slot {
 bool same_decl(const ModelDecl& a, const ModelDecl& b) {
   return a.path == b.path && a.role == b.role && a.ctx_size == b.ctx_size && a.slots == b.slots &&
          a.load == b.load && a.keep_alive_s == b.keep_alive_s && a.gpu_layers == b.gpu_layers &&
-         a.planned_device == b.planned_device;
+         a.planned_device == b.planned_device && a.planned_gpu == b.planned_gpu;
 }
 
 // The decl's model id, after checking its role.
@@ -707,6 +707,7 @@ nlohmann::json ModelHost::status_json() const {
       if (s->on_demand()) j["keep_alive_s"] = s->decl.keep_alive_s;
       if (s->decl.gpu_layers >= 0) j["gpu_layers"] = s->decl.gpu_layers;
       if (!s->decl.planned_device.empty()) j["planned_device"] = s->decl.planned_device;
+      if (!s->decl.planned_gpu.empty()) j["planned_gpu"] = s->decl.planned_gpu;
       if (!s->error.empty()) j["error"] = s->error;
       if (s->last_used_unix > 0) {
         j["last_used"] = s->last_used_unix;

@@ -7,6 +7,7 @@
 
 #include "common/units.h"
 #include "engine/backend.h"
+#include "engine/backend_cuda.h"
 #include "engine/chat_template.h"
 #include "engine/encoder.h"
 #include "engine/gguf.h"
@@ -40,12 +41,24 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
     spdlog::warn("model {}: the plan put it on a GPU, but [engine] device is cpu: it runs on the CPU",
                  h->id);
   }
+  // The plan's GPU by uuid: on a node with several, not necessarily CUDA
+  // device 0 (nor NVML's index).
+  int cuda_device = 0;
+  if (!decl.planned_gpu.empty() && device != "cpu") {
+    const int ordinal = engine::backend_cuda_ordinal_for_uuid(decl.planned_gpu);
+    if (ordinal >= 0) {
+      cuda_device = ordinal;
+    } else if (engine::backend_cuda_available()) {
+      spdlog::warn("model {}: the plan's GPU {} is not a visible CUDA device; using CUDA device 0", h->id,
+                   decl.planned_gpu);
+    }
+  }
   if (decl.role == "embedding") {
-    h->backend = engine::backend_for_device(device, config.threads, &fallback);
+    h->backend = engine::backend_for_device(device, config.threads, &fallback, cuda_device);
   } else {
     engine::ModelBackends mb =
         engine::model_backends(device, config.threads, decl.gpu_layers,
-                               engine::model_read_hparams(*h->file).n_layer, &fallback);
+                               engine::model_read_hparams(*h->file).n_layer, &fallback, cuda_device);
     parts = mb.parts();
     h->backend = std::move(mb.device);
     h->cpu_backend = std::move(mb.cpu);

@@ -28,9 +28,11 @@ TEST(CoordinatorDecl, SplitPlacementCarriesGpuLayers) {
   p.slots = 1;
   p.gpu_layers = 28;
   p.n_layer = 32;
+  p.device_uuid = "GPU-0f349f86-eff9-7b9f-0417-070e677871dc";
   const node::ModelDecl d = coordinator_decl_for(declared(), p);
   EXPECT_EQ(d.gpu_layers, 28);
   EXPECT_EQ(d.planned_device, "gpu");
+  EXPECT_EQ(d.planned_gpu, p.device_uuid);  // the node finds its CUDA device by it
   EXPECT_EQ(d.ctx_size, 4096);
   EXPECT_EQ(d.slots, 1);
   EXPECT_EQ(d.quant, std::vector<std::string>{"Q4_K_M"});
@@ -50,6 +52,7 @@ TEST(CoordinatorDecl, WholePlacementsKeepEveryLayerOnTheirDevice) {
   node::ModelDecl d = coordinator_decl_for(declared(), p);
   EXPECT_EQ(d.gpu_layers, -1);
   EXPECT_EQ(d.planned_device, "cpu");
+  EXPECT_EQ(d.planned_gpu, "");
   p.kind = DeviceKind::kGpu;
   p.device = "gpu0";
   d = coordinator_decl_for(declared(), p);

@@ -30,6 +30,18 @@ TEST(BackendSelect, UnknownDeviceIsAnError) {
   }
 }
 
+// NVML's uuid form, which the node matches against the CUDA devices'.
+TEST(BackendSelect, CudaUuidStringIsNvmlsForm) {
+  const unsigned char b[16] = {0x0f, 0x34, 0x9f, 0x86, 0xef, 0xf9, 0x7b, 0x9f,
+                               0x04, 0x17, 0x07, 0x0e, 0x67, 0x78, 0x71, 0xdc};
+  EXPECT_EQ(cuda_uuid_string(b), "GPU-0f349f86-eff9-7b9f-0417-070e677871dc");
+}
+
+TEST(BackendSelect, UnknownUuidHasNoCudaOrdinal) {
+  EXPECT_EQ(backend_cuda_ordinal_for_uuid("GPU-00000000-0000-0000-0000-000000000000"), -1);
+  EXPECT_EQ(backend_cuda_ordinal_for_uuid(""), -1);
+}
+
 TEST(BackendSelect, ZeroGpuLayersIsTheCpuAlone) {
   // Even with "cuda" (no CUDA context is created, so no VRAM is taken).
   ModelBackends m = model_backends("cuda", 1, 0, 32);

@@ -13,6 +13,7 @@
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "gpu/gpu_support.h"
+#include "node/devices.h"
 #include "support/test_support.h"
 
 namespace tars::cluster {
@@ -53,6 +54,19 @@ void check(const std::string& path, bool fast) {
               static_cast<unsigned long long>(e.compute_bytes), static_cast<unsigned long long>(scratch),
               fast ? "fast paths" : "exact");
   EXPECT_LT(scratch, e.overhead_bytes / 4) << "the scratch must fit well inside the runtime overhead allowance";
+}
+
+// The node runs a model on the plan's GPU by uuid: NVML's uuid of each GPU
+// must name a CUDA device (NVML's index and the CUDA ordinal may differ).
+TEST(CudaMemory, NvmlUuidsNameCudaDevices) {
+  TARS_REQUIRE_CUDA();
+  node::DeviceDetector detector(node::DeviceOptions{});
+  const node::DeviceInventory inv = detector.inventory();
+  ASSERT_FALSE(inv.gpus.empty()) << "CUDA sees a device, NVML none";
+  for (const auto& g : inv.gpus) {
+    ASSERT_FALSE(g.uuid.empty()) << g.name;
+    EXPECT_GE(engine::backend_cuda_ordinal_for_uuid(g.uuid), 0) << g.name << " " << g.uuid;
+  }
 }
 
 TEST(CudaMemory, BackendAllocationsMatchTheEstimator) {

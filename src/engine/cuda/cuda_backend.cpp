@@ -81,6 +81,13 @@ std::string device_problem(int ordinal) {
   return "";
 }
 
+// A device's uuid in NVML's form (engine::cuda_uuid_string).
+std::string cuda_uuid_string_of(const cudaUUID_t& u) {
+  unsigned char b[16];
+  std::memcpy(b, u.bytes, 16);
+  return cuda_uuid_string(b);
+}
+
 // The device this thread last made current through a CudaBackend (bind()).
 thread_local int tls_device = -1;
 
@@ -1079,6 +1086,21 @@ class CudaBackend final : public Backend {
 CudaStats cuda_stats(const Backend& backend) {
   const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
   return cuda ? cuda->stats() : CudaStats{};
+}
+
+int cuda_ordinal_for_uuid(const std::string& uuid) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    if (cuda_uuid_string_of(prop.uuid) == uuid) return i;
+  }
+  cudaGetLastError();
+  return -1;
 }
 
 bool cuda_backend_available(std::string* reason) {

@@ -10,5 +10,6 @@ namespace tars::engine::cuda {
 bool cuda_backend_available(std::string* reason);
 std::unique_ptr<Backend> cuda_backend_create(const CudaBackendOptions& options, std::string* reason);
 CudaStats cuda_stats(const Backend& backend);
+int cuda_ordinal_for_uuid(const std::string& uuid);
 
 }  // namespace tars::engine::cuda
