@@ -17,13 +17,19 @@ node::ModelDecl declared() {
   return d;
 }
 
-TEST(CoordinatorDecl, SplitPlacementCarriesGpuLayers) {
+// A placement of llama-7b at Q4_K_M on gpu0, whole.
+PlanPlacement on_gpu0() {
   PlanPlacement p;
   p.model = "llama-7b";
   p.placed = true;
   p.kind = DeviceKind::kGpu;
   p.device = "gpu0";
   p.quant = "Q4_K_M";
+  return p;
+}
+
+TEST(CoordinatorDecl, SplitPlacementCarriesGpuLayers) {
+  PlanPlacement p = on_gpu0();
   p.n_ctx = 4096;
   p.slots = 1;
   p.gpu_layers = 28;
@@ -41,12 +47,9 @@ TEST(CoordinatorDecl, SplitPlacementCarriesGpuLayers) {
 }
 
 TEST(CoordinatorDecl, WholePlacementsKeepEveryLayerOnTheirDevice) {
-  PlanPlacement p;
-  p.model = "llama-7b";
-  p.placed = true;
+  PlanPlacement p = on_gpu0();
   p.kind = DeviceKind::kCpu;
   p.device = "cpu";
-  p.quant = "Q4_K_M";
   p.n_ctx = 2048;
   p.slots = 2;
   node::ModelDecl d = coordinator_decl_for(declared(), p);
@@ -64,12 +67,7 @@ TEST(CoordinatorDecl, WholePlacementsKeepEveryLayerOnTheirDevice) {
 // check found a node ignoring `gpu_layers = 11` because the plan, which
 // holds the model whole, said -1).
 TEST(CoordinatorDecl, DeclaredGpuLayersWinOverThePlan) {
-  PlanPlacement p;
-  p.model = "llama-7b";
-  p.placed = true;
-  p.kind = DeviceKind::kGpu;
-  p.device = "gpu0";
-  p.quant = "Q4_K_M";
+  PlanPlacement p = on_gpu0();
   p.n_layer = 32;
   node::ModelDecl mine = declared();
   mine.gpu_layers = 11;

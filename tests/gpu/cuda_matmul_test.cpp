@@ -44,6 +44,17 @@ HostMatrix random_matrix(TensorType type, int64_t cols, int64_t rows, uint64_t s
 
 class CudaWeightOps : public ::testing::TestWithParam<TensorType> {};
 
+// y = W x (+ bias) for n tokens on `gpu` (W from m's bytes): what the tests
+// below compare with their references.
+std::vector<float> gpu_matmul(Backend& gpu, TensorType type, const HostMatrix& m, int64_t cols, int64_t rows,
+                              const std::vector<float>& x, int n, const std::vector<float>* bias) {
+  Weight wg = gpu.load_weight(type, cols, rows, m.bytes.data());
+  Weight bg = bias ? gpu.load_weight(TensorType::kF32, rows, 1, bias->data()) : Weight{};
+  float* yg = to_backend(gpu, {}, static_cast<size_t>(n) * rows);
+  gpu.matmul(wg, to_backend(gpu, x), n, yg, bias ? &bg : nullptr);
+  return from_backend(gpu, yg, static_cast<size_t>(n) * rows);
+}
+
 TEST_P(CudaWeightOps, GetRowsIsBitExact) {
   TARS_REQUIRE_CUDA();
   const TensorType type = GetParam();
@@ -75,14 +86,9 @@ void check_matmul(TensorType type, int n, bool use_cublas, bool with_bias) {
   auto gpu = test::make_cuda(use_cublas);
   ASSERT_TRUE(gpu);
   auto cpu = backend_cpu_create({.n_threads = 2, .exact_activations = true});
-  Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
-  Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
   Weight wc = cpu->load_weight(type, cols, rows, m.bytes.data());
   Weight bc = cpu->load_weight(TensorType::kF32, rows, 1, bias.data());
-  float* xg = to_backend(*gpu, x);
-  float* yg = to_backend(*gpu, {}, static_cast<size_t>(n) * rows);
-  gpu->matmul(wg, xg, n, yg, with_bias ? &bg : nullptr);
-  std::vector<float> got = from_backend(*gpu, yg, static_cast<size_t>(n) * rows);
+  const std::vector<float> got = gpu_matmul(*gpu, type, m, cols, rows, x, n, with_bias ? &bias : nullptr);
   std::vector<float> cpu_y(static_cast<size_t>(n) * rows);
   cpu->matmul(wc, x.data(), n, cpu_y.data(), with_bias ? &bc : nullptr);
   const std::string what = std::string(tensor_type_name(type)) + " n=" + std::to_string(n) +
@@ -134,12 +140,7 @@ TEST_P(CudaWeightOps, Fp16GemmMatchesHalfRoundedReference) {
     const std::vector<float> bias = test::random_floats(rng, rows);
     auto gpu = test::make_cuda(true, false);
     ASSERT_TRUE(gpu);
-    Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
-    Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
-    float* xg = to_backend(*gpu, x);
-    float* yg = to_backend(*gpu, {}, static_cast<size_t>(n) * rows);
-    gpu->matmul(wg, xg, n, yg, &bg);
-    std::vector<float> got = from_backend(*gpu, yg, static_cast<size_t>(n) * rows);
+    const std::vector<float> got = gpu_matmul(*gpu, type, m, cols, rows, x, n, &bias);
     auto half = [](float v) { return static_cast<double>(fp16_to_fp32(fp32_to_fp16(v))); };
     for (int t = 0; t < n; ++t) {
       for (int64_t r = 0; r < rows; ++r) {
@@ -192,12 +193,7 @@ TEST_P(CudaWeightOps, Int8MatVecMatchesQuantizedReference) {
     const std::vector<float> bias = test::random_floats(rng, rows);
     auto gpu = test::make_cuda(true, false);
     ASSERT_TRUE(gpu);
-    Weight wg = gpu->load_weight(type, cols, rows, m.bytes.data());
-    Weight bg = gpu->load_weight(TensorType::kF32, rows, 1, bias.data());
-    float* xg = to_backend(*gpu, x);
-    float* yg = to_backend(*gpu, {}, rows);
-    gpu->matmul(wg, xg, 1, yg, &bg);
-    const std::vector<float> got = from_backend(*gpu, yg, rows);
+    const std::vector<float> got = gpu_matmul(*gpu, type, m, cols, rows, x, 1, &bias);
     for (int64_t r = 0; r < rows; ++r) {
       double ref = bias[r], mag = std::abs(ref);
       for (int64_t i = 0; i < cols; ++i) {

@@ -80,6 +80,31 @@ TEST(CudaModel, StoriesGreedyTextWithPartialOffload) {
   }
 }
 
+// test::greedy_steps(prompt, steps) of `file` on a CUDA backend made with
+// `o` (KV cache `kv`, context n_ctx), and what the backend's speed paths did.
+std::vector<float> cuda_greedy(const std::shared_ptr<const GgufFile>& file, const CudaBackendOptions& o, TensorType kv,
+                               int n_ctx, int prompt, int steps, CudaStats* stats) {
+  std::string why;
+  auto be = backend_cuda_create(o, &why);
+  EXPECT_TRUE(be) << why;
+  if (!be) return {};
+  ModelOptions mo;
+  mo.kv_type = kv;
+  mo.n_ctx = n_ctx;
+  auto m = Model::load(file, *be, mo);
+  auto out = test::greedy_steps(*m, prompt, steps);
+  *stats = backend_cuda_stats(*be);
+  return out;
+}
+
+// How many values of a and b differ (they must have one size).
+size_t count_differ(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) differ += a[i] != b[i];
+  return differ;
+}
+
 // CUDA graphs (CudaBackendOptions::graphs): recorded decode steps give the
 // logits of directly launched ones bit for bit (the same kernels), in the
 // fast and the exact mode, F16 and F32 caches, and graphs really ran.
@@ -90,31 +115,16 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
     std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture(path));
     for (bool exact : {false, true}) {
       for (TensorType kv : {TensorType::kF16, TensorType::kF32}) {
-        auto run = [&](bool graphs, CudaStats* stats) {
-          std::string why;
-          auto be = backend_cuda_create({.exact_activations = exact, .graphs = graphs}, &why);
-          EXPECT_TRUE(be) << why;
-          ModelOptions mo;
-          mo.kv_type = kv;
-          mo.n_ctx = 128;
-          auto m = Model::load(file, *be, mo);
-          auto out = test::greedy_steps(*m, 7, 40);
-          *stats = backend_cuda_stats(*be);
-          return out;
-        };
         CudaStats direct_stats, graph_stats;
-        const auto direct = run(false, &direct_stats);
-        const auto graphed = run(true, &graph_stats);
+        const auto direct = cuda_greedy(file, {.exact_activations = exact, .graphs = false}, kv, 128, 7, 40, &direct_stats);
+        const auto graphed = cuda_greedy(file, {.exact_activations = exact, .graphs = true}, kv, 128, 7, 40, &graph_stats);
         const std::string what =
             std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
         EXPECT_EQ(direct_stats.launches, 0u) << what;
         EXPECT_EQ(graph_stats.launches, 39u) << what << ": every decode step after the first";
         // Every step recorded the same shape: the graph was updated in place.
         EXPECT_EQ(graph_stats.instantiations, 1u) << what;
-        ASSERT_EQ(graphed.size(), direct.size()) << what;
-        size_t differ = 0;
-        for (size_t i = 0; i < direct.size(); ++i) differ += graphed[i] != direct[i];
-        EXPECT_EQ(differ, 0u) << what << ": logits that differ";
+        EXPECT_EQ(count_differ(graphed, direct), 0u) << what << ": logits that differ";
       }
     }
   }
@@ -134,21 +144,9 @@ TEST(CudaModel, FusedKernelsEqualUnfusedOnes) {
     std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture(path));
     for (bool exact : {false, true}) {
       for (TensorType kv : {TensorType::kF16, TensorType::kF32}) {
-        auto run = [&](bool fuse, CudaStats* stats) {
-          std::string why;
-          auto be = backend_cuda_create({.exact_activations = exact, .fuse = fuse}, &why);
-          EXPECT_TRUE(be) << why;
-          ModelOptions mo;
-          mo.kv_type = kv;
-          mo.n_ctx = 128;
-          auto m = Model::load(file, *be, mo);
-          auto out = test::greedy_steps(*m, 40, 12);
-          *stats = backend_cuda_stats(*be);
-          return out;
-        };
         CudaStats plain_stats, fused_stats;
-        const auto plain = run(false, &plain_stats);
-        const auto fused = run(true, &fused_stats);
+        const auto plain = cuda_greedy(file, {.exact_activations = exact, .fuse = false}, kv, 128, 40, 12, &plain_stats);
+        const auto fused = cuda_greedy(file, {.exact_activations = exact, .fuse = true}, kv, 128, 40, 12, &fused_stats);
         const std::string what =
             std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
         EXPECT_EQ(plain_stats.fused, 0u) << what;
@@ -157,10 +155,7 @@ TEST(CudaModel, FusedKernelsEqualUnfusedOnes) {
         if (!exact && std::string(path).find("/quant/") != std::string::npos) {  // others: float weights, float mat-vec
           EXPECT_GT(fused_stats.q8_reused, 0u) << what;
         }
-        ASSERT_EQ(fused.size(), plain.size()) << what;
-        size_t differ = 0;
-        for (size_t i = 0; i < plain.size(); ++i) differ += fused[i] != plain[i];
-        EXPECT_EQ(differ, 0u) << what << ": logits that differ";
+        EXPECT_EQ(count_differ(fused, plain), 0u) << what << ": logits that differ";
       }
     }
   }
@@ -175,26 +170,14 @@ TEST(CudaModel, LongContextFusedEqualsUnfused) {
   const char* next_env = std::getenv("TARS_CUDA_NEXT");
   const bool next = next_env && std::string(next_env) == "1";
   std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("reference/quant/llama-q-Q4_K_M.gguf"));
-  auto run = [&](bool fuse, CudaStats* stats) {
-    std::string why;
-    auto be = backend_cuda_create({.exact_activations = false, .fuse = fuse}, &why);
-    EXPECT_TRUE(be) << why;
-    ModelOptions mo;
-    mo.n_ctx = 1024;
-    auto m = Model::load(file, *be, mo);
-    auto out = test::greedy_steps(*m, 700, 6);
-    *stats = backend_cuda_stats(*be);
-    return out;
-  };
   CudaStats plain_stats, fused_stats;
-  const auto plain = run(false, &plain_stats);
-  const auto fused = run(true, &fused_stats);
+  const auto plain =
+      cuda_greedy(file, {.exact_activations = false, .fuse = false}, TensorType::kF16, 1024, 700, 6, &plain_stats);
+  const auto fused =
+      cuda_greedy(file, {.exact_activations = false, .fuse = true}, TensorType::kF16, 1024, 700, 6, &fused_stats);
   EXPECT_EQ(plain_stats.split_attention > 0, next);
   EXPECT_EQ(fused_stats.split_attention > 0, next);
-  ASSERT_EQ(fused.size(), plain.size());
-  size_t differ = 0;
-  for (size_t i = 0; i < plain.size(); ++i) differ += fused[i] != plain[i];
-  EXPECT_EQ(differ, 0u) << "logits that differ";
+  EXPECT_EQ(count_differ(fused, plain), 0u) << "logits that differ";
 }
 
 // Logits after a prompt of `n` ids and after one more token, on one backend,

@@ -143,26 +143,9 @@ __global__ void __launch_bounds__(32 * kWarps)
     if constexpr (kHD > 0) {
 #pragma unroll 8
       for (int jj = 0; jj < tile; ++jj) add_value(jj);
-    } else {  // the form measured in BENCHMARKS.md
+    } else {
 #pragma unroll 4
-      for (int jj = 0; jj < tile; ++jj) {
-        const float pj = __shfl_sync(0xffffffffu, p, jj);
-        const int64_t vr = (row0 + j0 + jj) * kv_stride + col0;
-#pragma unroll
-        for (int i = 0; i < kPairs; ++i) {
-          const int d = 64 * i + 2 * lane;
-          if (d < head_dim) {
-            if constexpr (Vec) {
-              const float2 e = kv_pair<F16>(v, vr + d);
-              acc[2 * i] += pj * e.x;
-              acc[2 * i + 1] += pj * e.y;
-            } else {
-              acc[2 * i] += pj * kv_elem<F16>(v, vr + d);
-              if (d + 1 < head_dim) acc[2 * i + 1] += pj * kv_elem<F16>(v, vr + d + 1);
-            }
-          }
-        }
-      }
+      for (int jj = 0; jj < tile; ++jj) add_value(jj);
     }
     m = m_new;
   }
