@@ -126,6 +126,15 @@ r = json.load(urllib.request.urlopen(req))
 print(json.dumps({"model": model, "text": r["choices"][0]["text"]}))
 PY
   done
+  # Honest accounting: the device memory the node's process really holds
+  # (nvidia-smi: CUDA context, kernels, cuBLAS workspace and all) against the
+  # bytes /status reports on the GPU; the difference is what the planner's
+  # runtime overhead allowance (kGpuRuntimeOverheadBytes, 384 MiB) must cover.
+  local used reported
+  used=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2>/dev/null |
+         awk -F', *' -v p=$pid '$1 == p {print $2}')
+  reported=$(echo "$status" | py "round(sum(p['total'] for m in j['models_loaded'] for p in m['memory']['parts'] if p['backend'] == 'cuda') / 2**20, 1)")
+  rows+=("tars serve ($name): device memory in use (nvidia-smi) / on the GPU in /status | MiB | ${used:-n/a} / ${reported:-n/a}")
   kill $pid; wait $pid 2>/dev/null
   local on_gpu
   on_gpu=$(echo "$status" | py "len([p for m in j['models_loaded'] for p in m['memory']['parts'] if p['backend'] == 'cuda'])")
