@@ -69,14 +69,17 @@ for suite in $("$DIR/tests/tars_gpu_tests" --gtest_list_tests | sed -n 's/^\([^ 
     CUDA_LAUNCH_BLOCKING=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 --gtest_filter="$suite.*" 2>&1 | tail -25
   fi
 done
-# The mat-vec's second variant (TARS_CUDA_MATVEC=2) through the suites that use it.
-variant2=pass
-if ! TARS_CUDA_MATVEC=2 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 \
-     --gtest_filter='CudaWeightOps.*:CudaModel.*' > /tmp/gpu_check_v2.log 2>&1; then
-  variant2=FAIL
-  tail -30 /tmp/gpu_check_v2.log
-fi
-rows+=("gpu tests (mat-vec and model suites) with TARS_CUDA_MATVEC=2 | - | $variant2")
+# The mat-vec's other variants (TARS_CUDA_MATVEC=2, 3; 4 is TARS_CUDA_NEXT's,
+# below) through the suites that use it.
+for v in 2 3; do
+  result=pass
+  if ! TARS_CUDA_MATVEC=$v timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 \
+       --gtest_filter='CudaWeightOps.*:CudaModel.*' > /tmp/gpu_check_v$v.log 2>&1; then
+    result=FAIL
+    tail -30 /tmp/gpu_check_v$v.log
+  fi
+  rows+=("gpu tests (mat-vec and model suites) with TARS_CUDA_MATVEC=$v | - | $result")
+done
 # The kernels prepared for the next measurement (src/engine/cuda/cuda_next.h).
 next_tests=pass
 if ! TARS_CUDA_NEXT=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 > /tmp/gpu_check_next.log 2>&1; then

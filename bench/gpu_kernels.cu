@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
       }
       const std::string what = std::string("matvec_q8 ") + name(t) + " " + (c.parts > 1 ? std::to_string(c.parts) + "x" : "") +
                                std::to_string(c.rows) + "x" + std::to_string(c.cols);
-      for (int v : {1, 2, 3}) {
+      for (int v : {1, 2, 3, 4}) {
         const double us = time_us([&] {
           launch_matvec_q8_multi(t, parts.data(), c.parts, rb, c.cols, qx, dx, sx, g_stream, v);
         });

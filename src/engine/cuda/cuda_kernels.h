@@ -64,8 +64,9 @@ struct MatvecQ8Part {
 };
 // variant: 1 one warp per row, 2 a device-sized grid of warps that load a
 // row's next chunk while decoding the current one, 3 variant 1 with each
-// chunk's loads issued together; 0 the environment's choice
-// (TARS_CUDA_MATVEC=2 or 3; else 3 with TARS_CUDA_NEXT=1, else 1).
+// chunk's loads issued together, 4 variant 3 with the chunk's activations in
+// shared memory; 0 the environment's choice (TARS_CUDA_MATVEC=2, 3 or 4;
+// else 4 with TARS_CUDA_NEXT=1, else 1).
 void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int count, size_t row_bytes, int64_t cols,
                             const int8_t* qx, const float* dx, const int* sx, cudaStream_t stream, int variant = 0);
 

@@ -142,6 +142,31 @@ __device__ __forceinline__ float chunk_dot(const uint8_t* local, const Chunk& c,
   return sum;
 }
 
+// chunk_dot with the chunk's activations in shared memory (variant 4): group
+// gl of the chunk at sqx[2 gl], sdx[gl], ssx[gl].
+template <TensorType T>
+__device__ __forceinline__ float chunk_dot_shared(const uint8_t* local, const Chunk& c, int lane, const int4* sqx,
+                                                  const float* sdx, const int* ssx) {
+  constexpr int kG = BlockOf<T>::kGroups;
+  float sum = 0.0f;
+  for (int gl = lane; gl < c.nb * kG; gl += 32) {
+    IntGroup wg;
+    int_group32<T>(local, gl, wg);
+    const int4 a0v = sqx[2 * gl], a1v = sqx[2 * gl + 1];
+    int lo = __dp4a(wg.q[0], a0v.x, 0);
+    lo = __dp4a(wg.q[1], a0v.y, lo);
+    lo = __dp4a(wg.q[2], a0v.z, lo);
+    lo = __dp4a(wg.q[3], a0v.w, lo);
+    int hi = __dp4a(wg.q[4], a1v.x, 0);
+    hi = __dp4a(wg.q[5], a1v.y, hi);
+    hi = __dp4a(wg.q[6], a1v.z, hi);
+    hi = __dp4a(wg.q[7], a1v.w, hi);
+    sum += sdx[gl] * (wg.a_lo * static_cast<float>(lo) + wg.a_hi * static_cast<float>(hi) +
+                      wg.b * static_cast<float>(ssx[gl]));
+  }
+  return sum;
+}
+
 __device__ __forceinline__ void finish_row(const Parts& parts, const Chunk& c, float sum, int lane) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -194,6 +219,62 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(Parts parts, siz
     sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, qx, dx, sx);
   }
   finish_row(parts, c, sum, lane);
+}
+
+// Variant 4 (TARS_CUDA_MATVEC=4, or TARS_CUDA_NEXT=1): variant 3's loads,
+// and the chunk's 8-bit activations copied once per block into shared
+// memory, so each lane's groups read them there (not through L1/L2, one
+// dependent load after another). Every warp takes part in the block's
+// copies and barriers, also one past the last row.
+template <TensorType T>
+__global__ void __launch_bounds__(32 * kWarps) matvec_q8_shared_kernel(Parts parts, size_t row_bytes, int64_t cols,
+                                                                        int64_t total_rows,
+                                                                        const int8_t* __restrict__ qx,
+                                                                        const float* __restrict__ dx,
+                                                                        const int* __restrict__ sx) {
+  constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
+  __shared__ uint4 stage[kWarps][kWords];
+  __shared__ int4 sqx[2 * kChunkGroups];
+  __shared__ float sdx[kChunkGroups];
+  __shared__ int ssx[kChunkGroups];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  const bool active = row < total_rows;
+  const int64_t n_blocks = cols / (32 * kG);
+  float sum = 0.0f;
+  Chunk c{};
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkGroups / kG) {
+    const int64_t g0 = b0 * kG;
+    const int ng = static_cast<int>(n_blocks - b0 < kChunkGroups / kG ? n_blocks - b0 : kChunkGroups / kG) * kG;
+    uint4 regs[kRegs];
+    if (active) {
+      c = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
+#pragma unroll
+      for (int j = 0; j < kRegs; ++j) {
+        const int i = lane + 32 * j;
+        if (i < c.words) regs[j] = load_word(c.a0 + 16 * i, c.w_end);
+      }
+    }
+    __syncthreads();  // the previous chunk's readers are done
+    const int4* qx4 = reinterpret_cast<const int4*>(qx + g0 * 32);
+    for (int i = threadIdx.x; i < 2 * ng; i += blockDim.x) sqx[i] = qx4[i];
+    for (int i = threadIdx.x; i < ng; i += blockDim.x) {
+      sdx[i] = dx[g0 + i];
+      ssx[i] = sx[g0 + i];
+    }
+    if (active) {
+#pragma unroll
+      for (int j = 0; j < kRegs; ++j) {
+        const int i = lane + 32 * j;
+        if (i < c.words) stage[warp][i] = regs[j];
+      }
+    }
+    __syncthreads();
+    if (active) {
+      sum += chunk_dot_shared<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, sqx, sdx, ssx);
+    }
+  }
+  if (active) finish_row(parts, c, sum, lane);
 }
 
 // Variant 2 (TARS_CUDA_MATVEC=2): a grid sized to the device, each warp
@@ -295,7 +376,8 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
     const char* v = std::getenv("TARS_CUDA_MATVEC");
     if (v && std::string(v) == "2") return 2;
     if (v && std::string(v) == "3") return 3;
-    return cuda_next_kernels() ? 3 : 1;
+    if (v && std::string(v) == "4") return 4;
+    return cuda_next_kernels() ? 4 : 1;
   }();
   if (variant == 0) variant = env_variant;
   Parts p{};
@@ -314,6 +396,9 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
         blocks = std::min<long long>(blocks, static_cast<long long>(sm_count()) * kPipeBlocksPerSm);
         matvec_q8_pipe_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
                                                                                             qx, dx, sx);
+      } else if (variant == 4) {
+        matvec_q8_shared_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
+                                                                                              qx, dx, sx);
       } else if (variant == 3) {
         matvec_q8_kernel<T, true><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
                                                                                              qx, dx, sx);

@@ -1,11 +1,14 @@
 #pragma once
 // TARS_CUDA_NEXT=1: the kernel variants prepared for the next GPU
 // measurement, not yet run on a GPU when they were written (see
-// BENCHMARKS.md, "Fused decode kernels"): the integer mat-vec loading each
-// chunk's words into registers all at once, decode attention with the key
-// loop unrolled for head sizes 64 and 128, and the one-row norm with 1024
-// threads. Off by default until bench/gpu_check.sh has tested and timed them
-// (it runs the GPU tests and the decode benchmarks with and without).
+// BENCHMARKS.md, "Fused decode kernels"):
+//  - the integer mat-vec's variant 4: each chunk's words loaded into
+//    registers all at once, the chunk's 8-bit activations in shared memory;
+//  - decode attention with the key loop unrolled for head sizes 64 and 128;
+//  - the one-row norm with 1024 threads;
+//  - long-context decode attention split over key ranges, then merged.
+// Off by default until bench/gpu_check.sh has tested and timed them (it runs
+// the GPU tests and the decode benchmarks with and without).
 #include <cstdlib>
 #include <string>
 
