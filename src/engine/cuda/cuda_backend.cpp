@@ -549,22 +549,16 @@ class CudaBackend final : public Backend {
     bind();
     if (b.n_tokens <= 0) return;
     const OpScope op_time = timed([&] { return "rope_store"; });
-    TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
     TARS_CHECK(kv.kv_dim == n_head_kv * head_dim);
     const int n_rot = std::max(0, p.n_rot);
     TARS_CHECK(n_rot % 2 == 0 && n_rot <= head_dim);
-    for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
     const float* cos_t = nullptr;
     const float* sin_t = nullptr;
     if (n_rot > 0) rope_tables(b, p, &cos_t, &sin_t);
-    Meta m{MetaTag::kKvStore};
-    const size_t o_pos = m.add(b.pos, b.n_tokens);
-    const size_t o_seq = m.add(b.seq, b.n_tokens);
-    const uint8_t* dm = upload_meta(m);
+    const CacheRows rows = cache_rows(kv, b);
     launch_rope_store(q, k, v, cos_t, sin_t, b.n_tokens, n_head, n_head_kv, head_dim, n_rot,
-                      p.mode == RopeMode::kNeox, kv.k, kv.v, kv.type == TensorType::kF16, kv.n_ctx,
-                      reinterpret_cast<const int32_t*>(dm + o_pos), reinterpret_cast<const int32_t*>(dm + o_seq),
-                      stream_);
+                      p.mode == RopeMode::kNeox, kv.k, kv.v, kv.type == TensorType::kF16, kv.n_ctx, rows.pos,
+                      rows.seq, stream_);
     CUDA_CHECK(cudaGetLastError());
     ++fused_;
   }
@@ -588,6 +582,23 @@ class CudaBackend final : public Backend {
     *sin_t = rope_sin_;
   }
 
+  // Where a batch's k and v rows go in the cache (kv_store, rope_store): the
+  // cache type and every token's slot and position checked, pos and seq on
+  // the device.
+  struct CacheRows {
+    const int32_t* pos;
+    const int32_t* seq;
+  };
+  CacheRows cache_rows(const KvLayer& kv, const BatchLayout& b) {
+    TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
+    for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
+    Meta m{MetaTag::kKvStore};
+    const size_t o_pos = m.add(b.pos, b.n_tokens);
+    const size_t o_seq = m.add(b.seq, b.n_tokens);
+    const uint8_t* dm = upload_meta(m);
+    return {reinterpret_cast<const int32_t*>(dm + o_pos), reinterpret_cast<const int32_t*>(dm + o_seq)};
+  }
+
   void rope(float* x, const BatchLayout& b, int n_heads, int head_dim, const RopeParams& p) override {
     bind();
     const OpScope op_time = timed([&] { return b.n_tokens == 1 ? "rope n=1" : "rope n>1"; });
@@ -604,14 +615,8 @@ class CudaBackend final : public Backend {
     bind();
     const OpScope op_time = timed([&] { return "kv_store"; });
     if (b.n_tokens <= 0) return;
-    TARS_CHECK(kv.type == TensorType::kF16 || kv.type == TensorType::kF32);
-    for (int t = 0; t < b.n_tokens; ++t) TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
-    Meta m{MetaTag::kKvStore};
-    const size_t o_pos = m.add(b.pos, b.n_tokens);
-    const size_t o_seq = m.add(b.seq, b.n_tokens);
-    const uint8_t* dm = upload_meta(m);
-    launch_kv_store(kv.k, kv.v, kv.type == TensorType::kF16, kv.n_ctx, kv.kv_dim, k, v,
-                    reinterpret_cast<const int32_t*>(dm + o_pos), reinterpret_cast<const int32_t*>(dm + o_seq),
+    const CacheRows rows = cache_rows(kv, b);
+    launch_kv_store(kv.k, kv.v, kv.type == TensorType::kF16, kv.n_ctx, kv.kv_dim, k, v, rows.pos, rows.seq,
                     b.n_tokens, stream_);
     CUDA_CHECK(cudaGetLastError());
   }

@@ -88,16 +88,23 @@ struct Chunk {
   int64_t r, b0;
 };
 
+// Blocks in the chunk starting at block b0 of a row of n_blocks.
+template <TensorType T>
+__device__ __forceinline__ int chunk_blocks(int64_t n_blocks, int64_t b0) {
+  constexpr int kCB = kChunkGroups / BlockOf<T>::kGroups;
+  return static_cast<int>(n_blocks - b0 < kCB ? n_blocks - b0 : kCB);
+}
+
 template <TensorType T>
 __device__ __forceinline__ Chunk chunk_at(const Parts& parts, size_t row_bytes, int64_t n_blocks, int64_t row,
                                           int64_t b0) {
-  constexpr int kG = BlockOf<T>::kGroups, kB = BlockOf<T>::kBytes, kCB = kChunkGroups / kG;
+  constexpr int kB = BlockOf<T>::kBytes;
   Chunk c;
   c.m = 0;
   while (c.m + 1 < parts.count && row >= parts.part[c.m].rows) row -= parts.part[c.m++].rows;
   c.r = row;
   c.b0 = b0;
-  c.nb = static_cast<int>(n_blocks - b0 < kCB ? n_blocks - b0 : kCB);
+  c.nb = chunk_blocks<T>(n_blocks, b0);
   const uint8_t* src = parts.part[c.m].w + row_bytes * row + b0 * kB;
   c.a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(src) & ~uintptr_t{15});
   c.skew = static_cast<int>(src - c.a0);
@@ -116,56 +123,84 @@ __device__ __forceinline__ uint4 load_word(const uint8_t* p, const uint8_t* w_en
                     h[6] | (uint32_t{h[7]} << 16));
 }
 
-// This lane's share of a staged chunk's dot product with x's 8-bit form.
-template <TensorType T>
-__device__ __forceinline__ float chunk_dot(const uint8_t* local, const Chunk& c, int lane, const int8_t* qx,
-                                           const float* dx, const int* sx) {
+// Each lane's words of a chunk (word lane + 32 j in regs[j]): loaded all at
+// once, then stored to the warp's stage.
+template <int kRegs>
+__device__ __forceinline__ void load_chunk(const Chunk& c, int lane, uint4 (&regs)[kRegs]) {
+#pragma unroll
+  for (int j = 0; j < kRegs; ++j) {
+    const int i = lane + 32 * j;
+    if (i < c.words) regs[j] = load_word(c.a0 + 16 * i, c.w_end);
+  }
+}
+template <int kRegs>
+__device__ __forceinline__ void store_chunk(const Chunk& c, int lane, const uint4 (&regs)[kRegs], uint4* stage) {
+#pragma unroll
+  for (int j = 0; j < kRegs; ++j) {
+    const int i = lane + 32 * j;
+    if (i < c.words) stage[i] = regs[j];
+  }
+}
+
+// One group's dot product: weights wg against x's quants a (32 bytes), with
+// x's group scale d and quant sum s.
+__device__ __forceinline__ float group_dot(const IntGroup& wg, int4 a0, int4 a1, float d, int s) {
+  int lo = __dp4a(wg.q[0], a0.x, 0);
+  lo = __dp4a(wg.q[1], a0.y, lo);
+  lo = __dp4a(wg.q[2], a0.z, lo);
+  lo = __dp4a(wg.q[3], a0.w, lo);
+  int hi = __dp4a(wg.q[4], a1.x, 0);
+  hi = __dp4a(wg.q[5], a1.y, hi);
+  hi = __dp4a(wg.q[6], a1.z, hi);
+  hi = __dp4a(wg.q[7], a1.w, hi);
+  return d * (wg.a_lo * static_cast<float>(lo) + wg.a_hi * static_cast<float>(hi) + wg.b * static_cast<float>(s));
+}
+
+// This lane's share of a staged chunk's dot product with x's 8-bit form:
+// group_dot of each of its groups, gl of the chunk (g of the row), with
+// x's side from acts(gl, g) (into a0, a1, d, s).
+template <TensorType T, class Acts>
+__device__ __forceinline__ float chunk_dot(const uint8_t* local, const Chunk& c, int lane, Acts acts) {
   constexpr int kG = BlockOf<T>::kGroups;
   float sum = 0.0f;
   for (int gl = lane; gl < c.nb * kG; gl += 32) {
     IntGroup wg;
     int_group32<T>(local, gl, wg);
-    const int64_t g = c.b0 * kG + gl;
-    const int4* a = reinterpret_cast<const int4*>(qx + g * 32);
-    const int4 a0v = a[0], a1v = a[1];
-    int lo = __dp4a(wg.q[0], a0v.x, 0);
-    lo = __dp4a(wg.q[1], a0v.y, lo);
-    lo = __dp4a(wg.q[2], a0v.z, lo);
-    lo = __dp4a(wg.q[3], a0v.w, lo);
-    int hi = __dp4a(wg.q[4], a1v.x, 0);
-    hi = __dp4a(wg.q[5], a1v.y, hi);
-    hi = __dp4a(wg.q[6], a1v.z, hi);
-    hi = __dp4a(wg.q[7], a1v.w, hi);
-    sum += dx[g] * (wg.a_lo * static_cast<float>(lo) + wg.a_hi * static_cast<float>(hi) +
-                    wg.b * static_cast<float>(sx[g]));
+    int4 a0, a1;
+    float d;
+    int s;
+    acts(gl, c.b0 * kG + gl, a0, a1, d, s);
+    sum += group_dot(wg, a0, a1, d, s);
   }
   return sum;
 }
 
-// chunk_dot with the chunk's activations in shared memory (variant 4): group
-// gl of the chunk at sqx[2 gl], sdx[gl], ssx[gl].
-template <TensorType T>
-__device__ __forceinline__ float chunk_dot_shared(const uint8_t* local, const Chunk& c, int lane, const int4* sqx,
-                                                  const float* sdx, const int* ssx) {
-  constexpr int kG = BlockOf<T>::kGroups;
-  float sum = 0.0f;
-  for (int gl = lane; gl < c.nb * kG; gl += 32) {
-    IntGroup wg;
-    int_group32<T>(local, gl, wg);
-    const int4 a0v = sqx[2 * gl], a1v = sqx[2 * gl + 1];
-    int lo = __dp4a(wg.q[0], a0v.x, 0);
-    lo = __dp4a(wg.q[1], a0v.y, lo);
-    lo = __dp4a(wg.q[2], a0v.z, lo);
-    lo = __dp4a(wg.q[3], a0v.w, lo);
-    int hi = __dp4a(wg.q[4], a1v.x, 0);
-    hi = __dp4a(wg.q[5], a1v.y, hi);
-    hi = __dp4a(wg.q[6], a1v.z, hi);
-    hi = __dp4a(wg.q[7], a1v.w, hi);
-    sum += sdx[gl] * (wg.a_lo * static_cast<float>(lo) + wg.a_hi * static_cast<float>(hi) +
-                      wg.b * static_cast<float>(ssx[gl]));
+// x's side of group g from the row's arrays in global memory.
+struct GlobalActs {
+  const int8_t* qx;
+  const float* dx;
+  const int* sx;
+  __device__ void operator()(int, int64_t g, int4& a0, int4& a1, float& d, int& s) const {
+    const int4* a = reinterpret_cast<const int4*>(qx + g * 32);
+    a0 = a[0];
+    a1 = a[1];
+    d = dx[g];
+    s = sx[g];
   }
-  return sum;
-}
+};
+
+// x's side of the chunk's group gl from shared memory (variant 4).
+struct SharedActs {
+  const int4* sqx;
+  const float* sdx;
+  const int* ssx;
+  __device__ void operator()(int gl, int64_t, int4& a0, int4& a1, float& d, int& s) const {
+    a0 = sqx[2 * gl];
+    a1 = sqx[2 * gl + 1];
+    d = sdx[gl];
+    s = ssx[gl];
+  }
+};
 
 __device__ __forceinline__ void finish_row(const Parts& parts, const Chunk& c, float sum, int lane) {
 #pragma unroll
@@ -202,21 +237,13 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(Parts parts, siz
     __syncwarp();  // the previous chunk's readers are done
     if constexpr (kBatchLoads) {
       uint4 regs[kRegs];
-#pragma unroll
-      for (int j = 0; j < kRegs; ++j) {
-        const int i = lane + 32 * j;
-        if (i < c.words) regs[j] = load_word(c.a0 + 16 * i, c.w_end);
-      }
-#pragma unroll
-      for (int j = 0; j < kRegs; ++j) {
-        const int i = lane + 32 * j;
-        if (i < c.words) stage[warp][i] = regs[j];
-      }
+      load_chunk(c, lane, regs);
+      store_chunk(c, lane, regs, stage[warp]);
     } else {
       for (int i = lane; i < c.words; i += 32) stage[warp][i] = load_word(c.a0 + 16 * i, c.w_end);
     }
     __syncwarp();
-    sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, qx, dx, sx);
+    sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, GlobalActs{qx, dx, sx});
   }
   finish_row(parts, c, sum, lane);
 }
@@ -245,15 +272,11 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_shared_kernel(Parts par
   Chunk c{};
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkGroups / kG) {
     const int64_t g0 = b0 * kG;
-    const int ng = static_cast<int>(n_blocks - b0 < kChunkGroups / kG ? n_blocks - b0 : kChunkGroups / kG) * kG;
+    const int ng = chunk_blocks<T>(n_blocks, b0) * kG;  // groups of the chunk
     uint4 regs[kRegs];
     if (active) {
       c = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
-#pragma unroll
-      for (int j = 0; j < kRegs; ++j) {
-        const int i = lane + 32 * j;
-        if (i < c.words) regs[j] = load_word(c.a0 + 16 * i, c.w_end);
-      }
+      load_chunk(c, lane, regs);
     }
     __syncthreads();  // the previous chunk's readers are done
     const int4* qx4 = reinterpret_cast<const int4*>(qx + g0 * 32);
@@ -262,16 +285,10 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_shared_kernel(Parts par
       sdx[i] = dx[g0 + i];
       ssx[i] = sx[g0 + i];
     }
-    if (active) {
-#pragma unroll
-      for (int j = 0; j < kRegs; ++j) {
-        const int i = lane + 32 * j;
-        if (i < c.words) stage[warp][i] = regs[j];
-      }
-    }
+    if (active) store_chunk(c, lane, regs, stage[warp]);
     __syncthreads();
     if (active) {
-      sum += chunk_dot_shared<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, sqx, sdx, ssx);
+      sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, SharedActs{sqx, sdx, ssx});
     }
   }
   if (active) finish_row(parts, c, sum, lane);
@@ -296,24 +313,13 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(Parts parts
   if (row >= total_rows) return;
   const int64_t n_blocks = cols / (32 * kG);
   uint4 regs[kRegs];
-  auto fetch = [&](const Chunk& c) {
-#pragma unroll
-    for (int j = 0; j < kRegs; ++j) {
-      const int i = lane + 32 * j;
-      if (i < c.words) regs[j] = load_word(c.a0 + 16 * i, c.w_end);
-    }
-  };
   int64_t b0 = 0;
   Chunk cur = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
-  fetch(cur);
+  load_chunk(cur, lane, regs);
   float sum = 0.0f;
   for (;;) {
     __syncwarp();  // the previous chunk's readers are done
-#pragma unroll
-    for (int j = 0; j < kRegs; ++j) {
-      const int i = lane + 32 * j;
-      if (i < cur.words) stage[warp][i] = regs[j];
-    }
+    store_chunk(cur, lane, regs, stage[warp]);
     __syncwarp();
     int64_t next_row = row, next_b0 = b0 + kCB;
     if (next_b0 >= n_blocks) {
@@ -324,9 +330,9 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(Parts parts
     Chunk next{};
     if (more) {
       next = chunk_at<T>(parts, row_bytes, n_blocks, next_row, next_b0);
-      fetch(next);
+      load_chunk(next, lane, regs);
     }
-    sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + cur.skew, cur, lane, qx, dx, sx);
+    sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + cur.skew, cur, lane, GlobalActs{qx, dx, sx});
     if (next_b0 == 0) {  // the row is done
       finish_row(parts, cur, sum, lane);
       sum = 0.0f;
