@@ -630,16 +630,17 @@ class CudaBackend final : public Backend {
     TARS_CHECK(kv.kv_dim == p.n_head_kv * p.head_dim);
     std::vector<int64_t> row0(b.n_tokens);
     std::vector<int32_t> nk(b.n_tokens);
+    int max_nk = 0;  // the most keys any token attends to
     for (int t = 0; t < b.n_tokens; ++t) {
       TARS_CHECK(b.pos[t] >= 0 && b.pos[t] < kv.n_ctx && b.seq[t] >= 0);
       row0[t] = static_cast<int64_t>(b.seq[t]) * kv.n_ctx;
       nk[t] = b.pos[t] + 1;
+      max_nk = std::max(max_nk, nk[t]);
     }
-    if (gemm_attention(q, kv, b, p, nk, out)) return;
+    if (gemm_attention(q, kv, b, p, nk, max_nk, out)) return;
     const int64_t qdim = static_cast<int64_t>(p.n_head) * p.head_dim;
     const Q8Row q8 = want_q8(b.n_tokens, qdim) && p.head_dim % 32 == 0 ? q8_buffers(qdim) : Q8Row{};
     // Long contexts of a decode step (TARS_CUDA_NEXT): keys split over blocks.
-    const int max_nk = *std::max_element(nk.begin(), nk.end());
     const int n_split = cuda_next_kernels() && b.n_tokens <= kSplitMaxTokens && max_nk >= kSplitMinKeys
                             ? (max_nk + kSplitKeys - 1) / kSplitKeys
                             : 1;
@@ -659,15 +660,14 @@ class CudaBackend final : public Backend {
   // attention kernel reads every key and value row once per query token: a
   // 512-token prompt took 790 us per 7B layer on an H100, half of the pass.
   // Heads go in chunks so S and P stay within kGemmAttentionBytes; false
-  // (nothing done) when the batch does not qualify.
+  // (nothing done) when the batch does not qualify. keys: the largest of nk.
   bool gemm_attention(const float* q, const KvLayer& kv, const BatchLayout& b, const AttentionParams& p,
-                      const std::vector<int32_t>& nk, float* out) {
+                      const std::vector<int32_t>& nk, int keys, float* out) {
     const int n = b.n_tokens;
     if (!fast_ || !blas_ || kv.type != TensorType::kF16 || n < kGemmAttentionMinTokens) return false;
     for (int t = 1; t < n; ++t) {
       if (b.seq[t] != b.seq[0]) return false;
     }
-    const int keys = *std::max_element(nk.begin(), nk.end());
     const int ld = (keys + 7) / 8 * 8;  // S and P rows padded to 16-byte multiples (aligned tensor-core tiles)
     const size_t per_head = static_cast<size_t>(n) * ld * (sizeof(float) + 2);  // S and P of one head
     const int chunk = static_cast<int>(std::min<size_t>(p.n_head_kv, kGemmAttentionBytes / per_head));
