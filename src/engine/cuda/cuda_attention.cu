@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_launch.cuh"
 #include "engine/cuda/cuda_next.h"
 #include "engine/cuda/cuda_q8.cuh"
 
@@ -85,7 +86,7 @@ template <bool F16, bool Vec, int kHD, bool kSplit>
 __global__ void __launch_bounds__(32 * kWarps)
     attention_kernel(const float* q, const void* k, const void* v, int64_t kv_stride, const int64_t* key_row0,
                      const int32_t* n_keys, int n_head, int n_head_kv, int head_dim, float scale, float* out,
-                     Q8Row q8, int split_len = 0, float* part = nullptr) {
+                     Q8Row q8, int split_len, float* part) {
   __shared__ __align__(16) float sq[kMaxHeadDim];  // the query head
   __shared__ float wacc[kWarps][kMaxHeadDim];      // each warp's unnormalized sum of p * v
   __shared__ float wm[kWarps], wl[kWarps];         // each warp's running max and normalizer
@@ -205,17 +206,17 @@ void launch_typed(bool vec, unsigned blocks, cudaStream_t stream, const float* q
                   int head_dim, float scale, float* out, Q8Row q8) {
   const bool next = vec && cuda_next_kernels();
   if (next && head_dim == 128) {
-    attention_kernel<F16, true, 128, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                         n_head_kv, head_dim, scale, out, q8);
+    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 128, false>)
+    (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   } else if (next && head_dim == 64) {
-    attention_kernel<F16, true, 64, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                        n_head_kv, head_dim, scale, out, q8);
+    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 64, false>)
+    (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   } else if (vec) {
-    attention_kernel<F16, true, 0, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                       n_head_kv, head_dim, scale, out, q8);
+    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 0, false>)
+    (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   } else {
-    attention_kernel<F16, false, 0, false><<<blocks, 32 * kWarps, 0, stream>>>(q, k, v, kv_stride, key_row0, n_keys, n_head,
-                                                                        n_head_kv, head_dim, scale, out, q8);
+    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, false, 0, false>)
+    (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   }
 }
 
@@ -297,7 +298,8 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
 void launch_masked_softmax(const float* s, int64_t ld, int cols, int rows, int n, const int32_t* n_keys, void* p_half,
                            cudaStream_t stream) {
   if (rows <= 0) return;
-  masked_softmax_kernel<<<rows, kSoftmaxThreads, 0, stream>>>(s, ld, cols, n, n_keys, static_cast<__half*>(p_half));
+  TARS_LAUNCH(rows, kSoftmaxThreads, 0, stream, masked_softmax_kernel)
+  (s, ld, cols, n, n_keys, static_cast<__half*>(p_half));
 }
 
 void launch_attention_split(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,
@@ -312,23 +314,23 @@ void launch_attention_split(const float* q, const void* k, const void* v, bool f
   auto go = [&](auto f16_tag) {
     constexpr bool F16 = decltype(f16_tag)::value;
     if (vec && head_dim == 128) {
-      attention_kernel<F16, true, 128, true><<<grid, 32 * kWarps, 0, stream>>>(
-          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 128, true>)
+      (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     } else if (vec && head_dim == 64) {
-      attention_kernel<F16, true, 64, true><<<grid, 32 * kWarps, 0, stream>>>(
-          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 64, true>)
+      (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     } else if (vec) {
-      attention_kernel<F16, true, 0, true><<<grid, 32 * kWarps, 0, stream>>>(
-          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 0, true>)
+      (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     } else {
-      attention_kernel<F16, false, 0, true><<<grid, 32 * kWarps, 0, stream>>>(
-          q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
+      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, false, 0, true>)
+      (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     }
   };
   if (f16) go(std::true_type{});
   else go(std::false_type{});
-  attention_merge_kernel<<<static_cast<unsigned>(n) * static_cast<unsigned>(n_head), 32 * kWarps, 0, stream>>>(
-      part, n_split, head_dim, out, q8);
+  TARS_LAUNCH(static_cast<unsigned>(n) * static_cast<unsigned>(n_head), 32 * kWarps, 0, stream, attention_merge_kernel)
+  (part, n_split, head_dim, out, q8);
 }
 
 void launch_attention(const float* q, const void* k, const void* v, bool f16, int64_t kv_stride,

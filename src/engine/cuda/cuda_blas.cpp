@@ -30,7 +30,12 @@ struct Blas::Impl {
 
 std::unique_ptr<Blas> Blas::open(cudaStream_t stream, bool fast_math, std::string* reason) {
   auto impl = std::make_unique<Impl>();
+#ifdef TARS_CUBLAS_LIBRARY
+  // The kernel emulator's stand-in (tests/gpu/emu/emu_cublas.cpp), by path.
+  for (const char* name : {TARS_CUBLAS_LIBRARY}) {
+#else
   for (const char* name : {"libcublas.so.13", "libcublas.so"}) {
+#endif
     impl->lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (impl->lib) break;
   }

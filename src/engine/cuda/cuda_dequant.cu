@@ -2,6 +2,7 @@
 // (before a GEMM), and the n == 1 mat-vec that reads the blocks directly.
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_launch.cuh"
 #include "engine/cuda/cuda_quant.cuh"
 
 namespace tars::engine::cuda {
@@ -65,11 +66,12 @@ template <TensorType T, typename Out>
 void launch_dequant_rows(const uint8_t* w, size_t row_bytes, int64_t cols, const int32_t* ids, int64_t n_rows,
                          Out* out, cudaStream_t stream) {
   if constexpr (is_plain_type(T)) {
-    dequant_plain_kernel<T><<<grid_for(n_rows * cols, 256), 256, 0, stream>>>(w, row_bytes, cols, ids, n_rows, out);
+    TARS_LAUNCH(grid_for(n_rows * cols, 256), 256, 0, stream, dequant_plain_kernel<T>)
+    (w, row_bytes, cols, ids, n_rows, out);
   } else {
     const int64_t units = (n_rows * (cols / 32) + 31) / 32;
-    dequant_rows_kernel<T><<<grid_for(units * 32, 32 * kDequantWarps), 32 * kDequantWarps, 0, stream>>>(
-        w, row_bytes, cols, ids, n_rows, out);
+    TARS_LAUNCH(grid_for(units * 32, 32 * kDequantWarps), 32 * kDequantWarps, 0, stream, dequant_rows_kernel<T>)
+    (w, row_bytes, cols, ids, n_rows, out);
   }
 }
 
@@ -146,8 +148,8 @@ void launch_matvec(TensorType type, const void* w, size_t row_bytes, int64_t col
   dispatch_weight_type(type, [&](auto tag) {
     constexpr TensorType T = decltype(tag)::value;
     const unsigned blocks = static_cast<unsigned>((rows + kMatvecWarps - 1) / kMatvecWarps);
-    matvec_kernel<T><<<blocks, 32 * kMatvecWarps, 0, stream>>>(static_cast<const uint8_t*>(w), row_bytes, cols,
-                                                                rows, x, bias, y);
+    TARS_LAUNCH(blocks, 32 * kMatvecWarps, 0, stream, matvec_kernel<T>)
+    (static_cast<const uint8_t*>(w), row_bytes, cols, rows, x, bias, y);
   });
 }
 

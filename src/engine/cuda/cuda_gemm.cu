@@ -3,6 +3,7 @@
 // simple and exact in its float arithmetic.
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_launch.cuh"
 
 namespace tars::engine::cuda {
 namespace {
@@ -42,7 +43,7 @@ __global__ void probe_kernel() {}
 }  // namespace
 
 cudaError_t launch_probe(cudaStream_t stream) {
-  probe_kernel<<<1, 1, 0, stream>>>();
+  TARS_LAUNCH(1, 1, 0, stream, probe_kernel)();
   cudaError_t e = cudaGetLastError();
   return e != cudaSuccess ? e : cudaStreamSynchronize(stream);
 }
@@ -52,13 +53,13 @@ void launch_sgemm_nt(const float* w, const float* x, int64_t rows, int64_t cols,
   if (n <= 0 || rows <= 0) return;
   const dim3 block(kTile, kTile);
   const dim3 grid(static_cast<unsigned>((rows + kTile - 1) / kTile), static_cast<unsigned>((n + kTile - 1) / kTile));
-  sgemm_nt_kernel<<<grid, block, 0, stream>>>(w, x, rows, cols, n, y, ldy);
+  TARS_LAUNCH(grid, block, 0, stream, sgemm_nt_kernel)(w, x, rows, cols, n, y, ldy);
 }
 
 void launch_add_bias(float* y, const float* bias, int64_t rows, int n, cudaStream_t stream) {
   const long long total = static_cast<long long>(rows) * n;
   if (total <= 0) return;
-  add_bias_kernel<<<grid_for(total, 256), 256, 0, stream>>>(y, bias, rows, n);
+  TARS_LAUNCH(grid_for(total, 256), 256, 0, stream, add_bias_kernel)(y, bias, rows, n);
 }
 
 }  // namespace tars::engine::cuda

@@ -24,6 +24,7 @@
 
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_launch.cuh"
 #include "engine/cuda/cuda_next.h"
 #include "engine/cuda/cuda_q8.cuh"
 #include "engine/cuda/cuda_quant.cuh"
@@ -372,7 +373,7 @@ bool cuda_matvec_q8_supported(TensorType t) {
 void launch_quantize_q8(const float* x, int64_t cols, int8_t* qx, float* dx, int* sx, cudaStream_t stream) {
   const int64_t groups = cols / 32;
   const int threads = 256;
-  quantize_q8_kernel<<<grid_for(groups * 32, threads), threads, 0, stream>>>(x, groups, Q8Row{qx, dx, sx});
+  TARS_LAUNCH(grid_for(groups * 32, threads), threads, 0, stream, quantize_q8_kernel)(x, groups, Q8Row{qx, dx, sx});
 }
 
 void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int count, size_t row_bytes, int64_t cols,
@@ -400,17 +401,17 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
       long long blocks = (rows + kWarps - 1) / kWarps;
       if (variant == 2) {
         blocks = std::min<long long>(blocks, static_cast<long long>(sm_count()) * kPipeBlocksPerSm);
-        matvec_q8_pipe_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
-                                                                                            qx, dx, sx);
+        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_pipe_kernel<T>)
+        (p, row_bytes, cols, rows, qx, dx, sx);
       } else if (variant == 4) {
-        matvec_q8_shared_kernel<T><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
-                                                                                              qx, dx, sx);
+        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_shared_kernel<T>)
+        (p, row_bytes, cols, rows, qx, dx, sx);
       } else if (variant == 3) {
-        matvec_q8_kernel<T, true><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
-                                                                                             qx, dx, sx);
+        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_kernel<T, true>)
+        (p, row_bytes, cols, rows, qx, dx, sx);
       } else {
-        matvec_q8_kernel<T, false><<<static_cast<unsigned>(blocks), 32 * kWarps, 0, stream>>>(p, row_bytes, cols, rows,
-                                                                                              qx, dx, sx);
+        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_kernel<T, false>)
+        (p, row_bytes, cols, rows, qx, dx, sx);
       }
     }
   });

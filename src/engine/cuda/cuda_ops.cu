@@ -6,6 +6,7 @@
 
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda/cuda_launch.cuh"
 #include "engine/cuda/cuda_next.h"
 #include "engine/cuda/cuda_q8.cuh"
 
@@ -176,7 +177,7 @@ struct GeluErfOp {
 template <class Op>
 void launch_elementwise(float* a, const float* b, size_t n, Op op, cudaStream_t stream) {
   if (n == 0) return;
-  elementwise_kernel<<<grid_for(static_cast<long long>(n), 256), 256, 0, stream>>>(a, b, n, op);
+  TARS_LAUNCH(grid_for(static_cast<long long>(n), 256), 256, 0, stream, elementwise_kernel)(a, b, n, op);
 }
 
 __global__ void gather_rows_kernel(const float* src, const int32_t* rows, int n, int d, float* dst) {
@@ -284,13 +285,13 @@ void launch_rms_norm_to(float* x, const float* a, float* out, const float* w, in
                         cudaStream_t stream) {
   if (n <= 0) return;
   if (n != 1 || d % 32 != 0) q = Q8Row{};
-  rms_norm_kernel<<<n, norm_threads(n), 0, stream>>>(x, a, out, w, d, eps, q);
+  TARS_LAUNCH(n, norm_threads(n), 0, stream, rms_norm_kernel)(x, a, out, w, d, eps, q);
 }
 
 void launch_swiglu_q8(float* gate, const float* up, size_t n, Q8Row q, cudaStream_t stream) {
   if (n == 0) return;
   const long long groups = static_cast<long long>(n / 32);
-  swiglu_q8_kernel<<<grid_for(groups * 32, 256), 256, 0, stream>>>(gate, up, groups, q);
+  TARS_LAUNCH(grid_for(groups * 32, 256), 256, 0, stream, swiglu_q8_kernel)(gate, up, groups, q);
 }
 
 void launch_rope_store(float* q, float* k, const float* v, const float* cos, const float* sin, int n_tokens, int n_head,
@@ -301,32 +302,34 @@ void launch_rope_store(float* q, float* k, const float* v, const float* cos, con
                                                               static_cast<long long>(n_head_kv) * (head_dim - n_rot) +
                                                               static_cast<long long>(n_head_kv) * head_dim);
   if (total <= 0) return;
-  rope_store_kernel<<<grid_for(total, 256), 256, 0, stream>>>(q, k, v, cos, sin, n_tokens, n_head, n_head_kv, head_dim,
-                                                              n_rot, mode_neox, cache_k, cache_v, f16, n_ctx, pos, seq);
+  TARS_LAUNCH(grid_for(total, 256), 256, 0, stream, rope_store_kernel)
+  (q, k, v, cos, sin, n_tokens, n_head, n_head_kv, head_dim, n_rot, mode_neox, cache_k, cache_v, f16, n_ctx, pos, seq);
 }
 
 void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream) {
   if (n <= 0) return;
-  rms_norm_kernel<<<n, norm_threads(n), 0, stream>>>(x, nullptr, x, w, d, eps, Q8Row{});
+  TARS_LAUNCH(n, norm_threads(n), 0, stream, rms_norm_kernel)(x, nullptr, x, w, d, eps, Q8Row{});
 }
 
 void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps, cudaStream_t stream) {
   if (n <= 0) return;
-  layer_norm_kernel<<<n, kRowThreads, 0, stream>>>(x, w, b, d, eps);
+  TARS_LAUNCH(n, kRowThreads, 0, stream, layer_norm_kernel)(x, w, b, d, eps);
 }
 
 void launch_rope(float* x, const float* cos, const float* sin, int n_tokens, int n_heads, int head_dim, int n_rot,
                  bool mode_neox, cudaStream_t stream) {
   const long long total = static_cast<long long>(n_tokens) * n_heads * (n_rot / 2);
   if (total <= 0) return;
-  rope_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, cos, sin, n_tokens, n_heads, head_dim, n_rot, mode_neox);
+  TARS_LAUNCH(grid_for(total, 256), 256, 0, stream, rope_kernel)
+  (x, cos, sin, n_tokens, n_heads, head_dim, n_rot, mode_neox);
 }
 
 void launch_kv_store(void* cache_k, void* cache_v, bool f16, int n_ctx, int kv_dim, const float* k, const float* v,
                      const int32_t* pos, const int32_t* seq, int n, cudaStream_t stream) {
   const long long total = static_cast<long long>(n) * kv_dim;
   if (total <= 0) return;
-  kv_store_kernel<<<grid_for(total, 256), 256, 0, stream>>>(cache_k, cache_v, f16, n_ctx, kv_dim, k, v, pos, seq, n);
+  TARS_LAUNCH(grid_for(total, 256), 256, 0, stream, kv_store_kernel)
+  (cache_k, cache_v, f16, n_ctx, kv_dim, k, v, pos, seq, n);
 }
 
 void launch_add(float* a, const float* b, size_t n, cudaStream_t stream) { launch_elementwise(a, b, n, AddOp{}, stream); }
@@ -347,19 +350,20 @@ __global__ void f32_to_f16_kernel(const float* x, size_t n, __half* y) {
 
 void launch_f32_to_f16(const float* x, size_t n, void* y_half, cudaStream_t stream) {
   if (n == 0) return;
-  f32_to_f16_kernel<<<grid_for(static_cast<long long>(n), 256), 256, 0, stream>>>(x, n, static_cast<__half*>(y_half));
+  TARS_LAUNCH(grid_for(static_cast<long long>(n), 256), 256, 0, stream, f32_to_f16_kernel)
+  (x, n, static_cast<__half*>(y_half));
 }
 
 void launch_gather_rows(const float* src, const int32_t* rows, int n, int d, float* dst, cudaStream_t stream) {
   const long long total = static_cast<long long>(n) * d;
   if (total <= 0) return;
-  gather_rows_kernel<<<grid_for(total, 256), 256, 0, stream>>>(src, rows, n, d, dst);
+  TARS_LAUNCH(grid_for(total, 256), 256, 0, stream, gather_rows_kernel)(src, rows, n, d, dst);
 }
 
 void launch_seq_mean(const float* x, const int32_t* start, int n_seqs, int d, float* out, cudaStream_t stream) {
   const long long total = static_cast<long long>(n_seqs) * d;
   if (total <= 0) return;
-  seq_mean_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, start, n_seqs, d, out);
+  TARS_LAUNCH(grid_for(total, 256), 256, 0, stream, seq_mean_kernel)(x, start, n_seqs, d, out);
 }
 
 }  // namespace tars::engine::cuda

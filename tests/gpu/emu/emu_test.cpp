@@ -1,0 +1,95 @@
+// The kernel emulator's own checks (cuda_emu.h): the CUDA semantics the
+// backend's kernels rely on, and that it stops on the mistakes it claims to
+// find instead of computing something.
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <vector>
+
+#include "engine/cuda/cuda_launch.cuh"
+
+namespace {
+
+// out[block][t] = sum over the block of in, via shuffles then shared memory.
+__global__ void block_sum_kernel(const int* in, int* out) {
+  __shared__ int partial[32];
+  const int t = threadIdx.x, lane = t % 32, warp = t / 32;
+  int v = in[blockIdx.x * blockDim.x + t];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  int total = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += partial[w];
+  out[blockIdx.x * blockDim.x + t] = total;
+}
+
+// out[t] = in[t ^ 1] via __shfl_sync from a computed lane, then a rotation
+// through shared memory (barrier between write and read).
+__global__ void exchange_kernel(const float* in, float* out) {
+  __shared__ float s[64];
+  const int t = threadIdx.x;
+  const float mine = __shfl_sync(0xffffffffu, in[t], (t % 32) ^ 1);
+  s[t] = mine;
+  __syncthreads();
+  out[t] = s[(t + 1) % blockDim.x];
+}
+
+// Threads of warp 1 leave early; warp 0 still meets at its barriers.
+__global__ void early_exit_kernel(int* out) {
+  if (threadIdx.x >= 32) return;
+  int v = static_cast<int>(threadIdx.x);
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  out[threadIdx.x] = v;
+}
+
+// Half a warp waits at the block's barrier, the other half at the warp's:
+// undefined on a GPU (a hang or worse); the emulator must stop with a message.
+__global__ void divergent_barrier_kernel(int* out) {
+  if (threadIdx.x < 16) {
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
+  out[threadIdx.x] = 1;
+}
+
+TEST(KernelEmulator, ShufflesAndSharedMemoryFollowCudaSemantics) {
+  const int blocks = 3, threads = 128;
+  std::vector<int> in(blocks * threads), out(in.size(), -1);
+  std::iota(in.begin(), in.end(), 1);
+  TARS_LAUNCH(blocks, threads, 0, nullptr, block_sum_kernel)(in.data(), out.data());
+  for (int b = 0; b < blocks; ++b) {
+    const int want = std::accumulate(in.begin() + b * threads, in.begin() + (b + 1) * threads, 0);
+    for (int t = 0; t < threads; ++t) ASSERT_EQ(out[b * threads + t], want) << "block " << b << " thread " << t;
+  }
+
+  std::vector<float> fin(64), fout(64, -1.0f);
+  std::iota(fin.begin(), fin.end(), 0.0f);
+  TARS_LAUNCH(1, 64, 0, nullptr, exchange_kernel)(fin.data(), fout.data());
+  for (int t = 0; t < 64; ++t) {
+    const int from = (t + 1) % 64;  // s[from] holds in[from ^ 1]
+    EXPECT_EQ(fout[t], fin[from ^ 1]) << t;
+  }
+}
+
+TEST(KernelEmulator, ExitedThreadsLeaveTheBarriers) {
+  std::vector<int> out(64, -1);
+  TARS_LAUNCH(1, 64, 0, nullptr, early_exit_kernel)(out.data());
+  for (int t = 0; t < 32; ++t) EXPECT_EQ(out[t], 31 * 32 / 2) << t;
+  for (int t = 32; t < 64; ++t) EXPECT_EQ(out[t], -1) << t;
+}
+
+TEST(KernelEmulatorDeathTest, BarrierReachedByPartOfTheBlockStops) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::vector<int> out(32, 0);
+  EXPECT_DEATH(TARS_LAUNCH(1, 32, 0, nullptr, divergent_barrier_kernel)(out.data()), "deadlock");
+}
+
+TEST(KernelEmulatorDeathTest, InvalidLaunchConfigurationStops) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::vector<int> out(2048, 0);
+  EXPECT_DEATH(TARS_LAUNCH(1, 2048, 0, nullptr, early_exit_kernel)(out.data()), "invalid launch configuration");
+}
+
+}  // namespace
