@@ -84,6 +84,10 @@ void launch_add_bias(float* y, const float* bias, int64_t rows, int n, cudaStrea
 void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream);
 // out = rms_norm of x + a (a may be null) over [n x d], with x updated to
 // x + a when a is given; q (n == 1, d % 32 == 0): out's 8-bit form too.
+// Occupies the stream for about `cycles` GPU clock cycles, so that the host
+// can queue the work after it without the GPU waiting (TARS_CUDA_PROFILE's
+// decode steps: the per-operation times are then the GPU's alone).
+void launch_hold(long long cycles, cudaStream_t stream);
 void launch_rms_norm_to(float* x, const float* a, float* out, const float* w, int n, int d, float eps, Q8Row q,
                         cudaStream_t stream);
 // swiglu over n floats (n % 32 == 0) with gate's 8-bit form written to q.

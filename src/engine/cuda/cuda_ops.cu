@@ -4,6 +4,8 @@
 // angles are the CPU's own table, computed on the host).
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "engine/cuda/cuda_dispatch.cuh"
 #include "engine/cuda/cuda_kernels.h"
 #include "engine/cuda/cuda_launch.cuh"
@@ -14,7 +16,7 @@ namespace tars::engine::cuda {
 namespace {
 
 constexpr int kRowThreads = 256;      // threads per row in the normalizations
-constexpr int kOneRowThreads = 1024;  // the one-row norm's block with TARS_CUDA_NEXT (cuda_next.h)
+constexpr int kOneRowThreads = 1024;  // the most threads of rms_norm_row_kernel (TARS_CUDA_NEXT, cuda_next.h)
 
 // Sum of v over the block (blockDim.x a multiple of 32, at most 1024; shared
 // holds 32); every thread gets it.
@@ -92,6 +94,102 @@ __global__ void rms_norm_kernel(float* x, const float* a, float* out, const floa
     __syncthreads();  // out written by the whole block
     const int lane = threadIdx.x % 32;
     for (int g = threadIdx.x / 32; g < d / 32; g += blockDim.x / 32) quantize_group_q8(o[g * 32 + lane], lane, g, q);
+  }
+}
+
+// The one-row norm with TARS_CUDA_NEXT (a decode step's): the row stays in
+// registers. Each thread loads its float4s of x, a and w at once (kPer of
+// them, element 4 i for i = thread + j * blockDim.x), so the block's loads
+// are all in flight together; the 8-bit form is made from the registers:
+// a group of 32 elements is 8 consecutive threads' float4s, whose maximum and
+// quant sum are shuffles among those 8 lanes (quantize_group_q8's arithmetic,
+// so the same quants). Before, the one 256-thread block read its elements
+// again for the products and once more to quantize them, one group per warp
+// at a time.
+// Requires d % 4 == 0, 16-byte aligned rows, blockDim.x a multiple of 32 and
+// kPer * blockDim.x * 4 >= d; q (when given) needs d % 32 == 0.
+template <int kPer>
+__global__ void __launch_bounds__(1024) rms_norm_row_kernel(float* x, const float* a, float* out, const float* w, int d,
+                                                            float eps, Q8Row q) {
+  __shared__ float shared[32];
+  const int n4 = d / 4, t = threadIdx.x, nt = blockDim.x;
+  float4* x4 = reinterpret_cast<float4*>(x);
+  const float4* a4 = reinterpret_cast<const float4*>(a);
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+  float4 v[kPer], g[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = t + j * nt;
+    v[j] = g[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (i < n4) {
+      v[j] = x4[i];
+      g[j] = w4[i];
+      if (a4) {
+        const float4 b = a4[i];
+        v[j].x = v[j].x + b.x;
+        v[j].y = v[j].y + b.y;
+        v[j].z = v[j].z + b.z;
+        v[j].w = v[j].w + b.w;
+      }
+    }
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = t + j * nt;
+    if (i < n4) {
+      if (a4) x4[i] = v[j];
+      ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
+    }
+  }
+  ss = block_sum(ss, shared);
+  const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(ss) / d + eps));
+  float4* o4 = reinterpret_cast<float4*>(out);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = t + j * nt;
+    if (i < n4) {
+      v[j].x = v[j].x * scale * g[j].x;
+      v[j].y = v[j].y * scale * g[j].y;
+      v[j].z = v[j].z * scale * g[j].z;
+      v[j].w = v[j].w * scale * g[j].w;
+      o4[i] = v[j];
+    }
+  }
+  if (!q.qx) return;
+  const bool word_stores = reinterpret_cast<uintptr_t>(q.qx) % 4 == 0;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    if (j * nt >= n4) break;  // the same for the whole block: every lane reaches the shuffles below
+    const int i = t + j * nt;
+    const bool in = i < n4;   // whole 8-lane groups are in or out (n4 % 8 == 0, nt % 8 == 0)
+    float amax = in ? fmaxf(fmaxf(fabsf(v[j].x), fabsf(v[j].y)), fmaxf(fabsf(v[j].z), fabsf(v[j].w))) : 0.0f;
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float dq = amax / 127.0f;
+    auto quant = [&](float e) { return amax == 0.0f ? 0 : __float2int_rn(e / dq); };
+    const int q0 = quant(v[j].x), q1 = quant(v[j].y), q2 = quant(v[j].z), q3 = quant(v[j].w);
+    int s = in ? q0 + q1 + q2 + q3 : 0;
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (in) {
+      if (word_stores) {
+        reinterpret_cast<uint32_t*>(q.qx)[i] = (static_cast<uint32_t>(q0) & 0xffu) |
+                                              ((static_cast<uint32_t>(q1) & 0xffu) << 8) |
+                                              ((static_cast<uint32_t>(q2) & 0xffu) << 16) |
+                                              (static_cast<uint32_t>(q3) << 24);
+      } else {
+        int8_t* p = q.qx + 4 * static_cast<int64_t>(i);
+        p[0] = static_cast<int8_t>(q0);
+        p[1] = static_cast<int8_t>(q1);
+        p[2] = static_cast<int8_t>(q2);
+        p[3] = static_cast<int8_t>(q3);
+      }
+      if (i % 8 == 0) {
+        q.dx[i / 8] = dq;
+        q.sx[i / 8] = s;
+      }
+    }
   }
 }
 
@@ -274,10 +372,28 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const floa
   }
 }
 
-// Threads per row of an RMS norm: one row (a decode step) is one block's
-// latency, so TARS_CUDA_NEXT gives it 1024 threads. The fused and unfused
-// paths use the same count, so their sums agree bit for bit.
-int norm_threads(int rows) { return rows == 1 && cuda_next_kernels() ? kOneRowThreads : kRowThreads; }
+// An RMS norm of n rows: one block per row, or (TARS_CUDA_NEXT, one row
+// that fits) rms_norm_row_kernel. The fused and unfused paths choose alike,
+// so their sums agree bit for bit.
+void launch_norm(float* x, const float* a, float* out, const float* w, int n, int d, float eps, Q8Row q,
+                 cudaStream_t stream) {
+  auto al16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const int n4 = d / 4;
+  if (n == 1 && cuda_next_kernels() && d % 4 == 0 && n4 <= 4 * kOneRowThreads && al16(x) && al16(out) && al16(w) &&
+      (!a || al16(a))) {
+    const int threads = std::min(kOneRowThreads, (n4 + 31) / 32 * 32);
+    const int per = (n4 + threads - 1) / threads;
+    if (per == 1) {
+      TARS_LAUNCH(1, threads, 0, stream, rms_norm_row_kernel<1>)(x, a, out, w, d, eps, q);
+    } else if (per == 2) {
+      TARS_LAUNCH(1, threads, 0, stream, rms_norm_row_kernel<2>)(x, a, out, w, d, eps, q);
+    } else {
+      TARS_LAUNCH(1, threads, 0, stream, rms_norm_row_kernel<4>)(x, a, out, w, d, eps, q);
+    }
+    return;
+  }
+  TARS_LAUNCH(n, kRowThreads, 0, stream, rms_norm_kernel)(x, a, out, w, d, eps, q);
+}
 
 }  // namespace
 
@@ -285,7 +401,7 @@ void launch_rms_norm_to(float* x, const float* a, float* out, const float* w, in
                         cudaStream_t stream) {
   if (n <= 0) return;
   if (n != 1 || d % 32 != 0) q = Q8Row{};
-  TARS_LAUNCH(n, norm_threads(n), 0, stream, rms_norm_kernel)(x, a, out, w, d, eps, q);
+  launch_norm(x, a, out, w, n, d, eps, q, stream);
 }
 
 void launch_swiglu_q8(float* gate, const float* up, size_t n, Q8Row q, cudaStream_t stream) {
@@ -306,9 +422,20 @@ void launch_rope_store(float* q, float* k, const float* v, const float* cos, con
   (q, k, v, cos, sin, n_tokens, n_head, n_head_kv, head_dim, n_rot, mode_neox, cache_k, cache_v, f16, n_ctx, pos, seq);
 }
 
+namespace {
+// Keeps the GPU busy for about `cycles` clock cycles (TARS_CUDA_PROFILE).
+__global__ void hold_kernel(long long cycles) {
+  const long long t0 = clock64();
+  while (clock64() - t0 < cycles) {
+  }
+}
+}  // namespace
+
+void launch_hold(long long cycles, cudaStream_t stream) { TARS_LAUNCH(1, 1, 0, stream, hold_kernel)(cycles); }
+
 void launch_rms_norm(float* x, const float* w, int n, int d, float eps, cudaStream_t stream) {
   if (n <= 0) return;
-  TARS_LAUNCH(n, norm_threads(n), 0, stream, rms_norm_kernel)(x, nullptr, x, w, d, eps, Q8Row{});
+  launch_norm(x, nullptr, x, w, n, d, eps, Q8Row{}, stream);
 }
 
 void launch_layer_norm(float* x, const float* w, const float* b, int n, int d, float eps, cudaStream_t stream) {

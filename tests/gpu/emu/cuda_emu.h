@@ -21,6 +21,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -67,6 +68,9 @@ inline unsigned vsub4(unsigned a, unsigned b) {
   return r;
 }
 inline int float2int_rn(float x) { return static_cast<int>(std::nearbyint(x)); }  // the default mode: to even
+inline long long clock64() {  // a cycle counter: nanoseconds of the host's steady clock
+  return static_cast<long long>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
 inline float uint_as_float(unsigned u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
@@ -124,6 +128,7 @@ inline std::common_type_t<A, B> max(A a, B b) {
 #define __vsub4(a, b) ::tars::emu::vsub4((a), (b))
 #define __ldg(p) (*(p))
 #define __float2int_rn(x) ::tars::emu::float2int_rn(x)
+#define clock64() ::tars::emu::clock64()
 #define __uint_as_float(u) ::tars::emu::uint_as_float(u)
 #define __fmul_rn(a, b) ((a) * (b))
 #define __fadd_rn(a, b) ((a) + (b))
