@@ -69,9 +69,9 @@ for suite in $("$DIR/tests/tars_gpu_tests" --gtest_list_tests | sed -n 's/^\([^ 
     CUDA_LAUNCH_BLOCKING=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 --gtest_filter="$suite.*" 2>&1 | tail -25
   fi
 done
-# The mat-vec's other variants (TARS_CUDA_MATVEC=2, 3; 4 is TARS_CUDA_NEXT's,
+# The mat-vec's other variants (TARS_CUDA_MATVEC=2, 3, 5; 4 is TARS_CUDA_NEXT's,
 # below) through the suites that use it.
-for v in 2 3; do
+for v in 2 3 5; do
   result=pass
   if ! TARS_CUDA_MATVEC=$v timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 \
        --gtest_filter='CudaWeightOps.*:CudaModel.*' > /tmp/gpu_check_v$v.log 2>&1; then
@@ -199,9 +199,24 @@ for shape in $shapes; do
     "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=2 bench_row "$shape Q4_K_M, mat-vec variant 2" "$MODELS_DIR/$shape-Q4_K_M.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_0, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=5 bench_row "$shape Q4_0, mat-vec variant 5" "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5" \
+    "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=3" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 3" \
+    "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_K_M.gguf"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_GRAPHS=1" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + graphs" \
     "$MODELS_DIR/$shape-Q4_0.gguf"
+  if [[ $shape == 7b ]]; then
+    # Where a decode step's GPU time goes (TARS_CUDA_PROFILE: each step starts
+    # behind a kernel that holds the GPU while the host queues it, so these
+    # are GPU times without waits for the host), default and prepared kernels.
+    for penv in "" "TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5"; do
+      echo "-- 7b Q4_0 decode profile ${penv:-(defaults)}, 32 steps:"
+      env $penv TARS_CUDA_PROFILE=1 "$TARS" bench "$MODELS_DIR/7b-Q4_0.gguf" --device "$DEV" -p 0 -n 32 -r 1 \
+        --json 2>&1 >/dev/null | grep -A14 "CUDA time per operation" | head -15
+    done
+  fi
   if [[ $shape == 1.1b ]]; then
     bench_row "1.1b Q4_0, 11 of 22 layers on the GPU" "$MODELS_DIR/1.1b-Q4_0.gguf" --gpu-layers 11
     serve_check "1.1B split 11/22" "[[model]]

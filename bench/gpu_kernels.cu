@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -135,17 +136,27 @@ int main(int argc, char** argv) {
     for (Case c : {Case{dim, dim, 1}, Case{ffn, dim, 1}, Case{dim, ffn, 1}, Case{32000, dim, 1}, Case{dim, dim, 3},
                    Case{ffn, dim, 2}}) {
       const size_t rb = row_bytes(t, c.cols), bytes = rb * c.rows;
+      // Enough copies of the operands, used in turn, that together they
+      // exceed the L2 cache several times over: each launch reads its
+      // matrices from device memory, as in a model's decode step (one copy,
+      // timed again and again, is served from L2 when it fits there).
+      const int copies = static_cast<int>(std::min<size_t>(64, 1 + (size_t{256} << 20) / (bytes * c.parts)));
       std::vector<void*> ws;
-      std::vector<MatvecQ8Part> parts;
-      for (int i = 0; i < c.parts; ++i) {
-        ws.push_back(dev(bytes, 0x3C));
-        parts.push_back({ws.back(), c.rows, nullptr, y + i * c.rows});
+      std::vector<std::vector<MatvecQ8Part>> parts(copies);
+      for (int k = 0; k < copies; ++k) {
+        for (int i = 0; i < c.parts; ++i) {
+          ws.push_back(dev(bytes, 0x3C));
+          parts[k].push_back({ws.back(), c.rows, nullptr, y + i * c.rows});
+        }
       }
       const std::string what = std::string("matvec_q8 ") + name(t) + " " + (c.parts > 1 ? std::to_string(c.parts) + "x" : "") +
                                std::to_string(c.rows) + "x" + std::to_string(c.cols);
-      for (int v : {1, 2, 3, 4}) {
+      for (int v : {1, 2, 3, 4, 5}) {
+        if (v == 5 && t != TensorType::kQ4_0) continue;  // Q4_0 only (others run variant 1)
+        int turn = 0;
         const double us = time_us([&] {
-          launch_matvec_q8_multi(t, parts.data(), c.parts, rb, c.cols, qx, dx, sx, g_stream, v);
+          const auto& p = parts[turn++ % copies];
+          launch_matvec_q8_multi(t, p.data(), c.parts, rb, c.cols, qx, dx, sx, g_stream, v);
         });
         row(what + " v" + std::to_string(v), us, static_cast<double>(bytes) * c.parts, 0);
       }

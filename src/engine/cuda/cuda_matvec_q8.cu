@@ -221,7 +221,7 @@ __device__ __forceinline__ void finish_row(const Parts& parts, const Chunk& c, f
 // loaded into registers all at once, then stored; the loop below lets the
 // compiler issue one load at a time when it cannot unroll it.
 template <TensorType T, bool kBatchLoads>
-__global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(Parts parts, size_t row_bytes, int64_t cols,
+__global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(const __grid_constant__ Parts parts, size_t row_bytes, int64_t cols,
                                                                  int64_t total_rows, const int8_t* __restrict__ qx,
                                                                  const float* __restrict__ dx,
                                                                  const int* __restrict__ sx) {
@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(Parts parts, siz
 // dependent load after another). Every warp takes part in the block's
 // copies and barriers, also one past the last row.
 template <TensorType T>
-__global__ void __launch_bounds__(32 * kWarps) matvec_q8_shared_kernel(Parts parts, size_t row_bytes, int64_t cols,
+__global__ void __launch_bounds__(32 * kWarps) matvec_q8_shared_kernel(const __grid_constant__ Parts parts, size_t row_bytes, int64_t cols,
                                                                         int64_t total_rows,
                                                                         const int8_t* __restrict__ qx,
                                                                         const float* __restrict__ dx,
@@ -300,7 +300,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_shared_kernel(Parts par
 // chunk's words loaded into registers while the current one is decoded from
 // shared memory, so a warp always has a load in flight.
 template <TensorType T>
-__global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(Parts parts, size_t row_bytes, int64_t cols,
+__global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(const __grid_constant__ Parts parts, size_t row_bytes, int64_t cols,
                                                                       int64_t total_rows,
                                                                       const int8_t* __restrict__ qx,
                                                                       const float* __restrict__ dx,
@@ -345,6 +345,89 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(Parts parts
   }
 }
 
+// Variant 5 (TARS_CUDA_MATVEC=5; Q4_0 rows of whole 256-element units):
+// no staging. Eight Q4_0 blocks (256 elements, 144 bytes) are exactly nine
+// aligned 16-byte words when every row is (row bytes a multiple of 16, the
+// matrix 16-byte aligned), so a lane loads a unit's nine words at once into
+// registers and decodes its eight blocks from them: the scale and quant
+// words sit at byte offsets known at compile time (a block starts 2 bytes
+// into a word for odd blocks, on a word for even ones), extracted with
+// shifts. Half a warp per row (two rows per warp), each lane taking units
+// sub, sub + 16, ...; the groups' arithmetic is int_group32's and
+// group_dot's, in another summation order.
+constexpr int kUnitWords = 9;  // 16-byte words of eight Q4_0 blocks
+
+__device__ __forceinline__ uint32_t unit_u32(const uint4 (&w)[kUnitWords], int i) {  // i: 4-byte word index
+  const uint4& v = w[i / 4];
+  return i % 4 == 0 ? v.x : i % 4 == 1 ? v.y : i % 4 == 2 ? v.z : v.w;
+}
+
+// Bytes [off, off + 4) of the unit (off even).
+__device__ __forceinline__ uint32_t unit_bytes4(const uint4 (&w)[kUnitWords], int off) {
+  if (off % 4 == 0) return unit_u32(w, off / 4);
+  return (unit_u32(w, off / 4) >> 16) | (unit_u32(w, off / 4 + 1) << 16);
+}
+
+__global__ void __launch_bounds__(32 * kWarps) matvec_q4_0_regs_kernel(const __grid_constant__ Parts parts, size_t row_bytes, int64_t cols,
+                                                                        int64_t total_rows,
+                                                                        const int8_t* __restrict__ qx,
+                                                                        const float* __restrict__ dx,
+                                                                        const int* __restrict__ sx) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, sub = lane % 16;
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * 2 + lane / 16;
+  const bool active = row < total_rows;  // both halves stay for the shuffles below
+  int m = 0;
+  int64_t r = row;
+  if (active) {
+    while (m + 1 < parts.count && r >= parts.part[m].rows) r -= parts.part[m++].rows;
+  }
+  const int64_t n_units = cols / 256;
+  float sum = 0.0f;
+  if (active) {
+    const uint4* w = reinterpret_cast<const uint4*>(parts.part[m].w + row_bytes * r);
+    for (int64_t u = sub; u < n_units; u += 16) {
+      uint4 words[kUnitWords];
+#pragma unroll
+      for (int j = 0; j < kUnitWords; ++j) words[j] = __ldg(w + u * kUnitWords + j);
+#pragma unroll
+      for (int b = 0; b < 8; ++b) {
+        const int off = 18 * b;  // the block's scale, then its 16 quant bytes
+        const uint32_t dword = unit_u32(words, off / 4);
+        IntGroup wg;
+        wg.a_lo = wg.a_hi = f16_bits_to_f32(static_cast<uint16_t>(off % 4 == 0 ? dword & 0xffffu : dword >> 16));
+        wg.b = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const uint32_t q = unit_bytes4(words, off + 2 + 4 * k);
+          wg.q[k] = static_cast<int>(__vsub4(q & 0x0F0F0F0Fu, 0x08080808u));
+          wg.q[k + 4] = static_cast<int>(__vsub4((q >> 4) & 0x0F0F0F0Fu, 0x08080808u));
+        }
+        const int64_t g = u * 8 + b;
+        int4 a0, a1;
+        float d;
+        int s;
+        GlobalActs{qx, dx, sx}(0, g, a0, a1, d, s);
+        sum += group_dot(wg, a0, a1, d, s);
+      }
+    }
+  }
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (active && sub == 0) {
+    const float* bias = parts.part[m].bias;
+    parts.part[m].y[r] = bias ? sum + bias[r] : sum;
+  }
+}
+
+// Whether variant 5 can read these matrices.
+bool q4_0_regs_fits(TensorType type, const Parts& p, size_t row_bytes, int64_t cols) {
+  if (type != TensorType::kQ4_0 || cols % 256 != 0 || row_bytes % 16 != 0) return false;
+  for (int i = 0; i < p.count; ++i) {
+    if (reinterpret_cast<uintptr_t>(p.part[i].w) % 16 != 0) return false;
+  }
+  return true;
+}
+
 // Streaming multiprocessors of the current device (cached per device).
 int sm_count() {
   int dev = 0;
@@ -384,6 +467,7 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
     if (v && std::string(v) == "2") return 2;
     if (v && std::string(v) == "3") return 3;
     if (v && std::string(v) == "4") return 4;
+    if (v && std::string(v) == "5") return 5;
     return cuda_next_kernels() ? 4 : 1;
   }();
   if (variant == 0) variant = env_variant;
@@ -394,6 +478,15 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
     const uint8_t* w8 = static_cast<const uint8_t*>(parts[i].w);
     p.part[i] = {w8, w8 + row_bytes * parts[i].rows, parts[i].rows, parts[i].bias, parts[i].y};
     rows += parts[i].rows;
+  }
+  if (variant == 5) {
+    if (q4_0_regs_fits(type, p, row_bytes, cols)) {
+      const long long blocks = (rows + 2 * kWarps - 1) / (2 * kWarps);
+      TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q4_0_regs_kernel)
+      (p, row_bytes, cols, rows, qx, dx, sx);
+      return;
+    }
+    variant = 1;  // the other types and shapes
   }
   dispatch_weight_type(type, [&](auto tag) {
     constexpr TensorType T = decltype(tag)::value;

@@ -5,7 +5,8 @@
 //  - the integer mat-vec's variant 4: each chunk's words loaded into
 //    registers all at once, the chunk's 8-bit activations in shared memory;
 //  - decode attention with the key loop unrolled for head sizes 64 and 128;
-//  - the one-row norm with 1024 threads;
+//  - the one-row norm with the row in registers (up to 1024 threads), its
+//    8-bit form written from them;
 //  - long-context decode attention split over key ranges, then merged.
 // Off by default until bench/gpu_check.sh has tested and timed them (it runs
 // the GPU tests and the decode benchmarks with and without).
