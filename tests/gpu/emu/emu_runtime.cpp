@@ -191,11 +191,15 @@ void run_block(const std::function<void()>& body, dim3 block) {
     ++s.warps[f.warp].live;
     f.sp = make_stack(s.stacks[i].get(), kStackBytes);
   }
+  // Rounds alternate between running the threads in order and in reverse:
+  // a read of shared memory that lacks its barrier then sees the other
+  // threads' writes missing in one of the two orders.
   unsigned remaining = n;
-  while (remaining > 0) {
+  for (bool reverse = false; remaining > 0; reverse = !reverse) {
     const uint64_t before = s.progress;
     const uint64_t block_gen = s.block.generation;
-    for (Fiber& f : s.fibers) {
+    for (unsigned k = 0; k < n; ++k) {
+      Fiber& f = s.fibers[reverse ? n - 1 - k : k];
       if (f.done) continue;
       s.current = &f;
       tars_emu_switch(&s.main, f.sp);

@@ -54,6 +54,14 @@ __global__ void divergent_barrier_kernel(int* out) {
   out[threadIdx.x] = 1;
 }
 
+// Reads a neighbour's shared-memory slot without a barrier: a race on a GPU.
+__global__ void missing_barrier_kernel(int* out) {
+  __shared__ int s[64];
+  s[threadIdx.x] = static_cast<int>(threadIdx.x) + 1000 * static_cast<int>(blockIdx.x);
+  __syncwarp();  // only the warp's own lanes are ordered
+  out[blockIdx.x * blockDim.x + threadIdx.x] = s[(threadIdx.x + 32) % 64];
+}
+
 TEST(KernelEmulator, ShufflesAndSharedMemoryFollowCudaSemantics) {
   const int blocks = 3, threads = 128;
   std::vector<int> in(blocks * threads), out(in.size(), -1);
@@ -78,6 +86,19 @@ TEST(KernelEmulator, ExitedThreadsLeaveTheBarriers) {
   TARS_LAUNCH(1, 64, 0, nullptr, early_exit_kernel)(out.data());
   for (int t = 0; t < 32; ++t) EXPECT_EQ(out[t], 31 * 32 / 2) << t;
   for (int t = 32; t < 64; ++t) EXPECT_EQ(out[t], -1) << t;
+}
+
+// The race above gives some thread the wrong (previous block's) value: the
+// emulator runs the threads in both orders, so such a kernel fails its test.
+TEST(KernelEmulator, ARaceOnSharedMemoryShowsUp) {
+  const int blocks = 2;
+  std::vector<int> out(64 * blocks, -1);
+  TARS_LAUNCH(blocks, 64, 0, nullptr, missing_barrier_kernel)(out.data());
+  int wrong = 0;
+  for (int b = 0; b < blocks; ++b) {
+    for (int t = 0; t < 64; ++t) wrong += out[b * 64 + t] != (t + 32) % 64 + 1000 * b;
+  }
+  EXPECT_GT(wrong, 0);
 }
 
 TEST(KernelEmulatorDeathTest, BarrierReachedByPartOfTheBlockStops) {
