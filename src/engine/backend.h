@@ -165,6 +165,12 @@ class Backend {
   virtual void add(float* a, const float* b, size_t n) = 0;
   // gate = silu(gate) * up over n floats.
   virtual void swiglu(float* gate, const float* up, size_t n) = 0;
+  // The same over `rows` rows of `cols` (a feed-forward layer's batch): a
+  // backend may use the shape (the CUDA backend writes a one-token row's
+  // 8-bit form for the mat-vec after it).
+  virtual void swiglu_rows(float* gate, const float* up, int rows, int64_t cols) {
+    swiglu(gate, up, static_cast<size_t>(rows) * static_cast<size_t>(cols));
+  }
   // x = gelu(x) (tanh approximation) over n floats.
   virtual void gelu(float* x, size_t n) = 0;
   // Copies `cols` columns starting at `col0` of each of the n rows of src

@@ -409,7 +409,7 @@ bool Model::forward_layer(Stage& s, int il, int n, const BatchLayout& layout, bo
   if (hp.ffn == FfnKind::kSwiGlu) {
     const MatmulOut gate_up[] = {{&l.ffn_gate, s.ff1, nullptr}, {&l.ffn_up, s.ff2, nullptr}};
     be.matmul_many(s.h, n, gate_up, 2);
-    be.swiglu(s.ff1, s.ff2, static_cast<size_t>(n) * F);
+    be.swiglu_rows(s.ff1, s.ff2, n, F);
   } else {
     be.matmul(l.ffn_up, s.h, n, s.ff1, l.ffn_up_b ? &l.ffn_up_b : nullptr);
     be.gelu(s.ff1, static_cast<size_t>(n) * F);

@@ -727,17 +727,24 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaGetLastError());
   }
 
-  void swiglu(float* gate, const float* up, size_t n) override {
-    bind();
-    if (fuse_ && fast_ && n % 32 == 0 && n <= kQ8FuseMaxCols) {  // a decode step's row: its 8-bit form too
-      const OpScope op_time = timed([&] { return "swiglu_q8"; });
-      const Q8Row q = q8_buffers(static_cast<int64_t>(n));
-      launch_swiglu_q8(gate, up, n, q, stream_);
-      CUDA_CHECK(cudaGetLastError());
-      ++fused_;
-      set_q8(gate, static_cast<int64_t>(n));
+  // A decode step's row (one token): its 8-bit form too, for the mat-vec
+  // after it.
+  void swiglu_rows(float* gate, const float* up, int rows, int64_t cols) override {
+    if (!want_q8(rows, cols)) {
+      swiglu(gate, up, static_cast<size_t>(rows) * static_cast<size_t>(cols));
       return;
     }
+    bind();
+    const OpScope op_time = timed([&] { return "swiglu_q8"; });
+    const Q8Row q = q8_buffers(cols);
+    launch_swiglu_q8(gate, up, static_cast<size_t>(cols), q, stream_);
+    CUDA_CHECK(cudaGetLastError());
+    ++fused_;
+    set_q8(gate, cols);
+  }
+
+  void swiglu(float* gate, const float* up, size_t n) override {
+    bind();
     const OpScope op_time = timed([&] { return "swiglu"; });
     launch_swiglu(gate, up, n, stream_);
     CUDA_CHECK(cudaGetLastError());
@@ -932,7 +939,6 @@ class CudaBackend final : public Backend {
   static constexpr int kMaxHeadDim = 512;                       // cuda_attention.cu's shared-memory bound
   static constexpr int kGemmAttentionMinTokens = 32;            // smaller batches: the attention kernel
   static constexpr size_t kGemmAttentionBytes = size_t{32} << 20;  // bound on one head chunk's S and P
-  static constexpr size_t kQ8FuseMaxCols = size_t{1} << 16;        // swiglu results up to this: one decode row
   static constexpr int kSplitMaxTokens = 4;    // split attention (TARS_CUDA_NEXT): decode batches only,
   static constexpr int kSplitMinKeys = 512;    // from this many keys,
   static constexpr int kSplitKeys = 256;       // in ranges of this many
