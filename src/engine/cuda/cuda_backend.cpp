@@ -132,9 +132,14 @@ class OpTimer {
     cudaEvent_t stop = event();
     cudaEventRecord(stop, stream_);
     pending_.push_back({std::move(label_), start_, stop});
+    if (pending_.size() >= 16384) resolve();  // outside decode steps (they resolve in step())
+  }
+  // A decode step starts (before its hold is queued): a good moment to
+  // wait for the events of earlier steps, where no later operation waits.
+  void step() {
+    ++steps_;
     if (pending_.size() >= 2048) resolve();
   }
-  void step() { ++steps_; }
   void report() {
     resolve();
     std::vector<std::pair<std::string, Total>> rows(totals_.begin(), totals_.end());
@@ -811,8 +816,8 @@ class CudaBackend final : public Backend {
     if (timer_ && !graphs_) {
       // A decode step starts: hold the GPU while the host queues the step, so
       // no operation's event pair contains the GPU waiting for the host.
-      launch_hold(kProfileHoldCycles, stream_);
       timer_->step();
+      launch_hold(kProfileHoldCycles, stream_);
     }
     if (!graphs_) return false;
     if (!graphs_warm_) {  // the first step runs directly: scratch reaches its size
