@@ -202,6 +202,8 @@ for shape in $shapes; do
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=5 bench_row "$shape Q4_0, mat-vec variant 5" "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5" \
     "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5" bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1 + mat-vec 5" \
+    "$MODELS_DIR/$shape-Q4_K_M.gguf"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=3" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 3" \
     "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_K_M.gguf"

@@ -345,34 +345,35 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(const __gri
   }
 }
 
-// Variant 5 (TARS_CUDA_MATVEC=5; Q4_0 rows of whole 256-element units):
-// no staging. Eight Q4_0 blocks (256 elements, 144 bytes) are exactly nine
-// aligned 16-byte words when every row is (row bytes a multiple of 16, the
-// matrix 16-byte aligned), so a lane loads a unit's nine words at once into
-// registers and decodes its eight blocks from them: the scale and quant
-// words sit at byte offsets known at compile time (a block starts 2 bytes
-// into a word for odd blocks, on a word for even ones), extracted with
-// shifts. Half a warp per row (two rows per warp), each lane taking units
-// sub, sub + 16, ...; the groups' arithmetic is int_group32's and
-// group_dot's, in another summation order.
-constexpr int kUnitWords = 9;  // 16-byte words of eight Q4_0 blocks
+// Variant 5 (TARS_CUDA_MATVEC=5): no staging. For the types whose storage
+// blocks tile 16-byte words evenly (UnitOf: eight Q4_0 blocks are 144 bytes,
+// nine words; a Q4_K super-block is 144 bytes too), with rows of whole units
+// and 16-byte aligned matrices, a lane loads one unit's words at once into
+// registers and decodes its groups from them (int_group32 at offsets known at
+// compile time, so the unit stays in registers). Half a warp per row (two
+// rows per warp), each lane taking units sub, sub + 16, ...; each group's
+// arithmetic is group_dot's, in another summation order. Q6_K (210-byte
+// blocks) and the shapes that do not fit run variant 1.
+template <TensorType T>
+struct UnitOf {  // kWords 16-byte words holding kGroups groups of 32; 0: no unit
+  static constexpr int kWords = T == TensorType::kQ4_0   ? 9     // 8 blocks of 18 bytes
+                                : T == TensorType::kQ4_1 ? 5     // 4 of 20
+                                : T == TensorType::kQ5_0 ? 11    // 8 of 22
+                                : T == TensorType::kQ5_1 ? 3     // 2 of 24
+                                : T == TensorType::kQ8_0 ? 17    // 8 of 34
+                                : T == TensorType::kQ4_K ? 9     // a super-block of 144
+                                : T == TensorType::kQ5_K ? 11    // a super-block of 176
+                                                         : 0;
+  static constexpr int kGroups = kWords * 16 / BlockOf<T>::kBytes * BlockOf<T>::kGroups;
+};
 
-__device__ __forceinline__ uint32_t unit_u32(const uint4 (&w)[kUnitWords], int i) {  // i: 4-byte word index
-  const uint4& v = w[i / 4];
-  return i % 4 == 0 ? v.x : i % 4 == 1 ? v.y : i % 4 == 2 ? v.z : v.w;
-}
-
-// Bytes [off, off + 4) of the unit (off even).
-__device__ __forceinline__ uint32_t unit_bytes4(const uint4 (&w)[kUnitWords], int off) {
-  if (off % 4 == 0) return unit_u32(w, off / 4);
-  return (unit_u32(w, off / 4) >> 16) | (unit_u32(w, off / 4 + 1) << 16);
-}
-
-__global__ void __launch_bounds__(32 * kWarps) matvec_q4_0_regs_kernel(const __grid_constant__ Parts parts, size_t row_bytes, int64_t cols,
-                                                                        int64_t total_rows,
-                                                                        const int8_t* __restrict__ qx,
-                                                                        const float* __restrict__ dx,
-                                                                        const int* __restrict__ sx) {
+template <TensorType T>
+__global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_constant__ Parts parts, size_t row_bytes,
+                                                                   int64_t cols, int64_t total_rows,
+                                                                   const int8_t* __restrict__ qx,
+                                                                   const float* __restrict__ dx,
+                                                                   const int* __restrict__ sx) {
+  constexpr int kW = UnitOf<T>::kWords, kG = UnitOf<T>::kGroups;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, sub = lane % 16;
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * 2 + lane / 16;
   const bool active = row < total_rows;  // both halves stay for the shuffles below
@@ -381,32 +382,23 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q4_0_regs_kernel(const __g
   if (active) {
     while (m + 1 < parts.count && r >= parts.part[m].rows) r -= parts.part[m++].rows;
   }
-  const int64_t n_units = cols / 256;
+  const int64_t n_units = cols / (32 * kG);
   float sum = 0.0f;
   if (active) {
     const uint4* w = reinterpret_cast<const uint4*>(parts.part[m].w + row_bytes * r);
     for (int64_t u = sub; u < n_units; u += 16) {
-      uint4 words[kUnitWords];
+      uint4 words[kW];
 #pragma unroll
-      for (int j = 0; j < kUnitWords; ++j) words[j] = __ldg(w + u * kUnitWords + j);
+      for (int j = 0; j < kW; ++j) words[j] = __ldg(w + u * kW + j);
+      const uint8_t* unit = reinterpret_cast<const uint8_t*>(words);
 #pragma unroll
-      for (int b = 0; b < 8; ++b) {
-        const int off = 18 * b;  // the block's scale, then its 16 quant bytes
-        const uint32_t dword = unit_u32(words, off / 4);
+      for (int gl = 0; gl < kG; ++gl) {
         IntGroup wg;
-        wg.a_lo = wg.a_hi = f16_bits_to_f32(static_cast<uint16_t>(off % 4 == 0 ? dword & 0xffffu : dword >> 16));
-        wg.b = 0.0f;
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const uint32_t q = unit_bytes4(words, off + 2 + 4 * k);
-          wg.q[k] = static_cast<int>(__vsub4(q & 0x0F0F0F0Fu, 0x08080808u));
-          wg.q[k + 4] = static_cast<int>(__vsub4((q >> 4) & 0x0F0F0F0Fu, 0x08080808u));
-        }
-        const int64_t g = u * 8 + b;
+        int_group32<T>(unit, gl, wg);
         int4 a0, a1;
         float d;
         int s;
-        GlobalActs{qx, dx, sx}(0, g, a0, a1, d, s);
+        GlobalActs{qx, dx, sx}(0, u * kG + gl, a0, a1, d, s);
         sum += group_dot(wg, a0, a1, d, s);
       }
     }
@@ -419,13 +411,18 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q4_0_regs_kernel(const __g
   }
 }
 
-// Whether variant 5 can read these matrices.
-bool q4_0_regs_fits(TensorType type, const Parts& p, size_t row_bytes, int64_t cols) {
-  if (type != TensorType::kQ4_0 || cols % 256 != 0 || row_bytes % 16 != 0) return false;
-  for (int i = 0; i < p.count; ++i) {
-    if (reinterpret_cast<uintptr_t>(p.part[i].w) % 16 != 0) return false;
+// Whether variant 5 can read these matrices (type T).
+template <TensorType T>
+bool unit_fits(const Parts& p, size_t row_bytes, int64_t cols) {
+  if constexpr (UnitOf<T>::kWords == 0) {
+    return false;
+  } else {
+    if (cols % (32 * UnitOf<T>::kGroups) != 0 || row_bytes % 16 != 0) return false;
+    for (int i = 0; i < p.count; ++i) {
+      if (reinterpret_cast<uintptr_t>(p.part[i].w) % 16 != 0) return false;
+    }
+    return true;
   }
-  return true;
 }
 
 // Streaming multiprocessors of the current device (cached per device).
@@ -479,20 +476,17 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
     p.part[i] = {w8, w8 + row_bytes * parts[i].rows, parts[i].rows, parts[i].bias, parts[i].y};
     rows += parts[i].rows;
   }
-  if (variant == 5) {
-    if (q4_0_regs_fits(type, p, row_bytes, cols)) {
-      const long long blocks = (rows + 2 * kWarps - 1) / (2 * kWarps);
-      TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q4_0_regs_kernel)
-      (p, row_bytes, cols, rows, qx, dx, sx);
-      return;
-    }
-    variant = 1;  // the other types and shapes
-  }
   dispatch_weight_type(type, [&](auto tag) {
     constexpr TensorType T = decltype(tag)::value;
     if constexpr (!is_plain_type(T)) {
       long long blocks = (rows + kWarps - 1) / kWarps;
-      if (variant == 2) {
+      if (variant == 5 && unit_fits<T>(p, row_bytes, cols)) {
+        if constexpr (UnitOf<T>::kWords > 0) {
+          blocks = (rows + 2 * kWarps - 1) / (2 * kWarps);
+          TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_unit_kernel<T>)
+          (p, row_bytes, cols, rows, qx, dx, sx);
+        }
+      } else if (variant == 2) {
         blocks = std::min<long long>(blocks, static_cast<long long>(sm_count()) * kPipeBlocksPerSm);
         TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_pipe_kernel<T>)
         (p, row_bytes, cols, rows, qx, dx, sx);
