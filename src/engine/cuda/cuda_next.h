@@ -4,7 +4,8 @@
 // BENCHMARKS.md, "Fused decode kernels"):
 //  - the integer mat-vec's variant 4: each chunk's words loaded into
 //    registers all at once, the chunk's 8-bit activations in shared memory;
-//  - decode attention with the key loop unrolled for head sizes 64 and 128;
+//  - decode attention with the key loop unrolled for head sizes 64 and 128,
+//    and (F16 cache) a tile's value rows all loaded before they are summed;
 //  - the one-row norm with the row in registers (up to 1024 threads), its
 //    8-bit form written from them;
 //  - long-context decode attention split over key ranges, then merged.
