@@ -24,6 +24,9 @@ bins=(tars tests/tars_gpu_tests bench/bench_make_model bench/bench_gpu_bandwidth
 for b in "${bins[@]}"; do
   [[ -x $BUILD_DIR/$b ]] || { echo "missing $BUILD_DIR/$b: build it first (see the top of this script)" >&2; exit 1; }
   cp "$BUILD_DIR/$b" "$OUT/$b"
+  # Symbol tables are not needed there, and what travels is capped at 64 MiB
+  # (the bundle with the repository came within 0.2 MiB of it unstripped).
+  if command -v strip > /dev/null; then strip --strip-unneeded "$OUT/$b"; fi
 done
 # Every shared library the binaries load except the C library and the
 # dynamic loader (the GPU machine's own are used for those).
