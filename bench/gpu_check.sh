@@ -87,6 +87,15 @@ if ! TARS_CUDA_NEXT=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 > 
   tail -30 /tmp/gpu_check_next.log
 fi
 rows+=("gpu tests (every suite) with TARS_CUDA_NEXT=1 | - | $next_tests")
+# Everything prepared at once: NEXT's kernels, mat-vec variant 5 and
+# programmatic dependent launches (TARS_CUDA_PDL, sm_90).
+all_tests=pass
+if ! TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 \
+     > /tmp/gpu_check_all.log 2>&1; then
+  all_tests=FAIL
+  tail -30 /tmp/gpu_check_all.log
+fi
+rows+=("gpu tests (every suite) with TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 | - | $all_tests")
 if [[ ${#failed_suites[@]} -gt 0 ]]; then gpu_tests="FAIL: ${failed_suites[*]}"
 elif [[ $skipped_total -gt 0 ]]; then gpu_tests="pass, but $skipped_total skipped (no device?)"; fi
 rows+=("gpu tests | - | $gpu_tests")
@@ -204,6 +213,11 @@ for shape in $shapes; do
     "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5" bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1 + mat-vec 5" \
     "$MODELS_DIR/$shape-Q4_K_M.gguf"
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_PDL=1 bench_row "$shape Q4_0, TARS_CUDA_PDL=1" "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1" bench_row \
+    "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5 + PDL" "$MODELS_DIR/$shape-Q4_0.gguf"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 TARS_CUDA_GRAPHS=1" bench_row \
+    "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5 + PDL + graphs" "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=3" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 3" \
     "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_K_M.gguf"

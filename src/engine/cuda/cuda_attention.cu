@@ -87,6 +87,7 @@ __global__ void __launch_bounds__(32 * kWarps)
     attention_kernel(const float* q, const void* k, const void* v, int64_t kv_stride, const int64_t* key_row0,
                      const int32_t* n_keys, int n_head, int n_head_kv, int head_dim, float scale, float* out,
                      Q8Row q8, int split_len, float* part) {
+  pdl_prologue();
   __shared__ __align__(16) float sq[kMaxHeadDim];  // the query head
   __shared__ float wacc[kWarps][kMaxHeadDim];      // each warp's unnormalized sum of p * v
   __shared__ float wm[kWarps], wl[kWarps];         // each warp's running max and normalizer
@@ -232,16 +233,16 @@ void launch_typed(bool vec, unsigned blocks, cudaStream_t stream, const float* q
                   int head_dim, float scale, float* out, Q8Row q8) {
   const bool next = vec && cuda_next_kernels();
   if (next && head_dim == 128) {
-    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 128, false>)
+    TARS_LAUNCH_PDL(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 128, false>)
     (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   } else if (next && head_dim == 64) {
-    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 64, false>)
+    TARS_LAUNCH_PDL(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 64, false>)
     (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   } else if (vec) {
-    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 0, false>)
+    TARS_LAUNCH_PDL(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, true, 0, false>)
     (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   } else {
-    TARS_LAUNCH(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, false, 0, false>)
+    TARS_LAUNCH_PDL(blocks, 32 * kWarps, 0, stream, attention_kernel<F16, false, 0, false>)
     (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, q8, 0, nullptr);
   }
 }
@@ -251,6 +252,7 @@ void launch_typed(bool vec, unsigned blocks, cudaStream_t stream, const float* q
 // (and quantized, as the one-block kernel does, when q8 is given).
 __global__ void __launch_bounds__(32 * kWarps)
     attention_merge_kernel(const float* part, int n_split, int head_dim, float* out, Q8Row q8) {
+  pdl_prologue();
   const int64_t bh = blockIdx.x;  // token * n_head + head
   const float* base = part + bh * n_split * (head_dim + 2);
   float mx = -FLT_MAX;
@@ -340,22 +342,22 @@ void launch_attention_split(const float* q, const void* k, const void* v, bool f
   auto go = [&](auto f16_tag) {
     constexpr bool F16 = decltype(f16_tag)::value;
     if (vec && head_dim == 128) {
-      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 128, true>)
+      TARS_LAUNCH_PDL(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 128, true>)
       (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     } else if (vec && head_dim == 64) {
-      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 64, true>)
+      TARS_LAUNCH_PDL(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 64, true>)
       (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     } else if (vec) {
-      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 0, true>)
+      TARS_LAUNCH_PDL(grid, 32 * kWarps, 0, stream, attention_kernel<F16, true, 0, true>)
       (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     } else {
-      TARS_LAUNCH(grid, 32 * kWarps, 0, stream, attention_kernel<F16, false, 0, true>)
+      TARS_LAUNCH_PDL(grid, 32 * kWarps, 0, stream, attention_kernel<F16, false, 0, true>)
       (q, k, v, kv_stride, key_row0, n_keys, n_head, n_head_kv, head_dim, scale, out, Q8Row{}, split_len, part);
     }
   };
   if (f16) go(std::true_type{});
   else go(std::false_type{});
-  TARS_LAUNCH(static_cast<unsigned>(n) * static_cast<unsigned>(n_head), 32 * kWarps, 0, stream, attention_merge_kernel)
+  TARS_LAUNCH_PDL(static_cast<unsigned>(n) * static_cast<unsigned>(n_head), 32 * kWarps, 0, stream, attention_merge_kernel)
   (part, n_split, head_dim, out, q8);
 }
 

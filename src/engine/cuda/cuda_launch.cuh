@@ -1,13 +1,99 @@
 #pragma once
-// Every kernel launch of the CUDA backend goes through TARS_LAUNCH:
+// Every kernel launch of the CUDA backend goes through TARS_LAUNCH or
+// TARS_LAUNCH_PDL:
 //   TARS_LAUNCH(grid, block, shared_bytes, stream, kernel)(arguments...)
 // With nvcc it is the triple-chevron launch. The kernel emulator of the
 // tests (tests/gpu/emu, TARS_CUDA_EMU) compiles the same sources as host C++
 // and runs each launch on the CPU, one fiber per CUDA thread, so the kernels'
 // logic is tested on machines without a GPU.
+//
+// TARS_LAUNCH_PDL (the decode step's kernels): with TARS_CUDA_PDL=1 on a
+// card of compute capability 9.0 or more, a programmatic dependent launch: the
+// kernel's blocks may be scheduled while the kernel before it finishes, and
+// wait in pdl_prologue() (griddepcontrol.wait) until it has, so the launch
+// latency between two dependent kernels is hidden. Every kernel launched so
+// must call pdl_prologue() before it reads anything (the emulator checks
+// that it is called); elsewhere it is an ordinary launch.
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+namespace tars::engine::cuda {
+
+// TARS_CUDA_PDL=1 and the current device supports it (cached per device).
+inline bool pdl_on() {
+  static const bool wanted = [] {
+    const char* v = std::getenv("TARS_CUDA_PDL");
+    return v && std::string(v) == "1";
+  }();
+  if (!wanted) return false;
+  static int major[64] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  if (major[dev] == 0) {
+    int m = 0;
+    cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, dev);
+    major[dev] = m > 0 ? m : -1;
+  }
+  return major[dev] >= 9;
+}
+
+// The first statement of a kernel launched with TARS_LAUNCH_PDL: waits for
+// the kernel before it (and its memory) to be complete, then lets the next
+// one be scheduled.
+__device__ __forceinline__ void pdl_prologue() {
+#if defined(TARS_CUDA_EMU)
+  ::tars::emu::pdl_prologue_called();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+#if !defined(TARS_CUDA_EMU)
+template <class K>
+class PdlLaunch {
+ public:
+  PdlLaunch(K kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t stream)
+      : kernel_(kernel), grid_(grid), block_(block), smem_(smem), stream_(stream) {}
+  template <class... A>
+  void operator()(A&&... a) const {
+    if (!pdl_on()) {
+      kernel_<<<grid_, block_, smem_, stream_>>>(std::forward<A>(a)...);
+      return;
+    }
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid_;
+    cfg.blockDim = block_;
+    cfg.dynamicSmemBytes = smem_;
+    cfg.stream = stream_;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    cudaLaunchKernelEx(&cfg, kernel_, std::forward<A>(a)...);  // errors: cudaGetLastError, as for <<<>>>
+  }
+
+ private:
+  K kernel_;
+  dim3 grid_, block_;
+  size_t smem_;
+  cudaStream_t stream_;
+};
+#endif
+
+}  // namespace tars::engine::cuda
+
 #ifdef TARS_CUDA_EMU
 #define TARS_LAUNCH(grid, block, smem, stream, ...) \
   ::tars::emu::Launch(grid, block, smem, stream, [](auto... a) { __VA_ARGS__(a...); })
+#define TARS_LAUNCH_PDL(grid, block, smem, stream, ...) \
+  ::tars::emu::Launch(grid, block, smem, stream, [](auto... a) { __VA_ARGS__(a...); }, true)
 #else
 #define TARS_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define TARS_LAUNCH_PDL(grid, block, smem, stream, ...) \
+  ::tars::engine::cuda::PdlLaunch<decltype(&__VA_ARGS__)>(&__VA_ARGS__, grid, block, smem, stream)
 #endif

@@ -34,6 +34,7 @@ namespace {
 
 // One warp per group of 32 (cuda_q8.cuh).
 __global__ void quantize_q8_kernel(const float* x, int64_t n_groups, Q8Row q) {
+  pdl_prologue();
   const int lane = threadIdx.x % 32;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32; g < n_groups; g += warps) {
@@ -225,6 +226,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(const __grid_con
                                                                  int64_t total_rows, const int8_t* __restrict__ qx,
                                                                  const float* __restrict__ dx,
                                                                  const int* __restrict__ sx) {
+  pdl_prologue();
   constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
   __shared__ uint4 stage[kWarps][kWords];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -260,6 +262,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_shared_kernel(const __g
                                                                         const int8_t* __restrict__ qx,
                                                                         const float* __restrict__ dx,
                                                                         const int* __restrict__ sx) {
+  pdl_prologue();
   constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
   __shared__ uint4 stage[kWarps][kWords];
   __shared__ int4 sqx[2 * kChunkGroups];
@@ -305,6 +308,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(const __gri
                                                                       const int8_t* __restrict__ qx,
                                                                       const float* __restrict__ dx,
                                                                       const int* __restrict__ sx) {
+  pdl_prologue();
   constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
   constexpr int kCB = kChunkGroups / kG;
   __shared__ uint4 stage[kWarps][kWords];
@@ -373,6 +377,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_c
                                                                    const int8_t* __restrict__ qx,
                                                                    const float* __restrict__ dx,
                                                                    const int* __restrict__ sx) {
+  pdl_prologue();
   constexpr int kW = UnitOf<T>::kWords, kG = UnitOf<T>::kGroups;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, sub = lane % 16;
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * 2 + lane / 16;
@@ -414,10 +419,11 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_c
 // Whether variant 5 can read these matrices (type T).
 template <TensorType T>
 bool unit_fits(const Parts& p, size_t row_bytes, int64_t cols) {
-  if constexpr (UnitOf<T>::kWords == 0) {
+  constexpr int kG = UnitOf<T>::kGroups;
+  if constexpr (kG == 0) {
     return false;
   } else {
-    if (cols % (32 * UnitOf<T>::kGroups) != 0 || row_bytes % 16 != 0) return false;
+    if (cols % (32 * kG) != 0 || row_bytes % 16 != 0) return false;
     for (int i = 0; i < p.count; ++i) {
       if (reinterpret_cast<uintptr_t>(p.part[i].w) % 16 != 0) return false;
     }
@@ -453,7 +459,7 @@ bool cuda_matvec_q8_supported(TensorType t) {
 void launch_quantize_q8(const float* x, int64_t cols, int8_t* qx, float* dx, int* sx, cudaStream_t stream) {
   const int64_t groups = cols / 32;
   const int threads = 256;
-  TARS_LAUNCH(grid_for(groups * 32, threads), threads, 0, stream, quantize_q8_kernel)(x, groups, Q8Row{qx, dx, sx});
+  TARS_LAUNCH_PDL(grid_for(groups * 32, threads), threads, 0, stream, quantize_q8_kernel)(x, groups, Q8Row{qx, dx, sx});
 }
 
 void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int count, size_t row_bytes, int64_t cols,
@@ -483,21 +489,21 @@ void launch_matvec_q8_multi(TensorType type, const MatvecQ8Part* parts, int coun
       if (variant == 5 && unit_fits<T>(p, row_bytes, cols)) {
         if constexpr (UnitOf<T>::kWords > 0) {
           blocks = (rows + 2 * kWarps - 1) / (2 * kWarps);
-          TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_unit_kernel<T>)
+          TARS_LAUNCH_PDL(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_unit_kernel<T>)
           (p, row_bytes, cols, rows, qx, dx, sx);
         }
       } else if (variant == 2) {
         blocks = std::min<long long>(blocks, static_cast<long long>(sm_count()) * kPipeBlocksPerSm);
-        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_pipe_kernel<T>)
+        TARS_LAUNCH_PDL(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_pipe_kernel<T>)
         (p, row_bytes, cols, rows, qx, dx, sx);
       } else if (variant == 4) {
-        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_shared_kernel<T>)
+        TARS_LAUNCH_PDL(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_shared_kernel<T>)
         (p, row_bytes, cols, rows, qx, dx, sx);
       } else if (variant == 3) {
-        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_kernel<T, true>)
+        TARS_LAUNCH_PDL(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_kernel<T, true>)
         (p, row_bytes, cols, rows, qx, dx, sx);
       } else {
-        TARS_LAUNCH(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_kernel<T, false>)
+        TARS_LAUNCH_PDL(static_cast<unsigned>(blocks), 32 * kWarps, 0, stream, matvec_q8_kernel<T, false>)
         (p, row_bytes, cols, rows, qx, dx, sx);
       }
     }

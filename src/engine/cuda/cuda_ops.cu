@@ -39,6 +39,7 @@ __device__ T block_sum(T v, T* shared) {
 // thread was latency-bound (13 us for a 4096-wide row on an H100). q: the
 // row's 8-bit form as well (one row, d % 32 == 0).
 __global__ void rms_norm_kernel(float* x, const float* a, float* out, const float* w, int d, float eps, Q8Row q) {
+  pdl_prologue();
   __shared__ float shared[32];
   const int64_t off = static_cast<int64_t>(blockIdx.x) * d;
   float* r = x + off;
@@ -111,6 +112,7 @@ __global__ void rms_norm_kernel(float* x, const float* a, float* out, const floa
 template <int kPer>
 __global__ void __launch_bounds__(1024) rms_norm_row_kernel(float* x, const float* a, float* out, const float* w, int d,
                                                             float eps, Q8Row q) {
+  pdl_prologue();
   __shared__ float shared[32];
   const int n4 = d / 4, t = threadIdx.x, nt = blockDim.x;
   float4* x4 = reinterpret_cast<float4*>(x);
@@ -250,6 +252,7 @@ __global__ void kv_store_kernel(void* ck, void* cv, bool f16, int n_ctx, int kv_
 // Element-wise kernels: Op is one of the functors below.
 template <class Op>
 __global__ void elementwise_kernel(float* a, const float* b, size_t n, Op op) {
+  pdl_prologue();
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     a[i] = op(a[i], b ? b[i] : 0.0f);
@@ -275,7 +278,7 @@ struct GeluErfOp {
 template <class Op>
 void launch_elementwise(float* a, const float* b, size_t n, Op op, cudaStream_t stream) {
   if (n == 0) return;
-  TARS_LAUNCH(grid_for(static_cast<long long>(n), 256), 256, 0, stream, elementwise_kernel)(a, b, n, op);
+  TARS_LAUNCH_PDL(grid_for(static_cast<long long>(n), 256), 256, 0, stream, elementwise_kernel<Op>)(a, b, n, op);
 }
 
 __global__ void gather_rows_kernel(const float* src, const int32_t* rows, int n, int d, float* dst) {
@@ -302,6 +305,7 @@ __global__ void seq_mean_kernel(const float* x, const int32_t* start, int n_seqs
 
 // swiglu with the result's 8-bit form: one warp per group of 32.
 __global__ void swiglu_q8_kernel(float* gate, const float* up, int64_t n_groups, Q8Row q) {
+  pdl_prologue();
   const int lane = threadIdx.x % 32;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32; g < n_groups; g += warps) {
@@ -332,6 +336,7 @@ __device__ __forceinline__ void cache_put(void* c, bool f16, int64_t i, float v)
 __global__ void rope_store_kernel(float* q, float* k, const float* v, const float* cos_t, const float* sin_t, int n,
                                   int n_head, int n_head_kv, int hd, int n_rot, bool neox, void* ck, void* cv, bool f16,
                                   int n_ctx, const int32_t* pos, const int32_t* seq) {
+  pdl_prologue();
   const int half = n_rot / 2, rest = hd - n_rot, kv_dim = n_head_kv * hd;
   const int64_t nq = static_cast<int64_t>(n) * n_head * half, nkp = static_cast<int64_t>(n) * n_head_kv * half;
   const int64_t nku = static_cast<int64_t>(n) * n_head_kv * rest, nv = static_cast<int64_t>(n) * kv_dim;
@@ -384,15 +389,15 @@ void launch_norm(float* x, const float* a, float* out, const float* w, int n, in
     const int threads = std::min(kOneRowThreads, (n4 + 31) / 32 * 32);
     const int per = (n4 + threads - 1) / threads;
     if (per == 1) {
-      TARS_LAUNCH(1, threads, 0, stream, rms_norm_row_kernel<1>)(x, a, out, w, d, eps, q);
+      TARS_LAUNCH_PDL(1, threads, 0, stream, rms_norm_row_kernel<1>)(x, a, out, w, d, eps, q);
     } else if (per == 2) {
-      TARS_LAUNCH(1, threads, 0, stream, rms_norm_row_kernel<2>)(x, a, out, w, d, eps, q);
+      TARS_LAUNCH_PDL(1, threads, 0, stream, rms_norm_row_kernel<2>)(x, a, out, w, d, eps, q);
     } else {
-      TARS_LAUNCH(1, threads, 0, stream, rms_norm_row_kernel<4>)(x, a, out, w, d, eps, q);
+      TARS_LAUNCH_PDL(1, threads, 0, stream, rms_norm_row_kernel<4>)(x, a, out, w, d, eps, q);
     }
     return;
   }
-  TARS_LAUNCH(n, kRowThreads, 0, stream, rms_norm_kernel)(x, a, out, w, d, eps, q);
+  TARS_LAUNCH_PDL(n, kRowThreads, 0, stream, rms_norm_kernel)(x, a, out, w, d, eps, q);
 }
 
 }  // namespace
@@ -407,7 +412,7 @@ void launch_rms_norm_to(float* x, const float* a, float* out, const float* w, in
 void launch_swiglu_q8(float* gate, const float* up, size_t n, Q8Row q, cudaStream_t stream) {
   if (n == 0) return;
   const long long groups = static_cast<long long>(n / 32);
-  TARS_LAUNCH(grid_for(groups * 32, 256), 256, 0, stream, swiglu_q8_kernel)(gate, up, groups, q);
+  TARS_LAUNCH_PDL(grid_for(groups * 32, 256), 256, 0, stream, swiglu_q8_kernel)(gate, up, groups, q);
 }
 
 void launch_rope_store(float* q, float* k, const float* v, const float* cos, const float* sin, int n_tokens, int n_head,
@@ -418,7 +423,7 @@ void launch_rope_store(float* q, float* k, const float* v, const float* cos, con
                                                               static_cast<long long>(n_head_kv) * (head_dim - n_rot) +
                                                               static_cast<long long>(n_head_kv) * head_dim);
   if (total <= 0) return;
-  TARS_LAUNCH(grid_for(total, 256), 256, 0, stream, rope_store_kernel)
+  TARS_LAUNCH_PDL(grid_for(total, 256), 256, 0, stream, rope_store_kernel)
   (q, k, v, cos, sin, n_tokens, n_head, n_head_kv, head_dim, n_rot, mode_neox, cache_k, cache_v, f16, n_ctx, pos, seq);
 }
 

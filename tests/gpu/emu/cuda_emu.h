@@ -41,8 +41,12 @@ void syncwarp();
 // This lane's v in, lane src's out (src_is_xor: lane ^ src); 8 bytes at most.
 uint64_t shuffle(uint64_t v, int src, bool src_is_xor);
 // Runs body once per thread of every block of the grid (or records the
-// launch while the stream captures).
-void launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, std::function<void()> body);
+// launch while the stream captures). pdl: a programmatic dependent launch
+// (TARS_LAUNCH_PDL), whose every thread must call pdl_prologue().
+void launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, std::function<void()> body,
+            bool pdl = false);
+// Called by pdl_prologue() (engine/cuda/cuda_launch.cuh).
+void pdl_prologue_called();
 
 template <class T>
 T shfl(T v, int src, bool src_is_xor) {
@@ -84,12 +88,12 @@ inline float uint_as_float(unsigned u) {
 template <class Call>
 class Launch {
  public:
-  Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Call call)
-      : call_(call), grid_(grid), block_(block), smem_(smem), stream_(stream) {}
+  Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Call call, bool pdl = false)
+      : call_(call), grid_(grid), block_(block), smem_(smem), stream_(stream), pdl_(pdl) {}
   template <class... A>
   void operator()(A&&... a) const {
     auto args = std::make_shared<std::tuple<std::decay_t<A>...>>(std::forward<A>(a)...);
-    launch(grid_, block_, smem_, stream_, [call = call_, args] { std::apply(call, *args); });
+    launch(grid_, block_, smem_, stream_, [call = call_, args] { std::apply(call, *args); }, pdl_);
   }
 
  private:
@@ -97,6 +101,7 @@ class Launch {
   dim3 grid_, block_;
   size_t smem_;
   cudaStream_t stream_;
+  bool pdl_;
 };
 
 }  // namespace tars::emu

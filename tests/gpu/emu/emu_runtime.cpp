@@ -87,6 +87,7 @@ struct Fiber {
   uint3 tid{};
   unsigned warp = 0, lane = 0;
   bool done = false;
+  bool pdl_called = false;  // pdl_prologue() ran (TARS_LAUNCH_PDL)
 };
 
 struct Barrier {
@@ -100,6 +101,7 @@ struct Scheduler {
   std::vector<std::unique_ptr<char[]>> stacks;
   Fiber* current = nullptr;
   const std::function<void()>* body = nullptr;
+  bool pdl = false;  // the launch is a programmatic dependent one
   Barrier block;
   std::vector<Barrier> warps;
   std::vector<std::array<uint64_t, 32>> slots;  // each warp's shuffle values
@@ -149,6 +151,7 @@ void fiber_main() {
   Scheduler& s = sched();
   (*s.body)();
   Fiber* f = s.current;
+  if (s.pdl && !f->pdl_called) fail("a kernel launched with TARS_LAUNCH_PDL never called pdl_prologue()");
   f->done = true;
   ++s.progress;
   --s.block.live;
@@ -266,7 +269,13 @@ uint64_t shuffle(uint64_t v, int src, bool src_is_xor) {
   return out;
 }
 
-void launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, std::function<void()> body) {
+void pdl_prologue_called() {
+  Fiber* f = sched().current;
+  if (!f) fail("pdl_prologue() outside a kernel");
+  f->pdl_called = true;
+}
+
+void launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, std::function<void()> body, bool pdl) {
   const unsigned threads = block.x * block.y * block.z;
   if (threads == 0 || threads > kMaxThreads || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
       grid.z > 65535) {
@@ -278,8 +287,9 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, std::funct
     std::fprintf(stderr, "tars kernel emulator: dynamic shared memory is not emulated\n");
     std::abort();
   }
-  enqueue([grid, block, body = std::move(body)] {
+  enqueue([grid, block, pdl, body = std::move(body)] {
     std::lock_guard<std::recursive_mutex> lock(launch_mutex());
+    sched().pdl = pdl;
     const uint3 saved_block = g_block_idx;
     const dim3 saved_dim = g_block_dim, saved_grid = g_grid_dim;
     g_block_dim = block;

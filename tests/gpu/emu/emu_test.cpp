@@ -62,6 +62,14 @@ __global__ void missing_barrier_kernel(int* out) {
   out[blockIdx.x * blockDim.x + threadIdx.x] = s[(threadIdx.x + 32) % 64];
 }
 
+// A kernel fit for programmatic dependent launch, and one that is not (it
+// would read its inputs before the kernel before it has finished).
+__global__ void pdl_ready_kernel(int* out) {
+  tars::engine::cuda::pdl_prologue();
+  out[threadIdx.x] = 1;
+}
+__global__ void pdl_unready_kernel(int* out) { out[threadIdx.x] = 1; }
+
 TEST(KernelEmulator, ShufflesAndSharedMemoryFollowCudaSemantics) {
   const int blocks = 3, threads = 128;
   std::vector<int> in(blocks * threads), out(in.size(), -1);
@@ -105,6 +113,14 @@ TEST(KernelEmulatorDeathTest, BarrierReachedByPartOfTheBlockStops) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   std::vector<int> out(32, 0);
   EXPECT_DEATH(TARS_LAUNCH(1, 32, 0, nullptr, divergent_barrier_kernel)(out.data()), "deadlock");
+}
+
+TEST(KernelEmulatorDeathTest, DependentLaunchWithoutItsPrologueStops) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::vector<int> out(32, 0);
+  TARS_LAUNCH_PDL(1, 32, 0, nullptr, pdl_ready_kernel)(out.data());
+  EXPECT_EQ(out[31], 1);
+  EXPECT_DEATH(TARS_LAUNCH_PDL(1, 32, 0, nullptr, pdl_unready_kernel)(out.data()), "never called pdl_prologue");
 }
 
 TEST(KernelEmulatorDeathTest, InvalidLaunchConfigurationStops) {
