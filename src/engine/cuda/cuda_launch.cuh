@@ -16,18 +16,15 @@
 // that it is called); elsewhere it is an ordinary launch.
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-#include <string>
 #include <utility>
+
+#include "engine/cuda/cuda_next.h"  // cuda_switch_on
 
 namespace tars::engine::cuda {
 
 // TARS_CUDA_PDL=1 and the current device supports it (cached per device).
 inline bool pdl_on() {
-  static const bool wanted = [] {
-    const char* v = std::getenv("TARS_CUDA_PDL");
-    return v && std::string(v) == "1";
-  }();
+  static const bool wanted = cuda_switch_on("TARS_CUDA_PDL");
   if (!wanted) return false;
   static int major[64] = {};
   int dev = 0;

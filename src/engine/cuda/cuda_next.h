@@ -16,11 +16,14 @@
 
 namespace tars::engine::cuda {
 
+// Whether environment variable `name` is "1" (the CUDA backend's switches).
+inline bool cuda_switch_on(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "1";
+}
+
 inline bool cuda_next_kernels() {
-  static const bool on = [] {
-    const char* v = std::getenv("TARS_CUDA_NEXT");
-    return v && std::string(v) == "1";
-  }();
+  static const bool on = cuda_switch_on("TARS_CUDA_NEXT");
   return on;
 }
 
