@@ -15,7 +15,9 @@
 //    threads that have not exited (a deadlock, such as a barrier reached by
 //    part of a block, aborts with a message);
 //  - __shfl_sync / __shfl_xor_sync as an exchange among a warp's 32 lanes;
-//  - the integer and rounding intrinsics the kernels use.
+//  - the integer and rounding intrinsics the kernels use;
+//  - programmatic dependent launches (TARS_LAUNCH_PDL) as ordinary ones, with
+//    the check that every thread called pdl_prologue().
 // Launches run at once, in order (every stream is synchronous), or are
 // recorded while a stream captures a graph (emu_runtime.cpp).
 #include <cuda_fp16.h>
