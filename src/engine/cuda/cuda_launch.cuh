@@ -22,19 +22,24 @@
 
 namespace tars::engine::cuda {
 
-// TARS_CUDA_PDL=1 and the current device supports it (cached per device).
+// Attribute A of the current device, asked once per device; 0 where it
+// cannot be read.
+template <cudaDeviceAttr A>
+int device_attribute() {
+  static int cached[64] = {};  // 0: not asked yet; -1: unreadable
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  if (cached[dev] == 0) {
+    int v = 0;
+    cached[dev] = cudaDeviceGetAttribute(&v, A, dev) == cudaSuccess && v > 0 ? v : -1;
+  }
+  return cached[dev] > 0 ? cached[dev] : 0;
+}
+
+// TARS_CUDA_PDL=1 and the current device supports it.
 inline bool pdl_on() {
   static const bool wanted = cuda_switch_on("TARS_CUDA_PDL");
-  if (!wanted) return false;
-  static int major[64] = {};
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  if (major[dev] == 0) {
-    int m = 0;
-    cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, dev);
-    major[dev] = m > 0 ? m : -1;
-  }
-  return major[dev] >= 9;
+  return wanted && device_attribute<cudaDevAttrComputeCapabilityMajor>() >= 9;
 }
 
 // The first statement of a kernel launched with TARS_LAUNCH_PDL: waits for

@@ -97,14 +97,27 @@ __device__ __forceinline__ int chunk_blocks(int64_t n_blocks, int64_t b0) {
   return static_cast<int>(n_blocks - b0 < kCB ? n_blocks - b0 : kCB);
 }
 
+// Row `row` of the launch as matrix *m, row *r of it.
+__device__ __forceinline__ void locate_row(const Parts& parts, int64_t row, int* m, int64_t* r) {
+  int i = 0;
+  while (i + 1 < parts.count && row >= parts.part[i].rows) row -= parts.part[i++].rows;
+  *m = i;
+  *r = row;
+}
+
+// y[r] of matrix m = sum (+ its bias).
+__device__ __forceinline__ void store_row(const Parts& parts, int m, int64_t r, float sum) {
+  const float* bias = parts.part[m].bias;
+  parts.part[m].y[r] = bias ? sum + bias[r] : sum;
+}
+
 template <TensorType T>
 __device__ __forceinline__ Chunk chunk_at(const Parts& parts, size_t row_bytes, int64_t n_blocks, int64_t row,
                                           int64_t b0) {
   constexpr int kB = BlockOf<T>::kBytes;
   Chunk c;
-  c.m = 0;
-  while (c.m + 1 < parts.count && row >= parts.part[c.m].rows) row -= parts.part[c.m++].rows;
-  c.r = row;
+  locate_row(parts, row, &c.m, &c.r);
+  row = c.r;
   c.b0 = b0;
   c.nb = chunk_blocks<T>(n_blocks, b0);
   const uint8_t* src = parts.part[c.m].w + row_bytes * row + b0 * kB;
@@ -207,10 +220,7 @@ struct SharedActs {
 __device__ __forceinline__ void finish_row(const Parts& parts, const Chunk& c, float sum, int lane) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) {
-    const float* bias = parts.part[c.m].bias;
-    parts.part[c.m].y[c.r] = bias ? sum + bias[c.r] : sum;
-  }
+  if (lane == 0) store_row(parts, c.m, c.r, sum);
 }
 
 // Variant 1: one warp per row. The row is read a chunk at a time into
@@ -384,9 +394,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_c
   const bool active = row < total_rows;  // both halves stay for the shuffles below
   int m = 0;
   int64_t r = row;
-  if (active) {
-    while (m + 1 < parts.count && r >= parts.part[m].rows) r -= parts.part[m++].rows;
-  }
+  if (active) locate_row(parts, row, &m, &r);
   const int64_t n_units = cols / (32 * kG);
   float sum = 0.0f;
   if (active) {
@@ -410,10 +418,7 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_c
   }
 #pragma unroll
   for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (active && sub == 0) {
-    const float* bias = parts.part[m].bias;
-    parts.part[m].y[r] = bias ? sum + bias[r] : sum;
-  }
+  if (active && sub == 0) store_row(parts, m, r, sum);
 }
 
 // Whether variant 5 can read these matrices (type T).
@@ -433,15 +438,8 @@ bool unit_fits(const Parts& p, size_t row_bytes, int64_t cols) {
 
 // Streaming multiprocessors of the current device (cached per device).
 int sm_count() {
-  int dev = 0;
-  cudaGetDevice(&dev);
-  static int cached[64] = {};
-  if (dev >= 0 && dev < 64 && cached[dev] > 0) return cached[dev];
-  int v = 0;
-  cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
-  if (v <= 0) v = 32;
-  if (dev >= 0 && dev < 64) cached[dev] = v;
-  return v;
+  const int v = device_attribute<cudaDevAttrMultiProcessorCount>();
+  return v > 0 ? v : 32;
 }
 
 }  // namespace

@@ -168,9 +168,9 @@ __global__ void __launch_bounds__(1024) rms_norm_row_kernel(float* x, const floa
     float amax = in ? fmaxf(fmaxf(fabsf(v[j].x), fabsf(v[j].y)), fmaxf(fabsf(v[j].z), fabsf(v[j].w))) : 0.0f;
 #pragma unroll
     for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float dq = amax / 127.0f;
-    auto quant = [&](float e) { return amax == 0.0f ? 0 : __float2int_rn(e / dq); };
-    const int q0 = quant(v[j].x), q1 = quant(v[j].y), q2 = quant(v[j].z), q3 = quant(v[j].w);
+    const float dq = q8_scale(amax);
+    const int q0 = q8_quant(v[j].x, amax, dq), q1 = q8_quant(v[j].y, amax, dq), q2 = q8_quant(v[j].z, amax, dq),
+              q3 = q8_quant(v[j].w, amax, dq);
     int s = in ? q0 + q1 + q2 + q3 : 0;
 #pragma unroll
     for (int o = 1; o < 8; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
