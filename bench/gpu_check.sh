@@ -198,9 +198,13 @@ for shape in $shapes; do
     [[ -f $m ]] || "$DIR/bench/bench_make_model" "$m" --vocab "$VOCAB" --shape "$shape" --type "$t" >&2
     bench_row "$shape $t" "$m"
   done
-  # Decode steps as CUDA graphs (CudaBackendOptions::graphs, off by default).
+  # Decode steps as CUDA graphs (CudaBackendOptions::graphs, off by default):
+  # replayed without a capture while the steps match, and, to compare in the
+  # same run, captured anew every step (as before graph replay).
   BENCH_ENV=TARS_CUDA_GRAPHS=1 bench_row "$shape Q4_0, CUDA graphs" "$MODELS_DIR/$shape-Q4_0.gguf"
-  rows+=("$shape Q4_0, CUDA graphs: graph launches / instantiations | count | $(echo "$json" | py "'%d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_instantiations'])")")
+  rows+=("$shape Q4_0, CUDA graphs: launches / replays / instantiations | count | $(echo "$json" | py "'%d / %d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_replays'], j[-1]['cuda_graph_instantiations'])")")
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_GRAPHS=1 TARS_CUDA_RECAPTURE=1" bench_row \
+    "$shape Q4_0, CUDA graphs captured every step" "$MODELS_DIR/$shape-Q4_0.gguf"
   # The decode-step variants: unfused kernels, the second mat-vec, both with graphs.
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_FUSE=0 bench_row "$shape Q4_0, unfused (TARS_CUDA_FUSE=0)" "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=2 bench_row "$shape Q4_0, mat-vec variant 2" "$MODELS_DIR/$shape-Q4_0.gguf"

@@ -176,6 +176,7 @@ int bench(const BenchFlags& f) {
                      {"parts", where},
                      {"cuda_graph_launches", graphs.launches},
                      {"cuda_graph_instantiations", graphs.instantiations},
+                     {"cuda_graph_replays", graphs.replays},
                      {"isa", isa},
                      {"n_threads", threads},
                      {"kv_type", f.engine.kv_type},

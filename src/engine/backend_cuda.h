@@ -38,9 +38,12 @@ struct CudaBackendOptions {
   // Decode steps (one token, one-part model) recorded as a CUDA graph and
   // replayed as one launch (Backend::capture_begin): hundreds of kernel
   // launches a step cost host time a large model's step does not have on a
-  // fast card. Off by default until measured on a GPU; the environment
-  // variable TARS_CUDA_GRAPHS=1 (or 0) overrides it. A recording that fails
-  // turns it off for the backend's life, with a warning on stderr.
+  // fast card. A step that makes the launches the graph was captured from
+  // replays it without a capture (only its metadata is copied); one that
+  // does not is captured anew. Off by default until measured on a GPU; the
+  // environment variable TARS_CUDA_GRAPHS=1 (or 0) overrides it, and
+  // TARS_CUDA_RECAPTURE=1 captures every step. A recording that fails turns
+  // graphs off for the backend's life, with a warning on stderr.
   bool graphs = false;
   // Fused decode-step kernels (default: true): the norm with its copy and
   // residual add, both ropes with the cache store, the 8-bit activations
@@ -62,6 +65,8 @@ struct CudaStats {
   size_t fused = 0;           // fused operations run (CudaBackendOptions::fuse)
   size_t q8_reused = 0;       // mat-vecs that used 8-bit activations a fused kernel wrote
   size_t split_attention = 0;  // attention calls split over key ranges (TARS_CUDA_NEXT=1, long contexts)
+  size_t replays = 0;          // of the launches: steps that matched the graph, so it ran without a capture
+  size_t mismatches = 0;       // steps checked against the graph that did not match it (run directly)
 };
 CudaStats backend_cuda_stats(const Backend& backend);
 

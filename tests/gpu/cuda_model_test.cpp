@@ -107,7 +107,8 @@ size_t count_differ(const std::vector<float>& a, const std::vector<float>& b) {
 
 // CUDA graphs (CudaBackendOptions::graphs): recorded decode steps give the
 // logits of directly launched ones bit for bit (the same kernels), in the
-// fast and the exact mode, F16 and F32 caches, and graphs really ran.
+// fast and the exact mode, F16 and F32 caches, and graphs really ran: once
+// captured, then replayed with each step's own token and position.
 TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
   TARS_REQUIRE_CUDA();
   for (const char* path : {"stories260K/stories260K.gguf", "reference/quant/llama-q-Q4_K_M.gguf",
@@ -122,12 +123,55 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
             std::string(path) + (exact ? " exact" : " fast") + " kv " + std::string(tensor_type_name(kv));
         EXPECT_EQ(direct_stats.launches, 0u) << what;
         EXPECT_EQ(graph_stats.launches, 39u) << what << ": every decode step after the first";
-        // Every step recorded the same shape: the graph was updated in place.
+        // Every step made the same launches: the graph was captured once and
+        // replayed without a capture from then on.
         EXPECT_EQ(graph_stats.instantiations, 1u) << what;
+        EXPECT_EQ(graph_stats.replays, 38u) << what;
+        EXPECT_EQ(graph_stats.mismatches, 0u) << what;
         EXPECT_EQ(count_differ(graphed, direct), 0u) << what << ": logits that differ";
       }
     }
   }
+}
+
+// A decode step of another shape (here one without logits: no output
+// projection) does not match the graph. It runs directly, the step after it
+// is captured again (the graph updated in place), and replays resume; the
+// logits are those of direct steps throughout. A step at the position of the
+// step before (a retried token) replays too, with the rotary table sent again.
+TEST(CudaModel, GraphStepsOfAnotherShapeRunDirectly) {
+  TARS_REQUIRE_CUDA();
+  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
+  auto run = [&](bool graphs, CudaStats* stats) {
+    std::string why;
+    auto be = backend_cuda_create({.graphs = graphs}, &why);
+    EXPECT_TRUE(be) << why;
+    std::vector<float> out;
+    if (!be) return out;
+    ModelOptions mo;
+    mo.n_ctx = 64;
+    auto m = Model::load(file, *be, mo);
+    for (int pos : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 20}) {
+      Batch b;  // one token a step; the step at position 10 wants no logits
+      b.add((pos * 37 + 11 + static_cast<int>(out.size() / 512)) % m->hparams().n_vocab, pos, 0, pos != 10);
+      m->forward(b, out);
+    }
+    *stats = backend_cuda_stats(*be);
+    return out;
+  };
+  CudaStats direct_stats, graph_stats;
+  const auto direct = run(false, &direct_stats);
+  const auto graphed = run(true, &graph_stats);
+  ASSERT_EQ(direct.size(), 21u * 512u) << "21 steps with logits of stories260K's 512 tokens";
+  EXPECT_EQ(count_differ(graphed, direct), 0u) << "logits that differ";
+  EXPECT_EQ(direct_stats.launches, 0u);
+  // Position 0 runs directly (scratch reaches its size), 1 is captured, 2-9
+  // replay, 10 is checked, does not match and runs directly, 11 is captured
+  // again, 12-20 and 20 again replay.
+  EXPECT_EQ(graph_stats.mismatches, 1u);
+  EXPECT_EQ(graph_stats.replays, 18u);
+  EXPECT_EQ(graph_stats.launches, 20u);
+  EXPECT_EQ(graph_stats.instantiations, 1u) << "the step after the mismatch has the graph's topology";
 }
 
 // Fused kernels (CudaBackendOptions::fuse): a prompt and decode steps give
@@ -161,23 +205,35 @@ TEST(CudaModel, FusedKernelsEqualUnfusedOnes) {
   }
 }
 
-// A 700-token prompt and decode steps past it (context 1024), fast mode:
+// A 765-token prompt and decode steps past it (context 1024), fast mode:
 // fused and unfused give the same logits bit for bit; with TARS_CUDA_NEXT=1
 // the decode attention is split over key ranges in both (and the fused run's
-// merge kernel writes the 8-bit activations the unfused run quantizes).
+// merge kernel writes the 8-bit activations the unfused run quantizes). With
+// CUDA graphs too: there the split grows from 3 to 4 key ranges at 769 keys,
+// another grid, so that step cannot replay the graph and runs directly.
 TEST(CudaModel, LongContextFusedEqualsUnfused) {
   TARS_REQUIRE_CUDA();
   const char* next_env = std::getenv("TARS_CUDA_NEXT");
   const bool next = next_env && std::string(next_env) == "1";
   std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("reference/quant/llama-q-Q4_K_M.gguf"));
-  CudaStats plain_stats, fused_stats;
+  CudaStats plain_stats, fused_stats, graph_stats;
   const auto plain =
-      cuda_greedy(file, {.exact_activations = false, .fuse = false}, TensorType::kF16, 1024, 700, 6, &plain_stats);
+      cuda_greedy(file, {.exact_activations = false, .fuse = false}, TensorType::kF16, 1024, 765, 6, &plain_stats);
   const auto fused =
-      cuda_greedy(file, {.exact_activations = false, .fuse = true}, TensorType::kF16, 1024, 700, 6, &fused_stats);
+      cuda_greedy(file, {.exact_activations = false, .fuse = true}, TensorType::kF16, 1024, 765, 6, &fused_stats);
+  const auto graphed = cuda_greedy(file, {.exact_activations = false, .graphs = true, .fuse = true}, TensorType::kF16,
+                                   1024, 765, 6, &graph_stats);
   EXPECT_EQ(plain_stats.split_attention > 0, next);
   EXPECT_EQ(fused_stats.split_attention > 0, next);
   EXPECT_EQ(count_differ(fused, plain), 0u) << "logits that differ";
+  EXPECT_EQ(count_differ(graphed, fused), 0u) << "logits that differ with graphs";
+  EXPECT_GE(graph_stats.replays, 1u);
+  if (next) {
+    EXPECT_LT(graph_stats.launches, 5u) << "the step to 4 key ranges ran directly";
+  } else {
+    EXPECT_EQ(graph_stats.launches, 5u) << "every step after the first";
+    EXPECT_EQ(graph_stats.replays, 4u);
+  }
 }
 
 // Logits after a prompt of `n` ids and after one more token, on one backend,

@@ -18,6 +18,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_kernels.h"
 #include "engine/cuda/cuda_next.h"
+#include "engine/cuda/launch_tap.h"
 #include "engine/cuda/meta_ring.h"
 #include "engine/quant.h"
 #include "engine/rope_table.h"
@@ -237,6 +238,11 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMallocHost(&meta_host_, kMetaRing));
     CUDA_CHECK(cudaMalloc(&meta_dev_, kMetaRing));
     meta_ring_ = MetaRing(meta_host_, kMetaRing);
+    if (graphs_) {
+      CUDA_CHECK(cudaMallocHost(&step_host_, kStepArea));
+      CUDA_CHECK(cudaMalloc(&step_dev_, kStepArea));
+      CUDA_CHECK(cudaEventCreateWithFlags(&step_copied_, cudaEventDisableTiming));
+    }
     if (const char* p = std::getenv("TARS_CUDA_PROFILE"); p && std::string(p) == "1") {
       timer_ = std::make_unique<OpTimer>(stream_);
     }
@@ -256,6 +262,9 @@ class CudaBackend final : public Backend {
     for (Scratch* s : {&meta_, &wtmp_, &xh_, &xq_, &attn_, &split_}) cudaFree(s->ptr);
     cudaFree(meta_dev_);
     cudaFreeHost(meta_host_);
+    if (step_copied_) cudaEventDestroy(step_copied_);
+    cudaFree(step_dev_);
+    cudaFreeHost(step_host_);
     cudaStreamDestroy(stream_);
   }
 
@@ -305,7 +314,10 @@ class CudaBackend final : public Backend {
   size_t allocated(MemoryKind kind) const override {
     std::lock_guard<std::mutex> lock(mu_);
     size_t n = bytes_[static_cast<int>(kind)];
-    if (kind == MemoryKind::kCompute) n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes + attn_.bytes + split_.bytes + kMetaRing;  // the backend's own scratch
+    if (kind == MemoryKind::kCompute) {  // the backend's own scratch
+      n += meta_.bytes + wtmp_.bytes + xh_.bytes + xq_.bytes + attn_.bytes + split_.bytes + kMetaRing +
+           (step_dev_ ? kStepArea : 0);
+    }
     return n;
   }
 
@@ -465,6 +477,7 @@ class CudaBackend final : public Backend {
   // rounded to half once, the weights decoded to half a chunk of rows at a
   // time (F16 weights used in place), cublasGemmEx into the chunk's columns.
   void matmul_f16(const Weight& w, const float* x, int n, float* y) {
+    untapped();  // cuBLAS
     const size_t rb = row_bytes(w.type, w.cols);
     void* xh = scratch(xh_, static_cast<size_t>(n) * w.cols * 2);
     const OpScope op_time = timed([&] { return "f32_to_f16"; });
@@ -493,6 +506,7 @@ class CudaBackend final : public Backend {
   }
 
   void matmul_f32(const Weight& w, const float* x, int n, float* y) {
+    if (blas_) untapped();
     const size_t rb = row_bytes(w.type, w.cols);
     // Batches: float weights as they are; others dequantized to float, a
     // chunk of rows at a time so the scratch stays bounded, then SGEMM into
@@ -580,10 +594,12 @@ class CudaBackend final : public Backend {
   }
 
   // The batch's rotary cos/sin table on the device (uploaded once per batch:
-  // q and k of every layer share it; valid while its ring slot is).
+  // q and k of every layer share it; valid while its ring slot is, or in a
+  // recorded step, for that step).
   void rope_tables(const BatchLayout& b, const RopeParams& p, const float** cos_t, const float** sin_t) {
     const bool rebuilt = rope_.update(b.pos, b.n_tokens, p);
-    if (rebuilt || rope_wraps_ != meta_ring_.wraps()) {
+    const bool sent = capturing_ ? rope_step_ == step_gen_ : rope_wraps_ == meta_ring_.wraps();
+    if (rebuilt || !sent) {
       Meta m{MetaTag::kRope};
       const size_t o_cos = m.add(rope_.cos().data(), rope_.cos().size());
       const size_t o_sin = m.add(rope_.sin().data(), rope_.sin().size());
@@ -593,6 +609,7 @@ class CudaBackend final : public Backend {
       rope_sin_ = reinterpret_cast<const float*>(dm + o_sin);
       rope_wraps_.reset();
       if (in_ring) rope_wraps_ = meta_ring_.wraps();
+      rope_step_ = capturing_ ? step_gen_ : 0;
     }
     *cos_t = rope_cos_;
     *sin_t = rope_sin_;
@@ -689,6 +706,7 @@ class CudaBackend final : public Backend {
     const int chunk = static_cast<int>(std::min<size_t>(p.n_head_kv, kGemmAttentionBytes / per_head));
     if (chunk < 1) return false;
     const OpScope op_time = timed([&] { return "attention n>1 (GEMM)"; });
+    untapped();
     const int64_t hd = p.head_dim, qdim = static_cast<int64_t>(p.n_head) * hd;
     const int grp = p.n_head / p.n_head_kv;
     const size_t q_bytes = (static_cast<size_t>(n) * qdim * 2 + 255) / 256 * 256;
@@ -766,6 +784,8 @@ class CudaBackend final : public Backend {
     bind();
     const OpScope op_time = timed([&] { return "copy_cols"; });
     if (n <= 0 || cols <= 0) return;
+    static constexpr char kCopyCols = 0;
+    if (tapped(&kCopyCols, dst, src, src_stride, col0, cols, n)) return;
     CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(cols) * sizeof(float), src + col0,
                                  static_cast<size_t>(src_stride) * sizeof(float), static_cast<size_t>(cols) * sizeof(float),
                                  static_cast<size_t>(n), cudaMemcpyDeviceToDevice, stream_));
@@ -809,8 +829,18 @@ class CudaBackend final : public Backend {
   }
 
   // ---- recording: CUDA graphs (CudaBackendOptions::graphs) ------------------
-  // Each decode step is captured anew and the one executable graph updated
-  // in place (re-instantiated when the step's shape changed), then launched.
+  // A recorded decode step puts its metadata (token id, positions, key
+  // counts, the rope table) in the step area at the same offsets every
+  // step, and its launches go to the tap (launch_tap.h). When the executable
+  // graph was captured from a step with exactly these launches (the same
+  // kernels, configurations and arguments), the step's launches are not made
+  // and the graph is replayed: one copy of the step area, one graph launch.
+  // Otherwise (the first recorded step, or the step's shape changed: another
+  // attention split, a step without logits) the step is captured, the one
+  // executable graph updated in place (re-instantiated when the topology
+  // changed) and launched. A step checked against the graph that does not
+  // match it ran nothing: capture_end says so, the model runs it directly,
+  // and the next step is captured. TARS_CUDA_RECAPTURE=1 captures every step.
   bool capture_begin() override {
     bind();
     if (timer_ && !graphs_) {
@@ -824,33 +854,49 @@ class CudaBackend final : public Backend {
       graphs_warm_ = true;
       return false;
     }
-    if (meta_ring_.room() < kCaptureRoom) {  // a wrap waits for the stream: not while recording
-      CUDA_CHECK(cudaStreamSynchronize(stream_));
-      meta_ring_.restart();
-    }
-    // Every recorded step the same shape (so the executable graph can be
-    // updated in place): its uploads are copied once each, whatever the
-    // previous step sent, and the rope table always goes up.
-    meta_ring_.forget_recent();
+    CUDA_CHECK(cudaEventSynchronize(step_copied_));  // the last step's copy has read the staging
+    step_used_ = 0;
+    for (StepUpload& u : step_last_) u.used = false;
+    ++step_gen_;
     rope_wraps_.reset();
-    const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
-    if (e != cudaSuccess) {
-      cudaGetLastError();  // not left for the next launch check to find
-      graphs_off("cudaStreamBeginCapture", e);
-      return false;
+    tap_.bytes.clear();
+    untapped_ = false;
+    static const bool recapture = cuda_switch_on("TARS_CUDA_RECAPTURE");
+    replaying_ = replayable_ && !recapture;
+    tap_.skip = replaying_;
+    if (!replaying_) {
+      const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+      if (e != cudaSuccess) {
+        cudaGetLastError();  // not left for the next launch check to find
+        graphs_off("cudaStreamBeginCapture", e);
+        return false;
+      }
     }
+    t_launch_tap = &tap_;
     capturing_ = true;
     return true;
   }
 
   bool capture_end() override {
     bind();
-    capturing_ = false;
+    end_recording();
+    if (replaying_) {
+      replaying_ = false;
+      if (untapped_ || tap_.bytes != graph_record_) {  // not the graph's step: it runs directly
+        replayable_ = false;
+        ++graph_mismatches_;
+        return false;
+      }
+      if (!launch_step()) return false;
+      ++graph_replays_;
+      return true;
+    }
+    replayable_ = false;
     cudaGraph_t g = nullptr;
     cudaError_t e = cudaStreamEndCapture(stream_, &g);
     if (e != cudaSuccess || !g) {
       if (g) cudaGraphDestroy(g);
-      forget_recording();
+      cudaGetLastError();  // capture errors are not sticky: clear them
       graphs_off("cudaStreamEndCapture", e);
       return false;
     }
@@ -868,29 +914,29 @@ class CudaBackend final : public Backend {
       if (e != cudaSuccess) {
         exec_ = nullptr;
         cudaGraphDestroy(g);
-        forget_recording();
+        cudaGetLastError();
         graphs_off("cudaGraphInstantiate", e);
         return false;
       }
     }
     cudaGraphDestroy(g);
-    e = cudaGraphLaunch(exec_, stream_);
-    if (e != cudaSuccess) {  // nothing ran: the step is redone directly
-      forget_recording();
-      graphs_off("cudaGraphLaunch", e);
-      return false;
-    }
-    ++graph_launches_;
+    if (!launch_step()) return false;
+    graph_record_.swap(tap_.bytes);
+    replayable_ = !untapped_;
     return true;
   }
 
   void capture_abort() override {
     bind();
-    capturing_ = false;
-    cudaGraph_t g = nullptr;
-    cudaStreamEndCapture(stream_, &g);
-    if (g) cudaGraphDestroy(g);
-    forget_recording();
+    end_recording();
+    replayable_ = false;
+    if (!replaying_) {
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(stream_, &g);
+      if (g) cudaGraphDestroy(g);
+    }
+    replaying_ = false;
+    cudaGetLastError();  // capture errors are not sticky: clear them
     if (scratch_grew_) {  // not a failure of graphs: the next step runs directly and grows it
       scratch_grew_ = false;
       graphs_warm_ = false;
@@ -900,7 +946,8 @@ class CudaBackend final : public Backend {
   }
 
   CudaStats stats() const {
-    return {graph_launches_, graph_instantiations_, gemm_attention_, fused_, q8_reused_, split_attention_};
+    return {graph_launches_,  graph_instantiations_, gemm_attention_, fused_,
+            q8_reused_,       split_attention_,      graph_replays_,  graph_mismatches_};
   }
 
   void seq_mean(const float* x, const SeqLayout& s, int d, float* out) override {
@@ -925,7 +972,7 @@ class CudaBackend final : public Backend {
     size_t bytes = 0;
   };
   // Which operation an upload is for (MetaRing::place's tag).
-  enum class MetaTag { kIds, kRope, kKvStore, kRows, kSeqStart, kAttention };
+  enum class MetaTag { kIds, kRope, kKvStore, kRows, kSeqStart, kAttention, kCount };
   // Host metadata of one operation, packed with 8-byte alignment.
   struct Meta {
     explicit Meta(MetaTag t) : tag(t) {}
@@ -980,6 +1027,7 @@ class CudaBackend final : public Backend {
   const uint8_t* upload_meta(const Meta& m, bool* in_ring = nullptr) {
     const size_t n = m.bytes.size();
     if (in_ring) *in_ring = false;
+    if (capturing_) return step_upload(m);
     if (auto slot = meta_ring_.place(m.bytes.data(), n, static_cast<int>(m.tag))) {
       if (in_ring) *in_ring = true;
       if (slot->wrapped) {
@@ -1025,13 +1073,65 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // After a recording that never ran: its ring slots were staged but never
-  // copied, so no later upload may reuse them.
-  void forget_recording() {
-    cudaGetLastError();               // capture errors are not sticky: clear them
-    cudaStreamSynchronize(stream_);   // work queued before the recording may still read the ring
-    cudaGetLastError();
-    meta_ring_.restart();
+  // A recorded step's metadata in the step area, at the offset the same
+  // upload had in the step before (an upload equal to the last one of its
+  // kind, as every layer's positions are, shares its bytes): copied to the
+  // device with the whole area when the step is launched (launch_step).
+  const uint8_t* step_upload(const Meta& m) {
+    const size_t n = m.bytes.size();
+    StepUpload& last = step_last_[static_cast<int>(m.tag)];
+    if (last.used && last.bytes == n && (n == 0 || std::memcmp(step_host_ + last.offset, m.bytes.data(), n) == 0)) {
+      return step_dev_ + last.offset;
+    }
+    const size_t off = (step_used_ + 15) / 16 * 16;
+    if (off + n > kStepArea) {
+      throw Error(ErrorCode::kInternal, "CUDA backend: a recorded step's metadata exceeds its " +
+                                            std::to_string(kStepArea) + "-byte area");
+    }
+    if (n > 0) std::memcpy(step_host_ + off, m.bytes.data(), n);
+    step_used_ = off + n;
+    last = {true, off, n};
+    return step_dev_ + off;
+  }
+
+  // The step area to the device, then the executable graph; false (graphs
+  // turned off) when the graph could not be launched: nothing of the step ran.
+  bool launch_step() {
+    if (step_used_ > 0) {
+      CUDA_CHECK(cudaMemcpyAsync(step_dev_, step_host_, step_used_, cudaMemcpyHostToDevice, stream_));
+    }
+    CUDA_CHECK(cudaEventRecord(step_copied_, stream_));
+    const cudaError_t e = cudaGraphLaunch(exec_, stream_);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      graphs_off("cudaGraphLaunch", e);
+      return false;
+    }
+    ++graph_launches_;
+    return true;
+  }
+
+  // A recording (capture or check) ends: launches are made again, and the
+  // rope table is sent again (its copy was the step area's).
+  void end_recording() {
+    capturing_ = false;
+    t_launch_tap = nullptr;
+    rope_wraps_.reset();
+  }
+
+  // Stream work other than a kernel launch, reported to the tap as one:
+  // true when the tap says not to do it (a step checked against the graph).
+  template <class... A>
+  bool tapped(const void* id, const A&... a) {
+    LaunchTap* t = capturing_ ? t_launch_tap : nullptr;
+    if (!t) return false;
+    t->add(id, 0, 0, 0, 0, 0, 0, 0, false, a...);
+    return t->skip;
+  }
+  // Stream work the tap cannot describe (cuBLAS) in a recorded step: the
+  // step is not replayed.
+  void untapped() {
+    if (capturing_) untapped_ = true;
   }
 
   void graphs_off(const char* what, cudaError_t e) {
@@ -1105,9 +1205,28 @@ class CudaBackend final : public Backend {
   cudaGraphExec_t exec_ = nullptr;  // the decode step's executable graph
   size_t graph_launches_ = 0;
   size_t graph_instantiations_ = 0;
-  bool capturing_ = false;     // between capture_begin and capture_end/abort
+  bool capturing_ = false;     // between capture_begin and capture_end/abort (a capture or a check)
   bool scratch_grew_ = false;  // the recording was abandoned because scratch had to grow
-  static constexpr size_t kCaptureRoom = size_t{256} << 10;  // ring bytes a recorded step may use
+  // Graph replay (capture_begin):
+  LaunchTap tap_;                           // the recorded step's launches
+  std::vector<unsigned char> graph_record_;  // the launches of the step exec_ was captured from
+  bool replayable_ = false;  // exec_ holds graph_record_'s launches and nothing the tap missed
+  bool replaying_ = false;   // this recording is a check against exec_, not a capture
+  bool untapped_ = false;    // the recording did stream work the tap does not see
+  size_t graph_replays_ = 0;
+  size_t graph_mismatches_ = 0;
+  static constexpr size_t kStepArea = size_t{256} << 10;  // a recorded step's metadata bytes
+  uint8_t* step_host_ = nullptr;  // pinned staging of the step area (graphs only)
+  uint8_t* step_dev_ = nullptr;   // its device twin, which the graph's kernels read
+  cudaEvent_t step_copied_ = nullptr;  // the step area's last copy (the host waits for it to restage)
+  size_t step_used_ = 0;
+  size_t step_gen_ = 0;   // recorded steps begun
+  size_t rope_step_ = 0;  // the step whose area holds the rope table's copy (0: none)
+  struct StepUpload {
+    bool used = false;
+    size_t offset = 0, bytes = 0;
+  };
+  StepUpload step_last_[static_cast<int>(MetaTag::kCount)];  // the last upload of each MetaTag in this step
   std::unique_ptr<OpTimer> timer_;  // TARS_CUDA_PROFILE=1
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;

@@ -66,11 +66,11 @@ template <TensorType T, typename Out>
 void launch_dequant_rows(const uint8_t* w, size_t row_bytes, int64_t cols, const int32_t* ids, int64_t n_rows,
                          Out* out, cudaStream_t stream) {
   if constexpr (is_plain_type(T)) {
-    TARS_LAUNCH(grid_for(n_rows * cols, 256), 256, 0, stream, dequant_plain_kernel<T>)
+    TARS_LAUNCH(grid_for(n_rows * cols, 256), 256, 0, stream, dequant_plain_kernel<T, Out>)
     (w, row_bytes, cols, ids, n_rows, out);
   } else {
     const int64_t units = (n_rows * (cols / 32) + 31) / 32;
-    TARS_LAUNCH(grid_for(units * 32, 32 * kDequantWarps), 32 * kDequantWarps, 0, stream, dequant_rows_kernel<T>)
+    TARS_LAUNCH(grid_for(units * 32, 32 * kDequantWarps), 32 * kDequantWarps, 0, stream, dequant_rows_kernel<T, Out>)
     (w, row_bytes, cols, ids, n_rows, out);
   }
 }

@@ -2,7 +2,7 @@
 // Every kernel launch of the CUDA backend goes through TARS_LAUNCH or
 // TARS_LAUNCH_PDL:
 //   TARS_LAUNCH(grid, block, shared_bytes, stream, kernel)(arguments...)
-// With nvcc it is the triple-chevron launch. The kernel emulator of the
+// With nvcc it is the triple-chevron launch (KernelLaunch). The kernel emulator of the
 // tests (tests/gpu/emu, TARS_CUDA_EMU) compiles the same sources as host C++
 // and runs each launch on the CPU, one fiber per CUDA thread, so the kernels'
 // logic is tested on machines without a GPU.
@@ -12,13 +12,18 @@
 // kernel's blocks may be scheduled while the kernel before it finishes, and
 // wait in pdl_prologue() (griddepcontrol.wait) until it has, so the launch
 // latency between two dependent kernels is hidden. Every kernel launched so
-// must call pdl_prologue() before it reads anything (the emulator checks
-// that it is called); elsewhere it is an ordinary launch.
+// must call pdl_prologue() before it reads anything another kernel writes
+// (the emulator checks that every thread calls it); elsewhere it is an
+// ordinary launch.
+//
+// Both report each launch to the calling thread's LaunchTap when it has one
+// (launch_tap.h), and make no launch when the tap says skip.
 #include <cuda_runtime.h>
 
 #include <utility>
 
 #include "engine/cuda/cuda_next.h"  // cuda_switch_on
+#include "engine/cuda/launch_tap.h"
 
 namespace tars::engine::cuda {
 
@@ -55,14 +60,20 @@ __device__ __forceinline__ void pdl_prologue() {
 }
 
 #if !defined(TARS_CUDA_EMU)
+// TARS_LAUNCH(...)(args) and TARS_LAUNCH_PDL(...)(args) (pdl true).
 template <class K>
-class PdlLaunch {
+class KernelLaunch {
  public:
-  PdlLaunch(K kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t stream)
-      : kernel_(kernel), grid_(grid), block_(block), smem_(smem), stream_(stream) {}
+  KernelLaunch(K kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl)
+      : kernel_(kernel), grid_(grid), block_(block), smem_(smem), stream_(stream), pdl_(pdl) {}
   template <class... A>
   void operator()(A&&... a) const {
-    if (!pdl_on()) {
+    if (LaunchTap* tap = t_launch_tap) {
+      tap->add(reinterpret_cast<const void*>(kernel_), grid_.x, grid_.y, grid_.z, block_.x, block_.y, block_.z,
+               smem_, pdl_, a...);
+      if (tap->skip) return;
+    }
+    if (!pdl_ || !pdl_on()) {
       kernel_<<<grid_, block_, smem_, stream_>>>(std::forward<A>(a)...);
       return;
     }
@@ -84,6 +95,7 @@ class PdlLaunch {
   dim3 grid_, block_;
   size_t smem_;
   cudaStream_t stream_;
+  bool pdl_;
 };
 #endif
 
@@ -95,7 +107,8 @@ class PdlLaunch {
 #define TARS_LAUNCH_PDL(grid, block, smem, stream, ...) \
   ::tars::emu::Launch(grid, block, smem, stream, [](auto... a) { __VA_ARGS__(a...); }, true)
 #else
-#define TARS_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define TARS_LAUNCH(grid, block, smem, stream, ...) \
+  ::tars::engine::cuda::KernelLaunch<decltype(&__VA_ARGS__)>(&__VA_ARGS__, grid, block, smem, stream, false)
 #define TARS_LAUNCH_PDL(grid, block, smem, stream, ...) \
-  ::tars::engine::cuda::PdlLaunch<decltype(&__VA_ARGS__)>(&__VA_ARGS__, grid, block, smem, stream)
+  ::tars::engine::cuda::KernelLaunch<decltype(&__VA_ARGS__)>(&__VA_ARGS__, grid, block, smem, stream, true)
 #endif

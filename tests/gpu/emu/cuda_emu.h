@@ -19,7 +19,8 @@
 //  - programmatic dependent launches (TARS_LAUNCH_PDL) as ordinary ones, with
 //    the check that every thread called pdl_prologue().
 // Launches run at once, in order (every stream is synchronous), or are
-// recorded while a stream captures a graph (emu_runtime.cpp).
+// recorded while a stream captures a graph (emu_runtime.cpp). Each is
+// reported to the thread's LaunchTap as the real ones are.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -32,6 +33,8 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+
+#include "engine/cuda/launch_tap.h"
 
 namespace tars::emu {
 
@@ -94,11 +97,16 @@ class Launch {
       : call_(call), grid_(grid), block_(block), smem_(smem), stream_(stream), pdl_(pdl) {}
   template <class... A>
   void operator()(A&&... a) const {
+    if (auto* tap = ::tars::engine::cuda::t_launch_tap) {  // as cuda_launch.cuh's KernelLaunch
+      tap->add(&kCallId, grid_.x, grid_.y, grid_.z, block_.x, block_.y, block_.z, smem_, pdl_, a...);
+      if (tap->skip) return;
+    }
     auto args = std::make_shared<std::tuple<std::decay_t<A>...>>(std::forward<A>(a)...);
     launch(grid_, block_, smem_, stream_, [call = call_, args] { std::apply(call, *args); }, pdl_);
   }
 
  private:
+  static constexpr char kCallId = 0;  // the kernel's name for a LaunchTap: one per launch site and kernel
   Call call_;
   dim3 grid_, block_;
   size_t smem_;
