@@ -49,7 +49,10 @@ inline bool pdl_on() {
 
 // The first statement of a kernel launched with TARS_LAUNCH_PDL: waits for
 // the kernel before it (and its memory) to be complete, then lets the next
-// one be scheduled.
+// one be scheduled. A kernel may first load what no kernel writes (its
+// weights, its parameters), so that those loads overlap the end of the
+// kernel before; nothing another kernel writes may be read, and nothing
+// written, before it.
 __device__ __forceinline__ void pdl_prologue() {
 #if defined(TARS_CUDA_EMU)
   ::tars::emu::pdl_prologue_called();

@@ -228,6 +228,9 @@ __device__ __forceinline__ void finish_row(const Parts& parts, const Chunk& c, f
 // over the warp (decoding straight from the 2-byte-aligned blocks took one
 // small load per field and lane, and reached half the memory bandwidth);
 // each lane then decodes its groups from shared memory.
+// With dependent launches (TARS_CUDA_PDL, cuda_launch.cuh), the first chunk
+// of weights is staged before the kernel waits for the one before it, whose
+// end it then overlaps (variants 2 and 5 do the same with their first loads).
 // kBatchLoads (variant 3, TARS_CUDA_NEXT): each lane's words of a chunk are
 // loaded into registers all at once, then stored; the loop below lets the
 // compiler issue one load at a time when it cannot unroll it.
@@ -236,17 +239,16 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(const __grid_con
                                                                  int64_t total_rows, const int8_t* __restrict__ qx,
                                                                  const float* __restrict__ dx,
                                                                  const int* __restrict__ sx) {
-  pdl_prologue();
   constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
   __shared__ uint4 stage[kWarps][kWords];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  if (row >= total_rows) return;  // whole warps leave together
+  if (row >= total_rows) {  // whole warps leave together
+    pdl_prologue();
+    return;
+  }
   const int64_t n_blocks = cols / (32 * kG);
-  float sum = 0.0f;
-  Chunk c{};
-  for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkGroups / kG) {
-    c = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
+  auto stage_chunk = [&](const Chunk& c) {
     __syncwarp();  // the previous chunk's readers are done
     if constexpr (kBatchLoads) {
       uint4 regs[kRegs];
@@ -256,7 +258,18 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_kernel(const __grid_con
       for (int i = lane; i < c.words; i += 32) stage[warp][i] = load_word(c.a0 + 16 * i, c.w_end);
     }
     __syncwarp();
-    sum += chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, GlobalActs{qx, dx, sx});
+  };
+  auto dot = [&](const Chunk& c) {
+    return chunk_dot<T>(reinterpret_cast<const uint8_t*>(stage[warp]) + c.skew, c, lane, GlobalActs{qx, dx, sx});
+  };
+  Chunk c = chunk_at<T>(parts, row_bytes, n_blocks, row, 0);
+  stage_chunk(c);
+  pdl_prologue();  // the first chunk of weights is read: now x's 8-bit form, from the kernel before
+  float sum = dot(c);
+  for (int64_t b0 = kChunkGroups / kG; b0 < n_blocks; b0 += kChunkGroups / kG) {
+    c = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
+    stage_chunk(c);
+    sum += dot(c);
   }
   finish_row(parts, c, sum, lane);
 }
@@ -318,19 +331,22 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_q8_pipe_kernel(const __gri
                                                                       const int8_t* __restrict__ qx,
                                                                       const float* __restrict__ dx,
                                                                       const int* __restrict__ sx) {
-  pdl_prologue();
   constexpr int kG = BlockOf<T>::kGroups, kWords = StageOf<T>::kBytes / 16, kRegs = (kWords + 31) / 32;
   constexpr int kCB = kChunkGroups / kG;
   __shared__ uint4 stage[kWarps][kWords];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t n_warps = static_cast<int64_t>(gridDim.x) * kWarps;
   int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  if (row >= total_rows) return;
+  if (row >= total_rows) {
+    pdl_prologue();
+    return;
+  }
   const int64_t n_blocks = cols / (32 * kG);
   uint4 regs[kRegs];
   int64_t b0 = 0;
   Chunk cur = chunk_at<T>(parts, row_bytes, n_blocks, row, b0);
   load_chunk(cur, lane, regs);
+  pdl_prologue();  // the first chunk of weights is in flight: now wait for the kernel before
   float sum = 0.0f;
   for (;;) {
     __syncwarp();  // the previous chunk's readers are done
@@ -387,7 +403,6 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_c
                                                                    const int8_t* __restrict__ qx,
                                                                    const float* __restrict__ dx,
                                                                    const int* __restrict__ sx) {
-  pdl_prologue();
   constexpr int kW = UnitOf<T>::kWords, kG = UnitOf<T>::kGroups;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, sub = lane % 16;
   const int64_t row = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * 2 + lane / 16;
@@ -396,13 +411,18 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_c
   int64_t r = row;
   if (active) locate_row(parts, row, &m, &r);
   const int64_t n_units = cols / (32 * kG);
-  float sum = 0.0f;
-  if (active) {
-    const uint4* w = reinterpret_cast<const uint4*>(parts.part[m].w + row_bytes * r);
-    for (int64_t u = sub; u < n_units; u += 16) {
-      uint4 words[kW];
+  const uint4* w = reinterpret_cast<const uint4*>(parts.part[m].w + row_bytes * r);
+  uint4 words[kW];
+  auto load_unit = [&](int64_t u) {
 #pragma unroll
-      for (int j = 0; j < kW; ++j) words[j] = __ldg(w + u * kW + j);
+    for (int j = 0; j < kW; ++j) words[j] = __ldg(w + u * kW + j);
+  };
+  const bool first = active && sub < n_units;
+  if (first) load_unit(sub);
+  pdl_prologue();  // the first unit of weights is in flight: now wait for the kernel before (x's 8-bit form)
+  float sum = 0.0f;
+  if (first) {
+    for (int64_t u = sub;;) {
       const uint8_t* unit = reinterpret_cast<const uint8_t*>(words);
 #pragma unroll
       for (int gl = 0; gl < kG; ++gl) {
@@ -414,6 +434,9 @@ __global__ void __launch_bounds__(32 * kWarps) matvec_unit_kernel(const __grid_c
         GlobalActs{qx, dx, sx}(0, u * kG + gl, a0, a1, d, s);
         sum += group_dot(wg, a0, a1, d, s);
       }
+      u += 16;
+      if (u >= n_units) break;
+      load_unit(u);
     }
   }
 #pragma unroll
