@@ -39,6 +39,12 @@ export LD_LIBRARY_PATH=$DIR/lib${cublas:+:$(dirname "$cublas")}${LD_LIBRARY_PATH
 TARS=$DIR/tars
 DEV=${GPU_CHECK_DEVICE:-cuda}
 rows=()
+# Each row goes into the final table and, at once, into the log ("ROW | ..."),
+# so a run cut short by a time limit still shows what it measured.
+add_row() {
+  rows+=("$1")
+  echo "ROW | $1 |"
+}
 # py 'expression over j (the JSON on stdin)': prints the value, or nothing.
 py() { python3 -c "import json,sys
 try:
@@ -69,6 +75,86 @@ for suite in $("$DIR/tests/tars_gpu_tests" --gtest_list_tests | sed -n 's/^\([^ 
     CUDA_LAUNCH_BLOCKING=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 --gtest_filter="$suite.*" 2>&1 | tail -25
   fi
 done
+# Everything prepared at once: NEXT's kernels, mat-vec variant 5 and
+# programmatic dependent launches (TARS_CUDA_PDL, sm_90).
+all_tests=pass
+if ! TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 \
+     > /tmp/gpu_check_all.log 2>&1; then
+  all_tests=FAIL
+  tail -30 /tmp/gpu_check_all.log
+fi
+add_row "gpu tests (every suite) with TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 | - | $all_tests"
+if [[ ${#failed_suites[@]} -gt 0 ]]; then gpu_tests="FAIL: ${failed_suites[*]}"
+elif [[ $skipped_total -gt 0 ]]; then gpu_tests="pass, but $skipped_total skipped (no device?)"; fi
+add_row "gpu tests | - | $gpu_tests"
+# 2. Device bandwidth (device-to-device copy), for the decode rows' fractions.
+bw=$("$DIR/bench/bench_gpu_bandwidth" 2>&1 | sed -n 's/.*bandwidth_gbs=//p')
+add_row "bandwidth (D2D copy) | GB/s | ${bw:-n/a}"
+# Decode and prompt speed (random weights, the project's writer and quantizer).
+declare -A measured=()  # bench_row labels already run (the first 7B rows run early)
+bench_row() {  # bench_row LABEL MODEL [extra tars bench flags...]; BENCH_PP=0: decode only
+  local label=$1 m=$2
+  shift 2
+  [[ -n ${measured[$label]:-} ]] && return
+  measured[$label]=1
+  local pp=${BENCH_PP:-512} tests="pp512 tg128"
+  [[ $pp == 0 ]] && tests=tg128
+  json=$(env ${BENCH_ENV:-} "$TARS" bench "$m" --device "$DEV" -p "$pp" -n 128 -r "$REPS" --json "$@" 2>>"${BENCH_LOG:-/dev/null}")
+  for test in $tests; do
+    local v
+    v=$(echo "$json" | py "round([r['avg_ts'] for r in j if r['test'] == '$test'][0], 1)")
+    add_row "$label $test | tokens/s | ${v:-n/a}"
+    if [[ $test == tg128 && -n $v && -n ${bw:-} && $# -eq 0 ]]; then
+      local bytes frac
+      bytes=$(stat -c %s "$m")
+      frac=$(python3 -c "print(round($v * $bytes / ($bw * 1e9), 3))")
+      add_row "$label tg128 x file bytes / bandwidth | fraction of the limit | $frac"
+    fi
+  done
+}
+make_model() {  # make_model SHAPE TYPE: the file, written once
+  # Written directly in the mix (bench_make_model --type: the engine's
+  # quantize plan and row quantizers, tiles of random rows): seconds, where
+  # quantizing a 7B F16 file to Q4_K_M would take minutes.
+  local m=$MODELS_DIR/$1-$2.gguf
+  mkdir -p "$MODELS_DIR"
+  [[ -f $m ]] || "$DIR/bench/bench_make_model" "$m" --vocab "$VOCAB" --shape "$1" --type "$2" >&2
+}
+graph_rows() {  # graph_rows SHAPE: decode as CUDA graphs, replayed and re-captured
+  # CudaBackendOptions::graphs, off by default: replayed without a capture
+  # while the steps match, and, to compare in the same run, captured anew
+  # every step (as before graph replay).
+  [[ -n ${measured["$1 Q4_0, CUDA graphs"]:-} ]] && return
+  BENCH_ENV=TARS_CUDA_GRAPHS=1 bench_row "$1 Q4_0, CUDA graphs" "$MODELS_DIR/$1-Q4_0.gguf"
+  add_row "$1 Q4_0, CUDA graphs: launches / replays / instantiations | count | $(echo "$json" | py "'%d / %d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_replays'], j[-1]['cuda_graph_instantiations'])")"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_GRAPHS=1 TARS_CUDA_RECAPTURE=1" bench_row \
+    "$1 Q4_0, CUDA graphs captured every step" "$MODELS_DIR/$1-Q4_0.gguf"
+}
+# The decode candidates (TARS_CUDA_PDL: dependent launches, sm_90).
+candidate_rows() {  # candidate_rows SHAPE
+  local m=$MODELS_DIR/$1-Q4_0.gguf
+  BENCH_PP=0 BENCH_ENV=TARS_CUDA_PDL=1 bench_row "$1 Q4_0, TARS_CUDA_PDL=1" "$m"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_PDL=1 TARS_CUDA_GRAPHS=1" bench_row "$1 Q4_0, PDL + graphs" "$m"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5" bench_row "$1 Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5" "$m"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1" bench_row \
+    "$1 Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5 + PDL" "$m"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 TARS_CUDA_GRAPHS=1" bench_row \
+    "$1 Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5 + PDL + graphs" "$m"
+  BENCH_PP=0 BENCH_ENV="TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 TARS_CUDA_GRAPHS=1" bench_row \
+    "$1 Q4_0, mat-vec 5 + PDL + graphs" "$m"
+}
+
+# 3. First the figure issue 7 is judged by, 7B Q4_0 decode: the defaults
+# and the candidates, so that a run cut short still has them (--quick: the
+# 1.1B's).
+first=7b
+[[ $QUICK == 1 ]] && first=1.1b
+make_model $first Q4_0
+bench_row "$first Q4_0" "$MODELS_DIR/$first-Q4_0.gguf"
+graph_rows $first
+candidate_rows $first
+
+# 4. The other test runs: each mat-vec variant and NEXT's kernels alone.
 # The mat-vec's other variants (TARS_CUDA_MATVEC=2, 3, 5; 4 is TARS_CUDA_NEXT's,
 # below) through the suites that use it.
 for v in 2 3 5; do
@@ -78,7 +164,7 @@ for v in 2 3 5; do
     result=FAIL
     tail -30 /tmp/gpu_check_v$v.log
   fi
-  rows+=("gpu tests (mat-vec and model suites) with TARS_CUDA_MATVEC=$v | - | $result")
+  add_row "gpu tests (mat-vec and model suites) with TARS_CUDA_MATVEC=$v | - | $result"
 done
 # The kernels prepared for the next measurement (src/engine/cuda/cuda_next.h).
 next_tests=pass
@@ -86,30 +172,14 @@ if ! TARS_CUDA_NEXT=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 > 
   next_tests=FAIL
   tail -30 /tmp/gpu_check_next.log
 fi
-rows+=("gpu tests (every suite) with TARS_CUDA_NEXT=1 | - | $next_tests")
-# Everything prepared at once: NEXT's kernels, mat-vec variant 5 and
-# programmatic dependent launches (TARS_CUDA_PDL, sm_90).
-all_tests=pass
-if ! TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 timeout 300 "$DIR/tests/tars_gpu_tests" --gtest_brief=1 \
-     > /tmp/gpu_check_all.log 2>&1; then
-  all_tests=FAIL
-  tail -30 /tmp/gpu_check_all.log
-fi
-rows+=("gpu tests (every suite) with TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 | - | $all_tests")
-if [[ ${#failed_suites[@]} -gt 0 ]]; then gpu_tests="FAIL: ${failed_suites[*]}"
-elif [[ $skipped_total -gt 0 ]]; then gpu_tests="pass, but $skipped_total skipped (no device?)"; fi
-rows+=("gpu tests | - | $gpu_tests")
-
-# 2. Device bandwidth (device-to-device copy).
-bw=$("$DIR/bench/bench_gpu_bandwidth" 2>&1 | sed -n 's/.*bandwidth_gbs=//p')
-rows+=("bandwidth (D2D copy) | GB/s | ${bw:-n/a}")
-# Each kernel alone on 7B-shaped operands (printed in the log, not the table).
+add_row "gpu tests (every suite) with TARS_CUDA_NEXT=1 | - | $next_tests"
+# 5. Each kernel alone on 7B-shaped operands (printed in the log, not the table).
 echo "== kernels (bench_gpu_kernels)"
 "$DIR/bench/bench_gpu_kernels" --reps 30 2>&1
 echo "== kernels with TARS_CUDA_NEXT=1 (attention and norm rows)"
 TARS_CUDA_NEXT=1 "$DIR/bench/bench_gpu_kernels" --reps 30 2>&1 | grep -v "^matvec"
 
-# 3. The node on the GPU: `tars gpus`, then `tars serve --device cuda` with
+# 6. The node on the GPU: `tars gpus`, then `tars serve --device cuda` with
 # the demo model (and, once made below, nothing else: the split check runs
 # with the 1.1B file in step 5); /status says where each model's memory is.
 echo "== tars gpus"
@@ -146,65 +216,37 @@ PY
   used=$(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits 2>/dev/null |
          awk -F', *' -v p=$pid '$1 == p {print $2}')
   reported=$(echo "$status" | py "round(sum(p['total'] for m in j['models_loaded'] for p in m['memory']['parts'] if p['backend'] == 'cuda') / 2**20, 1)")
-  rows+=("tars serve ($name): device memory in use (nvidia-smi) / on the GPU in /status | MiB | ${used:-n/a} / ${reported:-n/a}")
+  add_row "tars serve ($name): device memory in use (nvidia-smi) / on the GPU in /status | MiB | ${used:-n/a} / ${reported:-n/a}"
   kill $pid; wait $pid 2>/dev/null
   local on_gpu
   on_gpu=$(echo "$status" | py "len([p for m in j['models_loaded'] for p in m['memory']['parts'] if p['backend'] == 'cuda'])")
-  rows+=("tars serve --device cuda ($name): model parts on the GPU | count | ${on_gpu:-n/a} (log $data/serve.log)")
+  add_row "tars serve --device cuda ($name): model parts on the GPU | count | ${on_gpu:-n/a} (log $data/serve.log)"
 }
 serve_check "demo model" "[[model]]
 path = \"$TARS_FIXTURES/stories260K/stories260K.gguf\"
 alias = \"stories\"
 "
 
-# 4. MiniLM-shape embeddings: 12-token sentences sent 32 and 128 at a time.
+# 6b. MiniLM-shape embeddings: 12-token sentences sent 32 and 128 at a time.
 out=$("$DIR/bench/bench_embed_bench" --device "$DEV" --call-inputs 32 --call-inputs 128 \
       --reps "$REPS" --fixtures "$TARS_FIXTURES" 2>&1)
 echo "$out"
 for n in 32 128; do
   v=$(grep "calls of *$n x" <<<"$out" | sed -n 's/.*sentences_per_s=//p')
-  rows+=("MiniLM embeddings, 12 tokens, batch $n | sentences/s | ${v:-n/a}")
+  add_row "MiniLM embeddings, 12 tokens, batch $n | sentences/s | ${v:-n/a}"
 done
 
-# 5. Decode and prompt speed, 1.1B then 7B (random weights, the project's
-# writer and quantizer), and the split check on the 1.1B file.
-bench_row() {  # bench_row LABEL MODEL [extra tars bench flags...]; BENCH_PP=0: decode only
-  local label=$1 m=$2
-  shift 2
-  local pp=${BENCH_PP:-512} tests="pp512 tg128"
-  [[ $pp == 0 ]] && tests=tg128
-  json=$(env ${BENCH_ENV:-} "$TARS" bench "$m" --device "$DEV" -p "$pp" -n 128 -r "$REPS" --json "$@" 2>>"${BENCH_LOG:-/dev/null}")
-  for test in $tests; do
-    local v
-    v=$(echo "$json" | py "round([r['avg_ts'] for r in j if r['test'] == '$test'][0], 1)")
-    rows+=("$label $test | tokens/s | ${v:-n/a}")
-    if [[ $test == tg128 && -n $v && -n ${bw:-} && $# -eq 0 ]]; then
-      local bytes frac
-      bytes=$(stat -c %s "$m")
-      frac=$(python3 -c "print(round($v * $bytes / ($bw * 1e9), 3))")
-      rows+=("$label tg128 x file bytes / bandwidth | fraction of the limit | $frac")
-    fi
-  done
-}
-mkdir -p "$MODELS_DIR"
+# 7. Decode and prompt speed, 1.1B then 7B (what step 3 ran is not run again), and the
+# split check on the 1.1B file.
 shapes="1.1b 7b"
 [[ $QUICK == 1 ]] && shapes="1.1b"
 for shape in $shapes; do
   for t in Q4_0 Q4_K_M; do
-    # Written directly in the mix (bench_make_model --type: the engine's
-    # quantize plan and row quantizers, tiles of random rows): seconds, where
-    # quantizing a 7B F16 file to Q4_K_M would take minutes.
-    m=$MODELS_DIR/$shape-$t.gguf
-    [[ -f $m ]] || "$DIR/bench/bench_make_model" "$m" --vocab "$VOCAB" --shape "$shape" --type "$t" >&2
-    bench_row "$shape $t" "$m"
+    make_model "$shape" "$t"
+    bench_row "$shape $t" "$MODELS_DIR/$shape-$t.gguf"
   done
-  # Decode steps as CUDA graphs (CudaBackendOptions::graphs, off by default):
-  # replayed without a capture while the steps match, and, to compare in the
-  # same run, captured anew every step (as before graph replay).
-  BENCH_ENV=TARS_CUDA_GRAPHS=1 bench_row "$shape Q4_0, CUDA graphs" "$MODELS_DIR/$shape-Q4_0.gguf"
-  rows+=("$shape Q4_0, CUDA graphs: launches / replays / instantiations | count | $(echo "$json" | py "'%d / %d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_replays'], j[-1]['cuda_graph_instantiations'])")")
-  BENCH_PP=0 BENCH_ENV="TARS_CUDA_GRAPHS=1 TARS_CUDA_RECAPTURE=1" bench_row \
-    "$shape Q4_0, CUDA graphs captured every step" "$MODELS_DIR/$shape-Q4_0.gguf"
+  graph_rows "$shape"
+  candidate_rows "$shape"
   # The decode-step variants: unfused kernels, the second mat-vec, both with graphs.
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_FUSE=0 bench_row "$shape Q4_0, unfused (TARS_CUDA_FUSE=0)" "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=2 bench_row "$shape Q4_0, mat-vec variant 2" "$MODELS_DIR/$shape-Q4_0.gguf"
@@ -213,15 +255,8 @@ for shape in $shapes; do
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=2 bench_row "$shape Q4_K_M, mat-vec variant 2" "$MODELS_DIR/$shape-Q4_K_M.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_0, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_MATVEC=5 bench_row "$shape Q4_0, mat-vec variant 5" "$MODELS_DIR/$shape-Q4_0.gguf"
-  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5" \
-    "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5" bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1 + mat-vec 5" \
     "$MODELS_DIR/$shape-Q4_K_M.gguf"
-  BENCH_PP=0 BENCH_ENV=TARS_CUDA_PDL=1 bench_row "$shape Q4_0, TARS_CUDA_PDL=1" "$MODELS_DIR/$shape-Q4_0.gguf"
-  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1" bench_row \
-    "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5 + PDL" "$MODELS_DIR/$shape-Q4_0.gguf"
-  BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=5 TARS_CUDA_PDL=1 TARS_CUDA_GRAPHS=1" bench_row \
-    "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 5 + PDL + graphs" "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_NEXT=1 TARS_CUDA_MATVEC=3" bench_row "$shape Q4_0, TARS_CUDA_NEXT=1 + mat-vec 3" \
     "$MODELS_DIR/$shape-Q4_0.gguf"
   BENCH_PP=0 BENCH_ENV=TARS_CUDA_NEXT=1 bench_row "$shape Q4_K_M, TARS_CUDA_NEXT=1" "$MODELS_DIR/$shape-Q4_K_M.gguf"
