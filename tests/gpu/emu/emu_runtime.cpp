@@ -2,8 +2,22 @@
 // runtime API the backend calls, on host memory: one emulated device, every
 // stream synchronous, graphs recorded as lists of launches and copies.
 // Linked into the emulated test binary instead of libcudart.
+//
+// Dependent launches (TARS_LAUNCH_PDL): on a GPU, the code of such a kernel
+// before its pdl_prologue() may run while the kernel before it (one that
+// called pdl_prologue(), so let it start) still runs, so that code must read
+// nothing that kernel writes. Launches here run one after another; to show
+// such a read, the emulator write-protects device memory while a dependent
+// launch runs and keeps each page's bytes from before its first write. The
+// next dependent launch's first and last blocks then see those pages as they
+// were before, until every thread of the block has reached pdl_prologue().
+// A kernel that reads the previous kernel's results too early computes with
+// stale values, and the tests' comparisons fail.
 #include <cuda_runtime.h>
+#include <signal.h>
+#include <sys/mman.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -102,7 +116,9 @@ struct Scheduler {
   Fiber* current = nullptr;
   const std::function<void()>* body = nullptr;
   bool pdl = false;  // the launch is a programmatic dependent one
+  bool gate = false;  // this block waits at pdl_prologue() for all its threads (PdlTracker)
   Barrier block;
+  Barrier prologue;  // where it waits
   std::vector<Barrier> warps;
   std::vector<std::array<uint64_t, 32>> slots;  // each warp's shuffle values
   uint64_t progress = 0;                        // arrivals and exits (deadlock check)
@@ -155,8 +171,10 @@ void fiber_main() {
   f->done = true;
   ++s.progress;
   --s.block.live;
+  --s.prologue.live;
   --s.warps[f->warp].live;
   release_if_complete(s.block);
+  release_if_complete(s.prologue);
   release_if_complete(s.warps[f->warp]);
   tars_emu_switch(&f->sp, s.main);  // never resumed
   std::abort();
@@ -185,6 +203,8 @@ void run_block(const std::function<void()>& body, dim3 block) {
   s.slots.assign(n_warps, {});
   s.block = Barrier{};
   s.block.live = n;
+  s.prologue = Barrier{};
+  s.prologue.live = n;
   s.body = &body;
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = s.fibers[i];
@@ -234,6 +254,131 @@ void enqueue(std::function<void()> step) {
   }
 }
 
+// Dependent launches (see the top of this file): which device pages a
+// dependent launch wrote, with their bytes from before.
+class PdlTracker {
+ public:
+  static constexpr size_t kPage = 4096;
+  static constexpr size_t kLogPages = 4096;  // pages logged per kernel (16 MiB); more: no check after it
+
+  static PdlTracker& get() {
+    static PdlTracker t;
+    return t;
+  }
+
+  // Device memory comes whole pages at a time (cudaMalloc), so that the
+  // pages of an allocation are its own.
+  void add_range(void* p, size_t bytes) {
+    ranges_.emplace_back(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p) + bytes);
+    std::sort(ranges_.begin(), ranges_.end());
+  }
+  void remove_range(void* p) {
+    std::erase_if(ranges_, [&](const auto& r) { return r.first == reinterpret_cast<uintptr_t>(p); });
+    prev_valid_ = false;  // its pages may be in the log
+  }
+  // A copy or fill on the stream: the kernel after it cannot overlap the one before.
+  void memory_op() { prev_valid_ = false; }
+
+  // A launch starts: a dependent one is logged (device memory write-protected).
+  void begin(bool pdl) {
+    check_prev_ = pdl && prev_valid_;
+    std::swap(cur_, prev_);
+    cur_.pages.clear();
+    cur_.overflow = false;
+    recording_ = pdl;
+    if (recording_) protect(PROT_READ);
+  }
+  // The launch ended: its log is what the next dependent launch is checked with.
+  void end() {
+    if (recording_) protect(PROT_READ | PROT_WRITE);
+    prev_valid_ = recording_ && !cur_.overflow;
+    recording_ = false;
+    check_prev_ = false;
+  }
+  // Whether block `index` of `count` is shown the previous kernel's pages as
+  // they were: the first and the last block of a checked launch.
+  bool check_block(unsigned index, unsigned count) const {
+    return check_prev_ && !prev_.pages.empty() && (index == 0 || index + 1 == count);
+  }
+  // The previous kernel's pages as they were before it (show_old), then as
+  // it left them (show_new: every thread of the block reached pdl_prologue()).
+  void show_old() {
+    now_.resize(prev_.pages.size() * kPage);
+    for (size_t i = 0; i < prev_.pages.size(); ++i) {
+      auto* page = reinterpret_cast<unsigned char*>(prev_.pages[i]);
+      mprotect(page, kPage, PROT_READ | PROT_WRITE);
+      std::memcpy(now_.data() + i * kPage, page, kPage);
+      std::memcpy(page, prev_.old.data() + i * kPage, kPage);
+    }
+  }
+  void show_new() {
+    for (size_t i = 0; i < prev_.pages.size(); ++i) {
+      auto* page = reinterpret_cast<unsigned char*>(prev_.pages[i]);
+      std::memcpy(page, now_.data() + i * kPage, kPage);
+      // Write-protected again, unless this kernel has written it already.
+      if (std::find(cur_.pages.begin(), cur_.pages.end(), prev_.pages[i]) == cur_.pages.end()) {
+        mprotect(page, kPage, PROT_READ);
+      }
+    }
+  }
+
+  // A write fault at addr: true when it is a logged kernel's first write to
+  // a device page (now in the log, and writable).
+  bool on_fault(uintptr_t addr) {
+    if (!recording_) return false;
+    const auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, ~uintptr_t{0}));
+    if (it == ranges_.begin() || addr >= std::prev(it)->second) return false;
+    const uintptr_t page = addr & ~(kPage - 1);
+    if (cur_.pages.size() < kLogPages) {
+      std::memcpy(cur_.old.data() + cur_.pages.size() * kPage, reinterpret_cast<const void*>(page), kPage);
+      cur_.pages.push_back(page);  // within the reserved capacity: no allocation in the handler
+    } else {
+      cur_.overflow = true;
+    }
+    mprotect(reinterpret_cast<void*>(page), kPage, PROT_READ | PROT_WRITE);
+    return true;
+  }
+
+ private:
+  struct Log {
+    std::vector<uintptr_t> pages;    // first written in this order
+    std::vector<unsigned char> old;  // their bytes before, kPage each
+    bool overflow = false;
+  };
+  PdlTracker() {
+    for (Log* l : {&cur_, &prev_}) {
+      l->pages.reserve(kLogPages);
+      l->old.resize(kLogPages * kPage);
+    }
+    struct sigaction sa {};
+    sa.sa_sigaction = &PdlTracker::handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_action_);
+  }
+  static void handler(int, siginfo_t* info, void*) {
+    if (get().on_fault(reinterpret_cast<uintptr_t>(info->si_addr))) return;
+    // Not ours: as if this handler were not there (the fault happens again).
+    sigaction(SIGSEGV, &get().old_action_, nullptr);
+  }
+  void protect(int prot) {  // adjacent allocations (mmap places them so) in one call
+    for (size_t i = 0; i < ranges_.size();) {
+      size_t j = i + 1;
+      while (j < ranges_.size() && ranges_[j].first == ranges_[j - 1].second) ++j;
+      mprotect(reinterpret_cast<void*>(ranges_[i].first), ranges_[j - 1].second - ranges_[i].first, prot);
+      i = j;
+    }
+  }
+
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges_;  // device allocations [begin, end), sorted
+  Log cur_, prev_;                  // the running (or last) launch's log, and the one before
+  std::vector<unsigned char> now_;  // prev_'s pages as the kernel left them, while they show their old bytes
+  bool prev_valid_ = false;  // prev_ is the log of a dependent launch right before (nothing in between)
+  bool check_prev_ = false;  // this launch is checked against prev_
+  bool recording_ = false;   // this launch is logged
+  struct sigaction old_action_ {};
+};
+
 }  // namespace
 
 const uint3& thread_idx() {
@@ -270,9 +415,18 @@ uint64_t shuffle(uint64_t v, int src, bool src_is_xor) {
 }
 
 void pdl_prologue_called() {
-  Fiber* f = sched().current;
+  Scheduler& s = sched();
+  Fiber* f = s.current;
   if (!f) fail("pdl_prologue() outside a kernel");
+  if (f->pdl_called) fail("pdl_prologue() called twice");
   f->pdl_called = true;
+  if (s.gate) {  // every thread of the block reaches it, then the kernel before has ended
+    arrive_and_wait(s.prologue);
+    if (s.gate) {
+      s.gate = false;
+      PdlTracker::get().show_new();
+    }
+  }
 }
 
 void launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, std::function<void()> body, bool pdl) {
@@ -294,14 +448,22 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, std::funct
     const dim3 saved_dim = g_block_dim, saved_grid = g_grid_dim;
     g_block_dim = block;
     g_grid_dim = grid;
+    PdlTracker& tracker = PdlTracker::get();
+    tracker.begin(pdl);
+    const unsigned n_blocks = grid.x * grid.y * grid.z;
+    unsigned index = 0;
     for (unsigned z = 0; z < grid.z; ++z) {
       for (unsigned y = 0; y < grid.y; ++y) {
-        for (unsigned x = 0; x < grid.x; ++x) {
+        for (unsigned x = 0; x < grid.x; ++x, ++index) {
           g_block_idx = make_uint3(x, y, z);
+          sched().gate = tracker.check_block(index, n_blocks);
+          if (sched().gate) tracker.show_old();
           run_block(body, block);
+          if (sched().gate) fail("a block ended before all its threads reached pdl_prologue()");
         }
       }
     }
+    tracker.end();
     g_block_idx = saved_block;
     g_block_dim = saved_dim;
     g_grid_dim = saved_grid;
@@ -329,6 +491,13 @@ Device& dev() {
 
 void* aligned(size_t bytes) {
   return ::operator new(bytes == 0 ? 1 : bytes, std::align_val_t{256});
+}
+
+// Device memory: whole pages, so that they can be write-protected on their
+// own (tars::emu::PdlTracker).
+size_t device_bytes(size_t bytes) {
+  constexpr size_t kPage = tars::emu::PdlTracker::kPage;
+  return (std::max<size_t>(bytes, 1) + kPage - 1) / kPage * kPage;
 }
 
 }  // namespace
@@ -404,9 +573,15 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
     *p = nullptr;
     return dev().last = cudaErrorMemoryAllocation;
   }
-  *p = aligned(bytes);
+  void* m = mmap(nullptr, device_bytes(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    *p = nullptr;
+    return dev().last = cudaErrorMemoryAllocation;
+  }
+  *p = m;
   dev().allocations[*p] = bytes;
   dev().used += bytes;
+  tars::emu::PdlTracker::get().add_range(*p, device_bytes(bytes));
   return cudaSuccess;
 }
 
@@ -416,8 +591,9 @@ cudaError_t cudaFree(void* p) {
   auto it = dev().allocations.find(p);
   if (it == dev().allocations.end()) return dev().last = cudaErrorInvalidValue;
   dev().used -= it->second;
+  tars::emu::PdlTracker::get().remove_range(p);
+  munmap(p, device_bytes(it->second));
   dev().allocations.erase(it);
-  ::operator delete(p, std::align_val_t{256});
   return cudaSuccess;
 }
 
@@ -448,13 +624,17 @@ cudaError_t cudaStreamSynchronize(cudaStream_t) {
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
-  tars::emu::enqueue([=] { std::memmove(dst, src, bytes); });
+  tars::emu::enqueue([=] {
+    tars::emu::PdlTracker::get().memory_op();
+    std::memmove(dst, src, bytes);
+  });
   return cudaSuccess;
 }
 
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                               cudaMemcpyKind, cudaStream_t) {
   tars::emu::enqueue([=] {
+    tars::emu::PdlTracker::get().memory_op();
     for (size_t r = 0; r < height; ++r) {
       std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
     }
@@ -463,7 +643,10 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
 }
 
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
-  tars::emu::enqueue([=] { std::memset(p, value, bytes); });
+  tars::emu::enqueue([=] {
+    tars::emu::PdlTracker::get().memory_op();
+    std::memset(p, value, bytes);
+  });
   return cudaSuccess;
 }
 

@@ -3,6 +3,7 @@
 // find instead of computing something.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -70,6 +71,24 @@ __global__ void pdl_ready_kernel(int* out) {
 }
 __global__ void pdl_unready_kernel(int* out) { out[threadIdx.x] = 1; }
 
+// A dependent pair: the first writes x, the second reads it before its
+// prologue (too early: the first may still be running) or after it.
+__global__ void pdl_write_kernel(int* x, int v) {
+  tars::engine::cuda::pdl_prologue();
+  x[blockIdx.x * blockDim.x + threadIdx.x] = v;
+}
+__global__ void pdl_read_early_kernel(const int* x, int* out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const int early = x[i];
+  tars::engine::cuda::pdl_prologue();
+  out[i] = early;
+}
+__global__ void pdl_read_late_kernel(const int* x, int* out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  tars::engine::cuda::pdl_prologue();
+  out[i] = x[i];
+}
+
 TEST(KernelEmulator, ShufflesAndSharedMemoryFollowCudaSemantics) {
   const int blocks = 3, threads = 128;
   std::vector<int> in(blocks * threads), out(in.size(), -1);
@@ -121,6 +140,39 @@ TEST(KernelEmulatorDeathTest, DependentLaunchWithoutItsPrologueStops) {
   TARS_LAUNCH_PDL(1, 32, 0, nullptr, pdl_ready_kernel)(out.data());
   EXPECT_EQ(out[31], 1);
   EXPECT_DEATH(TARS_LAUNCH_PDL(1, 32, 0, nullptr, pdl_unready_kernel)(out.data()), "never called pdl_prologue");
+}
+
+// What a dependent launch reads before pdl_prologue() is device memory as it
+// was before the kernel before it (in its first and last block; on a GPU it
+// may be either), so a kernel that reads its inputs too early computes with
+// stale ones; after the prologue it sees them.
+TEST(KernelEmulator, DependentLaunchSeesTheKernelBeforeOnlyAfterItsPrologue) {
+  const int blocks = 3, threads = 64, n = blocks * threads;
+  int* x = nullptr;
+  int* out = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&x), n * sizeof(int)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&out), n * sizeof(int)), cudaSuccess);
+  TARS_LAUNCH_PDL(blocks, threads, 0, nullptr, pdl_write_kernel)(x, 1);
+  TARS_LAUNCH_PDL(blocks, threads, 0, nullptr, pdl_write_kernel)(x, 2);
+  TARS_LAUNCH_PDL(blocks, threads, 0, nullptr, pdl_read_early_kernel)(x, out);
+  std::vector<int> host(n);
+  std::memcpy(host.data(), out, n * sizeof(int));  // emulated device memory is host memory
+  for (int i = 0; i < n; ++i) {
+    const bool checked = i < threads || i >= (blocks - 1) * threads;  // the first and last blocks
+    EXPECT_EQ(host[i], checked ? 1 : 2) << i;
+  }
+  TARS_LAUNCH_PDL(blocks, threads, 0, nullptr, pdl_write_kernel)(x, 3);
+  TARS_LAUNCH_PDL(blocks, threads, 0, nullptr, pdl_read_late_kernel)(x, out);
+  std::memcpy(host.data(), out, n * sizeof(int));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(host[i], 3) << i;
+  // A copy between the two: the kernel after it cannot overlap the one before.
+  TARS_LAUNCH_PDL(blocks, threads, 0, nullptr, pdl_write_kernel)(x, 4);
+  ASSERT_EQ(cudaMemsetAsync(out, 0, n * sizeof(int), nullptr), cudaSuccess);
+  TARS_LAUNCH_PDL(blocks, threads, 0, nullptr, pdl_read_early_kernel)(x, out);
+  std::memcpy(host.data(), out, n * sizeof(int));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(host[i], 4) << i;
+  cudaFree(x);
+  cudaFree(out);
 }
 
 TEST(KernelEmulatorDeathTest, InvalidLaunchConfigurationStops) {
