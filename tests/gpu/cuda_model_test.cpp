@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 
+#include "common/error.h"
 #include "engine/backend_select.h"
 #include "engine/encoder.h"
 #include "engine/generate.h"
@@ -172,6 +173,53 @@ TEST(CudaModel, GraphStepsOfAnotherShapeRunDirectly) {
   EXPECT_EQ(graph_stats.replays, 18u);
   EXPECT_EQ(graph_stats.launches, 20u);
   EXPECT_EQ(graph_stats.instantiations, 1u) << "the step after the mismatch has the graph's topology";
+}
+
+// A decode step whose token id is outside the vocabulary fails with a clear
+// error (Model::forward checks ids before any operation, so no recording
+// starts), with graphs as without; the steps after it replay, and their
+// logits are those of direct steps.
+TEST(CudaModel, GraphStepWithABadTokenFailsAndReplaysGoOn) {
+  TARS_REQUIRE_CUDA();
+  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
+  auto run = [&](bool graphs, CudaStats* stats) {
+    std::string why;
+    auto be = backend_cuda_create({.graphs = graphs}, &why);
+    EXPECT_TRUE(be) << why;
+    std::vector<float> out;
+    if (!be) return out;
+    ModelOptions mo;
+    mo.n_ctx = 32;
+    auto m = Model::load(file, *be, mo);
+    const int vocab = m->hparams().n_vocab;
+    for (int pos = 0; pos < 12; ++pos) {
+      if (pos == 6) {
+        Batch bad;
+        bad.add(vocab, pos, 0, true);
+        std::vector<float> ignored;
+        try {
+          m->forward(bad, ignored);
+          ADD_FAILURE() << "token id " << vocab << " was accepted";
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+          EXPECT_NE(std::string(e.what()).find("outside the vocabulary"), std::string::npos) << e.what();
+        }
+      }
+      Batch b;
+      b.add((pos * 37 + 11) % vocab, pos, 0, true);
+      m->forward(b, out);
+    }
+    *stats = backend_cuda_stats(*be);
+    return out;
+  };
+  CudaStats direct_stats, graph_stats;
+  const auto direct = run(false, &direct_stats);
+  const auto graphed = run(true, &graph_stats);
+  EXPECT_EQ(count_differ(graphed, direct), 0u) << "logits that differ";
+  // 0 runs directly, 1 is captured, 2-5 and 6-11 replay (the bad step ran
+  // nothing as a graph).
+  EXPECT_EQ(graph_stats.launches, 11u);
+  EXPECT_EQ(graph_stats.replays, 10u);
 }
 
 // Fused kernels (CudaBackendOptions::fuse): a prompt and decode steps give
