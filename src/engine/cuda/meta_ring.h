@@ -34,9 +34,8 @@ class MetaRing {
   // Where `n` bytes of `data` go, or nullopt when they do not fit the ring.
   // When the result says `wrapped`, the bytes are not staged yet: the caller
   // waits for the stream, then calls stage(slot, data, n). Only an upload
-  // with the same `tag` (the kind of operation) is reused, so that which
-  // uploads are copied does not depend on the values (a token id 0 and a
-  // row list {0} stay two copies): a recorded step keeps its shape.
+  // with the same `tag` (the kind of operation) is reused: a token id 0 and
+  // a row list {0} stay two copies.
   std::optional<Slot> place(const uint8_t* data, size_t n, int tag = 0) {
     const size_t need = (std::max<size_t>(n, 1) + kAlign - 1) / kAlign * kAlign;
     if (need > capacity_) return std::nullopt;
@@ -65,31 +64,20 @@ class MetaRing {
     if (n > 0) std::memcpy(host_ + s.offset, data, n);
   }
 
-  // Forgets the recent uploads (their slots stay valid): the uploads that
-  // follow are copied once each and reused only among themselves, so every
-  // recorded step copies the same uploads whatever the previous step sent.
-  void forget_recent() {
-    for (Recent& r : recent_) r.used = false;
-  }
-
-  // Bytes left before the ring wraps.
-  size_t room() const { return capacity_ - head_; }
-  // Starts again at offset 0 and forgets every slot, as a wrap does. The
-  // caller has waited for queued work first, or knows that none of the
-  // slots' copies ran (an abandoned recording): their device bytes are not
-  // to be trusted, so nothing may be reused.
-  void restart() {
-    head_ = 0;
-    forget_recent();
-    ++wraps_;
-  }
-
   size_t reused() const { return reused_; }  // uploads that needed no copy
   // Times the ring wrapped: a slot placed while this was w stays valid
   // (neither restaged nor handed out again) as long as it is still w.
   size_t wraps() const { return wraps_; }
 
  private:
+  // Starts again at offset 0 and forgets every slot (a wrap: the caller
+  // waits for queued work before staging, see place).
+  void restart() {
+    head_ = 0;
+    for (Recent& r : recent_) r.used = false;
+    ++wraps_;
+  }
+
   struct Recent {
     bool used = false;
     size_t offset = 0;
