@@ -100,8 +100,8 @@ __global__ void rms_norm_kernel(float* x, const float* a, float* out, const floa
 
 // The one-row norm with TARS_CUDA_NEXT (a decode step's): the row stays in
 // registers. Each thread loads its float4s of x, a and w at once (kPer of
-// them, element 4 i for i = thread + j * blockDim.x), so the block's loads
-// are all in flight together; the 8-bit form is made from the registers:
+// them, element 4 i for i = thread + j * blockDim.x; w's before the
+// dependent-launch wait), so the block's loads are all in flight together; the 8-bit form is made from the registers:
 // a group of 32 elements is 8 consecutive threads' float4s, whose maximum and
 // quant sum are shuffles among those 8 lanes (quantize_group_q8's arithmetic,
 // so the same quants). Before, the one 256-thread block read its elements
@@ -112,7 +112,6 @@ __global__ void rms_norm_kernel(float* x, const float* a, float* out, const floa
 template <int kPer>
 __global__ void __launch_bounds__(1024) rms_norm_row_kernel(float* x, const float* a, float* out, const float* w, int d,
                                                             float eps, Q8Row q) {
-  pdl_prologue();
   __shared__ float shared[32];
   const int n4 = d / 4, t = threadIdx.x, nt = blockDim.x;
   float4* x4 = reinterpret_cast<float4*>(x);
@@ -120,12 +119,17 @@ __global__ void __launch_bounds__(1024) rms_norm_row_kernel(float* x, const floa
   const float4* w4 = reinterpret_cast<const float4*>(w);
   float4 v[kPer], g[kPer];
 #pragma unroll
+  for (int j = 0; j < kPer; ++j) {  // the weights, which no kernel writes: before the wait (cuda_launch.cuh)
+    const int i = t + j * nt;
+    g[j] = i < n4 ? w4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  pdl_prologue();
+#pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = t + j * nt;
-    v[j] = g[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    v[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (i < n4) {
       v[j] = x4[i];
-      g[j] = w4[i];
       if (a4) {
         const float4 b = a4[i];
         v[j].x = v[j].x + b.x;
