@@ -135,6 +135,25 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
   }
 }
 
+// stories260K on a CUDA backend with graphs on or off (context n_ctx):
+// steps(model, out) runs, and what it gathered in out comes back, with what
+// the backend's speed paths did.
+template <class Steps>
+std::vector<float> stories_steps(bool graphs, int n_ctx, Steps steps, CudaStats* stats) {
+  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
+  std::string why;
+  auto be = backend_cuda_create({.graphs = graphs}, &why);
+  EXPECT_TRUE(be) << why;
+  std::vector<float> out;
+  if (!be) return out;
+  ModelOptions mo;
+  mo.n_ctx = n_ctx;
+  auto m = Model::load(file, *be, mo);
+  steps(*m, out);
+  *stats = backend_cuda_stats(*be);
+  return out;
+}
+
 // A decode step of another shape (here one without logits: no output
 // projection) does not match the graph. It runs directly, the step after it
 // is captured again (the graph updated in place), and replays resume; the
@@ -142,27 +161,16 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
 // step before (a retried token) replays too, with the rotary table sent again.
 TEST(CudaModel, GraphStepsOfAnotherShapeRunDirectly) {
   TARS_REQUIRE_CUDA();
-  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
-  auto run = [&](bool graphs, CudaStats* stats) {
-    std::string why;
-    auto be = backend_cuda_create({.graphs = graphs}, &why);
-    EXPECT_TRUE(be) << why;
-    std::vector<float> out;
-    if (!be) return out;
-    ModelOptions mo;
-    mo.n_ctx = 64;
-    auto m = Model::load(file, *be, mo);
+  auto steps = [](Model& m, std::vector<float>& out) {
     for (int pos : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 20}) {
       Batch b;  // one token a step; the step at position 10 wants no logits
-      b.add((pos * 37 + 11 + static_cast<int>(out.size() / 512)) % m->hparams().n_vocab, pos, 0, pos != 10);
-      m->forward(b, out);
+      b.add((pos * 37 + 11 + static_cast<int>(out.size() / 512)) % m.hparams().n_vocab, pos, 0, pos != 10);
+      m.forward(b, out);
     }
-    *stats = backend_cuda_stats(*be);
-    return out;
   };
   CudaStats direct_stats, graph_stats;
-  const auto direct = run(false, &direct_stats);
-  const auto graphed = run(true, &graph_stats);
+  const auto direct = stories_steps(false, 64, steps, &direct_stats);
+  const auto graphed = stories_steps(true, 64, steps, &graph_stats);
   ASSERT_EQ(direct.size(), 21u * 512u) << "21 steps with logits of stories260K's 512 tokens";
   EXPECT_EQ(count_differ(graphed, direct), 0u) << "logits that differ";
   EXPECT_EQ(direct_stats.launches, 0u);
@@ -181,24 +189,15 @@ TEST(CudaModel, GraphStepsOfAnotherShapeRunDirectly) {
 // logits are those of direct steps.
 TEST(CudaModel, GraphStepWithABadTokenFailsAndReplaysGoOn) {
   TARS_REQUIRE_CUDA();
-  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
-  auto run = [&](bool graphs, CudaStats* stats) {
-    std::string why;
-    auto be = backend_cuda_create({.graphs = graphs}, &why);
-    EXPECT_TRUE(be) << why;
-    std::vector<float> out;
-    if (!be) return out;
-    ModelOptions mo;
-    mo.n_ctx = 32;
-    auto m = Model::load(file, *be, mo);
-    const int vocab = m->hparams().n_vocab;
+  auto steps = [](Model& m, std::vector<float>& out) {
+    const int vocab = m.hparams().n_vocab;
     for (int pos = 0; pos < 12; ++pos) {
       if (pos == 6) {
         Batch bad;
         bad.add(vocab, pos, 0, true);
         std::vector<float> ignored;
         try {
-          m->forward(bad, ignored);
+          m.forward(bad, ignored);
           ADD_FAILURE() << "token id " << vocab << " was accepted";
         } catch (const Error& e) {
           EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
@@ -207,14 +206,12 @@ TEST(CudaModel, GraphStepWithABadTokenFailsAndReplaysGoOn) {
       }
       Batch b;
       b.add((pos * 37 + 11) % vocab, pos, 0, true);
-      m->forward(b, out);
+      m.forward(b, out);
     }
-    *stats = backend_cuda_stats(*be);
-    return out;
   };
   CudaStats direct_stats, graph_stats;
-  const auto direct = run(false, &direct_stats);
-  const auto graphed = run(true, &graph_stats);
+  const auto direct = stories_steps(false, 32, steps, &direct_stats);
+  const auto graphed = stories_steps(true, 32, steps, &graph_stats);
   EXPECT_EQ(count_differ(graphed, direct), 0u) << "logits that differ";
   // 0 runs directly, 1 is captured, 2-5 and 6-11 replay (the bad step ran
   // nothing as a graph).
