@@ -126,7 +126,7 @@ graph_rows() {  # graph_rows SHAPE: decode as CUDA graphs, replayed and re-captu
   # every step (as before graph replay).
   [[ -n ${measured["$1 Q4_0, CUDA graphs"]:-} ]] && return
   BENCH_ENV=TARS_CUDA_GRAPHS=1 bench_row "$1 Q4_0, CUDA graphs" "$MODELS_DIR/$1-Q4_0.gguf"
-  add_row "$1 Q4_0, CUDA graphs: launches / replays / instantiations | count | $(echo "$json" | py "'%d / %d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_replays'], j[-1]['cuda_graph_instantiations'])")"
+  add_row "$1 Q4_0, CUDA graphs: launches / replays / mismatches / instantiations | count | $(echo "$json" | py "'%d / %d / %d / %d' % (j[-1]['cuda_graph_launches'], j[-1]['cuda_graph_replays'], j[-1]['cuda_graph_mismatches'], j[-1]['cuda_graph_instantiations'])")"
   BENCH_PP=0 BENCH_ENV="TARS_CUDA_GRAPHS=1 TARS_CUDA_RECAPTURE=1" bench_row \
     "$1 Q4_0, CUDA graphs captured every step" "$MODELS_DIR/$1-Q4_0.gguf"
 }

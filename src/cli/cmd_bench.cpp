@@ -177,6 +177,7 @@ int bench(const BenchFlags& f) {
                      {"cuda_graph_launches", graphs.launches},
                      {"cuda_graph_instantiations", graphs.instantiations},
                      {"cuda_graph_replays", graphs.replays},
+                     {"cuda_graph_mismatches", graphs.mismatches},
                      {"isa", isa},
                      {"n_threads", threads},
                      {"kv_type", f.engine.kv_type},

@@ -28,6 +28,12 @@ TEST(BenchCommand, JsonRecordsEachTestAndTheBackend) {
     ASSERT_EQ(r["samples_ts"].size(), 2u);
     EXPECT_GT(r["avg_ts"].get<double>(), 0.0);
     EXPECT_EQ(r["model_type"], "llama");
+    // What CUDA graphs did (gpu_check reads these): nothing, on the CPU.
+    for (const char* k : {"cuda_graph_launches", "cuda_graph_replays", "cuda_graph_mismatches",
+                          "cuda_graph_instantiations"}) {
+      ASSERT_TRUE(r.contains(k)) << k;
+      EXPECT_EQ(r[k], 0) << k;
+    }
   }
 }
 
