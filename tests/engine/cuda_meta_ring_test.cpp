@@ -56,6 +56,7 @@ TEST(CudaMetaRing, RepeatedUploadsOfADecodeStepShareOneSlot) {
   }
   EXPECT_EQ(t.copies, 3);
   EXPECT_EQ(t.ring.reused(), 13u);
+  EXPECT_EQ(t.ring.used(), 3 * MetaRing::kAlign) << "three slots handed out (a step area's bytes to copy)";
   // The next step's positions differ: a new copy, never the old slot.
   auto next = bytes_of({18});
   size_t e = t.upload(next);

@@ -855,8 +855,7 @@ class CudaBackend final : public Backend {
       return false;
     }
     CUDA_CHECK(cudaEventSynchronize(step_copied_));  // the last step's copy has read the staging
-    step_used_ = 0;
-    for (StepUpload& u : step_last_) u.used = false;
+    step_ring_ = MetaRing(step_host_, kStepArea);
     ++step_gen_;
     rope_wraps_.reset();
     tap_.bytes.clear();
@@ -972,7 +971,7 @@ class CudaBackend final : public Backend {
     size_t bytes = 0;
   };
   // Which operation an upload is for (MetaRing::place's tag).
-  enum class MetaTag { kIds, kRope, kKvStore, kRows, kSeqStart, kAttention, kCount };
+  enum class MetaTag { kIds, kRope, kKvStore, kRows, kSeqStart, kAttention };
   // Host metadata of one operation, packed with 8-byte alignment.
   struct Meta {
     explicit Meta(MetaTag t) : tag(t) {}
@@ -1073,32 +1072,25 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // A recorded step's metadata in the step area, at the offset the same
-  // upload had in the step before (an upload equal to the last one of its
-  // kind, as every layer's positions are, shares its bytes): copied to the
-  // device with the whole area when the step is launched (launch_step).
+  // A recorded step's metadata in the step area, a metadata ring of its own
+  // that starts empty every step: each upload lands at the offset it had in
+  // the step before (one equal to a recent upload of its kind, as every
+  // layer's positions are, shares its bytes), copied to the device with the
+  // whole area when the step is launched (launch_step).
   const uint8_t* step_upload(const Meta& m) {
-    const size_t n = m.bytes.size();
-    StepUpload& last = step_last_[static_cast<int>(m.tag)];
-    if (last.used && last.bytes == n && (n == 0 || std::memcmp(step_host_ + last.offset, m.bytes.data(), n) == 0)) {
-      return step_dev_ + last.offset;
-    }
-    const size_t off = (step_used_ + 15) / 16 * 16;
-    if (off + n > kStepArea) {
+    const auto slot = step_ring_.place(m.bytes.data(), m.bytes.size(), static_cast<int>(m.tag));
+    if (!slot || slot->wrapped) {
       throw Error(ErrorCode::kInternal, "CUDA backend: a recorded step's metadata exceeds its " +
                                             std::to_string(kStepArea) + "-byte area");
     }
-    if (n > 0) std::memcpy(step_host_ + off, m.bytes.data(), n);
-    step_used_ = off + n;
-    last = {true, off, n};
-    return step_dev_ + off;
+    return step_dev_ + slot->offset;
   }
 
   // The step area to the device, then the executable graph; false (graphs
   // turned off) when the graph could not be launched: nothing of the step ran.
   bool launch_step() {
-    if (step_used_ > 0) {
-      CUDA_CHECK(cudaMemcpyAsync(step_dev_, step_host_, step_used_, cudaMemcpyHostToDevice, stream_));
+    if (step_ring_.used() > 0) {
+      CUDA_CHECK(cudaMemcpyAsync(step_dev_, step_host_, step_ring_.used(), cudaMemcpyHostToDevice, stream_));
     }
     CUDA_CHECK(cudaEventRecord(step_copied_, stream_));
     const cudaError_t e = cudaGraphLaunch(exec_, stream_);
@@ -1123,7 +1115,7 @@ class CudaBackend final : public Backend {
   // true when the tap says not to do it (a step checked against the graph).
   template <class... A>
   bool tapped(const void* id, const A&... a) {
-    LaunchTap* t = capturing_ ? t_launch_tap : nullptr;
+    LaunchTap* t = t_launch_tap;  // set while this thread records a step
     if (!t) return false;
     t->add(id, 0, 0, 0, 0, 0, 0, 0, false, a...);
     return t->skip;
@@ -1219,14 +1211,9 @@ class CudaBackend final : public Backend {
   uint8_t* step_host_ = nullptr;  // pinned staging of the step area (graphs only)
   uint8_t* step_dev_ = nullptr;   // its device twin, which the graph's kernels read
   cudaEvent_t step_copied_ = nullptr;  // the step area's last copy (the host waits for it to restage)
-  size_t step_used_ = 0;
+  MetaRing step_ring_{nullptr, 0};  // which part of the step area each upload of this step uses
   size_t step_gen_ = 0;   // recorded steps begun
   size_t rope_step_ = 0;  // the step whose area holds the rope table's copy (0: none)
-  struct StepUpload {
-    bool used = false;
-    size_t offset = 0, bytes = 0;
-  };
-  StepUpload step_last_[static_cast<int>(MetaTag::kCount)];  // the last upload of each MetaTag in this step
   std::unique_ptr<OpTimer> timer_;  // TARS_CUDA_PROFILE=1
   mutable std::mutex mu_;
   std::unordered_map<void*, Allocation> allocations_;

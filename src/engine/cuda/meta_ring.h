@@ -65,6 +65,7 @@ class MetaRing {
   }
 
   size_t reused() const { return reused_; }  // uploads that needed no copy
+  size_t used() const { return head_; }       // bytes from offset 0 handed out since the last wrap
   // Times the ring wrapped: a slot placed while this was w stays valid
   // (neither restaged nor handed out again) as long as it is still w.
   size_t wraps() const { return wraps_; }
