@@ -81,21 +81,32 @@ TEST(CudaModel, StoriesGreedyTextWithPartialOffload) {
   }
 }
 
-// test::greedy_steps(prompt, steps) of `file` on a CUDA backend made with
-// `o` (KV cache `kv`, context n_ctx), and what the backend's speed paths did.
-std::vector<float> cuda_greedy(const std::shared_ptr<const GgufFile>& file, const CudaBackendOptions& o, TensorType kv,
-                               int n_ctx, int prompt, int steps, CudaStats* stats) {
+// `file` on a CUDA backend made with `o` (KV cache `kv`, context n_ctx):
+// run(model, out) gathers logits in out, which come back with what the
+// backend's speed paths did.
+template <class Run>
+std::vector<float> cuda_run(const std::shared_ptr<const GgufFile>& file, const CudaBackendOptions& o, TensorType kv,
+                            int n_ctx, Run run, CudaStats* stats) {
   std::string why;
   auto be = backend_cuda_create(o, &why);
   EXPECT_TRUE(be) << why;
-  if (!be) return {};
+  std::vector<float> out;
+  if (!be) return out;
   ModelOptions mo;
   mo.kv_type = kv;
   mo.n_ctx = n_ctx;
   auto m = Model::load(file, *be, mo);
-  auto out = test::greedy_steps(*m, prompt, steps);
+  run(*m, out);
   *stats = backend_cuda_stats(*be);
   return out;
+}
+
+// test::greedy_steps(prompt, steps) through cuda_run.
+std::vector<float> cuda_greedy(const std::shared_ptr<const GgufFile>& file, const CudaBackendOptions& o, TensorType kv,
+                               int n_ctx, int prompt, int steps, CudaStats* stats) {
+  return cuda_run(
+      file, o, kv, n_ctx, [&](Model& m, std::vector<float>& out) { out = test::greedy_steps(m, prompt, steps); },
+      stats);
 }
 
 // How many values of a and b differ (they must have one size).
@@ -135,23 +146,11 @@ TEST(CudaModel, GraphDecodeStepsEqualDirectOnes) {
   }
 }
 
-// stories260K on a CUDA backend with graphs on or off (context n_ctx):
-// steps(model, out) runs, and what it gathered in out comes back, with what
-// the backend's speed paths did.
-template <class Steps>
-std::vector<float> stories_steps(bool graphs, int n_ctx, Steps steps, CudaStats* stats) {
-  std::shared_ptr<const GgufFile> file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
-  std::string why;
-  auto be = backend_cuda_create({.graphs = graphs}, &why);
-  EXPECT_TRUE(be) << why;
-  std::vector<float> out;
-  if (!be) return out;
-  ModelOptions mo;
-  mo.n_ctx = n_ctx;
-  auto m = Model::load(file, *be, mo);
-  steps(*m, out);
-  *stats = backend_cuda_stats(*be);
-  return out;
+// stories260K with graphs on or off (default cache type), through cuda_run.
+template <class Run>
+std::vector<float> stories_run(bool graphs, int n_ctx, Run run, CudaStats* stats) {
+  return cuda_run(GgufFile::open(test::fixture("stories260K/stories260K.gguf")), {.graphs = graphs},
+                  ModelOptions{}.kv_type, n_ctx, run, stats);
 }
 
 // A decode step of another shape (here one without logits: no output
@@ -169,8 +168,8 @@ TEST(CudaModel, GraphStepsOfAnotherShapeRunDirectly) {
     }
   };
   CudaStats direct_stats, graph_stats;
-  const auto direct = stories_steps(false, 64, steps, &direct_stats);
-  const auto graphed = stories_steps(true, 64, steps, &graph_stats);
+  const auto direct = stories_run(false, 64, steps, &direct_stats);
+  const auto graphed = stories_run(true, 64, steps, &graph_stats);
   ASSERT_EQ(direct.size(), 21u * 512u) << "21 steps with logits of stories260K's 512 tokens";
   EXPECT_EQ(count_differ(graphed, direct), 0u) << "logits that differ";
   EXPECT_EQ(direct_stats.launches, 0u);
@@ -210,8 +209,8 @@ TEST(CudaModel, GraphStepWithABadTokenFailsAndReplaysGoOn) {
     }
   };
   CudaStats direct_stats, graph_stats;
-  const auto direct = stories_steps(false, 32, steps, &direct_stats);
-  const auto graphed = stories_steps(true, 32, steps, &graph_stats);
+  const auto direct = stories_run(false, 32, steps, &direct_stats);
+  const auto graphed = stories_run(true, 32, steps, &graph_stats);
   EXPECT_EQ(count_differ(graphed, direct), 0u) << "logits that differ";
   // 0 runs directly, 1 is captured, 2-5 and 6-11 replay (the bad step ran
   // nothing as a graph).
