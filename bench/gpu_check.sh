@@ -181,7 +181,7 @@ TARS_CUDA_NEXT=1 "$DIR/bench/bench_gpu_kernels" --reps 30 2>&1 | grep -v "^matve
 
 # 6. The node on the GPU: `tars gpus`, then `tars serve --device cuda` with
 # the demo model (and, once made below, nothing else: the split check runs
-# with the 1.1B file in step 5); /status says where each model's memory is.
+# with the 1.1B file in step 7); /status says where each model's memory is.
 echo "== tars gpus"
 "$TARS" gpus
 serve_check() {  # serve_check NAME CONFIG_MODELS...: starts a node, prints parts, one completion per alias

@@ -101,7 +101,8 @@ __global__ void rms_norm_kernel(float* x, const float* a, float* out, const floa
 // The one-row norm with TARS_CUDA_NEXT (a decode step's): the row stays in
 // registers. Each thread loads its float4s of x, a and w at once (kPer of
 // them, element 4 i for i = thread + j * blockDim.x; w's before the
-// dependent-launch wait), so the block's loads are all in flight together; the 8-bit form is made from the registers:
+// dependent-launch wait), so the block's loads are all in flight together;
+// the 8-bit form is made from the registers:
 // a group of 32 elements is 8 consecutive threads' float4s, whose maximum and
 // quant sum are shuffles among those 8 lanes (quantize_group_q8's arithmetic,
 // so the same quants). Before, the one 256-thread block read its elements
