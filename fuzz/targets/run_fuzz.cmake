@@ -1,6 +1,6 @@
 # Runs one libFuzzer target for a bounded number of inputs, as a test:
 #   cmake -DFUZZER=<binary> -DSEEDS=<seed dir> -DWORK=<scratch dir>
-#         [-DRUNS=100000] [-DMAX_LEN=16384] -P run_fuzz.cmake
+#         [-DRUNS=100000] [-DMAX_LEN=16384] [-DDICT=<libFuzzer dictionary>] -P run_fuzz.cmake
 # New inputs go to a fresh WORK/corpus (never into the seed directory); a
 # crashing input is saved under WORK/artifacts and the test fails.
 foreach(var FUZZER SEEDS WORK)
@@ -27,11 +27,19 @@ if(NOT IS_DIRECTORY ${SEEDS})
   message(FATAL_ERROR "seed directory ${SEEDS} is missing (build the tars_fuzzers target)")
 endif()
 
+set(dict_arg "")
+if(DEFINED DICT)
+  if(NOT EXISTS ${DICT})
+    message(FATAL_ERROR "dictionary ${DICT} is missing")
+  endif()
+  set(dict_arg -dict=${DICT})
+endif()
+
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK}/corpus ${WORK}/artifacts)
 execute_process(
   COMMAND ${FUZZER} -runs=${RUNS} -max_len=${MAX_LEN} -timeout=10 -rss_limit_mb=2048
-          -print_final_stats=1 -artifact_prefix=${WORK}/artifacts/
+          -print_final_stats=1 -artifact_prefix=${WORK}/artifacts/ ${dict_arg}
           ${WORK}/corpus ${SEEDS}
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)

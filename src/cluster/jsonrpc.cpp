@@ -180,7 +180,7 @@ std::optional<std::string> RpcMethodTable::handle(std::string_view body, const R
   try {
     json parsed = json::parse(body);
     response = handle_json(parsed, call);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     RpcError err(kRpcParseError, std::string("parse error: the body is not valid JSON: ") + e.what());
     log("", err, false);
     response = rpc_error_response(nullptr, err);

@@ -133,6 +133,21 @@ T field(const nlohmann::json& j, const char* key, const char* what) {
   }
 }
 
+// A count (busy, queued, queue depth): an integer from 0 to INT32_MAX. Not
+// get<int>: a float is cast (1e300 to int is undefined) and a wider integer
+// wraps.
+int count_field(const nlohmann::json& j, const char* key, const char* what) {
+  const auto v = field<nlohmann::json>(j, key, what);
+  const bool ok = (v.is_number_unsigned() && v.get<uint64_t>() <= INT32_MAX) ||
+                  (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= 0 &&
+                   v.get<int64_t>() <= INT32_MAX);
+  if (!ok) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(what) + ": field '" + key + "' must be a count (0 to 2147483647), got " + v.dump());
+  }
+  return static_cast<int>(v.get<int64_t>());
+}
+
 }  // namespace
 
 MemberModel member_model_from_json(const nlohmann::json& j) {
@@ -140,8 +155,8 @@ MemberModel member_model_from_json(const nlohmann::json& j) {
   m.id = field<std::string>(j, "id", "model");
   m.role = field<std::string>(j, "role", "model");
   m.state = field<std::string>(j, "state", "model");
-  m.busy = field<int>(j, "busy", "model");
-  m.queued = field<int>(j, "queued", "model");
+  m.busy = count_field(j, "busy", "model");
+  m.queued = count_field(j, "queued", "model");
   return m;
 }
 
@@ -158,7 +173,7 @@ Heartbeat heartbeat_from_json(const nlohmann::json& j) {
   auto models = field<nlohmann::json>(j, "models", "heartbeat");
   if (!models.is_array()) throw Error(ErrorCode::kInvalidArgument, "heartbeat: 'models' must be an array");
   for (const auto& m : models) hb.models.push_back(member_model_from_json(m));
-  hb.queue_depth = field<int>(j, "queue_depth", "heartbeat");
+  hb.queue_depth = count_field(j, "queue_depth", "heartbeat");
   return hb;
 }
 

@@ -53,11 +53,20 @@ nlohmann::json RouteTable::to_json() const {
   return {{"version", version_}, {"routes", list}};
 }
 
-std::vector<RouteEntry> RouteTable::entries_from_json(const nlohmann::json& j) {
+std::vector<RouteEntry> RouteTable::entries_from_json(const nlohmann::json& j, uint64_t* version) {
   auto bad = [](const std::string& what) {
     return Error(ErrorCode::kInvalidArgument, "route table: " + what);
   };
   if (!j.is_object() || !j.contains("routes") || !j["routes"].is_array()) throw bad("expected {\"routes\": [...]}");
+  if (version) {
+    *version = 0;
+    if (j.contains("version")) {
+      const nlohmann::json& v = j["version"];
+      // Not get<uint64_t>(): a float would be cast (1e300 is undefined) and -1 would wrap.
+      if (!v.is_number_unsigned()) throw bad("'version' must be a non-negative integer, got " + v.dump());
+      *version = v.get<uint64_t>();
+    }
+  }
   std::vector<RouteEntry> out;
   try {
     for (const auto& e : j["routes"]) {
@@ -69,7 +78,13 @@ std::vector<RouteEntry> RouteTable::entries_from_json(const nlohmann::json& j) {
         rep.node_id = x.at("node_id").get<std::string>();
         rep.node_name = x.value("node_name", "");
         rep.url = x.at("url").get<std::string>();
-        rep.load = x.value("load", 0);
+        if (x.contains("load")) {  // a count; get<int>() would cast a float (1e300: undefined)
+          const nlohmann::json& l = x["load"];
+          if (!l.is_number_integer() || l.get<int64_t>() < 0 || l.get<int64_t>() > INT32_MAX) {
+            throw bad("replica '" + rep.node_id + "': 'load' must be a count (0 to 2147483647), got " + l.dump());
+          }
+          rep.load = static_cast<int>(l.get<int64_t>());
+        }
         rep.loaded = x.value("loaded", false);
         r.replicas.push_back(std::move(rep));
       }

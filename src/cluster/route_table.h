@@ -41,8 +41,9 @@ class RouteTable {
   std::vector<std::string> ids(const std::string& role) const;
 
   nlohmann::json to_json() const;
-  // Throws tars::Error(kInvalidArgument) naming the bad field.
-  static std::vector<RouteEntry> entries_from_json(const nlohmann::json& j);
+  // The entries of to_json's output, and its version (0 when absent) in
+  // *version. Throws tars::Error(kInvalidArgument) naming the bad field.
+  static std::vector<RouteEntry> entries_from_json(const nlohmann::json& j, uint64_t* version = nullptr);
 
  private:
   mutable std::mutex mu_;

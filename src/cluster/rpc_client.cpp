@@ -102,7 +102,7 @@ std::string RpcClient::post(const std::string& body, const std::string& what, bo
 json RpcClient::parse_response(const std::string& body, const std::string& what) const {
   try {
     return json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw Error(ErrorCode::kCorruptData, "node " + node() + " answered " + what +
                                              " with a body that is not JSON: " + e.what());
   }

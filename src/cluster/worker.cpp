@@ -141,7 +141,9 @@ bool WorkerAgent::heartbeat_once() {
       return false;
     }
     if (r.contains("routes")) {
-      routes_.set(RouteTable::entries_from_json(r["routes"]), r["routes"].value("version", uint64_t{0}));
+      uint64_t version = 0;
+      std::vector<RouteEntry> entries = RouteTable::entries_from_json(r["routes"], &version);
+      routes_.set(std::move(entries), version);
     }
     std::lock_guard lock(mu_);
     last_error_.clear();

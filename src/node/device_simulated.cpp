@@ -190,7 +190,7 @@ DeviceInventory devices_parse_simulated(const std::string& text, const std::stri
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw Error(ErrorCode::kConfig, "simulated inventory " + path + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) {

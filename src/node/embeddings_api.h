@@ -10,9 +10,6 @@ namespace tars::node {
 
 class ModelHost;
 
-// Most inputs in one request (OpenAI's limit is 2048 too).
-inline constexpr size_t kMaxEmbeddingInputs = 2048;
-
 std::vector<Route> embeddings_routes(ModelHost& host);
 
 }  // namespace tars::node

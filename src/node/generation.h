@@ -14,30 +14,11 @@
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "node/request_params.h"
 
 namespace tars::node {
 
 struct HostedModel;
-
-// Parameters common to the generation endpoints. Field names are OpenAI's.
-struct GenerationParams {
-  std::string model;                 // "" = the node's default chat model
-  bool chat = false;                 // messages (chat template) vs a raw prompt
-  std::vector<std::pair<std::string, std::string>> messages;  // (role, content)
-  std::string prompt;
-  int max_tokens = -1;               // -1 = until the context is full
-  engine::SamplerOptions sampling;   // temperature, top_p, top_k, min_p, penalties, seed
-  std::vector<std::string> stop;
-  bool stream = false;
-  bool include_usage = false;        // stream_options.include_usage
-  bool logprobs = false;
-  int top_logprobs = 0;              // 0..20
-  bool ignore_eos = false;           // tars extension
-};
-
-// Parses and validates a request body. `chat` selects messages vs prompt.
-// Throws tars::Error(kInvalidArgument) naming the field and what is wrong.
-GenerationParams generation_parse(const nlohmann::json& body, bool chat);
 
 // A submitted request: the scheduler's callbacks push events here, the HTTP
 // thread pops them.

@@ -89,7 +89,8 @@ nlohmann::json parse_json_object(const httplib::Request& req) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(req.body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number no double holds (1e999)
     throw HttpError(400, "invalid_json", std::string("request body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) {

@@ -122,6 +122,12 @@ TEST_F(ServeTest, ErrorsAreJson) {
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(body_json(bad)["error"]["code"], "invalid_json");
 
+  // A number no double holds is the parser's out_of_range, not an internal error.
+  auto huge = c.Post("/inference", R"({"prompt": "hi", "max_tokens": 1e999})", "application/json");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 400);
+  EXPECT_EQ(body_json(huge)["error"]["code"], "invalid_json");
+
   auto arr = c.Post("/inference", "[1,2]", "application/json");
   ASSERT_TRUE(arr);
   EXPECT_EQ(arr->status, 400);

@@ -160,11 +160,23 @@ TEST(RouteTable, OrderPrefersLoadedThenLeastLoadedAndExcludesSelf) {
   EXPECT_EQ(t.find("", "chat")->model, "m");
   EXPECT_EQ(t.find("emb", "chat")->role, "embedding");
   EXPECT_FALSE(t.find("nope", "chat"));
-  auto back = RouteTable::entries_from_json(t.to_json());
+  uint64_t version = 0;
+  auto back = RouteTable::entries_from_json(t.to_json(), &version);
+  EXPECT_EQ(version, 7u);
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[1].replicas.size(), 4u);
   EXPECT_EQ(back[1].replicas[2].loaded, false);
   EXPECT_THROW(RouteTable::entries_from_json(nlohmann::json{{"routes", {{{"model", 1}}}}}), Error);
+  // A replica's load is a count and the version a non-negative integer:
+  // get<int>() cast -1e300 (undefined behaviour, found by requests_fuzz).
+  for (const nlohmann::json v : {nlohmann::json(-1e300), nlohmann::json(0.5), nlohmann::json(-1)}) {
+    nlohmann::json j = t.to_json();
+    j["routes"][0]["replicas"][0]["load"] = v;
+    EXPECT_THROW(RouteTable::entries_from_json(j), Error) << v.dump();
+    j = t.to_json();
+    j["version"] = v;
+    EXPECT_THROW(RouteTable::entries_from_json(j, &version), Error) << v.dump();
+  }
 }
 
 }  // namespace

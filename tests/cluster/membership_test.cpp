@@ -134,6 +134,23 @@ TEST(Membership, HeartbeatJsonRoundTripAndErrors) {
   bad["models"][0].erase("state");
   EXPECT_THROW(heartbeat_from_json(bad), Error);
   EXPECT_THROW(heartbeat_from_json(nlohmann::json::array()), Error);
+
+  // Counts are integers from 0 to INT32_MAX: get<int>() cast 1e300 (undefined
+  // behaviour, found by fuzz/targets/requests_fuzz.cpp) and wrapped 2^32 + 1.
+  for (const nlohmann::json v : {nlohmann::json(1e300), nlohmann::json(0.5), nlohmann::json(-1),
+                                 nlohmann::json((int64_t{1} << 32) + 1), nlohmann::json(UINT64_MAX)}) {
+    for (int where = 0; where < 2; ++where) {
+      bad = heartbeat_to_json(hb);
+      if (where == 0) bad["models"][0]["busy"] = v;
+      else bad["queue_depth"] = v;
+      try {
+        heartbeat_from_json(bad);
+        ADD_FAILURE() << v.dump() << " accepted";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(where == 0 ? "busy" : "queue_depth"), std::string::npos) << e.what();
+      }
+    }
+  }
 }
 
 }  // namespace

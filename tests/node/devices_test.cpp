@@ -216,6 +216,7 @@ TEST(DevicesSimulated, RejectsEachBadField) {
       {"", R"({})", {"gpus", "missing"}},
       {"", R"([1, 2])", {"JSON object"}},
       {"", R"({"gpus": [)", {"not valid JSON"}},
+      {"", R"({"gpus": [], "cpu": {"ram_total": 1e999}})", {"not valid JSON", "overflow"}},  // no double holds it
       {"", R"({"gpus": [], "cpu": {"ram_total": "8GiB", "ram_available": "9GiB"}})", {"cpu.ram_available", "more than ram_total"}},
       {"", R"({"gpus": [], "cpu": {"ram_total": -1}})", {"cpu.ram_total", "negative"}},
       {"", R"({"gpus": [], "cpu": {"physical_cores": 0}})", {"cpu.physical_cores"}},

@@ -1,0 +1,332 @@
+// libFuzzer target: request bodies and messages from other nodes through
+// every parser that reads them. The first byte picks the parser (its low
+// three bits) and the mode (its top bit):
+//   0 / 1  generation_parse, chat / completion (POST /v1/chat/completions,
+//          /v1/completions, /inference; node/request_params.h)
+//   2 / 3  embedding_parse, OpenAI / seed (POST /v1/embeddings, /embed)
+//   4      devices_from_json (the devices of node.register and node.heartbeat)
+//   5      heartbeat_from_json (node.heartbeat params)
+//   6      RouteTable::entries_from_json (the routes a heartbeat answer carries)
+//   7      devices_parse_simulated (the --simulate-devices file, as text)
+// Edit mode (top bit clear): the parser's valid document below is edited by
+// the following bytes, two per edit: which node of the document (in
+// pre-order) and what it becomes (another type, a value at the edge of its
+// type, removed, wrapped, a key added...). Byte-level mutations of JSON text
+// almost never turn a string into a number inside an array of objects, and
+// that is where a parser forgets a type check; these edits do it directly.
+// Raw mode (top bit set): the rest is JSON text, as a client sends it; text
+// that is not JSON is left out (the HTTP and JSON-RPC layers answer it before
+// any of these parsers runs).
+//
+// What must hold: a parser returns, or throws tars::Error with the code its
+// header names and a message. Anything else (a json::type_error from a field
+// of the wrong type, a float cast out of range under UBSan) escapes and is a
+// finding: the HTTP layer would answer it with a 500 "internal error"
+// instead of a 400 naming the field. What a parser accepts must keep its
+// documented bounds, and the inventory, heartbeat and route readers must read
+// back what their writers write.
+// FUZZ_DEBUG=1 prints the document and the parser's error.
+//
+// Seeds: requests_seeds/ (each parser's document unedited, and a few edits);
+// requests.dict: field names and edge values for raw mode.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cluster/membership.h"
+#include "cluster/route_table.h"
+#include "common/error.h"
+#include "node/devices.h"
+#include "node/request_params.h"
+
+using nlohmann::json;
+using tars::Error;
+using tars::ErrorCode;
+using tars::node::kMaxEmbeddingInputs;
+
+namespace {
+
+[[noreturn]] void finding(const char* what) {
+  std::fprintf(stderr, "requests_fuzz: %s\n", what);
+  std::abort();
+}
+
+void check(bool ok, const char* what) {
+  if (!ok) finding(what);
+}
+
+// --- the documents edit mode starts from: one valid input per parser ---
+
+const char* const kDevices = R"({
+  "simulated": true, "source": "pc1.json", "detection": "simulated", "cuda_driver_version": 13000,
+  "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3060", "uuid": "GPU-1", "total_memory": 12884901888,
+            "free_memory": 12348030976, "compute_capability": "8.6", "driver_version": "580.95.05",
+            "temperature": 41, "utilization": 0,
+            "sources": {"identity": "simulated", "total_memory": "simulated", "free_memory": "simulated",
+                        "compute_capability": "simulated", "temperature": "simulated", "utilization": "simulated"}}],
+  "cpu": {"model_name": "AMD EPYC", "physical_cores": 2, "logical_cores": 4, "simd": ["avx2", "fma"],
+          "ram_total": 25276502016, "ram_available": 24802267136,
+          "sources": {"cores": "procfs", "model_name": "cpuid", "ram": "procfs", "simd": "cpuid"}},
+  "warnings": ["one"]})";
+
+json parse_base_document(int which) {
+  switch (which) {
+    case 0:
+      return json::parse(R"({"model": "story", "messages": [{"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Hello"}]}], "max_tokens": 8, "temperature": 0.7,
+        "top_p": 0.9, "top_k": 40, "min_p": 0.05, "stop": ["\n", "END"], "seed": 7, "stream": true,
+        "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 3, "presence_penalty": 0.5,
+        "frequency_penalty": -0.5, "repeat_penalty": 1.1, "repeat_last_n": 64, "n": 1, "ignore_eos": false,
+        "tools": []})");
+    case 1:
+      return json::parse(R"({"model": "story", "prompt": "Once upon a time", "max_completion_tokens": 16,
+        "logprobs": 2, "stop": "The end", "echo": false, "seed": null, "user": "u"})");
+    case 2:
+      return json::parse(R"({"model": "minilm", "input": ["one sentence", "another"], "encoding_format": "base64",
+        "dimensions": 384, "user": "u", "truncate": true, "normalize": false})");
+    case 3:
+      return json::parse(R"({"model": "minilm", "texts": [[101, 2023, 102], [101, 102]], "normalize": true,
+        "truncate": false})");
+    case 4:
+    case 7:
+      return json::parse(kDevices);
+    case 5:
+      return {{"devices", json::parse(kDevices)},
+              {"models", json::parse(R"([{"id": "story", "role": "chat", "state": "loaded", "busy": 1, "queued": 0},
+                                         {"id": "minilm", "role": "embedding", "state": "loading", "busy": 0,
+                                          "queued": 3}])")},
+              {"queue_depth", 2}};
+    default:
+      return json::parse(R"({"version": 3, "routes": [{"model": "story", "role": "chat", "replicas": [
+        {"node_id": "a1", "node_name": "pc1", "url": "http://127.0.0.1:8000", "load": 1, "loaded": true},
+        {"node_id": "b2", "url": "http://127.0.0.1:8001"}]}]})");
+  }
+}
+
+// Parsed once: parsing them again for every input cost most of the time.
+const json& base_document(int which) {
+  static const std::vector<json> docs = [] {
+    std::vector<json> d;
+    for (int i = 0; i < 8; ++i) d.push_back(parse_base_document(i));
+    return d;
+  }();
+  return docs[which];
+}
+
+// --- edits ---
+
+// Values of the document counted in pre-order; *bytes: about its size as text.
+size_t count_nodes(const json& v, size_t* bytes) {
+  size_t n = 1;
+  *bytes += 4 + (v.is_string() ? v.get_ref<const std::string&>().size() : 0);
+  if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      *bytes += it.key().size();
+      n += count_nodes(it.value(), bytes);
+    }
+  } else if (v.is_array()) {
+    for (const auto& x : v) n += count_nodes(x, bytes);
+  }
+  return n;
+}
+
+// Value number *left (pre-order) of v, with its parent (null for the root)
+// and its key or index there.
+struct Node {
+  json* value = nullptr;
+  json* parent = nullptr;
+  std::string key;
+  size_t index = 0;
+};
+
+bool find_node(json& v, json* parent, const std::string& key, size_t index, size_t* left, Node* out) {
+  if ((*left)-- == 0) {
+    *out = {&v, parent, key, index};
+    return true;
+  }
+  if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (find_node(it.value(), &v, it.key(), 0, left, out)) return true;
+    }
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (find_node(v[i], &v, "", i, left, out)) return true;
+    }
+  }
+  return false;
+}
+
+// A value short enough to copy a few thousand times.
+bool small(const json& v) { return v.is_primitive() && (!v.is_string() || v.get_ref<const std::string&>().size() <= 8); }
+
+json replacement(int kind, const json& old) {
+  switch (kind) {
+    case 0: return nullptr;
+    case 1: return true;
+    case 2: return false;
+    case 3: return 0;
+    case 4: return -1;
+    case 5: return 1e300;
+    case 6: return -1e300;
+    case 7: return 0.5;
+    case 8: return INT64_MAX;
+    case 9: return UINT64_MAX;
+    case 10: return INT64_MIN;
+    case 11: return int64_t{1} << 31;
+    case 12: return "";
+    case 13: return "x";
+    case 14: return "12GiB";
+    case 15: return "8.6";
+    case 16: return json::array();
+    case 17: return json::object();
+    case 18: return json::array({0});
+    case 19: return json::array({"x"});
+    case 20: return json{{"x", 1}};
+    case 21: return json::array({old});
+    case 22: return json{{"x", old}};
+    case 23: return json::array({old, old});
+    case 24: return json(std::vector<json>(17, small(old) ? old : json("x")));  // one over the 16 stop strings
+    case 25: return json(std::vector<json>(kMaxEmbeddingInputs + 1, small(old) ? old : json("x")));
+    default: return old.is_number() ? json(-old.get<double>()) : json(old.dump());
+  }
+}
+constexpr int kKinds = 29;  // 0..26 above, 27: remove it, 28: add an unknown key to the object (or
+                            // append to the array) holding it
+
+// Returns false, editing nothing, once the document has grown past 24 KiB
+// as text (wrapped and copied again and again, it would grow without bound).
+bool apply_edit(json& doc, uint8_t where, uint8_t what) {
+  size_t bytes = 0;
+  const size_t nodes = count_nodes(doc, &bytes);
+  if (bytes > 24576) return false;
+  size_t left = where % nodes;
+  Node n;
+  find_node(doc, nullptr, "", 0, &left, &n);
+  const int kind = what % kKinds;
+  if (kind == 27 || kind == 28) {
+    if (!n.parent) return true;
+    if (kind == 27) {
+      if (n.parent->is_object()) n.parent->erase(n.key);
+      else n.parent->erase(n.index);
+    } else if (n.parent->is_object()) {
+      (*n.parent)["unknown_" + n.key] = *n.value;
+    } else {
+      n.parent->push_back(*n.value);
+    }
+    return true;
+  }
+  *n.value = replacement(kind, *n.value);
+  return true;
+}
+
+// --- what an accepted input must satisfy ---
+
+void check_generation(const tars::node::GenerationParams& p, bool chat) {
+  check(p.chat == chat, "generation: chat flag");
+  if (chat) {
+    check(!p.messages.empty(), "generation: a chat without messages");
+    for (const auto& [role, content] : p.messages) {
+      check(role == "system" || role == "user" || role == "assistant" || role == "tool", "generation: a role");
+    }
+  } else {
+    check(!p.prompt.empty(), "generation: an empty prompt");
+  }
+  check(p.max_tokens == -1 || (p.max_tokens >= 1 && p.max_tokens <= (1 << 24)), "generation: max_tokens");
+  check(p.top_logprobs >= 0 && p.top_logprobs <= 20, "generation: top_logprobs");
+  check(p.stop.size() <= 16, "generation: more than 16 stop strings");
+  const auto& s = p.sampling;
+  check(s.temperature >= 0.0f && s.temperature <= 2.0f, "generation: temperature");
+  check(s.top_p >= 0.0f && s.top_p <= 1.0f, "generation: top_p");
+  check(s.min_p >= 0.0f && s.min_p <= 1.0f, "generation: min_p");
+  check(s.top_k >= 0, "generation: top_k");
+}
+
+void check_embedding(const tars::node::EmbeddingParams& p) {
+  check(p.texts.empty() || p.tokens.empty(), "embedding: texts and token ids mixed");
+  check(p.size() >= 1 && p.size() <= tars::node::kMaxEmbeddingInputs, "embedding: input count");
+  for (const auto& t : p.texts) check(!t.empty(), "embedding: an empty text");
+  for (const auto& ids : p.tokens) {
+    check(!ids.empty(), "embedding: an empty token list");
+    for (int32_t id : ids) check(id >= 0, "embedding: a negative token id");
+  }
+}
+
+// What devices_to_json writes, devices_from_json reads back unchanged.
+void check_devices_round_trip(const tars::node::DeviceInventory& inv) {
+  const json once = tars::node::devices_to_json(inv);
+  const json twice = tars::node::devices_to_json(tars::node::devices_from_json(once));
+  check(once == twice, "devices: to_json(from_json(to_json(x))) != to_json(x)");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const int which = data[0] & 7;
+  const bool raw = (data[0] & 0x80) != 0;
+  json j;
+  std::string text;
+  if (raw) {
+    text.assign(reinterpret_cast<const char*>(data + 1), size - 1);
+    if (which != 7) {
+      j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) return 0;
+    }
+  } else {
+    j = base_document(which);
+    for (size_t i = 1; i + 1 < size && i < 1 + 2 * 16 && apply_edit(j, data[i], data[i + 1]); i += 2) {
+    }
+    if (which == 7) text = j.dump();
+  }
+  if (std::getenv("FUZZ_DEBUG")) {  // to read a finding: FUZZ_DEBUG=1 ./requests_fuzz <crash file>
+    std::fprintf(stderr, "parser %d, %s: %s\n", which, raw ? "raw" : "edited", which == 7 ? text.c_str() : j.dump().c_str());
+  }
+  ErrorCode expected = ErrorCode::kInvalidArgument;
+  try {
+    switch (which) {
+      case 0:
+      case 1:
+        check_generation(tars::node::generation_parse(j, which == 0), which == 0);
+        break;
+      case 2:
+      case 3:
+        check_embedding(tars::node::embedding_parse(
+            j, which == 2 ? tars::node::EmbeddingApi::kOpenAI : tars::node::EmbeddingApi::kSeed));
+        break;
+      case 4:
+        check_devices_round_trip(tars::node::devices_from_json(j));
+        break;
+      case 5: {
+        const json once = tars::cluster::heartbeat_to_json(tars::cluster::heartbeat_from_json(j));
+        check(once == tars::cluster::heartbeat_to_json(tars::cluster::heartbeat_from_json(once)),
+              "heartbeat: to_json(from_json(to_json(x))) != to_json(x)");
+        break;
+      }
+      case 6: {
+        uint64_t version = 0;
+        tars::cluster::RouteTable table;
+        table.set(tars::cluster::RouteTable::entries_from_json(j, &version), version);
+        const json once = table.to_json();
+        tars::cluster::RouteTable again;
+        again.set(tars::cluster::RouteTable::entries_from_json(once, &version), version);
+        check(once == again.to_json(), "routes: to_json(from_json(to_json(x))) != to_json(x)");
+        break;
+      }
+      case 7: {
+        expected = ErrorCode::kConfig;
+        tars::node::CpuInfo cpu;
+        cpu.physical_cores = 2;
+        cpu.logical_cores = 4;
+        check_devices_round_trip(tars::node::devices_parse_simulated(text, "fuzz.json", cpu));
+        break;
+      }
+    }
+  } catch (const Error& e) {
+    if (std::getenv("FUZZ_DEBUG")) std::fprintf(stderr, "error: %s\n", e.what());
+    check(e.code() == expected, "an error with another code than the parser's");
+    check(e.what()[0] != '\0', "an error without a message");
+  }
+  return 0;
+}

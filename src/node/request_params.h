@@ -1,0 +1,64 @@
+#pragma once
+// The bodies of the generation and embedding requests, parsed and validated
+// in one place: pure functions of the JSON (no model, no HTTP), so that the
+// fuzz target fuzz/targets/requests_fuzz.cpp can call them on anything a
+// client might send. Every error is a tars::Error(kInvalidArgument) that
+// names the field and what is wrong with it.
+
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/sampler.h"
+
+namespace tars::node {
+
+// Parameters common to the generation endpoints. Field names are OpenAI's.
+struct GenerationParams {
+  std::string model;                 // "" = the node's default chat model
+  bool chat = false;                 // messages (chat template) vs a raw prompt
+  std::vector<std::pair<std::string, std::string>> messages;  // (role, content)
+  std::string prompt;
+  int max_tokens = -1;               // -1 = until the context is full
+  engine::SamplerOptions sampling;   // temperature, top_p, top_k, min_p, penalties, seed
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;        // stream_options.include_usage
+  bool logprobs = false;
+  int top_logprobs = 0;              // 0..20
+  bool ignore_eos = false;           // tars extension
+};
+
+// Parses and validates a request body. `chat` selects messages vs prompt.
+// Throws tars::Error(kInvalidArgument) naming the field and what is wrong.
+GenerationParams generation_parse(const nlohmann::json& body, bool chat);
+
+// Most inputs in one embedding request (OpenAI's limit is 2048 too).
+inline constexpr size_t kMaxEmbeddingInputs = 2048;
+
+// An embedding request: texts, or token ids (OpenAI allows both, not mixed).
+struct EmbeddingParams {
+  std::string model;                         // "" = the node's default embedding model
+  std::vector<std::string> texts;            // none empty
+  std::vector<std::vector<int32_t>> tokens;  // none empty, every id >= 0
+  bool truncate = true;                      // cut inputs longer than the model's context
+  bool normalize = true;                     // L2-normalize
+  bool base64 = false;                       // encoding_format "base64" (OpenAI only)
+  std::optional<int64_t> dimensions;         // OpenAI's "dimensions": must be the model's own
+  size_t size() const { return texts.empty() ? tokens.size() : texts.size(); }
+};
+
+enum class EmbeddingApi {
+  kOpenAI,  // POST /v1/embeddings: {model, input, encoding_format, dimensions, user, truncate, normalize}
+  kSeed,    // POST /embed: {model, input | texts, truncate, normalize}
+};
+
+// Parses and validates an embedding request body (1 to kMaxEmbeddingInputs
+// inputs). Throws tars::Error(kInvalidArgument) naming the field.
+EmbeddingParams embedding_parse(const nlohmann::json& body, EmbeddingApi api);
+
+}  // namespace tars::node

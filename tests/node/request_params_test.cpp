@@ -1,0 +1,136 @@
+// The request-body parsers (node/request_params.h): what they accept, and
+// that every bad body is a tars::Error(kInvalidArgument) naming the field,
+// never a json exception (which the HTTP layer would turn into a 500).
+// fuzz/targets/requests_fuzz.cpp searches the same property at random; the
+// cases below are the ones it found, kept as plain tests.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/error.h"
+#include "node/request_params.h"
+
+namespace tars::node {
+namespace {
+
+using nlohmann::json;
+
+// Runs f, which must throw tars::Error(kInvalidArgument) whose message holds `needle`.
+template <class F>
+void expect_invalid(F f, const std::string& needle, const std::string& what) {
+  try {
+    f();
+    ADD_FAILURE() << what << ": accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << what;
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << what << ": " << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << what << ": threw something else than tars::Error: " << e.what();
+  }
+}
+
+TEST(GenerationParse, ReadsEveryField) {
+  const json body = json::parse(R"({"model": "m", "messages": [{"role": "developer", "content": "S"},
+      {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+      "max_tokens": 8, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "min_p": 0.1, "stop": ["x", "y"],
+      "seed": 7, "stream": true, "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 3})");
+  const GenerationParams p = generation_parse(body, true);
+  EXPECT_EQ(p.model, "m");
+  ASSERT_EQ(p.messages.size(), 2u);
+  EXPECT_EQ(p.messages[0].first, "system");  // developer is system
+  EXPECT_EQ(p.messages[1].second, "ab");     // text parts joined
+  EXPECT_EQ(p.max_tokens, 8);
+  EXPECT_FLOAT_EQ(p.sampling.temperature, 0.5f);
+  EXPECT_EQ(p.sampling.top_k, 40);
+  EXPECT_EQ(p.sampling.seed, 7u);
+  EXPECT_EQ(p.stop, (std::vector<std::string>{"x", "y"}));
+  EXPECT_TRUE(p.stream);
+  EXPECT_TRUE(p.include_usage);
+  EXPECT_EQ(p.top_logprobs, 3);
+
+  const GenerationParams c = generation_parse(json::parse(R"({"prompt": ["once"], "logprobs": 2})"), false);
+  EXPECT_EQ(c.prompt, "once");
+  EXPECT_TRUE(c.logprobs);
+  EXPECT_EQ(c.top_logprobs, 2);
+}
+
+TEST(GenerationParse, BadBodiesNameTheField) {
+  const struct {
+    const char* body;
+    bool chat;
+    const char* needle;
+  } cases[] = {
+      {R"([1])", true, "JSON object"},
+      {R"(0)", false, "JSON object"},
+      // a content part whose "type" is not a string: value("type", "") threw json's type_error
+      {R"({"messages": [{"role": "user", "content": [{"type": 1}]}]})", true, "messages[0].content"},
+      {R"({"messages": [{"role": "user", "content": [{"type": null, "text": "x"}]}]})", true, "messages[0].content"},
+      {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", true, "only text"},
+      {R"({"messages": [{"role": 3, "content": "x"}]})", true, "messages[0].role"},
+      {R"({"messages": []})", true, "messages"},
+      {R"({"prompt": ""})", false, "prompt"},
+      {R"({"prompt": "x", "max_tokens": 0.5})", false, "max_tokens"},
+      {R"({"prompt": "x", "temperature": "hot"})", false, "temperature"},
+      {R"({"prompt": "x", "top_k": 1e300})", false, "top_k"},
+      {R"({"prompt": "x", "seed": 0.5})", false, "seed"},
+      {R"({"prompt": "x", "stop": [1]})", false, "stop"},
+      {R"({"prompt": "x", "stream_options": []})", false, "stream_options"},
+      {R"({"prompt": "x", "n": 2})", false, "'n'"},
+      {R"({"prompt": "x", "frobnicate": 1})", false, "frobnicate"},
+  };
+  for (const auto& c : cases) {
+    expect_invalid([&] { generation_parse(json::parse(c.body), c.chat); }, c.needle, c.body);
+  }
+}
+
+TEST(EmbeddingParse, ReadsTextsTokenIdsAndOptions) {
+  const EmbeddingParams a = embedding_parse(
+      json::parse(R"({"model": "e", "input": ["a", "b"], "encoding_format": "base64", "dimensions": 384})"),
+      EmbeddingApi::kOpenAI);
+  EXPECT_EQ(a.model, "e");
+  EXPECT_EQ(a.texts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(a.base64);
+  EXPECT_EQ(a.dimensions, 384);
+  EXPECT_TRUE(a.normalize);
+
+  const EmbeddingParams b = embedding_parse(json::parse(R"({"input": [101, 7, 102]})"), EmbeddingApi::kOpenAI);
+  ASSERT_EQ(b.tokens.size(), 1u);
+  EXPECT_EQ(b.tokens[0], (std::vector<int32_t>{101, 7, 102}));
+
+  const EmbeddingParams c =
+      embedding_parse(json::parse(R"({"texts": "x", "normalize": false, "truncate": false})"), EmbeddingApi::kSeed);
+  EXPECT_EQ(c.texts, (std::vector<std::string>{"x"}));
+  EXPECT_FALSE(c.normalize);
+  EXPECT_FALSE(c.truncate);
+}
+
+TEST(EmbeddingParse, BadBodiesNameTheField) {
+  const struct {
+    const char* body;
+    EmbeddingApi api;
+    const char* needle;
+  } cases[] = {
+      {R"("x")", EmbeddingApi::kOpenAI, "JSON object"},
+      {R"({})", EmbeddingApi::kOpenAI, "'input' is required"},
+      {R"({"input": []})", EmbeddingApi::kOpenAI, "empty list"},
+      {R"({"input": [""]})", EmbeddingApi::kOpenAI, "empty string"},
+      {R"({"input": ["a", [1]]})", EmbeddingApi::kOpenAI, "'input'[1]"},
+      {R"({"input": [[1], "a"]})", EmbeddingApi::kOpenAI, "'input'[1]"},
+      {R"({"input": [[-1]]})", EmbeddingApi::kOpenAI, "token ids"},
+      {R"({"input": [[1e300]]})", EmbeddingApi::kOpenAI, "token ids"},
+      {R"({"input": 5})", EmbeddingApi::kOpenAI, "'input'"},
+      {R"({"input": "a", "encoding_format": "hex"})", EmbeddingApi::kOpenAI, "encoding_format"},
+      {R"({"input": "a", "dimensions": 1.5})", EmbeddingApi::kOpenAI, "dimensions"},
+      {R"({"input": "a", "normalize": 1})", EmbeddingApi::kOpenAI, "normalize"},
+      {R"({"input": "a", "model": 1})", EmbeddingApi::kOpenAI, "model"},
+      {R"({"input": "a", "dimensions": 3})", EmbeddingApi::kSeed, "'dimensions' is not a known parameter"},
+  };
+  for (const auto& c : cases) {
+    expect_invalid([&] { embedding_parse(json::parse(c.body), c.api); }, c.needle, c.body);
+  }
+  json many = {{"input", std::vector<std::string>(kMaxEmbeddingInputs + 1, "x")}};
+  expect_invalid([&] { embedding_parse(many, EmbeddingApi::kOpenAI); }, "at most 2048", "2049 inputs");
+}
+
+}  // namespace
+}  // namespace tars::node
