@@ -31,7 +31,7 @@ void add_device_flag(CLI::App& cmd, std::string& device) {
 void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("model", f.model_path, "GGUF model file")->required();
   cmd.add_option("-t,--threads", f.threads, "Threads (default: physical cores)");
-  cmd.add_option("-c,--ctx-size", f.ctx_size, "Context length (default: the model's)");
+  cmd.add_option("-c,--ctx-size", f.ctx_size, "Context length (default: the model's trained context, at most 4096)");
   cmd.add_option("--kv-type", f.kv_type, "KV cache type: f16 or f32")
       ->check(CLI::IsMember({"f16", "f32"}))
       ->capture_default_str();

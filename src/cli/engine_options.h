@@ -19,7 +19,7 @@ namespace tars::cli {
 struct EngineFlags {
   std::string model_path;
   int threads = 0;         // 0 = physical cores
-  int ctx_size = 0;        // 0 = the model's trained context
+  int ctx_size = 0;        // 0 = the model's trained context, at most 4096
   std::string kv_type = "f16";
   int batch = 512;
   // auto (default: cuda when a device is usable, else cpu), cpu, or cuda.

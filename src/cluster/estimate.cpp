@@ -170,7 +170,7 @@ MemoryEstimate estimate_model(const engine::GgufFile& f, const EstimateOptions& 
     throw Error(ErrorCode::kInvalidArgument, "the KV cache type must be f16 or f32");
   }
   engine::ModelOptions mo;
-  mo.n_ctx = o.n_ctx > 0 ? o.n_ctx : hp.n_ctx_train;  // as Model::load resolves it
+  mo.n_ctx = o.n_ctx > 0 ? o.n_ctx : engine::default_context(hp.n_ctx_train);  // as Model::load resolves it
   mo.n_slots = o.n_slots;
   mo.max_batch = o.max_batch;
   mo.kv_type = o.kv_type;

@@ -66,7 +66,7 @@ struct EstimateOptions {
   // file that is already quantized throws kInvalidArgument (tars does not
   // requantize quantized weights).
   std::string quant;
-  int n_ctx = 0;        // context per slot; 0 = the model's trained context (decoders)
+  int n_ctx = 0;        // context per slot; 0 = engine::default_context (the trained one, at most 4096)
   int n_slots = 1;      // sequences in the KV cache at once (decoders)
   int max_batch = 512;  // decoder tokens per forward chunk (ModelOptions::max_batch)
   engine::TensorType kv_type = engine::TensorType::kF16;  // F16 or F32

@@ -146,7 +146,7 @@ struct PlanModel {
 
 // Options for building PlanModels from files.
 struct PlanModelOptions {
-  int default_ctx = 0;          // [engine] ctx_size: used when decl.ctx_size is 0 (0 = trained)
+  int default_ctx = 0;          // [engine] ctx_size: used when decl.ctx_size is 0 (0 = trained, at most 4096)
   int default_slots = 4;        // [engine] slots: used when decl.slots is 0
   int max_batch = 512;          // [engine] batch
   engine::TensorType kv_type = engine::TensorType::kF16;

@@ -36,7 +36,7 @@ std::unique_ptr<Model> Model::load(std::shared_ptr<const GgufFile> gguf,
                                    std::vector<ModelPart> parts, const ModelOptions& options) {
   std::unique_ptr<Model> m(new Model(std::move(gguf), options));
   m->hp_ = model_read_hparams(*m->gguf_);
-  if (m->opt_.n_ctx <= 0) m->opt_.n_ctx = m->hp_.n_ctx_train;
+  if (m->opt_.n_ctx <= 0) m->opt_.n_ctx = default_context(m->hp_.n_ctx_train);
   if (m->opt_.n_slots < 1 || m->opt_.max_batch < 1) {
     throw Error(ErrorCode::kInvalidArgument, "n_slots and max_batch must be at least 1");
   }

@@ -67,8 +67,15 @@ struct ModelWeights {
   std::vector<float> rope_freq_factors;  // rope_freqs.weight (n_rot/2), Llama 3.1; empty if absent
 };
 
+// The context per slot when none is asked for: the trained context, at most
+// 4096 tokens, as llama.cpp (llama-server -c) and Ollama (num_ctx) default.
+// Llama 3.x trains for 131072: a KV cache that long is 14 GiB per slot for a
+// 3B model, which would push it off a 6 GB card that holds it whole at 4096.
+inline constexpr int kDefaultContext = 4096;
+inline int default_context(int n_ctx_train) { return n_ctx_train < kDefaultContext ? n_ctx_train : kDefaultContext; }
+
 struct ModelOptions {
-  int n_ctx = 0;       // context per sequence slot; 0 = the trained context
+  int n_ctx = 0;       // context per sequence slot; 0 = default_context(trained)
   int n_slots = 1;     // sequences held in the KV cache at once
   int max_batch = 512; // tokens per forward chunk (prompts longer are chunked)
   TensorType kv_type = TensorType::kF16;  // F16 (default) or F32 (exact comparisons)
@@ -123,7 +130,7 @@ struct ModelBufferSizes {
 };
 
 // The sizes for `hp` (n_vocab filled in) and `options` with n_ctx already
-// resolved (> 0; Model::load replaces 0 by the trained context first).
+// resolved (> 0; Model::load replaces 0 by default_context first).
 ModelBufferSizes model_buffer_sizes(const ModelHParams& hp, const ModelOptions& options);
 
 // Partial offload: a model's layers split over backends in order, e.g. the

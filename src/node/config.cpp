@@ -108,7 +108,7 @@ const std::vector<Field>& fields() {
     integer("engine.threads", "TARS_THREADS", "--threads",
             "Threads per model (default: physical cores)", &NodeConfig::threads, 0, 1024);
     integer("engine.ctx_size", "TARS_CTX_SIZE", "--ctx-size",
-            "Context per slot (default: the model's trained context)", &NodeConfig::ctx_size, 0,
+            "Context per slot (default: the model's trained context, at most 4096)", &NodeConfig::ctx_size, 0,
             1 << 22);
     integer("engine.slots", "TARS_SLOTS", "--slots",
             "Sequences decoded together per model (default: 4)", &NodeConfig::slots, 1, 256);

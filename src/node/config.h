@@ -82,7 +82,7 @@ struct NodeConfig {
   int log_max_files = 5;                 // ... keeping 5 old files.
   // [engine]: how loaded models run
   int threads = 0;              // Default: 0 = the number of physical cores.
-  int ctx_size = 0;             // Default: 0 = each model's trained context (per slot).
+  int ctx_size = 0;             // Default: 0 = each model's trained context, at most 4096 (per slot).
   int slots = 4;                // Default: 4 sequences decoded together per model.
   int queue = 64;               // Default: 64 requests wait per model; more get 503.
   int batch = 512;              // Default: 512 tokens per forward pass.

@@ -101,6 +101,49 @@ TEST(BlackboxPlan, IssueScenarioTable) {
   EXPECT_NE(r.out.find("avoided: hosts the main chat model mistral-7b-instruct"), std::string::npos) << r.out;
 }
 
+// A model trained for a long context, declared without ctx_size: the plan
+// gives it the default context (at most 4096, as llama.cpp and Ollama), so a
+// Llama-3.2-3B-shaped Q8_0 (trained for 131072) sits whole on the 6 GB card.
+// Its trained context would need 14 GiB of KV cache per slot, and only 7 of
+// its 28 layers went to the GPU. Asked for explicitly, that context is planned
+// as asked: split between the GPU and RAM.
+TEST(BlackboxPlan, LongTrainedContextDefaultsTo4096) {
+  TempDir dir;
+  SparseModelSpec s;
+  s.n_embd = 3072;
+  s.n_layer = 28;
+  s.n_head = 24;
+  s.n_head_kv = 8;
+  s.n_ff = 8192;
+  s.n_vocab = 128256;
+  s.n_ctx = 131072;
+  s.quant = "Q8_0";
+  write_sparse_model(s, dir.file("llama-3.2-3b.gguf"));
+  const std::string decl = "[[model]]\npath = \"llama-3.2-3b.gguf\"\nalias = \"llama-3.2-3b\"\nslots = 1\n";
+  write_file(dir.file("default.toml"), decl);
+  write_file(dir.file("long.toml"), decl + "ctx_size = 131072\n");
+  const std::vector<std::string> inv = {"--inventory", "pc2=" + example_inventory("pc2-gtx1660super.json"), "--json"};
+
+  std::vector<std::string> args = {"plan", "--config", dir.file("default.toml")};
+  args.insert(args.end(), inv.begin(), inv.end());
+  TarsRun r = run_tars(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json m = json::parse(r.out)["models"][0];
+  EXPECT_EQ(m["ctx_size"], 4096) << m.dump();
+  EXPECT_EQ(m["device"], "gpu0") << m.dump();
+  EXPECT_EQ(m["quant"], "Q8_0") << m.dump();
+  EXPECT_EQ(m["gpu_layers"], -1) << "whole on the GPU: " << m.dump();
+
+  args[2] = dir.file("long.toml");
+  r = run_tars(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  m = json::parse(r.out)["models"][0];
+  EXPECT_EQ(m["ctx_size"], 131072) << m.dump();
+  EXPECT_EQ(m["device"], "gpu0") << m.dump();
+  EXPECT_GT(m["gpu_layers"], 0) << "split: " << m.dump();
+  EXPECT_LT(m["gpu_layers"], 28) << "split: " << m.dump();
+}
+
 TEST(BlackboxPlan, JsonAndAModelThatFitsNowhere) {
   TempDir dir;
   // A 70B-wide shape with 320 layers (about 160 GiB at Q4_K_M): fits no

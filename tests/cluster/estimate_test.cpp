@@ -70,9 +70,14 @@ TEST(Estimate, MistralQ4KMFromTheHeader) {
   o.n_slots = 3;
   o.kv_type = TensorType::kF32;
   EXPECT_EQ(estimate_model(*f, o).kv_bytes, uint64_t{3} * 1024 << 20);
+  // No context asked for: the trained one (32768), at most 4096, as Model::load
+  // resolves it; one asked for is taken as it is.
   o.n_ctx = 0;
   o.n_slots = 1;
+  EXPECT_EQ(estimate_model(*f, o).n_ctx, 4096);
+  o.n_ctx = 32768;
   EXPECT_EQ(estimate_model(*f, o).n_ctx, 32768);
+  o.n_ctx = 0;
   o.device = DeviceKind::kCpu;
   EXPECT_EQ(estimate_model(*f, o).overhead_bytes, 0u);
 }

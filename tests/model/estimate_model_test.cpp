@@ -97,6 +97,25 @@ TEST(EstimateModel, RandomDecoders) {
   }
 }
 
+// No context asked for: the trained one, at most 4096 (engine::default_context,
+// as llama.cpp and Ollama default); the estimator resolves it the same way.
+TEST(EstimateModel, LongTrainedContextIsCappedUnlessAsked) {
+  test::TempDir dir;
+  test::RandomModelSpec s;
+  s.n_ctx = 8192;
+  s.vocab_from = test::fixture("stories260K/stories260K.gguf");
+  const std::string path = dir.file("long.gguf");
+  test::write_random_model(s, path);
+  auto file = std::shared_ptr<const engine::GgufFile>(engine::GgufFile::open(path));
+  auto backend = cpu_backend();
+  EXPECT_EQ(engine::Model::load(file, *backend, {})->options().n_ctx, 4096);
+  engine::ModelOptions mo;
+  mo.n_ctx = 8192;
+  EXPECT_EQ(engine::Model::load(file, *backend, mo)->options().n_ctx, 8192);
+  check_decoder(path, 0, 1, 64, false);
+  check_decoder(path, 8192, 1, 64, false);
+}
+
 void check_encoder(const std::string& path) {
   SCOPED_TRACE(path);
   auto file = std::shared_ptr<const engine::GgufFile>(engine::GgufFile::open(path));
