@@ -79,10 +79,10 @@ json parse_base_document(int which) {
         "top_p": 0.9, "top_k": 40, "min_p": 0.05, "stop": ["\n", "END"], "seed": 7, "stream": true,
         "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 3, "presence_penalty": 0.5,
         "frequency_penalty": -0.5, "repeat_penalty": 1.1, "repeat_last_n": 64, "n": 1, "ignore_eos": false,
-        "tools": []})");
+        "tools": [], "logit_bias": {"15": -100, "7": 2.5}, "response_format": {"type": "text"}})");
     case 1:
       return json::parse(R"({"model": "story", "prompt": "Once upon a time", "max_completion_tokens": 16,
-        "logprobs": 2, "stop": "The end", "echo": false, "seed": null, "user": "u"})");
+        "logprobs": 2, "stop": "The end", "echo": false, "seed": null, "user": "u", "best_of": 1, "suffix": ""})");
     case 2:
       return json::parse(R"({"model": "minilm", "input": ["one sentence", "another"], "encoding_format": "base64",
         "dimensions": 384, "user": "u", "truncate": true, "normalize": false})");
@@ -241,6 +241,9 @@ void check_generation(const tars::node::GenerationParams& p, bool chat) {
   check(s.top_p >= 0.0f && s.top_p <= 1.0f, "generation: top_p");
   check(s.min_p >= 0.0f && s.min_p <= 1.0f, "generation: min_p");
   check(s.top_k >= 0, "generation: top_k");
+  for (const auto& [id, bias] : s.logit_bias) {
+    check(id >= 0 && bias >= -100.0f && bias <= 100.0f, "generation: a logit bias");
+  }
 }
 
 void check_embedding(const tars::node::EmbeddingParams& p) {

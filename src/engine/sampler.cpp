@@ -65,6 +65,9 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       l -= count * opt_.frequency_penalty + opt_.presence_penalty;
     }
   }
+  for (const auto& [id, bias] : opt_.logit_bias) {
+    if (id >= 0 && static_cast<size_t>(id) < n) cand_[id].logit += bias;
+  }
 
   auto better = [](const TokenProb& a, const TokenProb& b) {
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);

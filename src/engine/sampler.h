@@ -13,6 +13,7 @@
 #include <random>
 #include <span>
 #include <vector>
+#include <utility>
 
 namespace tars::engine {
 
@@ -26,6 +27,10 @@ struct SamplerOptions {
   float presence_penalty = 0;   // subtract this once per seen token
   int penalty_last_n = 64;      // window for the penalties
   uint64_t seed = 0xFFFFFFFFFFFFFFFFull;  // kSeedRandom = draw a seed from the OS
+  // Added to a token's logit after the penalties, also when greedy (OpenAI's
+  // logit_bias: -100 all but bans a token, +100 all but forces it). Ids
+  // outside the vocabulary are the caller's to refuse; the sampler skips them.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 inline constexpr uint64_t kSeedRandom = 0xFFFFFFFFFFFFFFFFull;

@@ -32,6 +32,13 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
   const engine::Tokenizer& tok = model.model->tokenizer();
+  for (const auto& [token, bias] : params.sampling.logit_bias) {
+    if (token >= tok.vocab().n_vocab()) {
+      throw Error(ErrorCode::kInvalidArgument, "'logit_bias' names token " + std::to_string(token) + ", but model '" +
+                                                   model_id_ + "' has " + std::to_string(tok.vocab().n_vocab()) +
+                                                   " tokens");
+    }
+  }
   std::vector<int32_t> prompt;
   if (params.chat) {
     std::vector<engine::ChatMessage> msgs;

@@ -129,6 +129,40 @@ test('chat logprobs with top_logprobs', async () => {
   }
 });
 
+test('logit_bias forces a token, and refuses ids past the vocabulary', async () => {
+  const once = await client.completions.create({
+    model: 'stories260K', prompt, max_tokens: 1, temperature: 0, logit_bias: { 300: 100 },
+  });
+  const piece = once.choices[0].text;
+  assert.notEqual(piece, greedy60.slice(0, piece.length), 'the bias changed the greedy token');
+  const thrice = await client.completions.create({
+    model: 'stories260K', prompt, max_tokens: 3, temperature: 0.8, seed: 1, logit_bias: { 300: 100 },
+  });
+  assert.equal(thrice.choices[0].text, piece.repeat(3));
+  await assert.rejects(
+    client.completions.create({ model: 'stories260K', prompt, max_tokens: 1, logit_bias: { 512: -100 } }),
+    (e) => e.status === 400 && /logit_bias/.test(e.message) && /512 tokens/.test(e.message));
+});
+
+test('what tars does not do is refused, not ignored', async () => {
+  await assert.rejects(
+    client.chat.completions.create({
+      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], response_format: { type: 'json_object' },
+    }),
+    (e) => e.status === 400 && /response_format/.test(e.message));
+  await assert.rejects(
+    client.completions.create({ model: 'stories260K', prompt, suffix: ' The end.' }),
+    (e) => e.status === 400 && /suffix/.test(e.message));
+  await assert.rejects(
+    client.completions.create({ model: 'stories260K', prompt, best_of: 3 }),
+    (e) => e.status === 400 && /best_of/.test(e.message));
+  const ok = await client.chat.completions.create({
+    model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, temperature: 0,
+    response_format: { type: 'text' },
+  });
+  assert.equal(ok.choices[0].finish_reason, 'length');
+});
+
 test('errors: unknown model 404, invalid body 400, too large 413', async () => {
   await assert.rejects(
     client.completions.create({ model: 'no-such-model', prompt, max_tokens: 5 }),

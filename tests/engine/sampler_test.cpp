@@ -53,6 +53,23 @@ TEST(Sampler, RepetitionFrequencyAndPresencePenalties) {
   EXPECT_EQ(Sampler(w).sample(l, std::vector<int32_t>{0, 1}), 0);
 }
 
+TEST(Sampler, LogitBiasBansAndForcesAlsoWhenGreedy) {
+  std::vector<float> l = {1.0f, 0.9f, 0.1f};
+  SamplerOptions o = greedy();
+  o.logit_bias = {{0, -100.0f}};  // bans the argmax
+  EXPECT_EQ(Sampler(o).sample(l, {}), 1);
+  o.logit_bias = {{2, 100.0f}};   // forces the least likely
+  EXPECT_EQ(Sampler(o).sample(l, {}), 2);
+  o.logit_bias = {{0, -0.2f}, {7, 100.0f}, {-1, 100.0f}};  // small bias; ids outside the vocabulary skipped
+  EXPECT_EQ(Sampler(o).sample(l, {}), 1);
+  SamplerOptions t;
+  t.temperature = 1.0f;
+  t.seed = 3;
+  t.logit_bias = {{2, 100.0f}};
+  Sampler s(t);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(l, {}), 2);
+}
+
 // Draws follow the softmax at the temperature, within sampling error.
 TEST(Sampler, DrawsFollowTheDistribution) {
   SamplerOptions o;

@@ -48,6 +48,14 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_TRUE(p.include_usage);
   EXPECT_EQ(p.top_logprobs, 3);
 
+  const GenerationParams b = generation_parse(
+      json::parse(R"({"prompt": "x", "logit_bias": {"15": -100, "7": 2.5}, "response_format": {"type": "text"},
+                      "best_of": 1, "suffix": ""})"),
+      false);
+  ASSERT_EQ(b.sampling.logit_bias.size(), 2u);
+  EXPECT_EQ(b.sampling.logit_bias[0], (std::pair<int32_t, float>{15, -100.0f}));  // keys in the object's order
+  EXPECT_EQ(b.sampling.logit_bias[1], (std::pair<int32_t, float>{7, 2.5f}));
+
   const GenerationParams c = generation_parse(json::parse(R"({"prompt": ["once"], "logprobs": 2})"), false);
   EXPECT_EQ(c.prompt, "once");
   EXPECT_TRUE(c.logprobs);
@@ -77,6 +85,18 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "stream_options": []})", false, "stream_options"},
       {R"({"prompt": "x", "n": 2})", false, "'n'"},
       {R"({"prompt": "x", "frobnicate": 1})", false, "frobnicate"},
+      {R"({"prompt": "x", "logit_bias": [[1, 2]]})", false, "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"a1": 2}})", false, "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"-1": 2}})", false, "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"99999999999": 2}})", false, "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"1": 101}})", false, "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"1": "up"}})", false, "logit_bias"},
+      // accepted by OpenAI, not done by tars: refused, never ignored
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})", true,
+       "response_format"},
+      {R"({"prompt": "x", "response_format": "json"})", false, "response_format"},
+      {R"({"prompt": "x", "suffix": "end"})", false, "suffix"},
+      {R"({"prompt": "x", "best_of": 2})", false, "best_of"},
   };
   for (const auto& c : cases) {
     expect_invalid([&] { generation_parse(json::parse(c.body), c.chat); }, c.needle, c.body);
