@@ -79,7 +79,7 @@ json parse_base_document(int which) {
         "top_p": 0.9, "top_k": 40, "min_p": 0.05, "stop": ["\n", "END"], "seed": 7, "stream": true,
         "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 3, "presence_penalty": 0.5,
         "frequency_penalty": -0.5, "repeat_penalty": 1.1, "repeat_last_n": 64, "n": 1, "ignore_eos": false,
-        "tools": [], "logit_bias": {"15": -100, "7": 2.5}, "response_format": {"type": "text"}})");
+        "tools": [], "tool_choice": "auto", "logit_bias": {"15": -100, "7": 2.5}, "response_format": {"type": "text"}})");
     case 1:
       return json::parse(R"({"model": "story", "prompt": "Once upon a time", "max_completion_tokens": 16,
         "logprobs": 2, "stop": "The end", "echo": false, "seed": null, "user": "u", "best_of": 1, "suffix": ""})");

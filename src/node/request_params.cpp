@@ -258,6 +258,12 @@ GenerationParams generation_parse(const json& body, bool chat) {
   if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty()) {
     bad("tools", "are not supported by this server yet");
   }
+  if (body.contains("tool_choice") && !body["tool_choice"].is_null()) {  // without tools: only none / auto
+    const json& tc = body["tool_choice"];
+    if (!tc.is_string() || (tc != "none" && tc != "auto")) {
+      bad("tool_choice", "must be \"none\" or \"auto\" (tars does not support tools yet), got " + tc.dump());
+    }
+  }
   return p;
 }
 

@@ -97,6 +97,8 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "response_format": "json"})", false, "response_format"},
       {R"({"prompt": "x", "suffix": "end"})", false, "suffix"},
       {R"({"prompt": "x", "best_of": 2})", false, "best_of"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})", true, "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function"}})", true, "tool_choice"},
   };
   for (const auto& c : cases) {
     expect_invalid([&] { generation_parse(json::parse(c.body), c.chat); }, c.needle, c.body);
