@@ -54,8 +54,7 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt,
   if (n_prompt + max_tokens > n_ctx) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the prompt (" + std::to_string(n_prompt) + " tokens) plus max_tokens (" +
-                    std::to_string(max_tokens) + ") exceeds the context of " +
-                    std::to_string(n_ctx) + " tokens");
+                    std::to_string(max_tokens) + ") exceeds " + model.context_limit_text());
   }
   GenerateResult res;
   res.n_prompt = n_prompt;

@@ -197,6 +197,14 @@ void Model::load_weights() {
   }
 }
 
+std::string Model::context_limit_text() const {
+  std::string s = "the context of " + std::to_string(opt_.n_ctx) + " tokens";
+  if (opt_.n_ctx < hp_.n_ctx_train) {
+    s += " (the model was trained for " + std::to_string(hp_.n_ctx_train) + ": a larger ctx_size holds more)";
+  }
+  return s;
+}
+
 ModelBufferSizes model_buffer_sizes(const ModelHParams& hp, const ModelOptions& opt) {
   const size_t B = static_cast<size_t>(opt.max_batch);
   ModelBufferSizes s;

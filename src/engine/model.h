@@ -178,6 +178,10 @@ class Model {
 
   const ModelHParams& hparams() const { return hp_; }
   const ModelOptions& options() const { return opt_; }
+  // The end of a "does not fit in the context" message: the context, and
+  // when the model was trained for a longer one, that a larger ctx_size
+  // would hold more (the default stops at kDefaultContext).
+  std::string context_limit_text() const;
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   // The backend of the first part (the only one unless the model is split).
   Backend& backend() const { return *stages_.front().be; }

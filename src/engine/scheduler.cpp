@@ -60,8 +60,7 @@ std::shared_ptr<RequestHandle> Scheduler::submit(GenRequest request) {
   if (n_prompt + std::max(max_tokens, 1) > n_ctx) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the prompt (" + std::to_string(n_prompt) + " tokens) plus max_tokens (" +
-                    std::to_string(max_tokens) + ") exceeds the context of " +
-                    std::to_string(n_ctx) + " tokens");
+                    std::to_string(max_tokens) + ") exceeds " + model_.context_limit_text());
   }
   request.options.max_tokens = max_tokens;
   auto pending = std::make_unique<Pending>();

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "cluster/estimate.h"
+#include "common/error.h"
 #include "engine/backend.h"
 #include "engine/encoder.h"
+#include "engine/generate.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "support/bert_builder.h"
@@ -114,6 +116,19 @@ TEST(EstimateModel, LongTrainedContextIsCappedUnlessAsked) {
   EXPECT_EQ(engine::Model::load(file, *backend, mo)->options().n_ctx, 8192);
   check_decoder(path, 0, 1, 64, false);
   check_decoder(path, 8192, 1, 64, false);
+
+  // Running out of the default context says the model holds more.
+  auto model = engine::Model::load(file, *backend, {});
+  engine::GenerateOptions go;
+  go.max_tokens = 4096;
+  try {
+    engine::generate(*model, {1, 2, 3}, go);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds the context of 4096 tokens (the model was trained for 8192"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 void check_encoder(const std::string& path) {
