@@ -57,6 +57,11 @@ EncoderHParams encoder_read_hparams(const GgufFile& f) {
   hp.n_head = key_int(f, a + ".attention.head_count");
   hp.n_ff = key_int(f, a + ".feed_forward_length");
   hp.n_ctx_train = key_int(f, a + ".context_length");
+  if (static_cast<uint64_t>(hp.n_layer) > f.tensors().size()) {  // as model_read_hparams
+    throw Error(ErrorCode::kCorruptData, f.path() + ": block_count " + std::to_string(hp.n_layer) +
+                                             " is more than the file's " + std::to_string(f.tensors().size()) +
+                                             " tensors");
+  }
   if (hp.n_embd % hp.n_head != 0) {
     throw Error(ErrorCode::kCorruptData, f.path() + ": embedding_length " +
                                              std::to_string(hp.n_embd) +

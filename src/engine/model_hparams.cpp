@@ -50,6 +50,18 @@ ModelHParams model_read_hparams(const GgufFile& f) {
   hp.n_ctx_train = key_int(f, a + ".context_length");
   hp.head_dim = f.has(a + ".attention.key_length") ? key_int(f, a + ".attention.key_length")
                                                    : hp.n_embd / hp.n_head;
+  // Every layer has tensors of its own: a count past the tensor table would
+  // only size vectors of layers (2^30 of them: an allocation failure).
+  if (static_cast<uint64_t>(hp.n_layer) > f.tensors().size()) {
+    throw Error(ErrorCode::kCorruptData, f.path() + ": block_count " + std::to_string(hp.n_layer) +
+                                             " is more than the file's " + std::to_string(f.tensors().size()) +
+                                             " tensors");
+  }
+  // q_dim() and kv_dim() are ints: each product must fit (and be a sane size).
+  if (static_cast<int64_t>(hp.n_head) * hp.head_dim > (int64_t{1} << 30)) {
+    throw Error(ErrorCode::kCorruptData, f.path() + ": head_count " + std::to_string(hp.n_head) + " x key_length " +
+                                             std::to_string(hp.head_dim) + " is out of range");
+  }
   if (hp.n_head % hp.n_head_kv != 0) {
     throw Error(ErrorCode::kCorruptData, f.path() + ": head_count " + std::to_string(hp.n_head) +
                                              " is not a multiple of head_count_kv " +
