@@ -1,6 +1,6 @@
 // libFuzzer target: request bodies and messages from other nodes through
-// every parser that reads them. The first byte picks the parser (its low
-// three bits) and the mode (its top bit):
+// every parser that reads them. The first byte picks the parser and the
+// mode (its top bit):
 //   0 / 1  generation_parse, chat / completion (POST /v1/chat/completions,
 //          /v1/completions, /inference; node/request_params.h)
 //   2 / 3  embedding_parse, OpenAI / seed (POST /v1/embeddings, /embed)
@@ -8,6 +8,8 @@
 //   5      heartbeat_from_json (node.heartbeat params)
 //   6      RouteTable::entries_from_json (the routes a heartbeat answer carries)
 //   7      devices_parse_simulated (the --simulate-devices file, as text)
+//   8 / 9  tokenize_parse / detokenize_parse (POST /tokenize, /detokenize)
+// (the low four bits, modulo 10)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
 // pre-order) and what it becomes (another type, a value at the edge of its
@@ -92,6 +94,11 @@ json parse_base_document(int which) {
     case 4:
     case 7:
       return json::parse(kDevices);
+    case 8:
+      return json::parse(R"({"model": "story", "content": "Once upon a time", "add_special": true,
+        "parse_special": false, "with_pieces": true})");
+    case 9:
+      return json::parse(R"({"model": "story", "tokens": [1, 403, 407, 261, 378]})");
     case 5:
       return {{"devices", json::parse(kDevices)},
               {"models", json::parse(R"([{"id": "story", "role": "chat", "state": "loaded", "busy": 1, "queued": 0},
@@ -105,11 +112,13 @@ json parse_base_document(int which) {
   }
 }
 
+constexpr int kParsers = 10;
+
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
   static const std::vector<json> docs = [] {
     std::vector<json> d;
-    for (int i = 0; i < 8; ++i) d.push_back(parse_base_document(i));
+    for (int i = 0; i < kParsers; ++i) d.push_back(parse_base_document(i));
     return d;
   }();
   return docs[which];
@@ -267,7 +276,7 @@ void check_devices_round_trip(const tars::node::DeviceInventory& inv) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const int which = data[0] & 7;
+  const int which = (data[0] & 15) % kParsers;
   const bool raw = (data[0] & 0x80) != 0;
   json j;
   std::string text;
@@ -317,6 +326,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(once == again.to_json(), "routes: to_json(from_json(to_json(x))) != to_json(x)");
         break;
       }
+      case 8: {
+        const tars::node::TokenizeParams t = tars::node::tokenize_parse(j);
+        check(j.contains("content") && j["content"] == t.content, "tokenize: content");
+        break;
+      }
+      case 9:
+        for (int32_t id : tars::node::detokenize_parse(j).tokens) check(id >= 0, "detokenize: a negative id");
+        break;
       case 7: {
         expected = ErrorCode::kConfig;
         tars::node::CpuInfo cpu;

@@ -11,7 +11,10 @@ namespace tars::cluster {
 
 std::string router_role_for_path(const std::string& method, const std::string& path) {
   if (method != "POST") return "";
-  if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/inference") return "chat";
+  if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/inference" || path == "/tokenize" ||
+      path == "/detokenize") {
+    return "chat";
+  }
   if (path == "/embed" || path == "/v1/embeddings") return "embedding";
   return "";
 }

@@ -4,6 +4,7 @@
 #include "node/files_api.h"
 #include "node/node.h"
 #include "node/openai_api.h"
+#include "node/tokenize_api.h"
 
 namespace tars::node {
 
@@ -22,6 +23,8 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));
   // /embed, /v1/embeddings
   for (auto& r : embeddings_routes(node.host())) routes.push_back(std::move(r));
+  // /tokenize, /detokenize (llama-server's)
+  for (auto& r : tokenize_routes(node.host())) routes.push_back(std::move(r));
   // /files/{id}, /files/{id}/info (model file transfer between nodes)
   for (auto& r : files_routes(node.host(), node.config())) routes.push_back(std::move(r));
   return routes;

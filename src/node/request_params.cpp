@@ -304,4 +304,50 @@ EmbeddingParams embedding_parse(const json& body, EmbeddingApi api) {
   return p;
 }
 
+namespace {
+
+// The body is an object of known keys, and its optional string "model".
+std::string model_and_known_keys(const json& body, std::initializer_list<const char*> known) {
+  if (!body.is_object()) {
+    throw Error(ErrorCode::kInvalidArgument, std::string("the body must be a JSON object, got ") + body.type_name());
+  }
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    bool ok = it.key() == "model";
+    for (const char* k : known) ok = ok || it.key() == k;
+    if (!ok) bad(it.key(), "is not a known parameter");
+  }
+  if (!body.contains("model")) return "";
+  if (!body["model"].is_string()) bad("model", "must be a string");
+  return body["model"].get<std::string>();
+}
+
+}  // namespace
+
+TokenizeParams tokenize_parse(const json& body) {
+  TokenizeParams p;
+  p.model = model_and_known_keys(body, {"content", "add_special", "parse_special", "with_pieces"});
+  if (!body.contains("content")) bad("content", "is required");
+  if (!body["content"].is_string()) bad("content", std::string("must be a string, got ") + body["content"].type_name());
+  p.content = body["content"].get<std::string>();
+  if (body.contains("add_special")) p.add_special = boolean(body, "add_special");
+  if (body.contains("parse_special")) p.parse_special = boolean(body, "parse_special");
+  if (body.contains("with_pieces")) p.with_pieces = boolean(body, "with_pieces");
+  return p;
+}
+
+DetokenizeParams detokenize_parse(const json& body) {
+  DetokenizeParams p;
+  p.model = model_and_known_keys(body, {"tokens"});
+  if (!body.contains("tokens")) bad("tokens", "is required");
+  const json& t = body["tokens"];
+  if (!t.is_array()) bad("tokens", std::string("must be an array of token ids, got ") + t.type_name());
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (!t[i].is_number_integer() || t[i].get<int64_t>() < 0 || t[i].get<int64_t>() > INT32_MAX) {
+      bad("tokens[" + std::to_string(i) + "]", "must be a token id (a non-negative integer), got " + t[i].dump());
+    }
+    p.tokens.push_back(static_cast<int32_t>(t[i].get<int64_t>()));
+  }
+  return p;
+}
+
 }  // namespace tars::node

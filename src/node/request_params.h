@@ -61,4 +61,21 @@ enum class EmbeddingApi {
 // inputs). Throws tars::Error(kInvalidArgument) naming the field.
 EmbeddingParams embedding_parse(const nlohmann::json& body, EmbeddingApi api);
 
+// POST /tokenize (llama-server's shape): text to token ids of a chat model.
+struct TokenizeParams {
+  std::string model;           // "" = the node's default chat model
+  std::string content;         // may be empty
+  bool add_special = false;    // BOS (and what the vocabulary adds) around the text
+  bool parse_special = true;   // "<|im_start|>" written in the text is that one token
+  bool with_pieces = false;    // each id with its text
+};
+TokenizeParams tokenize_parse(const nlohmann::json& body);
+
+// POST /detokenize: token ids back to text.
+struct DetokenizeParams {
+  std::string model;
+  std::vector<int32_t> tokens;  // every id >= 0 (the model's vocabulary is checked by the handler)
+};
+DetokenizeParams detokenize_parse(const nlohmann::json& body);
+
 }  // namespace tars::node

@@ -163,6 +163,27 @@ test('what tars does not do is refused, not ignored', async () => {
   assert.equal(ok.choices[0].finish_reason, 'length');
 });
 
+test('tokenize and detokenize (llama-server shape) agree with the completion usage', async () => {
+  const post = async (path, body) => {
+    const r = await fetch(`${node.url}${path}`, { method: 'POST', body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json() };
+  };
+  const t = await post('/tokenize', { content: prompt, add_special: true });
+  assert.equal(t.status, 200);
+  assert.equal(t.body.tokens.length, 5);  // as usage.prompt_tokens above: BOS + 4
+  const p = await post('/tokenize', { content: prompt, with_pieces: true });
+  assert.deepEqual(p.body.tokens.map((x) => x.id), t.body.tokens.slice(1));
+  assert.equal(p.body.tokens.map((x) => x.piece).join(''), ` ${prompt}`);
+  const d = await post('/detokenize', { tokens: t.body.tokens.slice(1) });
+  assert.equal(d.status, 200);
+  assert.equal(d.body.content, prompt);
+  const bad = await post('/detokenize', { tokens: [512] });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error.message, /512 tokens/);
+  const unknown = await post('/tokenize', { content: 'x', model: 'nope' });
+  assert.equal(unknown.status, 404);
+});
+
 test('errors: unknown model 404, invalid body 400, too large 413', async () => {
   await assert.rejects(
     client.completions.create({ model: 'no-such-model', prompt, max_tokens: 5 }),

@@ -154,5 +154,43 @@ TEST(EmbeddingParse, BadBodiesNameTheField) {
   expect_invalid([&] { embedding_parse(many, EmbeddingApi::kOpenAI); }, "at most 2048", "2049 inputs");
 }
 
+TEST(TokenizeParse, ReadsTheFieldsAndRefusesBadOnes) {
+  const TokenizeParams t =
+      tokenize_parse(json::parse(R"({"model": "m", "content": "", "add_special": true, "with_pieces": true})"));
+  EXPECT_EQ(t.model, "m");
+  EXPECT_EQ(t.content, "");
+  EXPECT_TRUE(t.add_special);
+  EXPECT_TRUE(t.parse_special);
+  EXPECT_TRUE(t.with_pieces);
+  EXPECT_EQ(detokenize_parse(json::parse(R"({"tokens": [1, 0, 2147483647]})")).tokens,
+            (std::vector<int32_t>{1, 0, INT32_MAX}));
+  const struct {
+    const char* body;
+    bool tokenize;
+    const char* needle;
+  } cases[] = {
+      {R"([])", true, "JSON object"},
+      {R"({})", true, "'content' is required"},
+      {R"({"content": 5})", true, "content"},
+      {R"({"content": "x", "add_special": 1})", true, "add_special"},
+      {R"({"content": "x", "text": "y"})", true, "'text' is not a known parameter"},
+      {R"({"content": "x", "model": 3})", true, "model"},
+      {R"({})", false, "'tokens' is required"},
+      {R"({"tokens": "1 2"})", false, "tokens"},
+      {R"({"tokens": [1, -1]})", false, "tokens[1]"},
+      {R"({"tokens": [1.5]})", false, "tokens[0]"},
+      {R"({"tokens": [2147483648]})", false, "tokens[0]"},
+      {R"({"tokens": [18446744073709551615]})", false, "tokens[0]"},
+  };
+  for (const auto& c : cases) {
+    expect_invalid(
+        [&] {
+          if (c.tokenize) tokenize_parse(json::parse(c.body));
+          else detokenize_parse(json::parse(c.body));
+        },
+        c.needle, c.body);
+  }
+}
+
 }  // namespace
 }  // namespace tars::node

@@ -1,0 +1,71 @@
+#include "node/tokenize_api.h"
+
+#include "common/error.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+#include "node/model_host.h"
+#include "node/request_params.h"
+
+namespace tars::node {
+namespace {
+
+using json = nlohmann::json;
+
+// A piece as text when it is valid UTF-8, else its bytes (a byte token, or
+// half of a character), as llama-server writes it.
+json piece_json(const std::string& piece) {
+  size_t i = 0;
+  while (i < piece.size()) {
+    const auto c = static_cast<unsigned char>(piece[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > piece.size()) break;
+    bool ok = true;
+    for (size_t k = 1; k < n; ++k) ok = ok && (static_cast<unsigned char>(piece[i + k]) >> 6) == 0x2;
+    if (!ok) break;
+    i += n;
+  }
+  if (i == piece.size()) return piece;
+  json bytes = json::array();
+  for (unsigned char c : piece) bytes.push_back(c);
+  return bytes;
+}
+
+void tokenize(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
+  const TokenizeParams p = tokenize_parse(parse_json_object(req));
+  std::shared_ptr<HostedModel> lease = host.get(p.model, "chat");
+  const engine::Tokenizer& tok = lease->model->tokenizer();
+  const std::vector<int32_t> ids = tok.encode(p.content, p.add_special, p.parse_special);
+  json tokens = json::array();
+  for (int32_t id : ids) {
+    if (p.with_pieces) tokens.push_back({{"id", id}, {"piece", piece_json(tok.token_to_piece(id, true))}});
+    else tokens.push_back(id);
+  }
+  reply_json(res, 200, {{"model", lease->id}, {"tokens", tokens}});
+}
+
+void detokenize(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
+  const DetokenizeParams p = detokenize_parse(parse_json_object(req));
+  std::shared_ptr<HostedModel> lease = host.get(p.model, "chat");
+  const engine::Tokenizer& tok = lease->model->tokenizer();
+  const int n_vocab = tok.vocab().n_vocab();
+  for (size_t i = 0; i < p.tokens.size(); ++i) {
+    if (p.tokens[i] >= n_vocab) {
+      throw Error(ErrorCode::kInvalidArgument, "'tokens[" + std::to_string(i) + "]' is " +
+                                                   std::to_string(p.tokens[i]) + ", but model '" + lease->id +
+                                                   "' has " + std::to_string(n_vocab) + " tokens");
+    }
+  }
+  reply_json(res, 200, {{"model", lease->id}, {"content", tok.decode(p.tokens, true)}});
+}
+
+}  // namespace
+
+std::vector<Route> tokenize_routes(ModelHost& host) {
+  return {
+      {"POST", "/tokenize", [&host](const httplib::Request& req, httplib::Response& res) { tokenize(host, req, res); }},
+      {"POST", "/detokenize",
+       [&host](const httplib::Request& req, httplib::Response& res) { detokenize(host, req, res); }},
+  };
+}
+
+}  // namespace tars::node
