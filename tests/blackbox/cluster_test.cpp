@@ -196,6 +196,12 @@ TEST_F(ClusterTest, EveryNodeServesEveryModelFromThePlannedNodeAndFailoverLosesN
     auto [es, eby] = embed(port);
     EXPECT_EQ(es, 200) << "port " << port;
     EXPECT_EQ(eby, where["embed"]) << "port " << port;
+    // /tokenize goes where the chat model is, like generation.
+    auto tr = client(port).Post("/tokenize", R"({"model": "story", "content": "Once upon a time"})", "application/json");
+    ASSERT_TRUE(tr);
+    EXPECT_EQ(tr->status, 200) << tr->body;
+    EXPECT_EQ(json::parse(tr->body)["tokens"].size(), 4u) << tr->body;
+    EXPECT_EQ(tr->get_header_value("X-Tars-Served-By"), where["story"]) << "port " << port;
   }
   // The worker that hosts a model fetched its file from the coordinator.
   for (NodeProc* w : {&w1, &w2}) {
