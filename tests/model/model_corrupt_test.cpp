@@ -91,6 +91,20 @@ void expect_refused(const std::string& path, const char* needle, Load load) {
   }
 }
 
+// Each edit of `src` is refused by `load`; the unedited copy loads (the
+// edits, not the copying, are what is refused).
+template <size_t N, class Load>
+void refuse_each(const GgufFile& src, const Edit (&edits)[N], const test::TempDir& dir, Load load) {
+  for (const Edit& e : edits) {
+    SCOPED_TRACE(e.what);
+    const std::string path = dir.file("bad.gguf");
+    write_edited(src, e, path);
+    expect_refused(path, e.needle, load);
+  }
+  write_edited(src, Edit{"none", {}, "", "", "", "", ""}, dir.file("copy.gguf"));
+  EXPECT_NO_THROW(load(GgufFile::open(dir.file("copy.gguf"))));
+}
+
 TEST(ModelCorrupt, EveryContradictionIsRefusedByName) {
   test::TempDir dir;
   test::RandomModelSpec s;  // llama: 256 wide, 2 layers, 4 heads of 64, FFN 512
@@ -121,15 +135,7 @@ TEST(ModelCorrupt, EveryContradictionIsRefusedByName) {
       {"an FFN matrix a row short", {}, "", "", "", "blk.0.ffn_up.weight", "blk.0.ffn_up.weight"},
   };
   auto backend = backend_cpu_create({});
-  for (const Edit& e : edits) {
-    SCOPED_TRACE(e.what);
-    const std::string path = dir.file("bad.gguf");
-    write_edited(*src, e, path);
-    expect_refused(path, e.needle, [&](std::shared_ptr<const GgufFile> f) { Model::load(f, *backend, {}); });
-  }
-  // The unedited copy loads: the edits, not the copying, are what is refused.
-  write_edited(*src, Edit{"none", {}, "", "", "", "", ""}, dir.file("copy.gguf"));
-  EXPECT_NO_THROW(Model::load(GgufFile::open(dir.file("copy.gguf")), *backend, {}));
+  refuse_each(*src, edits, dir, [&](std::shared_ptr<const GgufFile> f) { Model::load(f, *backend, {}); });
 }
 
 TEST(ModelCorrupt, EncoderContradictionsAreRefusedByName) {
@@ -151,14 +157,7 @@ TEST(ModelCorrupt, EncoderContradictionsAreRefusedByName) {
       {"a missing layer norm", {}, "", "", "blk.1.layer_output_norm.weight", "", "blk.1.layer_output_norm.weight"},
   };
   auto backend = backend_cpu_create({});
-  for (const Edit& e : edits) {
-    SCOPED_TRACE(e.what);
-    const std::string path = dir.file("bad.gguf");
-    write_edited(*src, e, path);
-    expect_refused(path, e.needle, [&](std::shared_ptr<const GgufFile> f) { Encoder::load(f, *backend, {}); });
-  }
-  write_edited(*src, Edit{"none", {}, "", "", "", "", ""}, dir.file("copy.gguf"));
-  EXPECT_NO_THROW(Encoder::load(GgufFile::open(dir.file("copy.gguf")), *backend, {}));
+  refuse_each(*src, edits, dir, [&](std::shared_ptr<const GgufFile> f) { Encoder::load(f, *backend, {}); });
 }
 
 }  // namespace
