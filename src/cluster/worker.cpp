@@ -67,6 +67,16 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
              "stop hosting a model: {id}"});
 }
 
+std::chrono::milliseconds worker_heartbeat_period(const json& register_answer) {
+  // Not value<int>(): a float would be cast (1e300: undefined behaviour).
+  const json hb = register_answer.is_object() ? register_answer.value("heartbeat_ms", json(1000)) : json(nullptr);
+  if (!hb.is_number_integer() || hb.get<int64_t>() < 1 || hb.get<int64_t>() > 3600000) {
+    throw Error(ErrorCode::kCorruptData,
+                "the coordinator answered node.register with heartbeat_ms " + hb.dump() + " (1 to 3600000 expected)");
+  }
+  return std::chrono::milliseconds(hb.get<int64_t>());
+}
+
 WorkerAgent::WorkerAgent(node::Node& node, WorkerOptions options)
     : node_(node), options_(std::move(options)) {}
 
@@ -110,7 +120,7 @@ bool WorkerAgent::register_once() {
     std::lock_guard lock(mu_);
     joined_ = true;
     coordinator_id_ = r.value("coordinator_id", "");
-    heartbeat_ = std::chrono::milliseconds(r.value("heartbeat_ms", 1000));
+    heartbeat_ = worker_heartbeat_period(r);
     ++registrations_;
     last_error_.clear();
     spdlog::info("{} the cluster of {} (coordinator {}) as '{}' at {}",

@@ -41,6 +41,11 @@ class RpcMethodTable;
 // from the source node.
 void add_model_methods(RpcMethodTable& table, node::Node& node, std::string token);
 
+// The heartbeat period a node.register answer asks for (heartbeat_ms; 1000
+// when absent). Throws tars::Error(kCorruptData) for anything but an integer
+// from 1 to 3600000.
+std::chrono::milliseconds worker_heartbeat_period(const nlohmann::json& register_answer);
+
 struct WorkerOptions {
   std::string join_url;  // the coordinator: "http://pc1:8000"
   std::string self_url;  // how the coordinator and the others reach this node

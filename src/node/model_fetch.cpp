@@ -129,6 +129,10 @@ ModelFileInfo fetch_model_info(const std::string& url_base, const std::string& m
     ModelFileInfo info;
     info.id = j.at("id").get<std::string>();
     info.file = j.at("file").get<std::string>();
+    // Not get<uint64_t>() alone: it would cast a float (1e300: undefined) and wrap -1.
+    if (!j.at("size").is_number_unsigned()) {
+      throw Error(ErrorCode::kCorruptData, "GET " + url + ": 'size' must be a byte count, got " + j["size"].dump());
+    }
     info.size = j.at("size").get<uint64_t>();
     info.sha256 = j.at("sha256").get<std::string>();
     return info;

@@ -1,4 +1,5 @@
 #include "cluster/membership.h"
+#include "cluster/worker.h"
 
 #include <gtest/gtest.h>
 
@@ -151,6 +152,23 @@ TEST(Membership, HeartbeatJsonRoundTripAndErrors) {
       }
     }
   }
+}
+
+}  // namespace
+}  // namespace tars::cluster
+
+namespace tars::cluster {
+namespace {
+
+// The period a worker takes from the coordinator's node.register answer.
+TEST(Membership, HeartbeatPeriodFromTheRegisterAnswer) {
+  EXPECT_EQ(worker_heartbeat_period(nlohmann::json{{"heartbeat_ms", 250}}), std::chrono::milliseconds(250));
+  EXPECT_EQ(worker_heartbeat_period(nlohmann::json::object()), std::chrono::milliseconds(1000));
+  for (const nlohmann::json v : {nlohmann::json(1e300), nlohmann::json(0.5), nlohmann::json(0), nlohmann::json(-5),
+                                 nlohmann::json(UINT64_MAX), nlohmann::json("1000")}) {
+    EXPECT_THROW(worker_heartbeat_period(nlohmann::json{{"heartbeat_ms", v}}), Error) << v.dump();
+  }
+  EXPECT_THROW(worker_heartbeat_period(nlohmann::json::array()), Error);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -286,6 +287,37 @@ TEST(ModelFetch, ResumesAfterDroppedConnections) {
   EXPECT_EQ(ranges[1], "bytes=1048576-");
   EXPECT_EQ(ranges[2], "bytes=2097152-");
   EXPECT_EQ(registry.to_json()["m"]["resumes"], 2);
+}
+
+// A peer's /info answer with a size that is not a byte count is refused
+// with the reason (get<uint64_t>() cast 1e300, undefined, and wrapped -1).
+TEST(ModelFetch, InfoWithABadSizeIsRefused) {
+  std::mutex mu;
+  std::string size = "1";
+  httplib::Server srv;
+  srv.Get("/files/m/info", [&](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    res.set_content(R"({"id": "m", "file": "m.gguf", "sha256": "00", "size": )" + size + "}", "application/json");
+  });
+  int port = srv.bind_to_any_port("127.0.0.1");
+  std::thread th([&] { srv.listen_after_bind(); });
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(fetch_model_info(base, "m", "").size, 1u);
+  for (const char* bad : {"1e300", "-1", "0.5", "\"12\""}) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      size = bad;
+    }
+    try {
+      fetch_model_info(base, "m", "");
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kCorruptData) << e.what();
+      EXPECT_NE(std::string(e.what()).find("size"), std::string::npos) << e.what();
+    }
+  }
+  srv.stop();
+  th.join();
 }
 
 TEST(ModelFetch, GivesUpAfterMaxResumesAndKeepsThePart) {
