@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "node/json_int.h"
 
 namespace tars::cluster {
 
@@ -133,19 +134,15 @@ T field(const nlohmann::json& j, const char* key, const char* what) {
   }
 }
 
-// A count (busy, queued, queue depth): an integer from 0 to INT32_MAX. Not
-// get<int>: a float is cast (1e300 to int is undefined) and a wider integer
-// wraps.
+// A count (busy, queued, queue depth): an integer from 0 to INT32_MAX.
 int count_field(const nlohmann::json& j, const char* key, const char* what) {
   const auto v = field<nlohmann::json>(j, key, what);
-  const bool ok = (v.is_number_unsigned() && v.get<uint64_t>() <= INT32_MAX) ||
-                  (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= 0 &&
-                   v.get<int64_t>() <= INT32_MAX);
-  if (!ok) {
+  const auto n = node::json_int_in(v, 0, INT32_MAX);
+  if (!n) {
     throw Error(ErrorCode::kInvalidArgument,
                 std::string(what) + ": field '" + key + "' must be a count (0 to 2147483647), got " + v.dump());
   }
-  return static_cast<int>(v.get<int64_t>());
+  return static_cast<int>(*n);
 }
 
 }  // namespace

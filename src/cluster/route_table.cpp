@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "node/json_int.h"
 
 namespace tars::cluster {
 
@@ -78,12 +79,13 @@ std::vector<RouteEntry> RouteTable::entries_from_json(const nlohmann::json& j, u
         rep.node_id = x.at("node_id").get<std::string>();
         rep.node_name = x.value("node_name", "");
         rep.url = x.at("url").get<std::string>();
-        if (x.contains("load")) {  // a count; get<int>() would cast a float (1e300: undefined)
-          const nlohmann::json& l = x["load"];
-          if (!l.is_number_integer() || l.get<int64_t>() < 0 || l.get<int64_t>() > INT32_MAX) {
-            throw bad("replica '" + rep.node_id + "': 'load' must be a count (0 to 2147483647), got " + l.dump());
+        if (x.contains("load")) {  // a count
+          const auto load = node::json_int_in(x["load"], 0, INT32_MAX);
+          if (!load) {
+            throw bad("replica '" + rep.node_id + "': 'load' must be a count (0 to 2147483647), got " +
+                      x["load"].dump());
           }
-          rep.load = static_cast<int>(l.get<int64_t>());
+          rep.load = static_cast<int>(*load);
         }
         rep.loaded = x.value("loaded", false);
         r.replicas.push_back(std::move(rep));

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/version.h"
 #include "node/devices.h"
+#include "node/json_int.h"
 #include "node/model_host.h"
 #include "node/node.h"
 
@@ -68,13 +69,13 @@ void add_model_methods(RpcMethodTable& table, node::Node& node, std::string toke
 }
 
 std::chrono::milliseconds worker_heartbeat_period(const json& register_answer) {
-  // Not value<int>(): a float would be cast (1e300: undefined behaviour).
   const json hb = register_answer.is_object() ? register_answer.value("heartbeat_ms", json(1000)) : json(nullptr);
-  if (!hb.is_number_integer() || hb.get<int64_t>() < 1 || hb.get<int64_t>() > 3600000) {
+  const auto ms = node::json_int_in(hb, 1, 3600000);
+  if (!ms) {
     throw Error(ErrorCode::kCorruptData,
                 "the coordinator answered node.register with heartbeat_ms " + hb.dump() + " (1 to 3600000 expected)");
   }
-  return std::chrono::milliseconds(hb.get<int64_t>());
+  return std::chrono::milliseconds(*ms);
 }
 
 WorkerAgent::WorkerAgent(node::Node& node, WorkerOptions options)

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "node/json_int.h"
 
 namespace tars::node {
 namespace {
@@ -41,6 +42,29 @@ bool boolean(const json& body, const char* field) {
   return v.get<bool>();
 }
 
+// What every body is checked for first: a JSON object of `known` keys only
+// ("model" among them), whose "model", when present, is a string. Returns it
+// ("" when absent: the node's default model of the role).
+std::string known_keys_and_model(const json& body, const std::set<std::string>& known) {
+  if (!body.is_object()) {
+    throw Error(ErrorCode::kInvalidArgument, std::string("the body must be a JSON object, got ") + body.type_name());
+  }
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (!known.count(it.key())) bad(it.key(), "is not a known parameter");
+  }
+  if (!body.contains("model")) return "";
+  if (!body["model"].is_string()) bad("model", "must be a string");
+  return body["model"].get<std::string>();
+}
+
+// A token id as a request gives it: an integer from 0 to INT32_MAX (the
+// model's vocabulary is the handler's to check).
+std::optional<int32_t> token_id(const json& v) {
+  const auto id = json_int_in(v, 0, INT32_MAX);
+  if (!id) return std::nullopt;
+  return static_cast<int32_t>(*id);
+}
+
 // OpenAI message content: a string, or an array of {"type": "text", "text"} parts.
 std::string message_content(const json& m, size_t index) {
   std::string field = "messages[" + std::to_string(index) + "].content";
@@ -72,11 +96,12 @@ void parse_inputs(const json& body, const char* field, EmbeddingParams& out) {
   auto token_list = [&](const json& arr, size_t index) {
     std::vector<int32_t> ids;
     for (const auto& t : arr) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX) {
+      const auto id = token_id(t);
+      if (!id) {
         bad_embedding(std::string("'") + field + "'[" + std::to_string(index) +
                       "] must hold token ids (non-negative integers)");
       }
-      ids.push_back(t.get<int32_t>());
+      ids.push_back(*id);
     }
     if (ids.empty()) bad_embedding(std::string("'") + field + "'[" + std::to_string(index) + "] is empty");
     return ids;
@@ -121,9 +146,6 @@ bool opt_bool(const json& body, const char* field, bool dflt) {
 }  // namespace
 
 GenerationParams generation_parse(const json& body, bool chat) {
-  if (!body.is_object()) {
-    throw Error(ErrorCode::kInvalidArgument, std::string("the body must be a JSON object, got ") + body.type_name());
-  }
   GenerationParams p;
   p.chat = chat;
   static const std::set<std::string> known = {
@@ -132,13 +154,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
       "repeat_penalty", "repeat_last_n", "stream", "stream_options", "logprobs", "top_logprobs",
       "n", "user", "ignore_eos", "echo", "best_of", "suffix", "logit_bias", "response_format",
       "tools", "tool_choice", "parallel_tool_calls", "service_tier", "store", "metadata"};
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    if (!known.count(it.key())) bad(it.key(), "is not a known parameter");
-  }
-  if (body.contains("model")) {
-    if (!body["model"].is_string()) bad("model", "must be a string");
-    p.model = body["model"].get<std::string>();
-  }
+  p.model = known_keys_and_model(body, known);
   if (chat) {
     if (!body.contains("messages")) bad("messages", "is required");
     const json& ms = body["messages"];
@@ -268,19 +284,11 @@ GenerationParams generation_parse(const json& body, bool chat) {
 }
 
 EmbeddingParams embedding_parse(const json& body, EmbeddingApi api) {
-  if (!body.is_object()) bad_embedding(std::string("the body must be a JSON object, got ") + body.type_name());
   static const std::set<std::string> openai = {"model", "input", "encoding_format", "dimensions",
                                                "user", "truncate", "normalize"};
   static const std::set<std::string> seed = {"model", "input", "texts", "normalize", "truncate"};
-  const std::set<std::string>& known = api == EmbeddingApi::kOpenAI ? openai : seed;
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    if (!known.count(it.key())) bad_embedding("'" + it.key() + "' is not a known parameter");
-  }
   EmbeddingParams p;
-  if (body.contains("model")) {
-    if (!body["model"].is_string()) bad_embedding("'model' must be a string");
-    p.model = body["model"].get<std::string>();
-  }
+  p.model = known_keys_and_model(body, api == EmbeddingApi::kOpenAI ? openai : seed);
   parse_inputs(body, api == EmbeddingApi::kSeed && body.contains("texts") ? "texts" : "input", p);
   if (api == EmbeddingApi::kOpenAI) {
     if (body.contains("encoding_format")) {
@@ -304,28 +312,10 @@ EmbeddingParams embedding_parse(const json& body, EmbeddingApi api) {
   return p;
 }
 
-namespace {
-
-// The body is an object of known keys, and its optional string "model".
-std::string model_and_known_keys(const json& body, std::initializer_list<const char*> known) {
-  if (!body.is_object()) {
-    throw Error(ErrorCode::kInvalidArgument, std::string("the body must be a JSON object, got ") + body.type_name());
-  }
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    bool ok = it.key() == "model";
-    for (const char* k : known) ok = ok || it.key() == k;
-    if (!ok) bad(it.key(), "is not a known parameter");
-  }
-  if (!body.contains("model")) return "";
-  if (!body["model"].is_string()) bad("model", "must be a string");
-  return body["model"].get<std::string>();
-}
-
-}  // namespace
-
 TokenizeParams tokenize_parse(const json& body) {
   TokenizeParams p;
-  p.model = model_and_known_keys(body, {"content", "add_special", "parse_special", "with_pieces"});
+  static const std::set<std::string> known = {"model", "content", "add_special", "parse_special", "with_pieces"};
+  p.model = known_keys_and_model(body, known);
   if (!body.contains("content")) bad("content", "is required");
   if (!body["content"].is_string()) bad("content", std::string("must be a string, got ") + body["content"].type_name());
   p.content = body["content"].get<std::string>();
@@ -337,15 +327,15 @@ TokenizeParams tokenize_parse(const json& body) {
 
 DetokenizeParams detokenize_parse(const json& body) {
   DetokenizeParams p;
-  p.model = model_and_known_keys(body, {"tokens"});
+  static const std::set<std::string> known = {"model", "tokens"};
+  p.model = known_keys_and_model(body, known);
   if (!body.contains("tokens")) bad("tokens", "is required");
   const json& t = body["tokens"];
   if (!t.is_array()) bad("tokens", std::string("must be an array of token ids, got ") + t.type_name());
   for (size_t i = 0; i < t.size(); ++i) {
-    if (!t[i].is_number_integer() || t[i].get<int64_t>() < 0 || t[i].get<int64_t>() > INT32_MAX) {
-      bad("tokens[" + std::to_string(i) + "]", "must be a token id (a non-negative integer), got " + t[i].dump());
-    }
-    p.tokens.push_back(static_cast<int32_t>(t[i].get<int64_t>()));
+    const auto id = token_id(t[i]);
+    if (!id) bad("tokens[" + std::to_string(i) + "]", "must be a token id (a non-negative integer), got " + t[i].dump());
+    p.tokens.push_back(*id);
   }
   return p;
 }
