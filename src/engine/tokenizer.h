@@ -212,4 +212,9 @@ class TokenStreamDecoder {
   std::string pending_;   // an incomplete UTF-8 sequence
 };
 
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing past U+10FFFF, no truncated sequence): a token's piece
+// may be only part of a character.
+bool utf8_valid(std::string_view s);
+
 }  // namespace tars::engine

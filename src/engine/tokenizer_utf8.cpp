@@ -1,6 +1,7 @@
 // UTF-8 decoding and encoding for the tokenizers (RFC 3629: no overlong
 // forms, no surrogates, nothing past U+10FFFF).
 
+#include "engine/tokenizer.h"
 #include "engine/tokenizer_internal.h"
 
 namespace tars::engine::tokenizer_detail {
@@ -97,3 +98,16 @@ size_t utf8_valid_prefix(std::string_view s, size_t i, size_t& needed) {
 }
 
 }  // namespace tars::engine::tokenizer_detail
+
+namespace tars::engine {
+
+bool utf8_valid(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = tokenizer_detail::utf8_sequence_length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+}  // namespace tars::engine

@@ -81,6 +81,12 @@ void reply_json(httplib::Response& res, int status, const nlohmann::json& body) 
                   "application/json");
 }
 
+nlohmann::json json_bytes(std::string_view s) {
+  nlohmann::json b = nlohmann::json::array();
+  for (unsigned char c : s) b.push_back(c);
+  return b;
+}
+
 nlohmann::json error_body(int status, const std::string& message, const std::string& code) {
   return {{"error", {{"message", message}, {"type", error_type(status)}, {"code", code}}}};
 }

@@ -18,6 +18,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -79,6 +80,9 @@ class HttpServer {
   int bound_port_ = 0;
 };
 
+// The bytes of `s` as a JSON array of numbers (OpenAI's logprobs "bytes",
+// llama-server's pieces that are not valid UTF-8).
+nlohmann::json json_bytes(std::string_view s);
 // Writes `body` as the JSON response with `status`.
 void reply_json(httplib::Response& res, int status, const nlohmann::json& body);
 // The error body for `status` (OpenAI's shape).

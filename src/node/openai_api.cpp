@@ -16,12 +16,6 @@ const char* finish_name(engine::FinishReason f) {
   return f == engine::FinishReason::kLength ? "length" : "stop";
 }
 
-json bytes_of(const std::string& s) {
-  json b = json::array();
-  for (unsigned char c : s) b.push_back(c);
-  return b;
-}
-
 // Collects what a response needs as events arrive.
 struct Accumulator {
   std::string text;
@@ -43,9 +37,9 @@ struct Accumulator {
       json alts = json::array();
       for (const auto& a : t.top) {
         std::string ap = g.token_text(a.id);
-        alts.push_back({{"token", ap}, {"logprob", a.logprob}, {"bytes", bytes_of(ap)}});
+        alts.push_back({{"token", ap}, {"logprob", a.logprob}, {"bytes", json_bytes(ap)}});
       }
-      json e = {{"token", piece}, {"logprob", t.logprob}, {"bytes", bytes_of(piece)},
+      json e = {{"token", piece}, {"logprob", t.logprob}, {"bytes", json_bytes(piece)},
                 {"top_logprobs", alts}};
       chat_logprobs.push_back(e);
       return e;

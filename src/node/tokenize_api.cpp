@@ -13,22 +13,7 @@ using json = nlohmann::json;
 
 // A piece as text when it is valid UTF-8, else its bytes (a byte token, or
 // half of a character), as llama-server writes it.
-json piece_json(const std::string& piece) {
-  size_t i = 0;
-  while (i < piece.size()) {
-    const auto c = static_cast<unsigned char>(piece[i]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > piece.size()) break;
-    bool ok = true;
-    for (size_t k = 1; k < n; ++k) ok = ok && (static_cast<unsigned char>(piece[i + k]) >> 6) == 0x2;
-    if (!ok) break;
-    i += n;
-  }
-  if (i == piece.size()) return piece;
-  json bytes = json::array();
-  for (unsigned char c : piece) bytes.push_back(c);
-  return bytes;
-}
+json piece_json(const std::string& piece) { return engine::utf8_valid(piece) ? json(piece) : json_bytes(piece); }
 
 void tokenize(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
   const TokenizeParams p = tokenize_parse(parse_json_object(req));

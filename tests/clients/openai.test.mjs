@@ -174,6 +174,11 @@ test('tokenize and detokenize (llama-server shape) agree with the completion usa
   const p = await post('/tokenize', { content: prompt, with_pieces: true });
   assert.deepEqual(p.body.tokens.map((x) => x.id), t.body.tokens.slice(1));
   assert.equal(p.body.tokens.map((x) => x.piece).join(''), ` ${prompt}`);
+  // A character the vocabulary lacks falls back to byte tokens: pieces that are
+  // not UTF-8 come as their bytes, and together they are the character.
+  const zh = await post('/tokenize', { content: '中', with_pieces: true });
+  const bytes = zh.body.tokens.filter((x) => Array.isArray(x.piece)).flatMap((x) => x.piece);
+  assert.deepEqual(bytes, [...Buffer.from('中')]);
   const d = await post('/detokenize', { tokens: t.body.tokens.slice(1) });
   assert.equal(d.status, 200);
   assert.equal(d.body.content, prompt);

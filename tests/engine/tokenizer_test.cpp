@@ -632,5 +632,16 @@ TEST(TokenizerRobustness, RandomBytes) {
   }
 }
 
+TEST(Utf8Valid, WellFormedOnly) {
+  EXPECT_TRUE(utf8_valid(""));
+  EXPECT_TRUE(utf8_valid("a \xC3\xA9 \xE4\xB8\xAD \xF0\x9F\x98\x80"));  // a é 中 😀
+  EXPECT_FALSE(utf8_valid("\xE4"));              // one byte of 中 (a byte-fallback piece)
+  EXPECT_FALSE(utf8_valid("\xE4\xB8"));          // truncated
+  EXPECT_FALSE(utf8_valid("\xB8"));              // stray continuation byte
+  EXPECT_FALSE(utf8_valid("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(utf8_valid("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(utf8_valid("\xF4\x90\x80\x80"));  // past U+10FFFF
+}
+
 }  // namespace
 }  // namespace tars::engine
