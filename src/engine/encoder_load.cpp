@@ -4,19 +4,14 @@
 #include "common/error.h"
 #include "engine/encoder.h"
 #include "engine/gguf.h"
+#include "engine/gguf_hparams.h"
 #include "engine/tokenizer.h"
 
 namespace tars::engine {
 namespace {
 
-int key_int(const GgufFile& f, const std::string& key) {
-  const uint64_t v = f.get_u64(key);
-  if (v == 0 || v > (1u << 24)) {
-    throw Error(ErrorCode::kCorruptData,
-                f.path() + ": " + key + " = " + std::to_string(v) + " is out of range");
-  }
-  return static_cast<int>(v);
-}
+// The largest size an encoder's hyper-parameter may have.
+int key_int(const GgufFile& f, const std::string& key) { return hparam_int(f, uint64_t{1} << 24, key); }
 
 // Rows of a 2-D tensor, or 0 when absent / not 2-D.
 int tensor_rows(const GgufFile& f, const char* name) {
@@ -57,11 +52,7 @@ EncoderHParams encoder_read_hparams(const GgufFile& f) {
   hp.n_head = key_int(f, a + ".attention.head_count");
   hp.n_ff = key_int(f, a + ".feed_forward_length");
   hp.n_ctx_train = key_int(f, a + ".context_length");
-  if (static_cast<uint64_t>(hp.n_layer) > f.tensors().size()) {  // as model_read_hparams
-    throw Error(ErrorCode::kCorruptData, f.path() + ": block_count " + std::to_string(hp.n_layer) +
-                                             " is more than the file's " + std::to_string(f.tensors().size()) +
-                                             " tensors");
-  }
+  hparam_check_block_count(f, hp.n_layer);
   if (hp.n_embd % hp.n_head != 0) {
     throw Error(ErrorCode::kCorruptData, f.path() + ": embedding_length " +
                                              std::to_string(hp.n_embd) +

@@ -3,19 +3,14 @@
 
 #include "common/error.h"
 #include "engine/gguf.h"
+#include "engine/gguf_hparams.h"
 #include "engine/model.h"
 
 namespace tars::engine {
 namespace {
 
-int key_int(const GgufFile& f, const std::string& key) {
-  uint64_t v = f.get_u64(key);
-  if (v == 0 || v > (1u << 30)) {
-    throw Error(ErrorCode::kCorruptData, f.path() + ": " + key + " = " + std::to_string(v) +
-                                             " is out of range");
-  }
-  return static_cast<int>(v);
-}
+// The largest size a decoder's hyper-parameter may have.
+int key_int(const GgufFile& f, const std::string& key) { return hparam_int(f, uint64_t{1} << 30, key); }
 
 }  // namespace
 
@@ -50,13 +45,7 @@ ModelHParams model_read_hparams(const GgufFile& f) {
   hp.n_ctx_train = key_int(f, a + ".context_length");
   hp.head_dim = f.has(a + ".attention.key_length") ? key_int(f, a + ".attention.key_length")
                                                    : hp.n_embd / hp.n_head;
-  // Every layer has tensors of its own: a count past the tensor table would
-  // only size vectors of layers (2^30 of them: an allocation failure).
-  if (static_cast<uint64_t>(hp.n_layer) > f.tensors().size()) {
-    throw Error(ErrorCode::kCorruptData, f.path() + ": block_count " + std::to_string(hp.n_layer) +
-                                             " is more than the file's " + std::to_string(f.tensors().size()) +
-                                             " tensors");
-  }
+  hparam_check_block_count(f, hp.n_layer);
   // q_dim() and kv_dim() are ints: each product must fit (and be a sane size).
   if (static_cast<int64_t>(hp.n_head) * hp.head_dim > (int64_t{1} << 30)) {
     throw Error(ErrorCode::kCorruptData, f.path() + ": head_count " + std::to_string(hp.n_head) + " x key_length " +
