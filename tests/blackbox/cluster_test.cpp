@@ -37,14 +37,7 @@ class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     bert_ = dir_.file("bert-small.gguf");
-    RandomBertSpec s;
-    s.n_embd = 64;
-    s.n_layer = 2;
-    s.n_head = 4;
-    s.n_ff = 128;
-    s.n_ctx = 128;
-    s.vocab_txt = fixture("minilm/vocab.txt");
-    write_random_bert(s, bert_);
+    write_random_bert(small_random_bert(), bert_);
     write_file(dir_.file("tars.toml"),
                "[[model]]\npath = \"" + fixture("stories260K/stories260K.gguf") +
                    "\"\nalias = \"story\"\n[[model]]\npath = \"" + bert_ +

@@ -93,19 +93,6 @@ test::RandomBertSpec minilm_spec(TensorType type) {
   return s;
 }
 
-// A small BERT with the MiniLM vocabulary: fast enough for many variants.
-test::RandomBertSpec small_spec(int pooling = 1) {
-  test::RandomBertSpec s;
-  s.n_embd = 64;
-  s.n_layer = 2;
-  s.n_head = 4;
-  s.n_ff = 128;
-  s.n_ctx = 128;
-  s.pooling = pooling;
-  s.vocab_txt = fixture("minilm/vocab.txt");
-  return s;
-}
-
 // ---- outside truth: bert-tiny -------------------------------------------
 
 TEST(BertTiny, MatchesOtherEngineOneByOneAndAsOneBatch) {
@@ -198,7 +185,7 @@ TEST(BertMiniLM, HyperParametersFromTheConfig) {
 TEST(BertPooling, ClsAndNoneMatchReference) {
   test::TempDir dir;
   for (int pooling : {0, 2}) {
-    const std::string path = write_model(dir, "p" + std::to_string(pooling) + ".gguf", small_spec(pooling));
+    const std::string path = write_model(dir, "p" + std::to_string(pooling) + ".gguf", test::small_random_bert(pooling));
     Runner r(path);
     EXPECT_EQ(static_cast<int>(r.encoder->hparams().pooling), pooling);
     test::BertReference ref(*r.file);
@@ -221,7 +208,7 @@ TEST(BertPooling, ClsAndNoneMatchReference) {
 
 TEST(BertOptions, NoNormalizeGivesTheRawMean) {
   test::TempDir dir;
-  Runner r(write_model(dir, "m.gguf", small_spec()));
+  Runner r(write_model(dir, "m.gguf", test::small_random_bert()));
   test::BertReference ref(*r.file);
   EmbedOptions o;
   o.normalize = false;
@@ -244,7 +231,7 @@ TEST(BertOptions, NoNormalizeGivesTheRawMean) {
 
 TEST(BertTruncation, CutsToClsFirstPiecesSepOrErrs) {
   test::TempDir dir;
-  Runner r(write_model(dir, "m.gguf", small_spec()));
+  Runner r(write_model(dir, "m.gguf", test::small_random_bert()));
   test::BertReference ref(*r.file);
   const std::string long_text = "one two three four five six seven eight nine ten eleven twelve thirteen "
                                 "fourteen fifteen sixteen seventeen eighteen nineteen twenty";
@@ -285,7 +272,7 @@ TEST(BertTruncation, CutsToClsFirstPiecesSepOrErrs) {
 
 TEST(BertBadInput, EmptyListBadOptionsAndTokenIds) {
   test::TempDir dir;
-  Runner r(write_model(dir, "m.gguf", small_spec()));
+  Runner r(write_model(dir, "m.gguf", test::small_random_bert()));
   auto code_of = [](const std::function<void()>& f) {
     try {
       f();
@@ -340,7 +327,7 @@ std::string rewrite(const test::TempDir& dir, const std::string& src, const std:
 
 TEST(BertBadFile, RefusedWithAMessageNamingTheProblem) {
   test::TempDir dir;
-  const std::string good = write_model(dir, "m.gguf", small_spec());
+  const std::string good = write_model(dir, "m.gguf", test::small_random_bert());
   auto load_error = [&](const std::string& path) -> std::pair<ErrorCode, std::string> {
     try {
       Runner r(path);
@@ -380,7 +367,7 @@ TEST(BertBadFile, RefusedWithAMessageNamingTheProblem) {
 
 TEST(BertThreads, ConcurrentCallersGetTheSerialResults) {
   test::TempDir dir;
-  Runner r(write_model(dir, "m.gguf", small_spec()));
+  Runner r(write_model(dir, "m.gguf", test::small_random_bert()));
   const std::vector<std::string> texts = mixed_texts();
   std::vector<std::vector<Embedding>> serial;
   for (size_t i = 0; i < texts.size(); ++i) {

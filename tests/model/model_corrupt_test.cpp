@@ -140,15 +140,8 @@ TEST(ModelCorrupt, EveryContradictionIsRefusedByName) {
 
 TEST(ModelCorrupt, EncoderContradictionsAreRefusedByName) {
   test::TempDir dir;
-  test::RandomBertSpec s;
-  s.n_embd = 64;
-  s.n_layer = 2;
-  s.n_head = 4;
-  s.n_ff = 128;
-  s.n_ctx = 128;
-  s.vocab_txt = test::fixture("minilm/vocab.txt");
   const std::string good = dir.file("bert.gguf");
-  test::write_random_bert(s, good);
+  test::write_random_bert(test::small_random_bert(), good);
   const auto src = GgufFile::open(good);
   const Edit edits[] = {
       {"16 million layers (the most key_int allows)", {{"bert.block_count", 1u << 24}}, "", "", "", "", "block_count"},

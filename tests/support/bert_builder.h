@@ -30,6 +30,12 @@ struct RandomBertSpec {
   std::string vocab_txt;
 };
 
+// A small BERT with the MiniLM vocabulary (../shared/models/minilm/vocab.txt):
+// 64 wide, 2 layers of 4 heads, FFN 128, 128 positions. Fast enough for many
+// variants of a test, and for a cluster's embedding model. In
+// tars_test_support (bert_small.cpp: it reads the fixtures).
+RandomBertSpec small_random_bert(int pooling = 1);
+
 // The shape of a Hugging Face BERT config.json (hidden_size, num_hidden_layers,
 // num_attention_heads, intermediate_size, max_position_embeddings,
 // type_vocab_size, layer_norm_eps), with `vocab_txt` as the vocabulary.
