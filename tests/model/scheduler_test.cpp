@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 
@@ -46,7 +47,8 @@ struct Outcome {
 // Submits and returns a future for the outcome.
 std::future<Outcome> submit(Scheduler& sched, const std::vector<int32_t>& prompt, int max_tokens,
                             std::shared_ptr<RequestHandle>* handle = nullptr,
-                            std::vector<std::string> stop = {}) {
+                            std::vector<std::string> stop = {},
+                            std::function<void()> at_first_token = {}) {
   auto out = std::make_shared<Outcome>();
   auto promise = std::make_shared<std::promise<Outcome>>();
   GenRequest r;
@@ -54,7 +56,11 @@ std::future<Outcome> submit(Scheduler& sched, const std::vector<int32_t>& prompt
   r.options.max_tokens = max_tokens;
   r.options.sampling.temperature = 0;
   r.options.stop = std::move(stop);
-  r.on_token = [out](const TokenEvent& e) {
+  r.on_token = [out, at_first_token](const TokenEvent& e) {
+    // Runs on the scheduler's thread, inside the first token's callback: a
+    // test can act at a known point of the generation (stories260K makes
+    // 100 tokens in a few milliseconds, so acting from outside races it).
+    if (out->ids.empty() && at_first_token) at_first_token();
     out->text += e.text;
     if (e.id >= 0) out->ids.push_back(e.id);
   };
@@ -112,11 +118,21 @@ TEST(Scheduler, CancelFreesTheSlot) {
   Scheduler sched(*f.model, {});
   std::shared_ptr<RequestHandle> h;
   auto prompt = f.model->tokenizer().encode("Once upon a time", true, false);
-  auto first = submit(sched, prompt, 100, &h);
+  // The first request is held in its first token until it is cancelled: it
+  // is then mid-generation, with the only slot, and the second is queued.
+  std::promise<void> reached, release;
+  auto first = submit(sched, prompt, 100, &h, {}, [&] {
+    reached.set_value();
+    release.get_future().wait();
+  });
   auto second = submit(sched, prompt, 5);
+  ASSERT_EQ(reached.get_future().wait_for(30s), std::future_status::ready);
   h->cancel();
+  release.set_value();
   ASSERT_EQ(first.wait_for(30s), std::future_status::ready);
-  EXPECT_EQ(first.get().error, "cancelled");
+  Outcome cancelled = first.get();
+  EXPECT_EQ(cancelled.error, "cancelled");
+  EXPECT_EQ(cancelled.ids.size(), 1u);  // nothing after the cancel
   ASSERT_EQ(second.wait_for(30s), std::future_status::ready);
   Outcome o = second.get();
   EXPECT_EQ(o.error, "");
