@@ -33,6 +33,10 @@ struct Upstream {
   std::string tail;                // the stream's last bytes, to see its end marker
 };
 
+// Enough for the last line of a JSON-lines stream (Ollama's closing line
+// with its counts and durations is about 300 bytes).
+constexpr size_t kTailBytes = 4096;
+
 void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Request request,
                   ForwardOptions options) {
   httplib::Client cli(url);
@@ -53,7 +57,7 @@ void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Reques
     if (up->cancelled) return false;
     up->chunks.emplace_back(data, n);
     up->tail.append(data, n);
-    if (up->tail.size() > 64) up->tail.erase(0, up->tail.size() - 64);
+    if (up->tail.size() > kTailBytes) up->tail.erase(0, up->tail.size() - kTailBytes);
     up->cv.notify_all();
     return true;
   };
@@ -67,13 +71,33 @@ void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Reques
   up->cv.notify_all();
 }
 
-std::string sse_error(const std::string& message) {
-  nlohmann::json e = {{"error", {{"message", message}, {"type", "server_error"}, {"code", "upstream_failed"}}}};
-  return "data: " + e.dump() + "\n\n";
+// The streamed answers relayed as they come: server-sent events (OpenAI's
+// endpoints) and JSON lines (Ollama's).
+enum class StreamKind { kNone, kEvents, kJsonLines };
+
+StreamKind stream_kind(const std::string& content_type) {
+  if (content_type.rfind("text/event-stream", 0) == 0) return StreamKind::kEvents;
+  if (content_type.rfind("application/x-ndjson", 0) == 0) return StreamKind::kJsonLines;
+  return StreamKind::kNone;
 }
 
-bool is_event_stream(const std::string& content_type) {
-  return content_type.rfind("text/event-stream", 0) == 0;
+// Whether a stream's last bytes hold its closing marker: "[DONE]" for
+// events; for JSON lines a last line that is {"done": true, ...} or an error.
+bool stream_closed(StreamKind kind, const std::string& tail) {
+  if (kind == StreamKind::kEvents) return tail.find("[DONE]") != std::string::npos;
+  size_t end = tail.find_last_not_of("\r\n");
+  if (end == std::string::npos) return false;
+  size_t begin = tail.find_last_of('\n', end);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  const nlohmann::json last = nlohmann::json::parse(tail.substr(begin, end + 1 - begin), nullptr, false);
+  return last.is_object() && ((last.contains("done") && last["done"] == true) || last.contains("error"));
+}
+
+// The stream's last message when its node failed, in the stream's format.
+std::string stream_error(StreamKind kind, const std::string& message) {
+  if (kind == StreamKind::kJsonLines) return nlohmann::json{{"error", message}}.dump() + "\n";
+  nlohmann::json e = {{"error", {{"message", message}, {"type", "server_error"}, {"code", "upstream_failed"}}}};
+  return "data: " + e.dump() + "\n\n";
 }
 
 }  // namespace
@@ -106,7 +130,8 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
     res.status = up->status;
     res.set_header("X-Tars-Served-By", rep.node_id);
     std::string content_type = up->content_type.empty() ? "application/json" : up->content_type;
-    if (!is_event_stream(content_type)) {
+    const StreamKind kind = stream_kind(content_type);
+    if (kind == StreamKind::kNone) {
       // A whole JSON answer: wait for all of it. A non-streaming request that
       // broke off has not given the client anything yet: the next node may
       // serve it.
@@ -120,11 +145,11 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
       res.set_content(std::move(body), content_type);
       return;
     }
-    // An event stream: relay it as it comes.
+    // A stream: relay it as it comes.
     lock.unlock();
     res.set_chunked_content_provider(
         content_type,
-        [up, where](size_t, httplib::DataSink& sink) {
+        [up, where, kind](size_t, httplib::DataSink& sink) {
           std::unique_lock l(up->mu);
           up->cv.wait(l, [&] { return !up->chunks.empty() || up->finished; });
           while (!up->chunks.empty()) {
@@ -141,11 +166,11 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
           if (up->finished) {
             // Never a silently truncated stream: an upstream that ended
             // without the closing marker failed, whatever the transport said.
-            if (up->failed || up->tail.find("[DONE]") == std::string::npos) {
+            if (up->failed || !stream_closed(kind, up->tail)) {
               std::string why = up->failed ? up->error : "the stream ended early";
               spdlog::warn("stream from {} broke off: {}", where, why);
-              std::string e = sse_error("the node serving this request (" + where +
-                                        ") failed mid-stream: " + why);
+              std::string e = stream_error(kind, "the node serving this request (" + where +
+                                                     ") failed mid-stream: " + why);
               l.unlock();
               sink.write(e.data(), e.size());
             }

@@ -4,10 +4,11 @@
 // The request goes to the first replica that answers; a replica that cannot
 // be reached, or fails before its response started, is skipped for the next
 // one (the request had no effect there). Once a response has started, it is
-// relayed as it arrives: an event stream chunk by chunk, with the upstream's
-// status and content type. If the upstream dies mid-stream, the stream ends
-// with an error event saying so, never silently truncated; a client that
-// disconnects cancels the upstream request.
+// relayed as it arrives: an event stream (OpenAI's endpoints) or a JSON-lines
+// stream (Ollama's) chunk by chunk, with the upstream's status and content
+// type. If the upstream dies mid-stream, the stream ends with an error event
+// (a {"error": ...} line for JSON lines) saying so, never silently truncated;
+// a client that disconnects cancels the upstream request.
 //
 // A forwarded request carries `X-Tars-Forwarded-By: <node id>`; a node
 // always serves such a request itself, so a stale route table can never make
