@@ -9,7 +9,9 @@
 //   6      RouteTable::entries_from_json (the routes a heartbeat answer carries)
 //   7      devices_parse_simulated (the --simulate-devices file, as text)
 //   8 / 9  tokenize_parse / detokenize_parse (POST /tokenize, /detokenize)
-// (the low four bits, modulo 10)
+//   10/11  ollama_generation_parse, chat / generate (POST /api/chat, /api/generate)
+//   12/13  ollama_embed_parse, /api/embed / legacy /api/embeddings
+// (the low four bits, modulo 14; ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
 // pre-order) and what it becomes (another type, a value at the edge of its
@@ -99,6 +101,22 @@ json parse_base_document(int which) {
         "parse_special": false, "with_pieces": true})");
     case 9:
       return json::parse(R"({"model": "story", "tokens": [1, 403, 407, 261, 378]})");
+    case 10:
+      return json::parse(R"({"model": "story", "messages": [{"role": "system", "content": "Be brief."},
+          {"role": "user", "content": "Hi", "images": []}, {"role": "assistant", "content": "Yo", "thinking": ""}],
+          "stream": false, "keep_alive": "5m", "format": "", "think": false,
+          "options": {"temperature": 0.7, "top_k": 20, "top_p": 0.8, "min_p": 0.05, "seed": 42, "num_predict": 16,
+                      "stop": ["\n"], "repeat_penalty": 1.1, "repeat_last_n": 32, "num_ctx": 4096, "use_mmap": true,
+                      "mirostat": 0, "typical_p": 1.0}})");
+    case 11:
+      return json::parse(R"({"model": "story", "prompt": "Once upon a time", "system": "Tell stories.", "raw": false,
+          "stream": true, "keep_alive": 300, "options": {"num_predict": -1, "temperature": 0}})");
+    case 12:
+      return json::parse(R"({"model": "minilm", "input": ["one sentence", "another"], "truncate": true,
+          "dimensions": 384, "keep_alive": "1m", "options": {"num_thread": 2}})");
+    case 13:
+      return json::parse(R"({"model": "minilm", "prompt": "one sentence", "keep_alive": 0,
+          "options": {"num_ctx": 512}})");
     case 5:
       return {{"devices", json::parse(kDevices)},
               {"models", json::parse(R"([{"id": "story", "role": "chat", "state": "loaded", "busy": 1, "queued": 0},
@@ -112,7 +130,7 @@ json parse_base_document(int which) {
   }
 }
 
-constexpr int kParsers = 10;
+constexpr int kParsers = 14;
 
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
@@ -232,10 +250,11 @@ bool apply_edit(json& doc, uint8_t where, uint8_t what) {
 
 // --- what an accepted input must satisfy ---
 
-void check_generation(const tars::node::GenerationParams& p, bool chat) {
+void check_generation(const tars::node::GenerationParams& p, bool chat, float max_temperature = 2.0f,
+                      bool messages_may_be_empty = false) {
   check(p.chat == chat, "generation: chat flag");
   if (chat) {
-    check(!p.messages.empty(), "generation: a chat without messages");
+    check(messages_may_be_empty || !p.messages.empty(), "generation: a chat without messages");
     for (const auto& [role, content] : p.messages) {
       check(role == "system" || role == "user" || role == "assistant" || role == "tool", "generation: a role");
     }
@@ -246,7 +265,7 @@ void check_generation(const tars::node::GenerationParams& p, bool chat) {
   check(p.top_logprobs >= 0 && p.top_logprobs <= 20, "generation: top_logprobs");
   check(p.stop.size() <= 16, "generation: more than 16 stop strings");
   const auto& s = p.sampling;
-  check(s.temperature >= 0.0f && s.temperature <= 2.0f, "generation: temperature");
+  check(s.temperature >= 0.0f && s.temperature <= max_temperature, "generation: temperature");
   check(s.top_p >= 0.0f && s.top_p <= 1.0f, "generation: top_p");
   check(s.min_p >= 0.0f && s.min_p <= 1.0f, "generation: min_p");
   check(s.top_k >= 0, "generation: top_k");
@@ -334,6 +353,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 9:
         for (int32_t id : tars::node::detokenize_parse(j).tokens) check(id >= 0, "detokenize: a negative id");
         break;
+      case 10:
+      case 11: {
+        const auto o = tars::node::ollama_generation_parse(
+            j, which == 10 ? tars::node::OllamaEndpoint::kChat : tars::node::OllamaEndpoint::kGenerate);
+        check(!o.gen.model.empty(), "ollama: no model");
+        // Options' temperature goes to 100 (Ollama sets no bound); a chat
+        // without messages is a load request.
+        check_generation(o.gen, o.gen.chat, 100.0f, o.load_only);
+        check(o.load_only || o.gen.chat || o.gen.templated_prompt, "ollama: a raw prompt not marked as templated");
+        if (which == 10) check(o.load_only == o.gen.messages.empty(), "ollama: load_only with messages");
+        break;
+      }
+      case 12:
+        check_embedding(tars::node::ollama_embed_parse(j, false));
+        break;
+      case 13: {
+        const tars::node::EmbeddingParams e = tars::node::ollama_embed_parse(j, true);
+        check(e.texts.size() <= 1 && e.tokens.empty() && !e.normalize, "ollama: a legacy embedding request");
+        try {
+          check(!tars::node::ollama_show_parse(j).empty(), "ollama: show without a model");
+        } catch (const Error& se) {
+          check(se.code() == ErrorCode::kInvalidArgument, "ollama show: an error with another code");
+        }
+        break;
+      }
       case 7: {
         expected = ErrorCode::kConfig;
         tars::node::CpuInfo cpu;

@@ -12,10 +12,13 @@ namespace tars::cluster {
 std::string router_role_for_path(const std::string& method, const std::string& path) {
   if (method != "POST") return "";
   if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/inference" || path == "/tokenize" ||
-      path == "/detokenize") {
+      path == "/detokenize" || path == "/api/chat" || path == "/api/generate") {
     return "chat";
   }
-  if (path == "/embed" || path == "/v1/embeddings") return "embedding";
+  if (path == "/embed" || path == "/v1/embeddings" || path == "/api/embed" || path == "/api/embeddings") {
+    return "embedding";
+  }
+  if (path == "/api/show") return "any";  // a model of either role, by name
   return "";
 }
 
@@ -36,9 +39,9 @@ std::string joined(const std::vector<std::string>& ids) {
 
 // The model-bearing handler: here, or forwarded, or a 404 naming the
 // cluster's models.
-node::HttpHandler route_model(node::HttpHandler local, std::string role, node::ModelHost& host,
+node::HttpHandler route_model(node::HttpHandler local, std::string role_in, node::ModelHost& host,
                               const RouteTable& table, RouterOptions opt) {
-  return [local = std::move(local), role, &host, &table, opt](const httplib::Request& req,
+  return [local = std::move(local), role_in, &host, &table, opt](const httplib::Request& req,
                                                                httplib::Response& res) {
     auto serve_here = [&] {
       res.set_header("X-Tars-Served-By", opt.self_id);
@@ -52,6 +55,10 @@ node::HttpHandler route_model(node::HttpHandler local, std::string role, node::M
     auto it = body.find("model");
     if (it != body.end() && !it->is_string() && !it->is_null()) return serve_here();
     std::string model = it != body.end() && it->is_string() ? it->get<std::string>() : "";
+    // "any" (/api/show): the role of the model of that name, wherever it is.
+    const std::string role = role_in != "any"                                    ? role_in
+                             : declares(host, model, "chat") || table.find(model, "chat") ? "chat"
+                                                                                            : "embedding";
     auto entry = table.find(model, role);
     std::vector<Replica> replicas;
     if (entry) replicas = route_order(*entry, opt.self_id);
@@ -118,6 +125,29 @@ node::HttpHandler route_model_list(node::HttpHandler local, const RouteTable& ta
   };
 }
 
+// GET /api/tags (Ollama's list): the same, in Ollama's shape.
+node::HttpHandler route_tag_list(node::HttpHandler local, const RouteTable& table) {
+  return [local = std::move(local), &table](const httplib::Request& req, httplib::Response& res) {
+    local(req, res);
+    nlohmann::json body = nlohmann::json::parse(res.body, nullptr, false);
+    if (res.status != 200 || !body.is_object() || !body.contains("models") || !body["models"].is_array()) return;
+    std::set<std::string> have;
+    for (const auto& m : body["models"]) have.insert(m.value("name", ""));
+    for (const auto& e : table.entries()) {
+      if (have.count(e.model) || e.replicas.empty()) continue;
+      // Known from the route table only: where it runs, not its file.
+      body["models"].push_back({{"name", e.model}, {"model", e.model}, {"modified_at", "1970-01-01T00:00:00Z"},
+                                {"size", 0}, {"digest", ""},
+                                {"details", {{"parent_model", ""}, {"format", "gguf"}, {"family", ""},
+                                             {"families", nlohmann::json::array()}, {"parameter_size", ""},
+                                             {"quantization_level", ""}}},
+                                {"served_by", e.replicas.front().node_name}});
+      have.insert(e.model);
+    }
+    res.set_content(body.dump(), "application/json");
+  };
+}
+
 }  // namespace
 
 std::vector<node::Route> router_wrap(std::vector<node::Route> routes, node::ModelHost& host,
@@ -128,6 +158,8 @@ std::vector<node::Route> router_wrap(std::vector<node::Route> routes, node::Mode
       r.handler = route_model(std::move(r.handler), role, host, table, options);
     } else if (r.method == "GET" && r.path == "/v1/models") {
       r.handler = route_model_list(std::move(r.handler), table);
+    } else if (r.method == "GET" && r.path == "/api/tags") {
+      r.handler = route_tag_list(std::move(r.handler), table);
     }
   }
   return routes;

@@ -31,8 +31,9 @@ struct RouterOptions {
   ForwardOptions forward;  // self_id is copied in
 };
 
-// The role of the model a path needs: "chat", "embedding", or "" for paths
-// that name no model.
+// The role of the model a path needs: "chat", "embedding", "any" (a model of
+// either role, by name: Ollama's /api/show), or "" for paths that name no
+// model.
 std::string router_role_for_path(const std::string& method, const std::string& path);
 
 std::vector<node::Route> router_wrap(std::vector<node::Route> routes, node::ModelHost& host,

@@ -3,6 +3,7 @@
 #include "node/embeddings_api.h"
 #include "node/files_api.h"
 #include "node/node.h"
+#include "node/ollama_api.h"
 #include "node/openai_api.h"
 #include "node/tokenize_api.h"
 
@@ -23,6 +24,8 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));
   // /embed, /v1/embeddings
   for (auto& r : embeddings_routes(node.host())) routes.push_back(std::move(r));
+  // /api/chat, /api/generate, /api/embed, /api/tags, ... (Ollama's)
+  for (auto& r : ollama_routes(node.host())) routes.push_back(std::move(r));
   // /tokenize, /detokenize (llama-server's)
   for (auto& r : tokenize_routes(node.host())) routes.push_back(std::move(r));
   // /files/{id}, /files/{id}/info (model file transfer between nodes)

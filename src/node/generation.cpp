@@ -48,6 +48,10 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     const engine::Vocab& v = tok.vocab();
     bool has_bos = v.bos >= 0 && text.rfind(v.tokens[v.bos], 0) == 0;
     prompt = tok.encode(text, /*add_special=*/!has_bos, /*parse_special=*/true);
+  } else if (params.templated_prompt) {
+    const engine::Vocab& v = tok.vocab();
+    bool has_bos = v.bos >= 0 && params.prompt.rfind(v.tokens[v.bos], 0) == 0;
+    prompt = tok.encode(params.prompt, /*add_special=*/!has_bos, /*parse_special=*/true);
   } else {
     prompt = tok.encode(params.prompt, /*add_special=*/true, /*parse_special=*/false);
   }

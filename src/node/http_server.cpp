@@ -91,6 +91,12 @@ nlohmann::json error_body(int status, const std::string& message, const std::str
   return {{"error", {{"message", message}, {"type", error_type(status)}, {"code", code}}}};
 }
 
+nlohmann::json error_body_for(const std::string& path, int status, const std::string& message,
+                              const std::string& code) {
+  if (path.rfind("/api/", 0) == 0) return {{"error", message}};
+  return error_body(status, message, code);
+}
+
 nlohmann::json parse_json_object(const httplib::Request& req) {
   nlohmann::json j;
   try {
@@ -135,7 +141,7 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
       case 400: msg = "malformed HTTP request"; code = "bad_request"; break;
       default: msg = "HTTP error " + std::to_string(res.status); code = "http_error"; break;
     }
-    reply_json(res, res.status, error_body(res.status, msg, code));
+    reply_json(res, res.status, error_body_for(req.path, res.status, msg, code));
     return httplib::Server::HandlerResponse::Handled;
   };
   server_.set_error_handler(on_error);
@@ -182,16 +188,16 @@ void HttpServer::add_routes(const std::vector<Route>& routes) {
         try {
           handler(req, res);
         } catch (const HttpError& e) {
-          reply_json(res, e.status(), error_body(e.status(), e.what(), e.error_code()));
+          reply_json(res, e.status(), error_body_for(req.path, e.status(), e.what(), e.error_code()));
         } catch (const Error& e) {
           int status = status_of(e.code());
           if (status == 503) res.set_header("Retry-After", "1");
           if (status == 503) spdlog::warn("{} {}: {}", req.method, req.path, e.what());
           else if (status >= 500) spdlog::error("{} {}: {}", req.method, req.path, e.what());
-          reply_json(res, status, error_body(status, e.what(), error_code_name(e.code())));
+          reply_json(res, status, error_body_for(req.path, status, e.what(), error_code_name(e.code())));
         } catch (const std::exception& e) {
           spdlog::error("{} {}: unexpected error: {}", req.method, req.path, e.what());
-          reply_json(res, 500, error_body(500, std::string("internal error: ") + e.what(),
+          reply_json(res, 500, error_body_for(req.path, 500, std::string("internal error: ") + e.what(),
                                           "internal_error"));
         }
       };

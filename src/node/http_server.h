@@ -11,6 +11,8 @@
 //   anything else                 -> 500
 // Error bodies use OpenAI's shape, which every client of this API parses:
 //   {"error": {"message": "...", "type": "invalid_request_error", "code": "..."}}
+// except on Ollama's paths (/api/...), whose clients read Ollama's shape:
+//   {"error": "..."}
 
 #include <httplib.h>
 
@@ -87,6 +89,10 @@ nlohmann::json json_bytes(std::string_view s);
 void reply_json(httplib::Response& res, int status, const nlohmann::json& body);
 // The error body for `status` (OpenAI's shape).
 nlohmann::json error_body(int status, const std::string& message, const std::string& code);
+// The error body for a request to `path`: Ollama's {"error": message} under
+// /api/, else error_body's.
+nlohmann::json error_body_for(const std::string& path, int status, const std::string& message,
+                              const std::string& code);
 // Parses a request body as a JSON object; malformed JSON or another type
 // throws tars::Error(kInvalidArgument) with the parser's position.
 nlohmann::json parse_json_object(const httplib::Request& req);

@@ -14,33 +14,39 @@ using json = nlohmann::json;
   throw Error(ErrorCode::kInvalidArgument, "'" + field + "' " + what);
 }
 
-double number(const json& body, const char* field, double lo, double hi) {
-  const json& v = body.at(field);
-  if (!v.is_number()) bad(field, std::string("must be a number, got ") + v.type_name());
+// A value checked on its own, named `label` in errors ("options.top_k").
+double number_value(const json& v, const std::string& label, double lo, double hi) {
+  if (!v.is_number()) bad(label, std::string("must be a number, got ") + v.type_name());
   double d = v.get<double>();
   if (!(d >= lo && d <= hi)) {
-    bad(field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-                   v.dump());
+    bad(label, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + v.dump());
   }
   return d;
 }
 
-int64_t integer(const json& body, const char* field, int64_t lo, int64_t hi) {
-  const json& v = body.at(field);
-  if (!v.is_number_integer()) bad(field, std::string("must be an integer, got ") + v.dump());
+int64_t integer_value(const json& v, const std::string& label, int64_t lo, int64_t hi) {
+  if (!v.is_number_integer()) bad(label, std::string("must be an integer, got ") + v.dump());
   int64_t i = v.get<int64_t>();
   if (i < lo || i > hi) {
-    bad(field, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-                   std::to_string(i));
+    bad(label, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + v.dump());
   }
   return i;
 }
 
-bool boolean(const json& body, const char* field) {
-  const json& v = body.at(field);
-  if (!v.is_boolean()) bad(field, std::string("must be true or false, got ") + v.dump());
+bool boolean_value(const json& v, const std::string& label) {
+  if (!v.is_boolean()) bad(label, std::string("must be true or false, got ") + v.dump());
   return v.get<bool>();
 }
+
+double number(const json& body, const char* field, double lo, double hi) {
+  return number_value(body.at(field), field, lo, hi);
+}
+
+int64_t integer(const json& body, const char* field, int64_t lo, int64_t hi) {
+  return integer_value(body.at(field), field, lo, hi);
+}
+
+bool boolean(const json& body, const char* field) { return boolean_value(body.at(field), field); }
 
 // What every body is checked for first: a JSON object of `known` keys only
 // ("model" among them), whose "model", when present, is a string. Returns it
@@ -338,6 +344,227 @@ DetokenizeParams detokenize_parse(const json& body) {
     p.tokens.push_back(*id);
   }
   return p;
+}
+
+// --- Ollama ---
+
+namespace {
+
+// "keep_alive": a duration string ("5m", "-1", "0") or a number of seconds.
+// The node's configuration decides how long a model stays loaded; the value
+// is only checked.
+void ollama_keep_alive(const json& body) {
+  if (!body.contains("keep_alive") || body["keep_alive"].is_null()) return;
+  const json& k = body["keep_alive"];
+  if (!k.is_string() && !k.is_number()) bad("keep_alive", std::string("must be a duration or a number of seconds, got ") + k.type_name());
+}
+
+// A field that names a feature tars lacks: absent, null or empty is fine.
+void ollama_unsupported(const json& body, const char* field, const std::string& why) {
+  if (!body.contains(field)) return;
+  const json& v = body[field];
+  if (v.is_null() || (v.is_string() && v.get_ref<const std::string&>().empty()) || (v.is_array() && v.empty()) ||
+      (v.is_boolean() && !v.get<bool>())) {
+    return;
+  }
+  bad(field, why);
+}
+
+void ollama_options(const json& body, GenerationParams& p) {
+  if (!body.contains("options") || body["options"].is_null()) return;
+  const json& o = body["options"];
+  if (!o.is_object()) bad("options", std::string("must be an object, got ") + o.type_name());
+  // How a model is loaded: the node's configuration (and the cluster's plan)
+  // decides; checked for type only.
+  static const std::set<std::string> load_time_ints = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread",
+                                                       "num_keep"};
+  static const std::set<std::string> load_time_bools = {"use_mmap", "use_mlock", "numa", "low_vram", "f16_kv",
+                                                        "vocab_only", "penalize_newline"};
+  auto& s = p.sampling;
+  for (auto it = o.begin(); it != o.end(); ++it) {
+    const std::string& key = it.key();
+    const json& v = it.value();
+    const std::string label = "options." + key;
+    if (load_time_ints.count(key)) {
+      integer_value(v, label, -1, INT32_MAX);
+    } else if (load_time_bools.count(key)) {
+      boolean_value(v, label);
+    } else if (key == "temperature") {
+      s.temperature = static_cast<float>(number_value(v, label, 0, 100));
+    } else if (key == "top_k") {
+      s.top_k = static_cast<int>(integer_value(v, label, 0, 1 << 20));
+    } else if (key == "top_p") {
+      s.top_p = static_cast<float>(number_value(v, label, 0, 1));
+    } else if (key == "min_p") {
+      s.min_p = static_cast<float>(number_value(v, label, 0, 1));
+    } else if (key == "repeat_penalty") {
+      s.repeat_penalty = static_cast<float>(number_value(v, label, 0, 10));
+    } else if (key == "repeat_last_n") {
+      s.penalty_last_n = static_cast<int>(integer_value(v, label, -1, 1 << 20));
+    } else if (key == "presence_penalty") {
+      s.presence_penalty = static_cast<float>(number_value(v, label, -2, 2));
+    } else if (key == "frequency_penalty") {
+      s.frequency_penalty = static_cast<float>(number_value(v, label, -2, 2));
+    } else if (key == "seed") {
+      const int64_t seed = integer_value(v, label, INT64_MIN, INT64_MAX);
+      s.seed = static_cast<uint64_t>(seed);
+      if (s.seed == engine::kSeedRandom) s.seed = 0;  // a chosen seed is never "random"
+    } else if (key == "num_predict") {
+      // -1: no limit, -2: until the context is full (the same here).
+      const int64_t n = integer_value(v, label, -2, 1 << 24);
+      if (n == 0) bad(label, "must be -1, -2 or at least 1");
+      p.max_tokens = n < 0 ? -1 : static_cast<int>(n);
+    } else if (key == "stop") {
+      if (!v.is_array() && !v.is_string()) bad(label, "must be an array of strings");
+      const json arr = v.is_string() ? json::array({v}) : v;
+      if (arr.size() > 16) bad(label, "has more than 16 strings");
+      for (const auto& x : arr) {
+        if (!x.is_string()) bad(label, "must be an array of strings");
+        p.stop.push_back(x.get<std::string>());
+      }
+    } else if (key == "typical_p" || key == "tfs_z") {
+      if (number_value(v, label, 0, 1e9) != 1.0) bad(label, "is not supported (only 1, which turns it off)");
+    } else if (key == "mirostat") {
+      if (integer_value(v, label, 0, 2) != 0) bad(label, "is not supported (only 0, which turns it off)");
+    } else if (key == "mirostat_eta" || key == "mirostat_tau") {
+      number_value(v, label, -1e9, 1e9);  // meaningless without mirostat
+    } else {
+      bad(label, "is not a known option");
+    }
+  }
+}
+
+// An Ollama message: {role, content, images, tool_calls, thinking, tool_name}.
+std::pair<std::string, std::string> ollama_message(const json& m, size_t i) {
+  const std::string f = "messages[" + std::to_string(i) + "]";
+  if (!m.is_object()) bad(f, "must be an object with role and content");
+  static const std::set<std::string> known = {"role", "content", "images", "tool_calls", "thinking", "tool_name"};
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    if (!known.count(it.key())) bad(f + "." + it.key(), "is not a known field");
+  }
+  if (!m.contains("role") || !m["role"].is_string()) bad(f + ".role", "must be a string");
+  const std::string role = m["role"].get<std::string>();
+  if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+    bad(f + ".role", "must be system, user, assistant or tool, got \"" + role + "\"");
+  }
+  std::string content;
+  if (m.contains("content") && !m["content"].is_null()) {
+    if (!m["content"].is_string()) bad(f + ".content", std::string("must be a string, got ") + m["content"].type_name());
+    content = m["content"].get<std::string>();
+  }
+  for (const char* k : {"images", "tool_calls"}) {
+    if (m.contains(k) && !m[k].is_null() && !(m[k].is_array() && m[k].empty())) {
+      bad(f + "." + k, std::string("are not supported (tars serves text models without tool calls)"));
+    }
+  }
+  for (const char* k : {"thinking", "tool_name"}) {
+    if (m.contains(k) && !m[k].is_null() && !m[k].is_string()) bad(f + "." + k, "must be a string");
+  }
+  return {role, content};
+}
+
+}  // namespace
+
+OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint endpoint) {
+  const bool chat = endpoint == OllamaEndpoint::kChat;
+  static const std::set<std::string> chat_keys = {"model", "messages", "tools", "format", "options", "stream",
+                                                  "keep_alive", "think", "logprobs", "top_logprobs"};
+  static const std::set<std::string> generate_keys = {"model", "prompt", "suffix", "system", "template", "context",
+                                                      "stream", "raw", "format", "images", "options",
+                                                      "keep_alive", "think", "logprobs", "top_logprobs"};
+  OllamaGenerationParams out;
+  GenerationParams& p = out.gen;
+  p.model = known_keys_and_model(body, chat ? chat_keys : generate_keys);
+  if (p.model.empty()) bad("model", "is required");
+  // Ollama's sampling defaults.
+  p.sampling.top_p = 0.9f;
+  p.sampling.min_p = 0.0f;
+  p.sampling.repeat_penalty = 1.1f;
+  p.stream = true;
+  if (body.contains("stream") && !body["stream"].is_null()) p.stream = boolean(body, "stream");
+  ollama_keep_alive(body);
+  ollama_unsupported(body, "format", "is not supported (tars has no constrained decoding yet)");
+  ollama_unsupported(body, "think", "is not supported (no thinking models are served)");
+  ollama_unsupported(body, "logprobs", "are not supported on this API (use /v1/chat/completions)");
+  if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && integer(body, "top_logprobs", 0, 20) != 0) {
+    bad("top_logprobs", "are not supported on this API (use /v1/chat/completions)");
+  }
+  ollama_options(body, p);
+  if (chat) {
+    ollama_unsupported(body, "tools", "are not supported by this server yet");
+    p.chat = true;
+    if (body.contains("messages") && !body["messages"].is_null()) {
+      const json& ms = body["messages"];
+      if (!ms.is_array()) bad("messages", std::string("must be an array, got ") + ms.type_name());
+      for (size_t i = 0; i < ms.size(); ++i) p.messages.push_back(ollama_message(ms[i], i));
+    }
+    out.load_only = p.messages.empty();
+    return out;
+  }
+  ollama_unsupported(body, "images", "are not supported (tars serves text models)");
+  ollama_unsupported(body, "template", "is not supported (the model's own chat template is used; or send raw)");
+  ollama_unsupported(body, "context", "is not supported (send the conversation to /api/chat instead)");
+  ollama_unsupported(body, "suffix", "is not supported (no insertion)");
+  auto text = [&](const char* field) {
+    if (!body.contains(field) || body[field].is_null()) return std::string();
+    if (!body[field].is_string()) bad(field, std::string("must be a string, got ") + body[field].type_name());
+    return body[field].get<std::string>();
+  };
+  const std::string prompt = text("prompt"), system = text("system");
+  const bool raw = body.contains("raw") && !body["raw"].is_null() && boolean(body, "raw");
+  if (raw && !system.empty()) bad("system", "cannot be used with \"raw\": true (the prompt is sent as it is)");
+  out.load_only = prompt.empty() && system.empty();
+  if (raw) {
+    p.chat = false;
+    p.prompt = prompt;
+    p.templated_prompt = true;
+  } else {
+    // The prompt as the user's turn of the model's chat template, as Ollama does.
+    p.chat = true;
+    if (!system.empty()) p.messages.emplace_back("system", system);
+    p.messages.emplace_back("user", prompt);
+  }
+  return out;
+}
+
+EmbeddingParams ollama_embed_parse(const json& body, bool legacy) {
+  static const std::set<std::string> embed_keys = {"model", "input", "truncate", "options", "keep_alive",
+                                                   "dimensions"};
+  static const std::set<std::string> legacy_keys = {"model", "prompt", "options", "keep_alive"};
+  EmbeddingParams p;
+  p.model = known_keys_and_model(body, legacy ? legacy_keys : embed_keys);
+  if (p.model.empty()) bad("model", "is required");
+  ollama_keep_alive(body);
+  if (body.contains("options") && !body["options"].is_null()) {
+    GenerationParams ignored;  // sampling means nothing here; load-time options are checked the same way
+    ollama_options(body, ignored);
+  }
+  if (legacy) {
+    p.normalize = false;
+    if (!body.contains("prompt") || body["prompt"].is_null()) return p;  // empty embedding
+    if (!body["prompt"].is_string()) bad("prompt", std::string("must be a string, got ") + body["prompt"].type_name());
+    std::string text = body["prompt"].get<std::string>();
+    if (!text.empty()) p.texts.push_back(std::move(text));
+    return p;
+  }
+  parse_inputs(body, "input", p);
+  if (body.contains("truncate") && !body["truncate"].is_null()) p.truncate = boolean(body, "truncate");
+  if (body.contains("dimensions") && !body["dimensions"].is_null()) {
+    p.dimensions = integer(body, "dimensions", 1, INT32_MAX);
+  }
+  return p;
+}
+
+std::string ollama_show_parse(const json& body) {
+  static const std::set<std::string> known = {"model", "name", "verbose", "system", "template", "options"};
+  std::string model = known_keys_and_model(body, known);
+  if (model.empty() && body.contains("name")) {
+    if (!body["name"].is_string()) bad("name", "must be a string");
+    model = body["name"].get<std::string>();
+  }
+  if (model.empty()) bad("model", "is required");
+  if (body.contains("verbose") && !body["verbose"].is_null()) boolean(body, "verbose");
+  return model;
 }
 
 }  // namespace tars::node

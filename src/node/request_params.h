@@ -31,6 +31,10 @@ struct GenerationParams {
   bool logprobs = false;
   int top_logprobs = 0;              // 0..20
   bool ignore_eos = false;           // tars extension
+  // !chat: the prompt is already in the model's own format (Ollama's "raw"):
+  // special-token text in it is those tokens, and BOS is added only when the
+  // text does not start with it.
+  bool templated_prompt = false;
 };
 
 // Parses and validates a request body. `chat` selects messages vs prompt.
@@ -77,5 +81,35 @@ struct DetokenizeParams {
   std::vector<int32_t> tokens;  // every id >= 0 (the model's vocabulary is checked by the handler)
 };
 DetokenizeParams detokenize_parse(const nlohmann::json& body);
+
+// --- Ollama's native API (POST /api/chat, /api/generate, /api/embed,
+// /api/embeddings, /api/show) ---
+
+enum class OllamaEndpoint { kChat, kGenerate };
+
+// An /api/chat or /api/generate body. Ollama's defaults where they differ
+// from OpenAI's: stream true, top_p 0.9, min_p 0, repeat_penalty 1.1.
+// Sampling options come in "options" (temperature, top_k, top_p, min_p,
+// seed, num_predict, stop, repeat_penalty, repeat_last_n, presence_penalty,
+// frequency_penalty); the options that configure how a model is loaded
+// (num_ctx, num_gpu, num_thread, ...) are type-checked and left to the node's
+// configuration; others, and the features tars lacks (images, tools, format,
+// template, context, suffix, think), get kInvalidArgument naming them.
+struct OllamaGenerationParams {
+  GenerationParams gen;
+  // No messages (chat) or an empty prompt and system (generate): Ollama's
+  // way to load a model; the answer is done at once with done_reason "load".
+  bool load_only = false;
+};
+OllamaGenerationParams ollama_generation_parse(const nlohmann::json& body, OllamaEndpoint endpoint);
+
+// /api/embed {model, input (string or strings), truncate, options,
+// keep_alive, dimensions}: L2-normalized. The older /api/embeddings
+// {model, prompt, options, keep_alive} (legacy): one text, not normalized,
+// and an empty prompt gives an empty embedding (texts empty).
+EmbeddingParams ollama_embed_parse(const nlohmann::json& body, bool legacy);
+
+// /api/show {model (or the older "name"), verbose}: the model's name.
+std::string ollama_show_parse(const nlohmann::json& body);
 
 }  // namespace tars::node

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -165,8 +167,6 @@ TEST_F(ClusterTest, EveryNodeServesEveryModelFromThePlannedNodeAndFailoverLosesN
   start_worker(w2);
   auto where = wait_settled(3, 60s);
   ASSERT_EQ(where.size(), 2u);
-  std::map<std::string, std::string> name_of;  // node id -> name
-  for (const auto& m : status(coord_.port)["cluster"]["members"]) name_of[m["node_id"]] = m["name"];
   // The embedding model stays off the chat model's device.
   EXPECT_NE(where["story"], where["embed"]);
 
@@ -195,6 +195,37 @@ TEST_F(ClusterTest, EveryNodeServesEveryModelFromThePlannedNodeAndFailoverLosesN
     EXPECT_EQ(tr->status, 200) << tr->body;
     EXPECT_EQ(json::parse(tr->body)["tokens"].size(), 4u) << tr->body;
     EXPECT_EQ(tr->get_header_value("X-Tars-Served-By"), where["story"]) << "port " << port;
+    // Ollama's API too: a streamed chat in JSON lines, embeddings, the list.
+    json ochat = {{"model", "story"}, {"messages", {{{"role", "user"}, {"content", "Once upon a time"}}}},
+                  {"options", {{"num_predict", 6}}}};
+    auto oc = client(port).Post("/api/chat", ochat.dump(), "application/json");
+    ASSERT_TRUE(oc);
+    EXPECT_EQ(oc->status, 200) << oc->body;
+    EXPECT_EQ(oc->get_header_value("Content-Type"), "application/x-ndjson");
+    EXPECT_EQ(oc->get_header_value("X-Tars-Served-By"), where["story"]) << "port " << port;
+    ASSERT_FALSE(oc->body.empty());
+    const std::string last_line = oc->body.substr(oc->body.rfind('\n', oc->body.size() - 2) + 1);
+    EXPECT_EQ(json::parse(last_line)["done"], true) << oc->body;
+    EXPECT_EQ(json::parse(last_line)["eval_count"], 6) << oc->body;
+    auto oe = client(port).Post("/api/embed", R"({"model": "embed", "input": ["a", "b"]})", "application/json");
+    ASSERT_TRUE(oe);
+    EXPECT_EQ(oe->status, 200) << oe->body;
+    EXPECT_EQ(json::parse(oe->body)["embeddings"].size(), 2u);
+    EXPECT_EQ(oe->get_header_value("X-Tars-Served-By"), where["embed"]) << "port " << port;
+    auto os = client(port).Post("/api/show", R"({"model": "embed"})", "application/json");
+    ASSERT_TRUE(os);
+    EXPECT_EQ(os->status, 200) << os->body;
+    EXPECT_EQ(json::parse(os->body)["capabilities"], json::array({"embedding"}));
+    auto ot = client(port).Get("/api/tags");
+    ASSERT_TRUE(ot);
+    std::set<std::string> names;
+    const json tags = json::parse(ot->body);
+    for (const auto& m : tags["models"]) names.insert(m["name"].get<std::string>());
+    EXPECT_EQ(names, (std::set<std::string>{"story", "embed"})) << ot->status << " " << ot->body;
+    auto missing = client(port).Post("/api/chat", R"({"model": "nope", "messages": []})", "application/json");
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->status, 404);
+    EXPECT_TRUE(json::parse(missing->body)["error"].is_string()) << missing->body;  // Ollama's shape
   }
   // The worker that hosts a model fetched its file from the coordinator.
   for (NodeProc* w : {&w1, &w2}) {

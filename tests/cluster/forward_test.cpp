@@ -1,4 +1,5 @@
 #include "cluster/forward.h"
+#include "cluster/router.h"
 
 #include <gtest/gtest.h>
 
@@ -41,6 +42,27 @@ class Upstream {
         return false;  // the node dies: the connection closes without the last chunk
       });
     });
+    // Ollama's JSON lines: a whole stream (its closing line longer than the
+    // forwarder's old 64-byte tail), one that breaks off, and one whose last
+    // line is the node's own error.
+    auto lines = [](bool close, bool error_last) {
+      return [close, error_last](const httplib::Request&, httplib::Response& res) {
+        res.set_chunked_content_provider("application/x-ndjson", [close, error_last](size_t, httplib::DataSink& sink) {
+          std::string l = R"({"response":"a","done":false})" "\n";
+          sink.write(l.data(), l.size());
+          if (!close) return false;  // the node dies mid-stream
+          std::string end = error_last ? std::string(R"({"error":"generation failed: boom"})") + "\n"
+                                       : R"({"response":"","done":true,"done_reason":"stop","total_duration":)"
+                                         R"(123456789,"load_duration":1,"prompt_eval_count":5,"eval_count":9})" "\n";
+          sink.write(end.data(), end.size());
+          sink.done();
+          return true;
+        });
+      };
+    };
+    server_.Post("/lines", lines(true, false));
+    server_.Post("/lines-broken", lines(false, false));
+    server_.Post("/lines-error", lines(true, true));
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
   }
@@ -68,7 +90,8 @@ class Forwarder {
     auto fwd = [replicas, opt](const httplib::Request& req, httplib::Response& res) {
       forward_request(req, res, replicas, opt);
     };
-    server_.add_routes({{"POST", "/json", fwd}, {"POST", "/stream", fwd}, {"POST", "/broken", fwd}});
+    server_.add_routes({{"POST", "/json", fwd}, {"POST", "/stream", fwd}, {"POST", "/broken", fwd},
+                        {"POST", "/lines", fwd}, {"POST", "/lines-broken", fwd}, {"POST", "/lines-error", fwd}});
     server_.bind();
     thread_ = std::thread([this] { server_.run(); });
   }
@@ -138,6 +161,60 @@ TEST(Forward, StreamBrokenMidwayEndsWithAnErrorEvent) {
   EXPECT_EQ(r->body.rfind("data: {\"i\":0}\n\n", 0), 0u) << r->body;
   EXPECT_NE(r->body.find("failed mid-stream"), std::string::npos) << r->body;
   EXPECT_EQ(r->body.find("[DONE]"), std::string::npos);
+}
+
+// Splits a JSON-lines body into parsed lines (each must be JSON).
+std::vector<nlohmann::json> json_lines(const std::string& body) {
+  std::vector<nlohmann::json> out;
+  size_t at = 0;
+  while (at < body.size()) {
+    size_t nl = body.find('\n', at);
+    if (nl == std::string::npos) nl = body.size();
+    out.push_back(nlohmann::json::parse(body.substr(at, nl - at)));
+    at = nl + 1;
+  }
+  return out;
+}
+
+TEST(Forward, JsonLinesPassThroughWholeAndBrokenOnesEndWithAnErrorLine) {
+  Upstream up;
+  Forwarder fwd({replica("b", up.url())});
+  auto cli = fwd.client();
+  auto r = cli.Post("/lines", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/x-ndjson");
+  auto whole = json_lines(r->body);
+  ASSERT_EQ(whole.size(), 2u) << r->body;  // nothing added to a stream that closed
+  EXPECT_EQ(whole[1]["done"], true);
+
+  r = cli.Post("/lines-broken", "{}", "application/json");
+  ASSERT_TRUE(r);
+  auto broken = json_lines(r->body);
+  ASSERT_EQ(broken.size(), 2u) << r->body;
+  EXPECT_EQ(broken[0]["response"], "a");
+  ASSERT_TRUE(broken[1].contains("error")) << r->body;  // Ollama's clients throw on it
+  EXPECT_NE(broken[1]["error"].get<std::string>().find("failed mid-stream"), std::string::npos);
+
+  r = cli.Post("/lines-error", "{}", "application/json");
+  ASSERT_TRUE(r);
+  auto failed = json_lines(r->body);
+  ASSERT_EQ(failed.size(), 2u) << r->body;  // the node's own error is the end
+  EXPECT_EQ(failed[1]["error"], "generation failed: boom");
+}
+
+TEST(Router, EveryModelBearingPathHasItsRole) {
+  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/inference", "/tokenize", "/detokenize",
+                        "/api/chat", "/api/generate"}) {
+    EXPECT_EQ(router_role_for_path("POST", p), "chat") << p;
+  }
+  for (const char* p : {"/embed", "/v1/embeddings", "/api/embed", "/api/embeddings"}) {
+    EXPECT_EQ(router_role_for_path("POST", p), "embedding") << p;
+  }
+  EXPECT_EQ(router_role_for_path("POST", "/api/show"), "any");
+  for (const char* p : {"/health", "/v1/models", "/api/tags", "/api/ps", "/rpc"}) {
+    EXPECT_EQ(router_role_for_path("GET", p), "") << p;
+  }
+  EXPECT_EQ(router_role_for_path("GET", "/api/chat"), "");  // a 405 from the route table, not a forward
 }
 
 TEST(RouteTable, OrderPrefersLoadedThenLeastLoadedAndExcludesSelf) {

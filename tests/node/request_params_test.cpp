@@ -192,5 +192,173 @@ TEST(TokenizeParse, ReadsTheFieldsAndRefusesBadOnes) {
   }
 }
 
+TEST(OllamaParse, ChatReadsMessagesOptionsAndOllamasDefaults) {
+  const OllamaGenerationParams c = ollama_generation_parse(
+      json::parse(R"({"model": "m", "messages": [{"role": "system", "content": "S"},
+          {"role": "user", "content": "hi", "images": []},
+          {"role": "assistant", "content": "yo", "thinking": "", "tool_calls": []},
+          {"role": "tool", "content": "42", "tool_name": "f"}],
+          "keep_alive": "5m", "format": "", "think": false, "tools": [],
+          "options": {"temperature": 0.2, "top_k": 5, "top_p": 0.5, "min_p": 0.1, "seed": 3, "num_predict": 7,
+                      "stop": ["a", "b"], "repeat_penalty": 1.3, "repeat_last_n": 16, "presence_penalty": 0.5,
+                      "frequency_penalty": -0.5, "num_ctx": 8192, "num_gpu": 99, "use_mmap": true,
+                      "typical_p": 1.0, "mirostat": 0}})"),
+      OllamaEndpoint::kChat);
+  const GenerationParams& p = c.gen;
+  EXPECT_FALSE(c.load_only);
+  EXPECT_TRUE(p.chat);
+  EXPECT_TRUE(p.stream);  // Ollama streams unless told not to
+  EXPECT_EQ(p.model, "m");
+  ASSERT_EQ(p.messages.size(), 4u);
+  EXPECT_EQ(p.messages[3], (std::pair<std::string, std::string>{"tool", "42"}));
+  EXPECT_FLOAT_EQ(p.sampling.temperature, 0.2f);
+  EXPECT_EQ(p.sampling.top_k, 5);
+  EXPECT_FLOAT_EQ(p.sampling.top_p, 0.5f);
+  EXPECT_FLOAT_EQ(p.sampling.min_p, 0.1f);
+  EXPECT_EQ(p.sampling.seed, 3u);
+  EXPECT_EQ(p.max_tokens, 7);
+  EXPECT_EQ(p.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_FLOAT_EQ(p.sampling.repeat_penalty, 1.3f);
+  EXPECT_EQ(p.sampling.penalty_last_n, 16);
+  EXPECT_FLOAT_EQ(p.sampling.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(p.sampling.frequency_penalty, -0.5f);
+
+  // Ollama's defaults, not OpenAI's.
+  const OllamaGenerationParams d = ollama_generation_parse(
+      json::parse(R"({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": false})"),
+      OllamaEndpoint::kChat);
+  EXPECT_FALSE(d.gen.stream);
+  EXPECT_FLOAT_EQ(d.gen.sampling.top_p, 0.9f);
+  EXPECT_FLOAT_EQ(d.gen.sampling.min_p, 0.0f);
+  EXPECT_FLOAT_EQ(d.gen.sampling.repeat_penalty, 1.1f);
+  EXPECT_EQ(d.gen.max_tokens, -1);
+  // num_predict -1 and -2: no limit.
+  for (const char* n : {"-1", "-2"}) {
+    const auto q = ollama_generation_parse(
+        json::parse(std::string(R"({"model": "m", "prompt": "x", "options": {"num_predict": )") + n + "}}"),
+        OllamaEndpoint::kGenerate);
+    EXPECT_EQ(q.gen.max_tokens, -1) << n;
+  }
+  // No messages: load the model only.
+  EXPECT_TRUE(ollama_generation_parse(json::parse(R"({"model": "m"})"), OllamaEndpoint::kChat).load_only);
+  EXPECT_TRUE(ollama_generation_parse(json::parse(R"({"model": "m", "messages": []})"), OllamaEndpoint::kChat)
+                  .load_only);
+}
+
+TEST(OllamaParse, GenerateTemplatesThePromptUnlessRaw) {
+  const auto t = ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "P", "system": "S"})"),
+                                         OllamaEndpoint::kGenerate);
+  EXPECT_TRUE(t.gen.chat);
+  EXPECT_EQ(t.gen.messages, (std::vector<std::pair<std::string, std::string>>{{"system", "S"}, {"user", "P"}}));
+  const auto r = ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "<s>P", "raw": true})"),
+                                         OllamaEndpoint::kGenerate);
+  EXPECT_FALSE(r.gen.chat);
+  EXPECT_TRUE(r.gen.templated_prompt);
+  EXPECT_EQ(r.gen.prompt, "<s>P");
+  EXPECT_FALSE(r.load_only);
+  EXPECT_TRUE(ollama_generation_parse(json::parse(R"({"model": "m", "prompt": ""})"), OllamaEndpoint::kGenerate)
+                  .load_only);
+  EXPECT_FALSE(ollama_generation_parse(json::parse(R"({"model": "m", "system": "S"})"), OllamaEndpoint::kGenerate)
+                   .load_only);
+}
+
+TEST(OllamaParse, BadBodiesNameTheField) {
+  const struct {
+    const char* body;
+    bool chat;
+    const char* needle;
+  } cases[] = {
+      {R"([])", true, "JSON object"},
+      {R"({"messages": [{"role": "user", "content": "x"}]})", true, "'model' is required"},
+      {R"({"model": 1, "prompt": "x"})", false, "model"},
+      {R"({"model": "m", "messages": {}})", true, "messages"},
+      {R"({"model": "m", "messages": [3]})", true, "messages[0]"},
+      {R"({"model": "m", "messages": [{"role": "robot", "content": "x"}]})", true, "messages[0].role"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": ["x"]}]})", true, "messages[0].content"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]})", true,
+       "messages[0].images"},
+      {R"({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]})", true,
+       "messages[0].tool_calls"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x", "name": "n"}]})", true, "messages[0].name"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", true,
+       "tools"},
+      {R"({"model": "m", "prompt": "x", "format": "json"})", false, "format"},
+      {R"({"model": "m", "prompt": "x", "format": {"type": "object"}})", false, "format"},
+      {R"({"model": "m", "prompt": "x", "think": true})", false, "think"},
+      {R"({"model": "m", "prompt": "x", "images": ["aGk="]})", false, "images"},
+      {R"({"model": "m", "prompt": "x", "template": "{{ .Prompt }}"})", false, "template"},
+      {R"({"model": "m", "prompt": "x", "context": [1, 2]})", false, "context"},
+      {R"({"model": "m", "prompt": "x", "suffix": "y"})", false, "suffix"},
+      {R"({"model": "m", "prompt": "x", "raw": true, "system": "S"})", false, "system"},
+      {R"({"model": "m", "prompt": 5})", false, "prompt"},
+      {R"({"model": "m", "prompt": "x", "stream": "yes"})", false, "stream"},
+      {R"({"model": "m", "prompt": "x", "keep_alive": []})", false, "keep_alive"},
+      {R"({"model": "m", "prompt": "x", "options": []})", false, "options"},
+      {R"({"model": "m", "prompt": "x", "options": {"temprature": 0}})", false, "options.temprature"},
+      {R"({"model": "m", "prompt": "x", "options": {"temperature": "hot"}})", false, "options.temperature"},
+      {R"({"model": "m", "prompt": "x", "options": {"top_k": 1e300}})", false, "options.top_k"},
+      {R"({"model": "m", "prompt": "x", "options": {"num_predict": 0}})", false, "options.num_predict"},
+      {R"({"model": "m", "prompt": "x", "options": {"num_predict": -3}})", false, "options.num_predict"},
+      {R"({"model": "m", "prompt": "x", "options": {"stop": [1]}})", false, "options.stop"},
+      {R"({"model": "m", "prompt": "x", "options": {"num_ctx": "big"}})", false, "options.num_ctx"},
+      {R"({"model": "m", "prompt": "x", "options": {"use_mmap": 1}})", false, "options.use_mmap"},
+      {R"({"model": "m", "prompt": "x", "options": {"mirostat": 2}})", false, "options.mirostat"},
+      {R"({"model": "m", "prompt": "x", "options": {"typical_p": 0.5}})", false, "options.typical_p"},
+      {R"({"model": "m", "prompt": "x", "top_logprobs": 3})", false, "top_logprobs"},
+      {R"({"model": "m", "prompt": "x", "frobnicate": 1})", false, "frobnicate"},
+  };
+  for (const auto& c : cases) {
+    expect_invalid(
+        [&] {
+          ollama_generation_parse(json::parse(c.body), c.chat ? OllamaEndpoint::kChat : OllamaEndpoint::kGenerate);
+        },
+        c.needle, c.body);
+  }
+}
+
+TEST(OllamaParse, EmbedAndShow) {
+  const EmbeddingParams e = ollama_embed_parse(
+      json::parse(R"({"model": "e", "input": ["a", "b"], "truncate": false, "keep_alive": 300,
+                      "options": {"num_thread": 4}})"),
+      false);
+  EXPECT_EQ(e.model, "e");
+  EXPECT_EQ(e.texts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_FALSE(e.truncate);
+  EXPECT_TRUE(e.normalize);
+  const EmbeddingParams legacy = ollama_embed_parse(json::parse(R"({"model": "e", "prompt": "a"})"), true);
+  EXPECT_EQ(legacy.texts, (std::vector<std::string>{"a"}));
+  EXPECT_FALSE(legacy.normalize);  // the older endpoint gives the pooled vector as it is
+  EXPECT_TRUE(ollama_embed_parse(json::parse(R"({"model": "e", "prompt": ""})"), true).texts.empty());
+  EXPECT_EQ(ollama_show_parse(json::parse(R"({"model": "m", "verbose": true})")), "m");
+  EXPECT_EQ(ollama_show_parse(json::parse(R"({"name": "m"})")), "m");  // the older field
+
+  const struct {
+    const char* body;
+    int which;  // 0 embed, 1 embeddings, 2 show
+    const char* needle;
+  } cases[] = {
+      {R"({"input": "x"})", 0, "'model' is required"},
+      {R"({"model": "e"})", 0, "'input' is required"},
+      {R"({"model": "e", "input": []})", 0, "input"},
+      {R"({"model": "e", "input": "x", "truncate": "no"})", 0, "truncate"},
+      {R"({"model": "e", "input": "x", "dimensions": 0})", 0, "dimensions"},
+      {R"({"model": "e", "input": "x", "options": {"bogus": 1}})", 0, "options.bogus"},
+      {R"({"model": "e", "input": "x", "prompt": "y"})", 0, "prompt"},
+      {R"({"model": "e", "prompt": 3})", 1, "prompt"},
+      {R"({"model": "e", "input": "x"})", 1, "input"},
+      {R"({})", 2, "'model' is required"},
+      {R"({"name": 3})", 2, "name"},
+      {R"({"model": "m", "verbose": "yes"})", 2, "verbose"},
+  };
+  for (const auto& c : cases) {
+    expect_invalid(
+        [&] {
+          if (c.which == 2) ollama_show_parse(json::parse(c.body));
+          else ollama_embed_parse(json::parse(c.body), c.which == 1);
+        },
+        c.needle, c.body);
+  }
+}
+
 }  // namespace
 }  // namespace tars::node

@@ -1,0 +1,327 @@
+#include "node/ollama_api.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include <sys/stat.h>
+
+#include "common/error.h"
+#include "common/version.h"
+#include "engine/backend.h"
+#include "engine/embed.h"
+#include "engine/encoder.h"
+#include "engine/gguf.h"
+#include "node/generation.h"
+#include "node/model_host.h"
+#include "node/model_info.h"
+#include "node/request_params.h"
+
+namespace tars::node {
+
+using json = nlohmann::json;
+
+std::string ollama_time(int64_t unix_ns) {
+  const int64_t sec = unix_ns >= 0 ? unix_ns / 1'000'000'000 : (unix_ns - 999'999'999) / 1'000'000'000;
+  const int64_t ns = unix_ns - sec * 1'000'000'000;
+  const std::time_t t = static_cast<std::time_t>(sec);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(ns));
+  return buf;
+}
+
+std::string ollama_parameter_size(uint64_t params) {
+  char buf[32];
+  if (params >= 1'000'000'000) {
+    std::snprintf(buf, sizeof buf, "%.1fB", static_cast<double>(params) / 1e9);
+  } else if (params >= 1'000'000) {
+    std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(params) / 1e6);
+  } else if (params >= 1'000) {
+    std::snprintf(buf, sizeof buf, "%lluK", static_cast<unsigned long long>((params + 500) / 1000));
+  } else {
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(params));
+  }
+  return buf;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t ns_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+}
+
+int64_t ms_to_ns(double ms) { return static_cast<int64_t>(ms * 1e6); }
+
+// The model file's modification time, or now when it cannot be read.
+int64_t file_mtime_ns(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return now_ns();
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+// Ollama's "details" of a model, from its file (model_file_info).
+json details_of(const json& info) {
+  const std::string arch = info.value("architecture", "unknown");
+  return {{"parent_model", ""},
+          {"format", "gguf"},
+          {"family", arch},
+          {"families", json::array({arch})},
+          {"parameter_size", ollama_parameter_size(info.value("parameters", uint64_t{0}))},
+          {"quantization_level", info.value("quantization", "unknown")}};
+}
+
+// One entry of /api/tags for a declared model.
+json tag_entry(const ModelListing& m) {
+  const json info = model_file_info(m.decl);
+  return {{"name", m.id},
+          {"model", m.id},
+          {"modified_at", ollama_time(file_mtime_ns(m.decl.path))},
+          {"size", info.value("file_size", uint64_t{0})},
+          {"digest", m.decl.sha256},
+          {"details", details_of(info)}};
+}
+
+// The counts and durations Ollama reports with a finished request.
+json usage_fields(const engine::RequestStats& s, int64_t total_ns, int64_t load_ns) {
+  return {{"total_duration", total_ns},
+          {"load_duration", load_ns},
+          {"prompt_eval_count", s.n_prompt},
+          {"prompt_eval_duration", ms_to_ns(s.prompt_ms)},
+          {"eval_count", s.n_generated},
+          {"eval_duration", ms_to_ns(s.generate_ms)}};
+}
+
+const char* done_reason(engine::FinishReason f) { return f == engine::FinishReason::kLength ? "length" : "stop"; }
+
+// A failure inside the engine after the request was accepted.
+[[noreturn]] void engine_failure(const std::string& error) {
+  if (error == "the server is shutting down") throw Error(ErrorCode::kUnavailable, error);
+  throw Error(ErrorCode::kInternal, "generation failed: " + error);
+}
+
+// One JSON line of an answer: {"model", "created_at", <text>, "done"}; the
+// text is a message for /api/chat and "response" for /api/generate.
+json line(const std::string& model, bool chat, const std::string& text, bool done) {
+  json j = {{"model", model}, {"created_at", ollama_time(now_ns())}};
+  if (chat) j["message"] = {{"role", "assistant"}, {"content", text}};
+  else j["response"] = text;
+  j["done"] = done;
+  return j;
+}
+
+std::string ndjson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
+
+void generate(ModelHost& host, const httplib::Request& req, httplib::Response& res, OllamaEndpoint endpoint) {
+  const auto t0 = Clock::now();
+  const bool chat = endpoint == OllamaEndpoint::kChat;
+  const OllamaGenerationParams p = ollama_generation_parse(parse_json_object(req), endpoint);
+  std::shared_ptr<HostedModel> lease = host.get(p.gen.model, "chat");  // held for the request
+  const int64_t load_ns = ns_between(t0, Clock::now());
+  if (p.load_only) {
+    json j = line(lease->id, chat, "", true);
+    j["done_reason"] = "load";
+    reply_json(res, 200, j);
+    return;
+  }
+  auto g = std::make_shared<Generation>(std::move(lease), p.gen);
+  const std::string model = g->model_id();
+  auto finish_line = [=](const Generation::Event& e, const std::string& text) {
+    json j = line(model, chat, text, true);
+    j["done_reason"] = done_reason(e.finish);
+    j.update(usage_fields(e.stats, ns_between(t0, Clock::now()), load_ns));
+    return j;
+  };
+  if (!p.gen.stream) {
+    std::string text;
+    for (;;) {
+      for (auto& e : g->wait(1000)) {
+        if (!e.done) {
+          text += e.token.text;
+          continue;
+        }
+        if (!e.error.empty()) engine_failure(e.error);
+        reply_json(res, 200, finish_line(e, text));
+        return;
+      }
+    }
+  }
+  res.status = 200;
+  res.set_chunked_content_provider(
+      "application/x-ndjson",
+      [g, model, chat, finish_line](size_t, httplib::DataSink& sink) {
+        auto write = [&](const json& j) {
+          const std::string s = ndjson(j);
+          return sink.write(s.data(), s.size());
+        };
+        auto events = g->wait(200);
+        if (events.empty() && !sink.is_writable()) {  // client gone while nothing to send
+          g->cancel();
+          return false;
+        }
+        for (auto& e : events) {
+          if (!e.done) {
+            if (e.token.text.empty()) continue;
+            if (!write(line(model, chat, e.token.text, false))) {
+              g->cancel();  // the client disconnected: free the slot
+              return false;
+            }
+            continue;
+          }
+          // Never a silently truncated stream: an error is the last line.
+          write(e.error.empty() ? finish_line(e, "") : json{{"error", "generation failed: " + e.error}});
+          sink.done();
+          return true;
+        }
+        return true;
+      },
+      [g](bool) {
+        if (!g->finished()) g->cancel();
+      });
+}
+
+void embed(ModelHost& host, const httplib::Request& req, httplib::Response& res, bool legacy) {
+  const auto t0 = Clock::now();
+  const EmbeddingParams p = ollama_embed_parse(parse_json_object(req), legacy);
+  std::shared_ptr<HostedModel> lease = host.get(p.model, "embedding");
+  const int64_t load_ns = ns_between(t0, Clock::now());
+  HostedModel& m = *lease;
+  if (p.dimensions && *p.dimensions != m.encoder->n_embd()) {
+    throw Error(ErrorCode::kInvalidArgument, "'dimensions' cannot be chosen for model '" + m.id +
+                                                 "': it always returns " + std::to_string(m.encoder->n_embd()) +
+                                                 " dimensions");
+  }
+  engine::EmbedOptions o;
+  o.truncate = p.truncate;
+  o.normalize = p.normalize;
+  std::vector<engine::Embedding> out;
+  if (!p.texts.empty()) out = engine::embed_texts(*m.encoder, p.texts, o);
+  else if (!p.tokens.empty()) out = engine::embed_token_inputs(*m.encoder, p.tokens, o);
+  if (legacy) {
+    reply_json(res, 200, {{"embedding", out.empty() ? json::array() : json(out[0].values)}});
+    return;
+  }
+  json embeddings = json::array();
+  int64_t tokens = 0;
+  for (const auto& e : out) {
+    embeddings.push_back(e.values);
+    tokens += e.n_tokens;
+  }
+  reply_json(res, 200, {{"model", m.id},
+                        {"embeddings", embeddings},
+                        {"total_duration", ns_between(t0, Clock::now())},
+                        {"load_duration", load_ns},
+                        {"prompt_eval_count", tokens}});
+}
+
+// GGUF metadata as Ollama's model_info: scalar values, and arrays only when
+// verbose (a vocabulary is tens of thousands of strings).
+json model_info(const engine::GgufFile& f) {
+  json info = json::object();
+  for (const auto& [key, v] : f.metadata()) {
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, uint64_t> || std::is_same_v<T, int64_t> || std::is_same_v<T, double> ||
+                        std::is_same_v<T, bool> || std::is_same_v<T, std::string>) {
+            info[key] = x;
+          }
+        },
+        v.value);
+  }
+  return info;
+}
+
+void show(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
+  const std::string id = ollama_show_parse(parse_json_object(req));
+  const std::optional<ModelDecl> decl = host.find_decl(id);
+  if (!decl) throw Error(ErrorCode::kNotFound, "model '" + id + "' not found");
+  const json info = model_file_info(*decl);
+  if (info.contains("error")) throw Error(ErrorCode::kUnavailable, info["error"].get<std::string>());
+  auto file = engine::GgufFile::open(decl->path);
+  json body = {{"modelfile", ""},
+               {"parameters", ""},
+               {"template", file->opt_string("tokenizer.chat_template").value_or("")},
+               {"details", details_of(info)},
+               {"model_info", model_info(*file)},
+               {"capabilities", json::array({decl->role == "embedding" ? "embedding" : "completion"})},
+               {"modified_at", ollama_time(file_mtime_ns(decl->path))}};
+  reply_json(res, 200, body);
+}
+
+void list_tags(ModelHost& host, httplib::Response& res) {
+  json models = json::array();
+  for (const auto& m : host.list()) models.push_back(tag_entry(m));
+  reply_json(res, 200, {{"models", models}});
+}
+
+void list_running(ModelHost& host, httplib::Response& res) {
+  json models = json::array();
+  auto bytes_of = [](const engine::Backend& b) {
+    return b.allocated(engine::MemoryKind::kWeights) + b.allocated(engine::MemoryKind::kKvCache) +
+           b.allocated(engine::MemoryKind::kCompute);
+  };
+  for (const auto& m : host.models()) {
+    ModelListing l;
+    l.id = m->id;
+    l.decl = m->decl;
+    json e = tag_entry(l);
+    e.erase("modified_at");
+    e["size"] = m->memory_bytes();
+    // On a GPU, the bytes its backend holds (with partial offload, the CPU
+    // backend's share is the rest of "size").
+    const bool on_gpu = m->backend && m->backend->name() != "cpu";
+    e["size_vram"] = on_gpu ? bytes_of(*m->backend) : uint64_t{0};
+    // Always-loaded models never expire; on-demand ones may be unloaded
+    // keep_alive seconds after their last use.
+    e["expires_at"] = m->decl.load == "on_demand"
+                          ? ollama_time((now_ns() / 1'000'000'000 + m->decl.keep_alive_s) * 1'000'000'000)
+                          : "9999-12-31T23:59:59.000000000Z";
+    models.push_back(std::move(e));
+  }
+  reply_json(res, 200, {{"models", models}});
+}
+
+}  // namespace
+
+std::vector<Route> ollama_routes(ModelHost& host) {
+  std::vector<Route> routes = {
+      {"POST", "/api/chat",
+       [&host](const httplib::Request& req, httplib::Response& res) { generate(host, req, res, OllamaEndpoint::kChat); }},
+      {"POST", "/api/generate",
+       [&host](const httplib::Request& req, httplib::Response& res) {
+         generate(host, req, res, OllamaEndpoint::kGenerate);
+       }},
+      {"POST", "/api/embed",
+       [&host](const httplib::Request& req, httplib::Response& res) { embed(host, req, res, /*legacy=*/false); }},
+      {"POST", "/api/embeddings",
+       [&host](const httplib::Request& req, httplib::Response& res) { embed(host, req, res, /*legacy=*/true); }},
+      {"POST", "/api/show", [&host](const httplib::Request& req, httplib::Response& res) { show(host, req, res); }},
+      {"GET", "/api/tags", [&host](const httplib::Request&, httplib::Response& res) { list_tags(host, res); }},
+      {"GET", "/api/ps", [&host](const httplib::Request&, httplib::Response& res) { list_running(host, res); }},
+      {"GET", "/api/version",
+       [](const httplib::Request&, httplib::Response& res) { reply_json(res, 200, {{"version", kVersion}}); }},
+  };
+  // Ollama's model management: said plainly rather than a bare 404.
+  for (const char* path : {"/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete"}) {
+    routes.push_back({std::string(path) == "/api/delete" ? "DELETE" : "POST", path,
+                      [path](const httplib::Request&, httplib::Response&) {
+                        throw HttpError(501, "not_implemented",
+                                        std::string(path) + " is not offered by tars: models are declared in the "
+                                        "node's configuration ([[models]] or --model), and the cluster's workers "
+                                        "fetch them from the coordinator");
+                      }});
+  }
+  return routes;
+}
+
+}  // namespace tars::node
