@@ -25,6 +25,7 @@ struct RunFlags {
   int logits_k = 0;
   bool no_bos = false;
   bool special = false;
+  bool json = false;
 };
 
 // --logits K: the prompt's ids and the top K candidates after it, as JSON lines.
@@ -61,6 +62,7 @@ int run(const RunFlags& f) {
   go.max_tokens = f.n_predict;
   go.sampling = f.sampling;
   go.stop = f.stop;
+  go.json_object = f.json;
   std::fputs(f.prompt.c_str(), stdout);
   std::fflush(stdout);
   bool ends_with_newline = !f.prompt.empty() && f.prompt.back() == '\n';
@@ -111,6 +113,8 @@ void add_run_command(CLI::App& app, CommandResult& result) {
                   "candidates as JSON lines");
   cmd->add_flag("--no-bos", f->no_bos, "Do not add the BOS token");
   cmd->add_flag("--special", f->special, "Parse special tokens such as <|im_start|> in the prompt");
+  cmd->add_flag("--json", f->json,
+                "JSON mode: the generated text is kept a JSON object and ends once it is complete");
   cmd->callback([f, &result] { result.exit_code = run(*f); });
 }
 

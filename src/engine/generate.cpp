@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "engine/json_prefix.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -59,6 +60,7 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt,
   GenerateResult res;
   res.n_prompt = n_prompt;
   Sampler sampler(options.sampling);
+  if (options.json_object) sampler.set_constraint(std::make_unique<JsonConstraint>(model.tokenizer()));
   StopMatcher stop(options.stop);
   TokenStreamDecoder decoder(model.tokenizer(), /*at_start=*/false);
   std::vector<int32_t> history = prompt;

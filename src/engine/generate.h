@@ -20,6 +20,9 @@ struct GenerateOptions {
   SamplerOptions sampling;
   std::vector<std::string> stop;   // generation ends before any of these strings
   bool ignore_eos = false;         // keep going past end-of-generation tokens
+  // JSON mode: the text is kept a JSON object, and generation may end only
+  // once it is complete (json_prefix.h). Not with ignore_eos.
+  bool json_object = false;
   int slot = 0;                    // KV-cache slot to use
 };
 

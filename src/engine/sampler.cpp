@@ -69,9 +69,46 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     if (id >= 0 && static_cast<size_t>(id) < n) cand_[id].logit += bias;
   }
 
-  auto better = [](const TokenProb& a, const TokenProb& b) {
-    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-  };
+  if (constraint_) constrain();
+  const int32_t id = choose();
+  if (constraint_) constraint_->accept(id);
+  return id;
+}
+
+namespace {
+bool better(const TokenProb& a, const TokenProb& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+}  // namespace
+
+void Sampler::constrain() {
+  // Only what the constraint allows stays; when it allows nothing, the
+  // candidates stay as they are. The steps after this one look at no more
+  // than the best `need` candidates (1 when greedy, top_k), so those are
+  // looked for among the best few hundred first, and the whole vocabulary is
+  // tried only when they are not all there: the same candidates either way,
+  // for a fraction of the constraint's work (bench/json_mode_bench.cpp).
+  const size_t n = cand_.size();
+  const size_t need = opt_.temperature <= 0 ? 1 : opt_.top_k > 0 ? static_cast<size_t>(opt_.top_k) : n;
+  size_t kept = 0;
+  size_t tried = 0;
+  if (need < n) {
+    const size_t first = std::min(n, std::max<size_t>(8 * need, 256));
+    std::partial_sort(cand_.begin(), cand_.begin() + first, cand_.end(), better);
+    for (; tried < first; ++tried) {
+      if (constraint_->allows(cand_[tried].id)) cand_[kept++] = cand_[tried];
+    }
+    if (kept >= need) {
+      cand_.resize(kept);
+      return;
+    }
+  }
+  for (; tried < n; ++tried) {
+    if (constraint_->allows(cand_[tried].id)) cand_[kept++] = cand_[tried];
+  }
+  if (kept > 0) cand_.resize(kept);
+}
+
+int32_t Sampler::choose() {
+  const size_t n = cand_.size();
   if (opt_.temperature <= 0) {
     return std::min_element(cand_.begin(), cand_.end(), better)->id;
   }

@@ -7,9 +7,12 @@
 //   top-k -> top-p -> min-p -> softmax at the temperature -> draw with the
 //   seeded generator.
 // Everything is off by default, so temperature 0 is plain argmax (the lowest
-// id wins a tie).
+// id wins a tie). A constraint (JSON mode, json_prefix.h) removes the tokens
+// it does not allow right after the penalties and biases, before any of the
+// rest, and is told which token was chosen.
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <vector>
@@ -42,9 +45,22 @@ struct TokenProb {
   float p;
 };
 
+// Which tokens may come next (a grammar over the generated text).
+class TokenConstraint {
+ public:
+  virtual ~TokenConstraint() = default;
+  virtual bool allows(int32_t id) const = 0;
+  // `id` was chosen (and comes next in the text).
+  virtual void accept(int32_t id) = 0;
+};
+
 class Sampler {
  public:
   explicit Sampler(const SamplerOptions& options);
+
+  // From now on, only the tokens `c` allows are chosen (when it allows none,
+  // the choice is as without it).
+  void set_constraint(std::unique_ptr<TokenConstraint> c) { constraint_ = std::move(c); }
 
   // Chooses a token from `logits` (n_vocab values). `history` is the
   // sequence so far (prompt and generated), for the penalties.
@@ -54,10 +70,14 @@ class Sampler {
   uint64_t seed() const { return seed_; }
 
  private:
+  void constrain();  // keeps the candidates the constraint allows
+  int32_t choose();  // the steps after the penalties, biases and constraint, on cand_
+
   SamplerOptions opt_;
   uint64_t seed_;
   std::mt19937_64 rng_;
   std::vector<TokenProb> cand_;
+  std::unique_ptr<TokenConstraint> constraint_;
 };
 
 // log-softmax of logits, in double for accuracy; used by --logits and logprobs.

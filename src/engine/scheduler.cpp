@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "engine/json_prefix.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -195,6 +196,7 @@ bool Scheduler::step() {
       s->n_past = 0;
       s->n_generated = 0;
       s->sampler = std::make_unique<Sampler>(s->p->req.options.sampling);
+      if (s->p->req.options.json_object) s->sampler->set_constraint(std::make_unique<JsonConstraint>(model_.tokenizer()));
       s->stop = std::make_unique<StopMatcher>(s->p->req.options.stop);
       s->decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);
       ++stats_.slots_busy;

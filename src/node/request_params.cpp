@@ -272,11 +272,15 @@ GenerationParams generation_parse(const json& body, bool chat) {
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string()) {
       bad("response_format", "must be an object with a \"type\"");
     }
-    if (rf["type"] != "text") {
-      bad("response_format", "type \"" + rf["type"].get<std::string>() +
-                                 "\" is not supported (tars has no constrained decoding yet; only \"text\")");
+    const std::string type = rf["type"].get<std::string>();
+    if (type == "json_object") {
+      p.json_object = true;  // JSON mode (engine/json_prefix.h)
+    } else if (type != "text") {
+      bad("response_format", "type \"" + type + "\" is not supported (only \"text\" and \"json_object\": "
+                             "tars has no JSON-schema decoding yet)");
     }
   }
+  if (p.json_object && p.ignore_eos) bad("ignore_eos", "cannot be used with JSON mode (it ends with the object)");
   if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty()) {
     bad("tools", "are not supported by this server yet");
   }
@@ -483,7 +487,14 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   p.stream = true;
   if (body.contains("stream") && !body["stream"].is_null()) p.stream = boolean(body, "stream");
   ollama_keep_alive(body);
-  ollama_unsupported(body, "format", "is not supported (tars has no constrained decoding yet)");
+  if (body.contains("format") && !body["format"].is_null()) {
+    const json& f = body["format"];
+    if (f == "json") {
+      p.json_object = true;  // JSON mode (engine/json_prefix.h)
+    } else if (!(f.is_string() && f.get_ref<const std::string&>().empty())) {
+      bad("format", "must be \"json\" (tars has no JSON-schema decoding yet), got " + f.dump());
+    }
+  }
   ollama_unsupported(body, "think", "is not supported (no thinking models are served)");
   ollama_unsupported(body, "logprobs", "are not supported on this API (use /v1/chat/completions)");
   if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && integer(body, "top_logprobs", 0, 20) != 0) {

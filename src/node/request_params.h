@@ -31,6 +31,7 @@ struct GenerationParams {
   bool logprobs = false;
   int top_logprobs = 0;              // 0..20
   bool ignore_eos = false;           // tars extension
+  bool json_object = false;          // JSON mode: response_format json_object, Ollama's format "json"
   // !chat: the prompt is already in the model's own format (Ollama's "raw"):
   // special-token text in it is those tokens, and BOS is added only when the
   // text does not start with it.

@@ -19,6 +19,15 @@ TEST(RunCommand, GreedyOutputEqualsTheReferenceText) {
   EXPECT_NE(p.err().find("tokens/s"), std::string::npos);  // timings go to stderr
 }
 
+TEST(RunCommand, JsonModeWritesTheBeginningOfAnObject) {
+  Process p({tars_binary(), "run", fixture("stories260K/stories260K.gguf"), "Once upon a time", "-n", "30",
+             "--temp", "0", "--json"});
+  ASSERT_EQ(p.wait(120s), 0) << p.err();
+  const std::string out = p.out();
+  ASSERT_EQ(out.rfind("Once upon a time{", 0), 0u) << out;  // the story model's own text would be ", there was"
+  EXPECT_NE(out, read_file(fixture("stories260K/reference_greedy_64.txt")));
+}
+
 TEST(RunCommand, SeedMakesSamplingReproducible) {
   auto run = [](const char* seed) {
     Process p({tars_binary(), "run", fixture("stories260K/stories260K.gguf"), "Once upon a time",

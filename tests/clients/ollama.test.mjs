@@ -83,6 +83,13 @@ test('stop strings and seeds work as options', async () => {
   assert.equal((await sampled(7)).response, (await sampled(7)).response);
 });
 
+test('format json keeps the answer a JSON object', async () => {
+  const r = await ollama.generate({ model: 'stories260K', prompt: 'Once upon a time', raw: true, format: 'json',
+    options: { temperature: 0, num_predict: 40 } });
+  assert.ok(r.response.startsWith('{'), r.response);
+  if (r.done_reason === 'stop') assert.equal(typeof JSON.parse(r.response), 'object');
+});
+
 test('an empty prompt loads the model and answers at once', async () => {
   const r = await ollama.generate({ model: 'stories260K', prompt: '' });
   assert.equal(r.done, true);
@@ -141,7 +148,7 @@ test('errors arrive as Ollama errors with their status', async () => {
     (e) => e.name === 'ResponseError' && e.status_code === 404 && /nope/.test(e.message));
   await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', options: { temprature: 0 } }),
     (e) => e.status_code === 400 && /options\.temprature/.test(e.message));
-  await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', format: 'json' }),
+  await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', format: { type: 'object' } }),
     (e) => e.status_code === 400 && /format/.test(e.message));
   await assert.rejects(ollama.embed({ model: 'stories260K', input: 'x' }),
     (e) => e.status_code === 400 && /embedding model/.test(e.message));

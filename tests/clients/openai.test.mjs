@@ -144,10 +144,36 @@ test('logit_bias forces a token, and refuses ids past the vocabulary', async () 
     (e) => e.status === 400 && /logit_bias/.test(e.message) && /512 tokens/.test(e.message));
 });
 
+test('JSON mode keeps the answer a JSON object', async () => {
+  // A story model never writes JSON by itself: the constraint does it. Its
+  // answers begin an object, and every one that ends (stop) is a whole one.
+  const messages = [{ role: 'user', content: 'Once upon a time' }];
+  for (const temperature of [0, 1]) {
+    const r = await client.chat.completions.create({ model: 'stories260K', messages, temperature, seed: 4,
+      max_tokens: 60, response_format: { type: 'json_object' } });
+    const { content } = r.choices[0].message;
+    assert.ok(content.startsWith('{'), content);
+    if (r.choices[0].finish_reason === 'stop') assert.equal(typeof JSON.parse(content), 'object');
+  }
+  // With '}' (the byte token 128) favoured, the object closes at once and
+  // generation ends there: the end is allowed only then.
+  const closed = await client.chat.completions.create({ model: 'stories260K', messages, temperature: 0,
+    max_tokens: 60, response_format: { type: 'json_object' }, logit_bias: { 128: 100 } });
+  assert.equal(closed.choices[0].message.content, '{}');
+  assert.equal(closed.choices[0].finish_reason, 'stop');
+  // Streamed, the same text arrives in pieces.
+  const stream = await client.chat.completions.create({ model: 'stories260K', messages, temperature: 0,
+    max_tokens: 60, response_format: { type: 'json_object' }, logit_bias: { 128: 100 }, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  assert.equal(text, '{}');
+});
+
 test('what tars does not do is refused, not ignored', async () => {
   await assert.rejects(
     client.chat.completions.create({
-      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], response_format: { type: 'json_object' },
+      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } },
     }),
     (e) => e.status === 400 && /response_format/.test(e.message));
   await assert.rejects(

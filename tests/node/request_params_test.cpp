@@ -56,6 +56,13 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_EQ(b.sampling.logit_bias[0], (std::pair<int32_t, float>{15, -100.0f}));  // keys in the object's order
   EXPECT_EQ(b.sampling.logit_bias[1], (std::pair<int32_t, float>{7, 2.5f}));
 
+  EXPECT_FALSE(b.json_object);
+  EXPECT_TRUE(generation_parse(json::parse(R"({"prompt": "x", "response_format": {"type": "json_object"}})"), false)
+                  .json_object);
+  EXPECT_TRUE(ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "x", "format": "json"})"),
+                                      OllamaEndpoint::kGenerate)
+                  .gen.json_object);
+
   const GenerationParams c = generation_parse(json::parse(R"({"prompt": ["once"], "logprobs": 2})"), false);
   EXPECT_EQ(c.prompt, "once");
   EXPECT_TRUE(c.logprobs);
@@ -92,8 +99,9 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "logit_bias": {"1": 101}})", false, "logit_bias"},
       {R"({"prompt": "x", "logit_bias": {"1": "up"}})", false, "logit_bias"},
       // accepted by OpenAI, not done by tars: refused, never ignored
-      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})", true,
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}})", true,
        "response_format"},
+      {R"({"prompt": "x", "response_format": {"type": "json_object"}, "ignore_eos": true})", false, "ignore_eos"},
       {R"({"prompt": "x", "response_format": "json"})", false, "response_format"},
       {R"({"prompt": "x", "suffix": "end"})", false, "suffix"},
       {R"({"prompt": "x", "best_of": 2})", false, "best_of"},
@@ -282,7 +290,8 @@ TEST(OllamaParse, BadBodiesNameTheField) {
       {R"({"model": "m", "messages": [{"role": "user", "content": "x", "name": "n"}]})", true, "messages[0].name"},
       {R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", true,
        "tools"},
-      {R"({"model": "m", "prompt": "x", "format": "json"})", false, "format"},
+      {R"({"model": "m", "prompt": "x", "format": "yaml"})", false, "format"},
+      {R"({"model": "m", "prompt": "x", "format": 1})", false, "format"},
       {R"({"model": "m", "prompt": "x", "format": {"type": "object"}})", false, "format"},
       {R"({"model": "m", "prompt": "x", "think": true})", false, "think"},
       {R"({"model": "m", "prompt": "x", "images": ["aGk="]})", false, "images"},
