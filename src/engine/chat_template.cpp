@@ -43,7 +43,21 @@ JinjaValue messages_value(const std::vector<ChatMessage>& messages) {
   JinjaList list;
   list.reserve(messages.size());
   for (const auto& m : messages) {
-    list.emplace_back(JinjaDict{{"role", JinjaValue(m.role)}, {"content", JinjaValue(m.content)}});
+    JinjaDict d = {{"role", JinjaValue(m.role)}, {"content", JinjaValue(m.content)}};
+    if (!m.tool_calls.empty()) {
+      JinjaList calls;
+      for (const auto& c : m.tool_calls) {
+        JinjaDict call;
+        if (!c.id.empty()) call.emplace_back("id", JinjaValue(c.id));
+        call.emplace_back("type", JinjaValue("function"));
+        call.emplace_back("function", JinjaValue(JinjaDict{{"name", JinjaValue(c.name)}, {"arguments", c.arguments}}));
+        calls.emplace_back(std::move(call));
+      }
+      d.emplace_back("tool_calls", JinjaValue(std::move(calls)));
+    }
+    if (!m.tool_call_id.empty()) d.emplace_back("tool_call_id", JinjaValue(m.tool_call_id));
+    if (!m.name.empty()) d.emplace_back("name", JinjaValue(m.name));
+    list.emplace_back(std::move(d));
   }
   return JinjaValue(std::move(list));
 }
@@ -54,6 +68,7 @@ ChatTemplate::ChatTemplate(std::string_view template_text, std::string bos_token
     : bos_(std::move(bos_token)), eos_(std::move(eos_token)) {
   if (template_text.empty()) return;  // the plain fallback
   family_ = chat_template_guess_family(template_text);
+  text_ = std::string(template_text);
   try {
     jinja_ = std::make_shared<const JinjaTemplate>(template_text);
   } catch (const Error& e) {
@@ -95,7 +110,26 @@ ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  return apply(messages, add_generation_prompt, JinjaValue::none());
+}
+
+bool ChatTemplate::mentions_tools() const { return kind_ == Kind::kJinja && text_.find("tools") != std::string::npos; }
+
+std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                const JinjaValue& tools) const {
   if (messages.empty()) throw Error(ErrorCode::kInvalidArgument, "a chat needs at least one message");
+  const bool with_tools = !tools.is_none() && tools.truthy();
+  if (with_tools && !mentions_tools()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "this model's chat template (" + name_ + ") has no place for tools, so the model cannot be told "
+                "about them; send the request without tools, or give a template that renders them (--chat-template)");
+  }
+  bool plain = true;  // the built-in and plain formats know role and content only
+  for (const auto& m : messages) plain = plain && m.tool_calls.empty();
+  if (!plain && kind_ != Kind::kJinja) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "this model's chat template (" + name_ + ") cannot show earlier tool calls to the model");
+  }
   switch (kind_) {
     case Kind::kPlain:
       return chat_format_plain(messages, add_generation_prompt);
@@ -105,7 +139,7 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
       break;
   }
   try {
-    return render_jinja(messages, add_generation_prompt);
+    return render_jinja(messages, add_generation_prompt, tools);
   } catch (const JinjaException& refused) {
     // Families without a system role (Gemma, some Mistral versions) refuse
     // one; their cards say to put it in the first user turn instead.
@@ -113,7 +147,7 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
       std::vector<ChatMessage> merged(messages.begin() + 1, messages.end());
       merged[0].content = messages[0].content + "\n\n" + messages[1].content;
       try {
-        return render_jinja(merged, add_generation_prompt);
+        return render_jinja(merged, add_generation_prompt, tools);
       } catch (const JinjaException&) {
         // fall through: report the first refusal
       }
@@ -123,13 +157,14 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
   }
 }
 
-std::string ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+std::string ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                       const JinjaValue& tools) const {
   JinjaDict context = {
       {"messages", messages_value(messages)},
       {"add_generation_prompt", JinjaValue(add_generation_prompt)},
       {"bos_token", JinjaValue(bos_)},
       {"eos_token", JinjaValue(eos_)},
-      {"tools", JinjaValue::none()},
+      {"tools", tools},
   };
   try {
     return jinja_->render(context, options_for(messages, now_unix_));

@@ -25,8 +25,11 @@
 
 #include <cstdint>
 #include <memory>
+
+#include "engine/jinja_value.h"
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tars::engine {
@@ -35,9 +38,26 @@ class JinjaTemplate;
 class GgufFile;
 struct Vocab;
 
+// A function call an assistant message made (OpenAI's tool_calls[i]).
+struct ChatToolCall {
+  std::string id;          // "call_..."; may be empty
+  std::string name;
+  JinjaValue arguments;    // the arguments object, as templates read it (`arguments | tojson`)
+};
+
 struct ChatMessage {
+  ChatMessage() = default;
+  ChatMessage(std::string r, std::string c) : role(std::move(r)), content(std::move(c)) {}
+
   std::string role;     // "system", "user", "assistant", "tool", ...
   std::string content;  // the message text (UTF-8)
+  // Assistant messages that called tools. Templates see them as
+  // message.tool_calls = [{"id", "type": "function", "function": {"name",
+  // "arguments"}}], Hugging Face's shape; a message without calls has no
+  // tool_calls key at all (Llama 3.1's template tests `'tool_calls' in message`).
+  std::vector<ChatToolCall> tool_calls;
+  std::string tool_call_id;  // tool messages: the call answered (when given)
+  std::string name;          // tool messages: the function's name (when given)
 };
 
 class ChatTemplate {
@@ -80,6 +100,16 @@ class ChatTemplate {
   //                     (suggests --chat-template NAME).
   //   kTooLarge         the template went past a render limit.
   std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // The same with `tools` (a list of OpenAI tool objects, {"type":
+  // "function", "function": {"name", "description", "parameters"}}) given to
+  // the template as its `tools` variable. Only Jinja templates can show tools
+  // to the model: the built-in and plain formats get kInvalidArgument when
+  // `tools` is not empty, as does a template that never reads `tools`.
+  std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt, const JinjaValue& tools) const;
+  // Whether the template reads the `tools` variable at all.
+  bool mentions_tools() const;
+  // The Jinja text ("" for the built-in and plain formats).
+  const std::string& text() const { return text_; }
 
   // True when there was no template and the plain format is in use.
   bool uses_fallback() const { return kind_ == Kind::kPlain; }
@@ -92,12 +122,14 @@ class ChatTemplate {
  private:
   enum class Kind { kJinja, kBuiltin, kPlain };
   ChatTemplate() = default;
-  std::string render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  std::string render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                           const JinjaValue& tools) const;
 
   Kind kind_ = Kind::kPlain;
   std::string name_ = "plain";
   std::shared_ptr<const JinjaTemplate> jinja_;  // kJinja; immutable, so copies share it
   std::string family_;  // kJinja: chat_template_guess_family() of the text, for error messages
+  std::string text_;    // kJinja: the template's text
   std::string bos_;
   std::string eos_;
   int64_t now_unix_ = -1;
