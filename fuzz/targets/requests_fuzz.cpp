@@ -11,7 +11,9 @@
 //   8 / 9  tokenize_parse / detokenize_parse (POST /tokenize, /detokenize)
 //   10/11  ollama_generation_parse, chat / generate (POST /api/chat, /api/generate)
 //   12/13  ollama_embed_parse, /api/embed / legacy /api/embeddings
-// (the low four bits, modulo 14; ollama_show_parse runs on 13's document too)
+//   14     parse_tool_calls / tool_call_content_prefix on the bytes as a
+//          model's answer (node/tool_calls.h), both formats
+// (the low four bits, modulo 15; ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
 // pre-order) and what it becomes (another type, a value at the edge of its
@@ -44,6 +46,7 @@
 #include "common/error.h"
 #include "node/devices.h"
 #include "node/request_params.h"
+#include "node/tool_calls.h"
 
 using nlohmann::json;
 using tars::Error;
@@ -130,7 +133,7 @@ json parse_base_document(int which) {
   }
 }
 
-constexpr int kParsers = 14;
+constexpr int kParsers = 15;
 
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
@@ -255,9 +258,13 @@ void check_generation(const tars::node::GenerationParams& p, bool chat, float ma
   check(p.chat == chat, "generation: chat flag");
   if (chat) {
     check(messages_may_be_empty || !p.messages.empty(), "generation: a chat without messages");
-    for (const auto& [role, content] : p.messages) {
-      check(role == "system" || role == "user" || role == "assistant" || role == "tool", "generation: a role");
+    for (const auto& m : p.messages) {
+      check(m.role == "system" || m.role == "user" || m.role == "assistant" || m.role == "tool", "generation: a role");
+      check(m.tool_calls.empty() || m.role == "assistant", "generation: tool calls outside an assistant message");
+      for (const auto& c : m.tool_calls) check(!c.name.empty() && c.arguments.is_object(), "generation: a tool call");
     }
+    check(p.tools.is_array() && p.tools.size() <= tars::node::kMaxTools, "generation: tools");
+    for (const auto& t : p.tools) check(t["function"]["name"].is_string(), "generation: a tool without a name");
   } else {
     check(!p.prompt.empty(), "generation: an empty prompt");
   }
@@ -297,6 +304,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const int which = (data[0] & 15) % kParsers;
   const bool raw = (data[0] & 0x80) != 0;
+  if (which == 14) {  // a model's answer: any bytes
+    static const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather"}},
+                                              {"type": "function", "function": {"name": "f"}}])");
+    const std::string_view answer(reinterpret_cast<const char*>(data + 1), size - 1);
+    for (auto format : {tars::node::ToolCallFormat::kHermes, tars::node::ToolCallFormat::kLlama3}) {
+      const tars::node::ParsedAnswer a = tars::node::parse_tool_calls(answer, format, tools);
+      for (const auto& c : a.calls) {
+        check(c.name == "get_weather" || c.name == "f", "tool calls: an undeclared function");
+        check(c.arguments.is_object(), "tool calls: arguments not an object");
+      }
+      check(!a.calls.empty() || a.content.size() <= answer.size(), "tool calls: content longer than the answer");
+      // Streaming: what is released only grows, and never reaches into a call.
+      size_t last = 0;
+      for (size_t n = 0; n <= answer.size(); n += 1 + n / 8) {
+        const size_t ready = tars::node::tool_call_content_prefix(answer.substr(0, n), format);
+        check(ready <= n, "tool calls: more released than received");
+        check(ready >= last || format == tars::node::ToolCallFormat::kLlama3, "tool calls: released text taken back");
+        last = ready;
+      }
+    }
+    return 0;
+  }
   json j;
   std::string text;
   if (raw) {

@@ -21,6 +21,31 @@ std::string random_id(const char* prefix) {
   return std::string(prefix) + buf;
 }
 
+// A JSON value as chat templates see it (objects keep their keys' order).
+engine::JinjaValue jinja_from_json(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null: return engine::JinjaValue::none();
+    case json::value_t::boolean: return engine::JinjaValue(j.get<bool>());
+    case json::value_t::number_integer: return engine::JinjaValue(j.get<int64_t>());
+    case json::value_t::number_unsigned:
+      return j.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX) ? engine::JinjaValue(static_cast<int64_t>(j.get<uint64_t>()))
+                                                                    : engine::JinjaValue(j.get<double>());
+    case json::value_t::number_float: return engine::JinjaValue(j.get<double>());
+    case json::value_t::string: return engine::JinjaValue(j.get<std::string>());
+    case json::value_t::array: {
+      engine::JinjaList list;
+      for (const auto& x : j) list.push_back(jinja_from_json(x));
+      return engine::JinjaValue(std::move(list));
+    }
+    case json::value_t::object: {
+      engine::JinjaDict dict;
+      for (auto it = j.begin(); it != j.end(); ++it) dict.emplace_back(it.key(), jinja_from_json(it.value()));
+      return engine::JinjaValue(std::move(dict));
+    }
+    default: return engine::JinjaValue::none();
+  }
+}
+
 }  // namespace
 
 Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParams& params)
@@ -42,8 +67,16 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   std::vector<int32_t> prompt;
   if (params.chat) {
     std::vector<engine::ChatMessage> msgs;
-    for (const auto& [role, content] : params.messages) msgs.push_back({role, content});
-    std::string text = model.chat->apply(msgs, /*add_generation_prompt=*/true);
+    for (const auto& m : params.messages) {
+      engine::ChatMessage cm(m.role, m.content);
+      for (const auto& c : m.tool_calls) cm.tool_calls.push_back({c.id, c.name, jinja_from_json(c.arguments)});
+      cm.tool_call_id = m.tool_call_id;
+      cm.name = m.name;
+      msgs.push_back(std::move(cm));
+    }
+    const engine::JinjaValue tools = params.tools.empty() ? engine::JinjaValue::none() : jinja_from_json(params.tools);
+    std::string text = model.chat->apply(msgs, /*add_generation_prompt=*/true, tools);
+    if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
     // Templates usually write the BOS text themselves; add it only if not.
     const engine::Vocab& v = tok.vocab();
     bool has_bos = v.bos >= 0 && text.rfind(v.tokens[v.bos], 0) == 0;

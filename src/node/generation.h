@@ -15,6 +15,7 @@
 
 #include "engine/scheduler.h"
 #include "node/request_params.h"
+#include "node/tool_calls.h"
 
 namespace tars::node {
 
@@ -46,6 +47,8 @@ class Generation {
   bool finished() const;
 
   const GenerationParams& params() const { return params_; }
+  // How this model writes tool calls (kNone when the request has no tools).
+  ToolCallFormat tool_format() const { return tool_format_; }
   const std::string& model_id() const { return model_id_; }
   int n_prompt() const { return n_prompt_; }
   const std::string& id() const { return id_; }
@@ -66,6 +69,7 @@ class Generation {
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<engine::RequestHandle> handle_;
   int n_prompt_ = 0;
+  ToolCallFormat tool_format_ = ToolCallFormat::kNone;
   std::string id_;
   int64_t created_ = 0;
 };

@@ -16,6 +16,7 @@
 #include "node/model_host.h"
 #include "node/model_info.h"
 #include "node/request_params.h"
+#include "node/tool_calls.h"
 
 namespace tars::node {
 
@@ -119,6 +120,13 @@ json line(const std::string& model, bool chat, const std::string& text, bool don
   return j;
 }
 
+// Ollama's message.tool_calls: [{"function": {"name", "arguments": {...}}}].
+json ollama_tool_calls(const ParsedAnswer& a) {
+  json calls = json::array();
+  for (const auto& c : a.calls) calls.push_back({{"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  return calls;
+}
+
 std::string ndjson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
 void generate(ModelHost& host, const httplib::Request& req, httplib::Response& res, OllamaEndpoint endpoint) {
@@ -150,15 +158,20 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
           continue;
         }
         if (!e.error.empty()) engine_failure(e.error);
-        reply_json(res, 200, finish_line(e, text));
+        const ParsedAnswer a = parse_tool_calls(text, g->tool_format(), g->params().tools);
+        json j = finish_line(e, a.calls.empty() ? text : a.content);
+        if (!a.calls.empty()) j["message"]["tool_calls"] = ollama_tool_calls(a);
+        reply_json(res, 200, j);
         return;
       }
     }
   }
   res.status = 200;
+  auto text = std::make_shared<std::string>();  // the answer so far
+  auto sent = std::make_shared<size_t>(0);      // bytes of it sent (tools: some may be held back)
   res.set_chunked_content_provider(
       "application/x-ndjson",
-      [g, model, chat, finish_line](size_t, httplib::DataSink& sink) {
+      [g, model, chat, finish_line, text, sent](size_t, httplib::DataSink& sink) {
         auto write = [&](const json& j) {
           const std::string s = ndjson(j);
           return sink.write(s.data(), s.size());
@@ -170,12 +183,23 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
         }
         for (auto& e : events) {
           if (!e.done) {
-            if (e.token.text.empty()) continue;
-            if (!write(line(model, chat, e.token.text, false))) {
+            *text += e.token.text;
+            // With tools, text from where a call may begin waits for the end.
+            const size_t ready = tool_call_content_prefix(*text, g->tool_format());
+            if (ready <= *sent) continue;
+            const std::string piece = text->substr(*sent, ready - *sent);
+            *sent = ready;
+            if (!write(line(model, chat, piece, false))) {
               g->cancel();  // the client disconnected: free the slot
               return false;
             }
             continue;
+          }
+          if (e.error.empty() && *sent < text->size()) {  // what was held back: calls, or content after all
+            const ParsedAnswer a = parse_tool_calls(*text, g->tool_format(), g->params().tools);
+            json held = line(model, chat, a.calls.empty() ? text->substr(*sent) : std::string(), false);
+            if (!a.calls.empty()) held["message"]["tool_calls"] = ollama_tool_calls(a);
+            write(held);
           }
           // Never a silently truncated stream: an error is the last line.
           write(e.error.empty() ? finish_line(e, "") : json{{"error", "generation failed: " + e.error}});

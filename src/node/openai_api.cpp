@@ -2,9 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
 #include "common/error.h"
 #include "node/generation.h"
 #include "node/model_host.h"
+#include "node/tool_calls.h"
 
 namespace tars::node {
 namespace {
@@ -62,6 +67,29 @@ struct Accumulator {
   }
 };
 
+// "call_" and 24 hex digits, as OpenAI's ids look.
+std::string call_id() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "call_%016llx%08x", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned>(rng() & 0xffffffffu));
+  return buf;
+}
+
+// OpenAI's message.tool_calls (arguments as JSON text); with `index` for
+// stream deltas.
+json openai_tool_calls(const ParsedAnswer& a, bool with_index) {
+  json calls = json::array();
+  for (size_t i = 0; i < a.calls.size(); ++i) {
+    json c = {{"id", call_id()},
+              {"type", "function"},
+              {"function", {{"name", a.calls[i].name}, {"arguments", a.calls[i].arguments.dump()}}}};
+    if (with_index) c["index"] = i;
+    calls.push_back(std::move(c));
+  }
+  return calls;
+}
+
 json usage(const Generation& g, int n_generated) {
   return {{"prompt_tokens", g.n_prompt()},
           {"completion_tokens", n_generated},
@@ -98,8 +126,17 @@ void respond_whole(Generation& g, Api api, httplib::Response& res) {
       } else {
         json choice = {{"index", 0}, {"finish_reason", finish_name(e.finish)},
                        {"logprobs", acc.logprobs(g, api)}};
-        if (api == Api::kChat) choice["message"] = {{"role", "assistant"}, {"content", acc.text}};
-        else choice["text"] = acc.text;
+        if (api == Api::kChat) {
+          choice["message"] = {{"role", "assistant"}, {"content", acc.text}};
+          const ParsedAnswer a = parse_tool_calls(acc.text, g.tool_format(), g.params().tools);
+          if (!a.calls.empty()) {
+            choice["message"]["content"] = a.content.empty() ? json(nullptr) : json(a.content);
+            choice["message"]["tool_calls"] = openai_tool_calls(a, false);
+            choice["finish_reason"] = "tool_calls";
+          }
+        } else {
+          choice["text"] = acc.text;
+        }
         body = {{"id", g.id()},
                 {"object", api == Api::kChat ? "chat.completion" : "text_completion"},
                 {"created", g.created()},
@@ -123,6 +160,7 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
   res.set_header("Cache-Control", "no-cache");
   auto acc = std::make_shared<Accumulator>();
   auto started = std::make_shared<bool>(false);
+  auto sent = std::make_shared<size_t>(0);  // bytes of acc->text sent as content (tools: some may be held back)
   auto chunk = [g, api](json choice) {
     return json{{"id", g->id()},
                 {"object", api == Api::kChat ? "chat.completion.chunk" : "text_completion"},
@@ -132,7 +170,7 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
   };
   res.set_chunked_content_provider(
       "text/event-stream",
-      [g, api, acc, started, chunk](size_t, httplib::DataSink& sink) {
+      [g, api, acc, started, sent, chunk](size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
         if (api == Api::kChat && !*started) {
           *started = true;
@@ -151,10 +189,14 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
         for (auto& e : events) {
           if (!e.done) {
             json lp = acc->add(*g, e.token, api);
-            if (e.token.text.empty() && lp.is_null()) continue;
+            // With tools, text from where a call may begin waits for the end.
+            const size_t ready = tool_call_content_prefix(acc->text, g->tool_format());
+            const std::string text = ready > *sent ? acc->text.substr(*sent, ready - *sent) : std::string();
+            *sent = std::max(*sent, ready);
+            if (text.empty() && lp.is_null()) continue;
             json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp}};
-            if (api == Api::kChat) choice["delta"] = {{"content", e.token.text}};
-            else choice["text"] = e.token.text;
+            if (api == Api::kChat) choice["delta"] = {{"content", text}};
+            else choice["text"] = text;
             if (!write(sse(chunk(choice)))) {
               g->cancel();  // the client disconnected: free the slot
               return false;
@@ -172,6 +214,25 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
           json choice = {{"index", 0}, {"finish_reason", finish_name(e.finish)}, {"logprobs", nullptr}};
           if (api == Api::kChat) choice["delta"] = json::object();
           else choice["text"] = "";
+          if (*sent < acc->text.size()) {  // what was held back: calls, or content after all
+            const ParsedAnswer a = parse_tool_calls(acc->text, g->tool_format(), g->params().tools);
+            std::string rest = acc->text.substr(*sent);
+            if (!a.calls.empty()) {
+              // The content before the first call, as far as it was not sent.
+              const size_t first = acc->text.find("<tool_call>");
+              rest = first == std::string::npos || first <= *sent ? "" : acc->text.substr(*sent, first - *sent);
+              while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\n')) rest.pop_back();
+            }
+            if (!rest.empty()) {
+              write(sse(chunk({{"index", 0}, {"delta", {{"content", rest}}}, {"finish_reason", nullptr},
+                               {"logprobs", nullptr}})));
+            }
+            if (!a.calls.empty()) {
+              write(sse(chunk({{"index", 0}, {"delta", {{"tool_calls", openai_tool_calls(a, true)}}},
+                               {"finish_reason", nullptr}, {"logprobs", nullptr}})));
+              choice["finish_reason"] = "tool_calls";
+            }
+          }
           json last = chunk(choice);
           last["timings"] = timings(e.stats);
           write(sse(last));

@@ -1,5 +1,6 @@
 #include "node/request_params.h"
 
+#include <cctype>
 #include <set>
 
 #include "common/error.h"
@@ -92,6 +93,100 @@ std::string message_content(const json& m, size_t index) {
   bad(field, std::string("must be a string or an array of text parts, got ") + c.type_name());
 }
 
+// --- tools ---
+
+// A function name as OpenAI allows it: 1 to 64 of [a-zA-Z0-9_-].
+bool function_name_ok(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+// "tools": [{"type": "function", "function": {"name", "description"?,
+// "parameters"? (an object), "strict"?}}], at most kMaxTools, names unique.
+json parse_tools(const json& body) {
+  json tools = json::array();
+  if (!body.contains("tools") || body["tools"].is_null()) return tools;
+  const json& ts = body["tools"];
+  if (!ts.is_array()) bad("tools", std::string("must be an array, got ") + ts.type_name());
+  if (ts.size() > kMaxTools) bad("tools", "has more than " + std::to_string(kMaxTools) + " tools");
+  std::set<std::string> names;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const std::string f = "tools[" + std::to_string(i) + "]";
+    const json& t = ts[i];
+    if (!t.is_object() || !t.contains("type") || t["type"] != "function") bad(f, "must be {\"type\": \"function\", \"function\": {...}}");
+    if (!t.contains("function") || !t["function"].is_object()) bad(f + ".function", "must be an object");
+    const json& fn = t["function"];
+    if (!fn.contains("name") || !fn["name"].is_string() || !function_name_ok(fn["name"].get<std::string>())) {
+      bad(f + ".function.name", "must be 1 to 64 letters, digits, '_' or '-'");
+    }
+    if (!names.insert(fn["name"].get<std::string>()).second) bad(f + ".function.name", "is given twice");
+    if (fn.contains("description") && !fn["description"].is_string() && !fn["description"].is_null()) {
+      bad(f + ".function.description", "must be a string");
+    }
+    if (fn.contains("parameters") && !fn["parameters"].is_object() && !fn["parameters"].is_null()) {
+      bad(f + ".function.parameters", "must be a JSON schema object");
+    }
+    tools.push_back(t);
+  }
+  return tools;
+}
+
+// One call of an assistant message: OpenAI's {"id", "type": "function",
+// "function": {"name", "arguments": "<JSON text>"}} or Ollama's
+// {"function": {"name", "arguments": {...}}}.
+ToolCallParam parse_tool_call(const json& c, const std::string& f, bool arguments_as_text) {
+  if (!c.is_object() || !c.contains("function") || !c["function"].is_object()) {
+    bad(f, "must be {\"function\": {\"name\", \"arguments\"}}");
+  }
+  ToolCallParam out;
+  if (c.contains("id") && !c["id"].is_null()) {
+    if (!c["id"].is_string()) bad(f + ".id", "must be a string");
+    out.id = c["id"].get<std::string>();
+  }
+  const json& fn = c["function"];
+  if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get_ref<const std::string&>().empty()) {
+    bad(f + ".function.name", "must be a non-empty string");
+  }
+  out.name = fn["name"].get<std::string>();
+  out.arguments = json::object();
+  if (fn.contains("arguments") && !fn["arguments"].is_null()) {
+    const json& a = fn["arguments"];
+    if (a.is_string()) {
+      // OpenAI: JSON text of an object (templates need the object itself).
+      json parsed = json::parse(a.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_discarded() || !parsed.is_object()) bad(f + ".function.arguments", "must be the JSON text of an object");
+      out.arguments = std::move(parsed);
+    } else if (a.is_object() && !arguments_as_text) {
+      out.arguments = a;
+    } else {
+      bad(f + ".function.arguments", arguments_as_text ? "must be the JSON text of an object" : "must be an object");
+    }
+  }
+  return out;
+}
+
+// The calls of an assistant message, and what a tool message names.
+void parse_tool_fields(const json& m, const std::string& f, MessageParam& out, bool openai) {
+  if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+    const json& calls = m["tool_calls"];
+    if (!calls.is_array()) bad(f + ".tool_calls", "must be an array");
+    if (!calls.empty() && out.role != "assistant") bad(f + ".tool_calls", "belong to assistant messages");
+    if (calls.size() > kMaxTools) bad(f + ".tool_calls", "has more than " + std::to_string(kMaxTools) + " calls");
+    for (size_t j = 0; j < calls.size(); ++j) {
+      out.tool_calls.push_back(parse_tool_call(calls[j], f + ".tool_calls[" + std::to_string(j) + "]", openai));
+    }
+  }
+  for (const char* k : {"tool_call_id", openai ? "name" : "tool_name"}) {
+    if (!m.contains(k) || m[k].is_null()) continue;
+    if (!m[k].is_string()) bad(f + "." + k, "must be a string");
+    if (out.role != "tool") continue;  // a user's "name" (OpenAI) is not shown to templates
+    (std::string(k) == "tool_call_id" ? out.tool_call_id : out.name) = m[k].get<std::string>();
+  }
+}
+
 // --- embeddings ---
 
 [[noreturn]] void bad_embedding(const std::string& what) { throw Error(ErrorCode::kInvalidArgument, what); }
@@ -175,7 +270,11 @@ GenerationParams generation_parse(const json& body, bool chat) {
           role != "tool") {
         bad(f + ".role", "must be system, user, assistant, developer or tool, got \"" + role + "\"");
       }
-      p.messages.emplace_back(role == "developer" ? "system" : role, message_content(m, i));
+      MessageParam msg;
+      msg.role = role == "developer" ? "system" : role;
+      msg.content = message_content(m, i);
+      parse_tool_fields(m, f, msg, /*openai=*/true);
+      p.messages.push_back(std::move(msg));
     }
   } else {
     if (!body.contains("prompt")) bad("prompt", "is required");
@@ -281,15 +380,19 @@ GenerationParams generation_parse(const json& body, bool chat) {
     }
   }
   if (p.json_object && p.ignore_eos) bad("ignore_eos", "cannot be used with JSON mode (it ends with the object)");
-  if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty()) {
-    bad("tools", "are not supported by this server yet");
-  }
-  if (body.contains("tool_choice") && !body["tool_choice"].is_null()) {  // without tools: only none / auto
+  p.tools = parse_tools(body);
+  if (!p.tools.empty() && !chat) bad("tools", "need a chat (/v1/chat/completions)");
+  if (body.contains("tool_choice") && !body["tool_choice"].is_null()) {
     const json& tc = body["tool_choice"];
     if (!tc.is_string() || (tc != "none" && tc != "auto")) {
-      bad("tool_choice", "must be \"none\" or \"auto\" (tars does not support tools yet), got " + tc.dump());
+      bad("tool_choice", "must be \"none\" or \"auto\" (a call cannot be forced yet), got " + tc.dump());
     }
+    if (tc == "none") p.tools = json::array();  // the model is not told of them
   }
+  if (body.contains("parallel_tool_calls") && !body["parallel_tool_calls"].is_null()) {
+    boolean(body, "parallel_tool_calls");
+  }
+  if (!p.tools.empty() && p.json_object) bad("tools", "cannot be used with JSON mode");
   return p;
 }
 
@@ -439,10 +542,11 @@ void ollama_options(const json& body, GenerationParams& p) {
 }
 
 // An Ollama message: {role, content, images, tool_calls, thinking, tool_name}.
-std::pair<std::string, std::string> ollama_message(const json& m, size_t i) {
+MessageParam ollama_message(const json& m, size_t i) {
   const std::string f = "messages[" + std::to_string(i) + "]";
   if (!m.is_object()) bad(f, "must be an object with role and content");
-  static const std::set<std::string> known = {"role", "content", "images", "tool_calls", "thinking", "tool_name"};
+  static const std::set<std::string> known = {"role", "content", "images", "tool_calls", "thinking", "tool_name",
+                                              "tool_call_id"};
   for (auto it = m.begin(); it != m.end(); ++it) {
     if (!known.count(it.key())) bad(f + "." + it.key(), "is not a known field");
   }
@@ -456,15 +560,17 @@ std::pair<std::string, std::string> ollama_message(const json& m, size_t i) {
     if (!m["content"].is_string()) bad(f + ".content", std::string("must be a string, got ") + m["content"].type_name());
     content = m["content"].get<std::string>();
   }
-  for (const char* k : {"images", "tool_calls"}) {
-    if (m.contains(k) && !m[k].is_null() && !(m[k].is_array() && m[k].empty())) {
-      bad(f + "." + k, std::string("are not supported (tars serves text models without tool calls)"));
-    }
+  if (m.contains("images") && !m["images"].is_null() && !(m["images"].is_array() && m["images"].empty())) {
+    bad(f + ".images", "are not supported (tars serves text models)");
   }
-  for (const char* k : {"thinking", "tool_name"}) {
-    if (m.contains(k) && !m[k].is_null() && !m[k].is_string()) bad(f + "." + k, "must be a string");
+  if (m.contains("thinking") && !m["thinking"].is_null() && !m["thinking"].is_string()) {
+    bad(f + ".thinking", "must be a string");
   }
-  return {role, content};
+  MessageParam msg;
+  msg.role = role;
+  msg.content = std::move(content);
+  parse_tool_fields(m, f, msg, /*openai=*/false);
+  return msg;
 }
 
 }  // namespace
@@ -502,7 +608,8 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   }
   ollama_options(body, p);
   if (chat) {
-    ollama_unsupported(body, "tools", "are not supported by this server yet");
+    p.tools = parse_tools(body);
+    if (!p.tools.empty() && p.json_object) bad("tools", "cannot be used with JSON mode (format)");
     p.chat = true;
     if (body.contains("messages") && !body["messages"].is_null()) {
       const json& ms = body["messages"];
@@ -532,8 +639,8 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   } else {
     // The prompt as the user's turn of the model's chat template, as Ollama does.
     p.chat = true;
-    if (!system.empty()) p.messages.emplace_back("system", system);
-    p.messages.emplace_back("user", prompt);
+    if (!system.empty()) p.messages.push_back({"system", system, {}, "", ""});
+    p.messages.push_back({"user", prompt, {}, "", ""});
   }
   return out;
 }

@@ -17,11 +17,36 @@
 
 namespace tars::node {
 
+// A function call an assistant message made earlier in the conversation.
+struct ToolCallParam {
+  std::string id;            // "" when the client gave none
+  std::string name;
+  nlohmann::json arguments;  // an object (OpenAI sends it as JSON text; it is parsed here)
+  bool operator==(const ToolCallParam&) const = default;
+};
+
+// One message of a chat.
+struct MessageParam {
+  std::string role;     // system, user, assistant or tool ("developer" is system)
+  std::string content;
+  std::vector<ToolCallParam> tool_calls;  // assistant
+  std::string tool_call_id;               // tool: the call it answers
+  std::string name;                       // tool: the function's name, when given
+  bool operator==(const MessageParam&) const = default;
+};
+
+// At most this many tools in one request (OpenAI's limit).
+inline constexpr size_t kMaxTools = 128;
+
 // Parameters common to the generation endpoints. Field names are OpenAI's.
 struct GenerationParams {
   std::string model;                 // "" = the node's default chat model
   bool chat = false;                 // messages (chat template) vs a raw prompt
-  std::vector<std::pair<std::string, std::string>> messages;  // (role, content)
+  std::vector<MessageParam> messages;
+  // Tools the model may call: OpenAI's tool objects, {"type": "function",
+  // "function": {"name", "description", "parameters"}}, checked; empty = none
+  // (also with tool_choice "none", when the model is not told of them).
+  nlohmann::json tools = nlohmann::json::array();
   std::string prompt;
   int max_tokens = -1;               // -1 = until the context is full
   engine::SamplerOptions sampling;   // temperature, top_p, top_k, min_p, penalties, seed

@@ -176,6 +176,13 @@ test('what tars does not do is refused, not ignored', async () => {
       response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } },
     }),
     (e) => e.status === 400 && /response_format/.test(e.message));
+  // stories260K has no chat template (the plain format): it cannot be told of tools.
+  await assert.rejects(
+    client.chat.completions.create({
+      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }],
+      tools: [{ type: 'function', function: { name: 'f' } }],
+    }),
+    (e) => e.status === 400 && /no place for tools/.test(e.message));
   await assert.rejects(
     client.completions.create({ model: 'stories260K', prompt, suffix: ' The end.' }),
     (e) => e.status === 400 && /suffix/.test(e.message));

@@ -37,8 +37,8 @@ TEST(GenerationParse, ReadsEveryField) {
   const GenerationParams p = generation_parse(body, true);
   EXPECT_EQ(p.model, "m");
   ASSERT_EQ(p.messages.size(), 2u);
-  EXPECT_EQ(p.messages[0].first, "system");  // developer is system
-  EXPECT_EQ(p.messages[1].second, "ab");     // text parts joined
+  EXPECT_EQ(p.messages[0].role, "system");  // developer is system
+  EXPECT_EQ(p.messages[1].content, "ab");   // text parts joined
   EXPECT_EQ(p.max_tokens, 8);
   EXPECT_FLOAT_EQ(p.sampling.temperature, 0.5f);
   EXPECT_EQ(p.sampling.top_k, 40);
@@ -106,11 +106,63 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "suffix": "end"})", false, "suffix"},
       {R"({"prompt": "x", "best_of": 2})", false, "best_of"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})", true, "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": {}})", true, "tools"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "retrieval"}]})", true, "tools[0]"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "a b"}}]})",
+       true, "tools[0].function.name"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}},
+          {"type": "function", "function": {"name": "f"}}]})", true, "given twice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f",
+          "parameters": "{}"}}]})", true, "tools[0].function.parameters"},
+      {R"({"prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}]})", false, "chat"},
+      {R"({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+          "function": {"name": "f", "arguments": "{not json"}}]}]})", true, "messages[0].tool_calls[0].function.arguments"},
+      {R"({"messages": [{"role": "assistant", "tool_calls": [{"type": "function",
+          "function": {"name": "f", "arguments": {"a": 1}}}]}]})", true, "arguments"},
+      {R"({"messages": [{"role": "user", "content": "x", "tool_calls": [{"function": {"name": "f"}}]}]})", true,
+       "assistant messages"},
+      {R"({"messages": [{"role": "tool", "content": "x", "tool_call_id": 5}]})", true, "messages[0].tool_call_id"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"},
+          "tools": [{"type": "function", "function": {"name": "f"}}]})", true, "JSON mode"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function"}})", true, "tool_choice"},
   };
   for (const auto& c : cases) {
     expect_invalid([&] { generation_parse(json::parse(c.body), c.chat); }, c.needle, c.body);
   }
+}
+
+TEST(GenerationParse, ToolsAndToolCallMessages) {
+  const GenerationParams p = generation_parse(json::parse(R"({"messages": [
+      {"role": "user", "content": "Weather in Paris?"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "18C"}],
+      "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+      "tool_choice": "auto", "parallel_tool_calls": false})"),
+                                              true);
+  ASSERT_EQ(p.messages.size(), 3u);
+  ASSERT_EQ(p.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(p.messages[1].tool_calls[0], (ToolCallParam{"call_1", "get_weather", json{{"city", "Paris"}}}));
+  EXPECT_EQ(p.messages[1].content, "");
+  EXPECT_EQ(p.messages[2].tool_call_id, "call_1");
+  EXPECT_EQ(p.messages[2].name, "get_weather");
+  ASSERT_EQ(p.tools.size(), 1u);
+  EXPECT_EQ(p.tools[0]["function"]["name"], "get_weather");
+  // tool_choice "none": the model is not told of the tools.
+  EXPECT_TRUE(generation_parse(json::parse(R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "none",
+      "tools": [{"type": "function", "function": {"name": "f"}}]})"),
+                               true)
+                  .tools.empty());
+  // Ollama: arguments are an object, the tool's name is tool_name.
+  const auto o = ollama_generation_parse(json::parse(R"({"model": "m", "messages": [
+      {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": {"x": 1}}}]},
+      {"role": "tool", "content": "2", "tool_name": "f"}],
+      "tools": [{"type": "function", "function": {"name": "f"}}]})"),
+                                         OllamaEndpoint::kChat);
+  EXPECT_EQ(o.gen.messages[0].tool_calls[0], (ToolCallParam{"", "f", json{{"x", 1}}}));
+  EXPECT_EQ(o.gen.messages[1].name, "f");
+  EXPECT_EQ(o.gen.tools.size(), 1u);
 }
 
 TEST(EmbeddingParse, ReadsTextsTokenIdsAndOptions) {
@@ -218,7 +270,9 @@ TEST(OllamaParse, ChatReadsMessagesOptionsAndOllamasDefaults) {
   EXPECT_TRUE(p.stream);  // Ollama streams unless told not to
   EXPECT_EQ(p.model, "m");
   ASSERT_EQ(p.messages.size(), 4u);
-  EXPECT_EQ(p.messages[3], (std::pair<std::string, std::string>{"tool", "42"}));
+  EXPECT_EQ(p.messages[3].role, "tool");
+  EXPECT_EQ(p.messages[3].content, "42");
+  EXPECT_EQ(p.messages[3].name, "f");  // Ollama's tool_name
   EXPECT_FLOAT_EQ(p.sampling.temperature, 0.2f);
   EXPECT_EQ(p.sampling.top_k, 5);
   EXPECT_FLOAT_EQ(p.sampling.top_p, 0.5f);
@@ -257,7 +311,9 @@ TEST(OllamaParse, GenerateTemplatesThePromptUnlessRaw) {
   const auto t = ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "P", "system": "S"})"),
                                          OllamaEndpoint::kGenerate);
   EXPECT_TRUE(t.gen.chat);
-  EXPECT_EQ(t.gen.messages, (std::vector<std::pair<std::string, std::string>>{{"system", "S"}, {"user", "P"}}));
+  ASSERT_EQ(t.gen.messages.size(), 2u);
+  EXPECT_EQ(t.gen.messages[0], (MessageParam{"system", "S", {}, "", ""}));
+  EXPECT_EQ(t.gen.messages[1], (MessageParam{"user", "P", {}, "", ""}));
   const auto r = ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "<s>P", "raw": true})"),
                                          OllamaEndpoint::kGenerate);
   EXPECT_FALSE(r.gen.chat);
@@ -286,10 +342,12 @@ TEST(OllamaParse, BadBodiesNameTheField) {
       {R"({"model": "m", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]})", true,
        "messages[0].images"},
       {R"({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]})", true,
-       "messages[0].tool_calls"},
+       "messages[0].tool_calls[0].function.name"},
+      {R"({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f",
+          "arguments": [1]}}]}]})", true, "must be an object"},
       {R"({"model": "m", "messages": [{"role": "user", "content": "x", "name": "n"}]})", true, "messages[0].name"},
       {R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", true,
-       "tools"},
+       "tools[0].function"},
       {R"({"model": "m", "prompt": "x", "format": "yaml"})", false, "format"},
       {R"({"model": "m", "prompt": "x", "format": 1})", false, "format"},
       {R"({"model": "m", "prompt": "x", "format": {"type": "object"}})", false, "format"},

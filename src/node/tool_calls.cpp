@@ -1,0 +1,127 @@
+#include "node/tool_calls.h"
+
+#include <set>
+
+namespace tars::node {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kOpen = "<tool_call>";
+constexpr std::string_view kClose = "</tool_call>";
+
+std::string_view trim(std::string_view s) {
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!s.empty() && blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && blank(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::set<std::string> declared(const json& tools) {
+  std::set<std::string> names;
+  for (const auto& t : tools) {
+    if (t.is_object() && t.contains("function") && t["function"].is_object() && t["function"].contains("name") &&
+        t["function"]["name"].is_string()) {
+      names.insert(t["function"]["name"].get<std::string>());
+    }
+  }
+  return names;
+}
+
+// {"name": "f", <args_key>: {...}} (the arguments may also be the JSON text
+// of an object, as some models write them) to a call of a declared function.
+bool read_call(std::string_view text, const std::set<std::string>& names, std::initializer_list<const char*> args_keys,
+               ParsedToolCall& out) {
+  const json j = json::parse(trim(text), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) return false;
+  out.name = j["name"].get<std::string>();
+  if (!names.count(out.name)) return false;
+  out.arguments = json::object();
+  for (const char* key : args_keys) {
+    if (!j.contains(key)) continue;
+    const json& a = j[key];
+    if (a.is_object()) {
+      out.arguments = a;
+    } else if (a.is_string()) {
+      json parsed = json::parse(a.get<std::string>(), nullptr, false);
+      if (!parsed.is_object()) return false;
+      out.arguments = std::move(parsed);
+    } else if (!a.is_null()) {
+      return false;
+    }
+    return true;
+  }
+  return true;  // a function without arguments
+}
+
+}  // namespace
+
+ToolCallFormat tool_call_format(std::string_view t) {
+  if (t.find("<tool_call>") != std::string_view::npos) return ToolCallFormat::kHermes;
+  if (t.find("<|start_header_id|>") != std::string_view::npos && t.find("\"parameters\"") != std::string_view::npos) {
+    return ToolCallFormat::kLlama3;
+  }
+  return ToolCallFormat::kHermes;
+}
+
+ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, const json& tools) {
+  ParsedAnswer all_content{std::string(trim(text)), {}};
+  if (format == ToolCallFormat::kNone) return all_content;
+  const std::set<std::string> names = declared(tools);
+  ParsedAnswer out;
+  if (format == ToolCallFormat::kLlama3) {
+    ParsedToolCall c;
+    const std::string_view body = trim(text);
+    if (body.empty() || body.front() != '{' || !read_call(body, names, {"parameters", "arguments"}, c)) {
+      return all_content;
+    }
+    out.calls.push_back(std::move(c));
+    return out;
+  }
+  std::string content;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t open = text.find(kOpen, at);
+    if (open == std::string_view::npos) {
+      content += text.substr(at);
+      break;
+    }
+    content += text.substr(at, open - at);
+    const size_t body = open + kOpen.size();
+    size_t close = text.find(kClose, body);
+    // A model that stops right after its last call may leave out the tag.
+    const size_t end = close == std::string_view::npos ? text.size() : close;
+    ParsedToolCall c;
+    if (!read_call(text.substr(body, end - body), names, {"arguments", "parameters"}, c)) return all_content;
+    out.calls.push_back(std::move(c));
+    at = close == std::string_view::npos ? text.size() : close + kClose.size();
+  }
+  if (out.calls.empty()) return all_content;
+  out.content = std::string(trim(content));
+  return out;
+}
+
+size_t tool_call_content_prefix(std::string_view text, ToolCallFormat format) {
+  switch (format) {
+    case ToolCallFormat::kNone:
+      return text.size();
+    case ToolCallFormat::kLlama3: {
+      // A call is the whole answer: hold everything until the first
+      // character that is not blank and not '{' shows it is text.
+      const std::string_view body = trim(text);
+      return body.empty() || body.front() == '{' ? 0 : text.size();
+    }
+    case ToolCallFormat::kHermes: {
+      const size_t open = text.find(kOpen);
+      if (open != std::string_view::npos) return open;
+      // The end may be the start of the tag.
+      for (size_t k = std::min(text.size(), kOpen.size() - 1); k > 0; --k) {
+        if (text.substr(text.size() - k) == kOpen.substr(0, k)) return text.size() - k;
+      }
+      return text.size();
+    }
+  }
+  return text.size();
+}
+
+}  // namespace tars::node

@@ -1,0 +1,47 @@
+#pragma once
+// Tool calls in a model's answer: which way the model's family writes them
+// (from its chat template), splitting a finished answer into content and
+// calls, and, while streaming, how much of the answer so far is surely
+// content. Pure functions of text, tested and fuzzed on their own.
+//
+// Two ways of writing calls are understood:
+//   - Hermes / Qwen2.5 (and the default for a template that shows tools):
+//     <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>, one block
+//     per call, text before them is content;
+//   - Llama 3.1 / 3.2: the whole answer is {"name": "f", "parameters": {...}}.
+// Mistral's [TOOL_CALLS] is a control token that never reaches the text, so
+// it is not understood (its calls come out as content).
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tars::node {
+
+enum class ToolCallFormat { kNone, kHermes, kLlama3 };
+
+// The format of the family whose chat template this is.
+ToolCallFormat tool_call_format(std::string_view template_text);
+
+struct ParsedToolCall {
+  std::string name;
+  nlohmann::json arguments;  // an object
+};
+
+struct ParsedAnswer {
+  std::string content;  // the text outside the calls, trimmed
+  std::vector<ParsedToolCall> calls;
+};
+
+// A finished answer as content and calls to the declared `tools` (OpenAI's
+// tool objects). When a call does not parse or names a function that was not
+// declared, nothing is taken for a call: the whole answer is content.
+ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, const nlohmann::json& tools);
+
+// While streaming: the length of the prefix of `text` that is content
+// whatever comes next (from where a call may begin, the text is held back
+// until the answer is finished).
+size_t tool_call_content_prefix(std::string_view text, ToolCallFormat format);
+
+}  // namespace tars::node

@@ -1,0 +1,147 @@
+// Tool calls end to end, with the official openai and ollama npm clients.
+// The models are chain models (tests/support/chain_model.h): real GGUF files
+// run by the real engine, whose weights make the greedy answer to any prompt a
+// fixed text, here a call of get_weather in each family's own way (Qwen2.5's
+// <tool_call> blocks, Llama 3.1's bare JSON), with the family's real chat
+// template from ../shared/models. The server must show the tools to the model
+// through the template, read the call back out of the answer and give it to
+// the client as a tool call; then take the call and its result back in the
+// next request.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { Ollama } from 'ollama';
+import { startNode } from './node_helper.mjs';
+
+const fixtures = process.env.TARS_FIXTURES || process.env.TARS_FIXTURES_DEFAULT;
+const maker = process.env.TARS_MAKE_CHAIN_MODEL;
+
+const tools = [{
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'The weather now in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+}];
+const question = [{ role: 'user', content: 'What is the weather in Paris?' }];
+
+let dir;
+let qwen;    // node serving the Qwen2.5-template chain model
+let llama;   // node serving the Llama-3.1-template chain model
+let client;
+let llamaClient;
+let ollama;
+before(async () => {
+  assert.ok(maker, 'TARS_MAKE_CHAIN_MODEL is not set (ctest sets it)');
+  dir = mkdtempSync(join(tmpdir(), 'tars-tools-'));
+  // The answer after the prompt's last token ('\n', the byte token <0x0A>).
+  execFileSync(maker, [join(dir, 'qwen-chain.gguf'), `${fixtures}/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja`,
+    '<0x0A>', '<tool_call>\n',
+    '<tool_call>\n', '{"name": "get_weather", ',
+    '{"name": "get_weather", ', '"arguments": {"city": "Paris"}}',
+    '"arguments": {"city": "Paris"}}', '\n</tool_call>',
+    '\n</tool_call>', '<|im_end|>']);
+  execFileSync(maker, [join(dir, 'llama-chain.gguf'),
+    `${fixtures}/chat-templates/meta-llama-Llama-3.1-8B-Instruct.jinja`,
+    '<0x0A>', '{"name": "get_weather", ',
+    '{"name": "get_weather", ', '"parameters": {"city": "Paris"}}',
+    '"parameters": {"city": "Paris"}}', '<|im_end|>']);
+  qwen = await startNode(['--model', join(dir, 'qwen-chain.gguf')]);
+  llama = await startNode(['--model', join(dir, 'llama-chain.gguf')]);
+  client = new OpenAI({ baseURL: `${qwen.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  llamaClient = new OpenAI({ baseURL: `${llama.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  ollama = new Ollama({ host: qwen.url });
+});
+after(async () => {
+  await qwen?.stop();
+  await llama?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const expectWeatherCall = (message) => {
+  assert.equal(message.tool_calls.length, 1);
+  const [call] = message.tool_calls;
+  assert.equal(call.type, 'function');
+  assert.match(call.id, /^call_[0-9a-f]{24}$/);
+  assert.equal(call.function.name, 'get_weather');
+  assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris' });
+};
+
+test('a call in <tool_call> tags comes back as tool_calls', async () => {
+  const r = await client.chat.completions.create({ model: 'qwen-chain', messages: question, tools, temperature: 0 });
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  assert.equal(r.choices[0].message.content, null);
+  expectWeatherCall(r.choices[0].message);
+});
+
+test('streamed, the SDK assembles the same call and no tag leaks as content', async () => {
+  const stream = client.chat.completions.stream({ model: 'qwen-chain', messages: question, tools, temperature: 0 });
+  let content = '';
+  stream.on('content', (delta) => { content += delta; });
+  const final = await stream.finalChatCompletion();
+  assert.equal(content, '');
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  expectWeatherCall(final.choices[0].message);
+});
+
+test('the call and its result go back in the next request', async () => {
+  const first = await client.chat.completions.create({ model: 'qwen-chain', messages: question, tools,
+    temperature: 0 });
+  const call = first.choices[0].message.tool_calls[0];
+  const messages = [...question, first.choices[0].message,
+    { role: 'tool', tool_call_id: call.id, content: '18 degrees, sunny' }];
+  const second = await client.chat.completions.create({ model: 'qwen-chain', messages, tools, temperature: 0 });
+  // The template rendered the call and the result (the prompt grew by them);
+  // this model answers every prompt with the same call.
+  assert.ok(second.usage.prompt_tokens > first.usage.prompt_tokens + 20,
+    `${second.usage.prompt_tokens} vs ${first.usage.prompt_tokens}`);
+  expectWeatherCall(second.choices[0].message);
+});
+
+test('tool_choice none: the model is not told, and its text stays text', async () => {
+  const r = await client.chat.completions.create({ model: 'qwen-chain', messages: question, tools,
+    tool_choice: 'none', temperature: 0 });
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  assert.equal(r.choices[0].message.tool_calls, undefined);
+  assert.match(r.choices[0].message.content, /<tool_call>/);
+  const told = await client.chat.completions.create({ model: 'qwen-chain', messages: question, tools,
+    temperature: 0 });
+  assert.ok(told.usage.prompt_tokens > r.usage.prompt_tokens + 100);  // the tools' part of the system prompt
+  await assert.rejects(client.chat.completions.create({ model: 'qwen-chain', messages: question, tools,
+    tool_choice: 'required' }), (e) => e.status === 400 && /tool_choice/.test(e.message));
+});
+
+test('a Llama 3.1 bare-JSON call comes back as tool_calls', async () => {
+  const r = await llamaClient.chat.completions.create({ model: 'llama-chain', messages: question, tools,
+    temperature: 0 });
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  expectWeatherCall(r.choices[0].message);
+  const stream = llamaClient.chat.completions.stream({ model: 'llama-chain', messages: question, tools,
+    temperature: 0 });
+  expectWeatherCall((await stream.finalChatCompletion()).choices[0].message);
+});
+
+test('Ollama clients get Ollama tool calls, streamed or not', async () => {
+  const r = await ollama.chat({ model: 'qwen-chain', messages: question, tools });
+  assert.equal(r.done_reason, 'stop');
+  assert.equal(r.message.content, '');
+  assert.deepEqual(r.message.tool_calls, [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }]);
+  const stream = await ollama.chat({ model: 'qwen-chain', messages: question, tools, stream: true });
+  const calls = [];
+  let content = '';
+  for await (const part of stream) {
+    content += part.message.content;
+    if (part.message.tool_calls) calls.push(...part.message.tool_calls);
+  }
+  assert.equal(content, '');
+  assert.deepEqual(calls, [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }]);
+  // And back: Ollama's call (arguments as an object) and the tool's answer.
+  const next = await ollama.chat({ model: 'qwen-chain', tools, messages: [...question, r.message,
+    { role: 'tool', content: '18 degrees, sunny', tool_name: 'get_weather' }] });
+  assert.ok(next.prompt_eval_count > r.prompt_eval_count + 20);
+});

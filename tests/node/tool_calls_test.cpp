@@ -1,0 +1,89 @@
+// Tool calls in answers (node/tool_calls.h): the format each real template's
+// family writes, answers split into content and calls, and the streaming
+// hold-back never letting the start of a call out as content.
+#include "node/tool_calls.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.h"
+
+namespace tars::node {
+namespace {
+
+using nlohmann::json;
+
+const json kTools = json::parse(R"([{"type": "function", "function": {"name": "get_weather"}},
+                                    {"type": "function", "function": {"name": "get_time"}}])");
+
+TEST(ToolCalls, FormatFromTheRealTemplates) {
+  auto format = [](const char* name) {
+    return tool_call_format(test::read_file(test::fixture(std::string("chat-templates/") + name + ".jinja")));
+  };
+  EXPECT_EQ(format("Qwen-Qwen2.5-7B-Instruct"), ToolCallFormat::kHermes);
+  EXPECT_EQ(format("meta-llama-Llama-3.1-8B-Instruct"), ToolCallFormat::kLlama3);
+}
+
+TEST(ToolCalls, HermesBlocksAreCallsAndTheRestIsContent) {
+  const ParsedAnswer a = parse_tool_calls(
+      "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n"
+      "<tool_call>\n{\"name\": \"get_time\", \"arguments\": \"{\\\"zone\\\": \\\"CET\\\"}\"}\n</tool_call>",
+      ToolCallFormat::kHermes, kTools);
+  EXPECT_EQ(a.content, "Let me check.");
+  ASSERT_EQ(a.calls.size(), 2u);
+  EXPECT_EQ(a.calls[0].name, "get_weather");
+  EXPECT_EQ(a.calls[0].arguments, json({{"city", "Paris"}}));
+  EXPECT_EQ(a.calls[1].arguments, json({{"zone", "CET"}}));  // arguments written as JSON text
+  // The closing tag left out at the very end, and a function without arguments.
+  const ParsedAnswer b = parse_tool_calls("<tool_call>{\"name\": \"get_time\"}", ToolCallFormat::kHermes, kTools);
+  ASSERT_EQ(b.calls.size(), 1u);
+  EXPECT_EQ(b.calls[0].arguments, json::object());
+  EXPECT_EQ(b.content, "");
+}
+
+TEST(ToolCalls, AnythingDoubtfulIsContent) {
+  for (const char* text : {
+           "<tool_call>{\"name\": \"launch_rockets\", \"arguments\": {}}</tool_call>",  // not declared
+           "<tool_call>{\"name\": \"get_time\", \"arguments\": [1]}</tool_call>",        // not an object
+           "<tool_call>{\"name\": get_time}</tool_call>",                                 // not JSON
+           "<tool_call></tool_call>",
+           "Plain text about <tool_call> tags.",
+       }) {
+    const ParsedAnswer a = parse_tool_calls(text, ToolCallFormat::kHermes, kTools);
+    EXPECT_TRUE(a.calls.empty()) << text;
+    EXPECT_EQ(a.content, text) << text;
+  }
+  EXPECT_TRUE(parse_tool_calls("<tool_call>{\"name\": \"get_time\"}</tool_call>", ToolCallFormat::kNone, kTools)
+                  .calls.empty());
+}
+
+TEST(ToolCalls, Llama3TheWholeAnswerIsTheCall) {
+  const ParsedAnswer a =
+      parse_tool_calls(" {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}\n", ToolCallFormat::kLlama3, kTools);
+  ASSERT_EQ(a.calls.size(), 1u);
+  EXPECT_EQ(a.calls[0].arguments, json({{"city", "Paris"}}));
+  EXPECT_EQ(a.content, "");
+  for (const char* text : {"It is sunny {\"name\": \"get_weather\"}", "{\"name\": \"nope\", \"parameters\": {}}",
+                           "{\"answer\": 42}"}) {
+    EXPECT_TRUE(parse_tool_calls(text, ToolCallFormat::kLlama3, kTools).calls.empty()) << text;
+  }
+}
+
+TEST(ToolCalls, StreamingHoldsBackWhereACallMayBegin) {
+  // Every prefix of an answer with a call: what is released never reaches
+  // into the call.
+  const std::string answer = "Checking.<tool_call>{\"name\": \"get_time\"}</tool_call>";
+  const size_t call = answer.find("<tool_call>");
+  for (size_t n = 0; n <= answer.size(); ++n) {
+    const size_t ready = tool_call_content_prefix(answer.substr(0, n), ToolCallFormat::kHermes);
+    EXPECT_LE(ready, std::min(n, call)) << n;
+  }
+  EXPECT_EQ(tool_call_content_prefix("Checking.<tool", ToolCallFormat::kHermes), 9u);
+  EXPECT_EQ(tool_call_content_prefix("a < b", ToolCallFormat::kHermes), 5u);  // '<' then ' ' is not the tag
+  EXPECT_EQ(tool_call_content_prefix("  {\"na", ToolCallFormat::kLlama3), 0u);
+  EXPECT_EQ(tool_call_content_prefix("  ", ToolCallFormat::kLlama3), 0u);
+  EXPECT_EQ(tool_call_content_prefix("Sunny", ToolCallFormat::kLlama3), 5u);
+  EXPECT_EQ(tool_call_content_prefix("Sunny", ToolCallFormat::kNone), 5u);
+}
+
+}  // namespace
+}  // namespace tars::node
