@@ -147,22 +147,14 @@ bool JsonPrefix::push(unsigned char c) {
       }
       if (c < 0x20) return false;  // control characters must be escaped
       if (c < 0x80) return true;
-      // A UTF-8 lead byte (RFC 3629 table: no overlong forms, no surrogates,
-      // nothing past U+10FFFF).
-      if (c >= 0xC2 && c <= 0xDF) {
-        utf8_left_ = 1;
-      } else if (c >= 0xE0 && c <= 0xEF) {
-        utf8_left_ = 2;
-        if (c == 0xE0) utf8_lo_ = 0xA0;
-        if (c == 0xED) utf8_hi_ = 0x9F;
-      } else if (c >= 0xF0 && c <= 0xF4) {
-        utf8_left_ = 3;
-        if (c == 0xF0) utf8_lo_ = 0x90;
-        if (c == 0xF4) utf8_hi_ = 0x8F;
-      } else {
-        return false;
+      {
+        // A UTF-8 lead byte (RFC 3629: no overlong forms, no surrogates,
+        // nothing past U+10FFFF).
+        int length = 0;
+        if (!utf8_lead(c, length, utf8_lo_, utf8_hi_)) return false;
+        utf8_left_ = static_cast<uint8_t>(length - 1);
+        return true;
       }
-      return true;
     case Mode::kEscape:
       if (c == 'u') {
         mode_ = Mode::kUnicode;

@@ -217,4 +217,10 @@ class TokenStreamDecoder {
 // may be only part of a character.
 bool utf8_valid(std::string_view s);
 
+// A UTF-8 lead byte by RFC 3629's table: how many bytes the character has in
+// all (`length`, 1 to 4) and the range of its second byte (`lo`..`hi`; the
+// rest are 0x80..0xBF). False for a byte that cannot start a character
+// (continuation bytes, overlong leads 0xC0 0xC1, 0xF5 and up).
+bool utf8_lead(unsigned char c, int& length, unsigned char& lo, unsigned char& hi);
+
 }  // namespace tars::engine

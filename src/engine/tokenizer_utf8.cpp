@@ -68,25 +68,13 @@ void utf8_append(std::string& out, uint32_t cp) {
 
 size_t utf8_valid_prefix(std::string_view s, size_t i, size_t& needed) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c0 = b(0);
   unsigned char lo = 0x80, hi = 0xBF;
-  if (c0 < 0x80) {
-    needed = 1;
-    return 1;
-  } else if (c0 >= 0xC2 && c0 <= 0xDF) {
-    needed = 2;
-  } else if (c0 >= 0xE0 && c0 <= 0xEF) {
-    needed = 3;
-    if (c0 == 0xE0) lo = 0xA0;
-    if (c0 == 0xED) hi = 0x9F;
-  } else if (c0 >= 0xF0 && c0 <= 0xF4) {
-    needed = 4;
-    if (c0 == 0xF0) lo = 0x90;
-    if (c0 == 0xF4) hi = 0x8F;
-  } else {
+  int length = 0;
+  if (!utf8_lead(b(0), length, lo, hi)) {
     needed = 0;
     return 1;
   }
+  needed = static_cast<size_t>(length);
   size_t m = 1;
   while (m < needed && i + m < s.size()) {
     const unsigned char c = b(m);
@@ -100,6 +88,27 @@ size_t utf8_valid_prefix(std::string_view s, size_t i, size_t& needed) {
 }  // namespace tars::engine::tokenizer_detail
 
 namespace tars::engine {
+
+bool utf8_lead(unsigned char c, int& length, unsigned char& lo, unsigned char& hi) {
+  lo = 0x80;
+  hi = 0xBF;
+  if (c < 0x80) {
+    length = 1;
+  } else if (c >= 0xC2 && c <= 0xDF) {
+    length = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    length = 3;
+    if (c == 0xE0) lo = 0xA0;  // no overlong forms
+    if (c == 0xED) hi = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    length = 4;
+    if (c == 0xF0) lo = 0x90;  // no overlong forms
+    if (c == 0xF4) hi = 0x8F;  // nothing past U+10FFFF
+  } else {
+    return false;
+  }
+  return true;
+}
 
 bool utf8_valid(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
