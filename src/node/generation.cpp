@@ -22,22 +22,23 @@ std::string random_id(const char* prefix) {
 }
 
 // A JSON value as chat templates see it (objects keep their keys' order).
-engine::JinjaValue jinja_from_json(const json& j) {
+engine::JinjaValue jinja_from_json(const nlohmann::ordered_json& j) {
+  using value_t = nlohmann::ordered_json::value_t;
   switch (j.type()) {
-    case json::value_t::null: return engine::JinjaValue::none();
-    case json::value_t::boolean: return engine::JinjaValue(j.get<bool>());
-    case json::value_t::number_integer: return engine::JinjaValue(j.get<int64_t>());
-    case json::value_t::number_unsigned:
+    case value_t::null: return engine::JinjaValue::none();
+    case value_t::boolean: return engine::JinjaValue(j.get<bool>());
+    case value_t::number_integer: return engine::JinjaValue(j.get<int64_t>());
+    case value_t::number_unsigned:
       return j.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX) ? engine::JinjaValue(static_cast<int64_t>(j.get<uint64_t>()))
                                                                     : engine::JinjaValue(j.get<double>());
-    case json::value_t::number_float: return engine::JinjaValue(j.get<double>());
-    case json::value_t::string: return engine::JinjaValue(j.get<std::string>());
-    case json::value_t::array: {
+    case value_t::number_float: return engine::JinjaValue(j.get<double>());
+    case value_t::string: return engine::JinjaValue(j.get<std::string>());
+    case value_t::array: {
       engine::JinjaList list;
       for (const auto& x : j) list.push_back(jinja_from_json(x));
       return engine::JinjaValue(std::move(list));
     }
-    case json::value_t::object: {
+    case value_t::object: {
       engine::JinjaDict dict;
       for (auto it = j.begin(); it != j.end(); ++it) dict.emplace_back(it.key(), jinja_from_json(it.value()));
       return engine::JinjaValue(std::move(dict));

@@ -97,10 +97,10 @@ nlohmann::json error_body_for(const std::string& path, int status, const std::st
   return error_body(status, message, code);
 }
 
-nlohmann::json parse_json_object(const httplib::Request& req) {
-  nlohmann::json j;
+nlohmann::ordered_json parse_json_object(const httplib::Request& req) {
+  nlohmann::ordered_json j;
   try {
-    j = nlohmann::json::parse(req.body);
+    j = nlohmann::ordered_json::parse(req.body);
   } catch (const nlohmann::json::exception& e) {
     // parse_error, and out_of_range for a number no double holds (1e999)
     throw HttpError(400, "invalid_json", std::string("request body is not valid JSON: ") + e.what());

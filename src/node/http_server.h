@@ -93,8 +93,9 @@ nlohmann::json error_body(int status, const std::string& message, const std::str
 // /api/, else error_body's.
 nlohmann::json error_body_for(const std::string& path, int status, const std::string& message,
                               const std::string& code);
-// Parses a request body as a JSON object; malformed JSON or another type
-// throws tars::Error(kInvalidArgument) with the parser's position.
-nlohmann::json parse_json_object(const httplib::Request& req);
+// Parses a request body as a JSON object, keys in the client's order
+// (request_params.h); malformed JSON or another type throws
+// tars::Error(kInvalidArgument) with the parser's position.
+nlohmann::ordered_json parse_json_object(const httplib::Request& req);
 
 }  // namespace tars::node

@@ -255,7 +255,7 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
 
 HttpHandler generation_handler(ModelHost& host, Api api) {
   return [&host, api](const httplib::Request& req, httplib::Response& res) {
-    json body = parse_json_object(req);
+    const auto body = parse_json_object(req);
     // The seed's /inference takes either messages or a prompt; it streams
     // in the completions shape.
     bool chat = api == Api::kChat || (api == Api::kInference && body.contains("messages"));

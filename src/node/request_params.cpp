@@ -9,7 +9,7 @@
 namespace tars::node {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 [[noreturn]] void bad(const std::string& field, const std::string& what) {
   throw Error(ErrorCode::kInvalidArgument, "'" + field + "' " + what);

@@ -4,6 +4,10 @@
 // fuzz target fuzz/targets/requests_fuzz.cpp can call them on anything a
 // client might send. Every error is a tars::Error(kInvalidArgument) that
 // names the field and what is wrong with it.
+//
+// Bodies are nlohmann::ordered_json, objects in the client's key order: tool
+// schemas and call arguments are printed into the prompt by the chat template
+// (`tool | tojson`), and Hugging Face's rendering keeps the order they came in.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,7 +25,7 @@ namespace tars::node {
 struct ToolCallParam {
   std::string id;            // "" when the client gave none
   std::string name;
-  nlohmann::json arguments;  // an object (OpenAI sends it as JSON text; it is parsed here)
+  nlohmann::ordered_json arguments;  // an object (OpenAI sends it as JSON text; it is parsed here)
   bool operator==(const ToolCallParam&) const = default;
 };
 
@@ -46,7 +50,7 @@ struct GenerationParams {
   // Tools the model may call: OpenAI's tool objects, {"type": "function",
   // "function": {"name", "description", "parameters"}}, checked; empty = none
   // (also with tool_choice "none", when the model is not told of them).
-  nlohmann::json tools = nlohmann::json::array();
+  nlohmann::ordered_json tools = nlohmann::ordered_json::array();
   std::string prompt;
   int max_tokens = -1;               // -1 = until the context is full
   engine::SamplerOptions sampling;   // temperature, top_p, top_k, min_p, penalties, seed
@@ -65,7 +69,7 @@ struct GenerationParams {
 
 // Parses and validates a request body. `chat` selects messages vs prompt.
 // Throws tars::Error(kInvalidArgument) naming the field and what is wrong.
-GenerationParams generation_parse(const nlohmann::json& body, bool chat);
+GenerationParams generation_parse(const nlohmann::ordered_json& body, bool chat);
 
 // Most inputs in one embedding request (OpenAI's limit is 2048 too).
 inline constexpr size_t kMaxEmbeddingInputs = 2048;
@@ -89,7 +93,7 @@ enum class EmbeddingApi {
 
 // Parses and validates an embedding request body (1 to kMaxEmbeddingInputs
 // inputs). Throws tars::Error(kInvalidArgument) naming the field.
-EmbeddingParams embedding_parse(const nlohmann::json& body, EmbeddingApi api);
+EmbeddingParams embedding_parse(const nlohmann::ordered_json& body, EmbeddingApi api);
 
 // POST /tokenize (llama-server's shape): text to token ids of a chat model.
 struct TokenizeParams {
@@ -99,14 +103,14 @@ struct TokenizeParams {
   bool parse_special = true;   // "<|im_start|>" written in the text is that one token
   bool with_pieces = false;    // each id with its text
 };
-TokenizeParams tokenize_parse(const nlohmann::json& body);
+TokenizeParams tokenize_parse(const nlohmann::ordered_json& body);
 
 // POST /detokenize: token ids back to text.
 struct DetokenizeParams {
   std::string model;
   std::vector<int32_t> tokens;  // every id >= 0 (the model's vocabulary is checked by the handler)
 };
-DetokenizeParams detokenize_parse(const nlohmann::json& body);
+DetokenizeParams detokenize_parse(const nlohmann::ordered_json& body);
 
 // --- Ollama's native API (POST /api/chat, /api/generate, /api/embed,
 // /api/embeddings, /api/show) ---
@@ -127,15 +131,15 @@ struct OllamaGenerationParams {
   // way to load a model; the answer is done at once with done_reason "load".
   bool load_only = false;
 };
-OllamaGenerationParams ollama_generation_parse(const nlohmann::json& body, OllamaEndpoint endpoint);
+OllamaGenerationParams ollama_generation_parse(const nlohmann::ordered_json& body, OllamaEndpoint endpoint);
 
 // /api/embed {model, input (string or strings), truncate, options,
 // keep_alive, dimensions}: L2-normalized. The older /api/embeddings
 // {model, prompt, options, keep_alive} (legacy): one text, not normalized,
 // and an empty prompt gives an empty embedding (texts empty).
-EmbeddingParams ollama_embed_parse(const nlohmann::json& body, bool legacy);
+EmbeddingParams ollama_embed_parse(const nlohmann::ordered_json& body, bool legacy);
 
 // /api/show {model (or the older "name"), verbose}: the model's name.
-std::string ollama_show_parse(const nlohmann::json& body);
+std::string ollama_show_parse(const nlohmann::ordered_json& body);
 
 }  // namespace tars::node

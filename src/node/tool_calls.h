@@ -26,7 +26,7 @@ ToolCallFormat tool_call_format(std::string_view template_text);
 
 struct ParsedToolCall {
   std::string name;
-  nlohmann::json arguments;  // an object
+  nlohmann::ordered_json arguments;  // an object, keys as the model wrote them
 };
 
 struct ParsedAnswer {
@@ -37,7 +37,7 @@ struct ParsedAnswer {
 // A finished answer as content and calls to the declared `tools` (OpenAI's
 // tool objects). When a call does not parse or names a function that was not
 // declared, nothing is taken for a call: the whole answer is content.
-ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, const nlohmann::json& tools);
+ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, const nlohmann::ordered_json& tools);
 
 // While streaming: the length of the prefix of `text` that is content
 // whatever comes next (from where a call may begin, the text is held back

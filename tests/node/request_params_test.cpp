@@ -149,6 +149,14 @@ TEST(GenerationParse, ToolsAndToolCallMessages) {
   EXPECT_EQ(p.messages[2].name, "get_weather");
   ASSERT_EQ(p.tools.size(), 1u);
   EXPECT_EQ(p.tools[0]["function"]["name"], "get_weather");
+  // Keys keep the client's order (templates print the schemas as they came).
+  const GenerationParams ordered = generation_parse(nlohmann::ordered_json::parse(R"({"messages": [
+      {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+          "function": {"name": "f", "arguments": "{\"z\": 1, \"a\": 2}"}}]}],
+      "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]})"),
+                                                    true);
+  EXPECT_EQ(ordered.tools.dump(), R"([{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])");
+  EXPECT_EQ(ordered.messages[0].tool_calls[0].arguments.dump(), R"({"z":1,"a":2})");
   // tool_choice "none": the model is not told of the tools.
   EXPECT_TRUE(generation_parse(json::parse(R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "none",
       "tools": [{"type": "function", "function": {"name": "f"}}]})"),
