@@ -197,7 +197,12 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
           }
           if (e.error.empty() && *sent < text->size()) {  // what was held back: calls, or content after all
             const ParsedAnswer a = parse_tool_calls(*text, g->tool_format(), g->params().tools);
-            json held = line(model, chat, a.calls.empty() ? text->substr(*sent) : std::string(), false);
+            std::string rest = text->substr(*sent);
+            if (!a.calls.empty()) {  // the content around the calls, as far as it was not sent
+              rest = (a.first_call > *sent ? text->substr(*sent, a.first_call - *sent) : std::string()) + a.after_calls;
+              while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\n')) rest.pop_back();
+            }
+            json held = line(model, chat, rest, false);
             if (!a.calls.empty()) held["message"]["tool_calls"] = ollama_tool_calls(a);
             write(held);
           }

@@ -218,9 +218,9 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
             const ParsedAnswer a = parse_tool_calls(acc->text, g->tool_format(), g->params().tools);
             std::string rest = acc->text.substr(*sent);
             if (!a.calls.empty()) {
-              // The content before the first call, as far as it was not sent.
-              const size_t first = acc->text.find("<tool_call>");
-              rest = first == std::string::npos || first <= *sent ? "" : acc->text.substr(*sent, first - *sent);
+              // The content around the calls, as far as it was not sent.
+              rest = (a.first_call > *sent ? acc->text.substr(*sent, a.first_call - *sent) : std::string()) +
+                     a.after_calls;
               while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\n')) rest.pop_back();
             }
             if (!rest.empty()) {

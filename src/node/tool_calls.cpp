@@ -76,6 +76,7 @@ ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, cons
       return all_content;
     }
     out.calls.push_back(std::move(c));
+    out.first_call = text.find('{');
     return out;
   }
   std::string content;
@@ -93,8 +94,11 @@ ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, cons
     const size_t end = close == std::string_view::npos ? text.size() : close;
     ParsedToolCall c;
     if (!read_call(text.substr(body, end - body), names, {"arguments", "parameters"}, c)) return all_content;
+    if (out.calls.empty()) out.first_call = open;
     out.calls.push_back(std::move(c));
     at = close == std::string_view::npos ? text.size() : close + kClose.size();
+    out.after_calls.clear();
+    if (text.find(kOpen, at) == std::string_view::npos) out.after_calls = std::string(text.substr(at));
   }
   if (out.calls.empty()) return all_content;
   out.content = std::string(trim(content));

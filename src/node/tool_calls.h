@@ -32,6 +32,10 @@ struct ParsedToolCall {
 struct ParsedAnswer {
   std::string content;  // the text outside the calls, trimmed
   std::vector<ParsedToolCall> calls;
+  // With calls: where the first begins, and the text after the last (as
+  // written), for a stream that has sent part of the content already.
+  size_t first_call = 0;
+  std::string after_calls;
 };
 
 // A finished answer as content and calls to the declared `tools` (OpenAI's

@@ -29,10 +29,17 @@ TEST(ToolCalls, HermesBlocksAreCallsAndTheRestIsContent) {
       "<tool_call>\n{\"name\": \"get_time\", \"arguments\": \"{\\\"zone\\\": \\\"CET\\\"}\"}\n</tool_call>",
       ToolCallFormat::kHermes, kTools);
   EXPECT_EQ(a.content, "Let me check.");
+  EXPECT_EQ(a.first_call, 14u);
   ASSERT_EQ(a.calls.size(), 2u);
   EXPECT_EQ(a.calls[0].name, "get_weather");
   EXPECT_EQ(a.calls[0].arguments, json({{"city", "Paris"}}));
   EXPECT_EQ(a.calls[1].arguments, json({{"zone", "CET"}}));  // arguments written as JSON text
+  // Text after the calls is content too (and kept as written for streams).
+  const ParsedAnswer t = parse_tool_calls("<tool_call>{\"name\": \"get_time\"}</tool_call>\nDone.",
+                                          ToolCallFormat::kHermes, kTools);
+  EXPECT_EQ(t.content, "Done.");
+  EXPECT_EQ(t.first_call, 0u);
+  EXPECT_EQ(t.after_calls, "\nDone.");
   // The closing tag left out at the very end, and a function without arguments.
   const ParsedAnswer b = parse_tool_calls("<tool_call>{\"name\": \"get_time\"}", ToolCallFormat::kHermes, kTools);
   ASSERT_EQ(b.calls.size(), 1u);
