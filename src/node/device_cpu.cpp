@@ -134,7 +134,7 @@ X86Features x86_detect() {
   add("amx_int8", bit(l7.edx, 25) && os_amx);
 
   // Brand string: 48 bytes from leaves 0x80000002..4.
-  if (__get_cpuid_max(0x80000000u, nullptr) >= 0x80000004u) {
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000u, nullptr)) >= 0x80000004u) {  // (int in clang's cpuid.h)
     char brand[49] = {};
     for (unsigned i = 0; i < 3; ++i) {
       CpuidRegs r = cpuid(0x80000002u + i, 0);
@@ -196,7 +196,7 @@ int cpu_parse_physical_cores(std::string_view text) {
   std::string package = "0", core;
   auto finish = [&] {
     if (!core.empty()) cores.insert({package, core});
-    package = "0";
+    package.assign(1, '0');  // (not = "0": GCC 12 warns of a false -Wrestrict overlap there)
     core.clear();
   };
   for_each_cpuinfo_field(text, [&](std::string_view key, std::string_view value) {

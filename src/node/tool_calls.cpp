@@ -65,7 +65,8 @@ ToolCallFormat tool_call_format(std::string_view t) {
 }
 
 ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, const json& tools) {
-  ParsedAnswer all_content{std::string(trim(text)), {}};
+  ParsedAnswer all_content;
+  all_content.content = std::string(trim(text));
   if (format == ToolCallFormat::kNone) return all_content;
   const std::set<std::string> names = declared(tools);
   ParsedAnswer out;

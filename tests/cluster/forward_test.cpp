@@ -246,7 +246,7 @@ TEST(RouteTable, OrderPrefersLoadedThenLeastLoadedAndExcludesSelf) {
   EXPECT_THROW(RouteTable::entries_from_json(nlohmann::json{{"routes", {{{"model", 1}}}}}), Error);
   // A replica's load is a count and the version a non-negative integer:
   // get<int>() cast -1e300 (undefined behaviour, found by requests_fuzz).
-  for (const nlohmann::json v : {nlohmann::json(-1e300), nlohmann::json(0.5), nlohmann::json(-1)}) {
+  for (const nlohmann::json& v : {nlohmann::json(-1e300), nlohmann::json(0.5), nlohmann::json(-1)}) {
     nlohmann::json j = t.to_json();
     j["routes"][0]["replicas"][0]["load"] = v;
     EXPECT_THROW(RouteTable::entries_from_json(j), Error) << v.dump();

@@ -138,7 +138,7 @@ TEST(Membership, HeartbeatJsonRoundTripAndErrors) {
 
   // Counts are integers from 0 to INT32_MAX: get<int>() cast 1e300 (undefined
   // behaviour, found by fuzz/targets/requests_fuzz.cpp) and wrapped 2^32 + 1.
-  for (const nlohmann::json v : {nlohmann::json(1e300), nlohmann::json(0.5), nlohmann::json(-1),
+  for (const nlohmann::json& v : {nlohmann::json(1e300), nlohmann::json(0.5), nlohmann::json(-1),
                                  nlohmann::json((int64_t{1} << 32) + 1), nlohmann::json(UINT64_MAX)}) {
     for (int where = 0; where < 2; ++where) {
       bad = heartbeat_to_json(hb);
@@ -164,7 +164,7 @@ namespace {
 TEST(Membership, HeartbeatPeriodFromTheRegisterAnswer) {
   EXPECT_EQ(worker_heartbeat_period(nlohmann::json{{"heartbeat_ms", 250}}), std::chrono::milliseconds(250));
   EXPECT_EQ(worker_heartbeat_period(nlohmann::json::object()), std::chrono::milliseconds(1000));
-  for (const nlohmann::json v : {nlohmann::json(1e300), nlohmann::json(0.5), nlohmann::json(0), nlohmann::json(-5),
+  for (const nlohmann::json& v : {nlohmann::json(1e300), nlohmann::json(0.5), nlohmann::json(0), nlohmann::json(-5),
                                  nlohmann::json(UINT64_MAX), nlohmann::json("1000")}) {
     EXPECT_THROW(worker_heartbeat_period(nlohmann::json{{"heartbeat_ms", v}}), Error) << v.dump();
   }

@@ -49,8 +49,13 @@ TempDir::TempDir() {
   fs::path base = fs::path(TARS_BUILD_DIR) / "test-tmp";
   fs::create_directories(base);
   for (;;) {
-    fs::path p = base / ("t" + std::to_string(::getpid()) + "-" +
-                         std::to_string(counter++) + "-" + std::to_string(rd() % 100000));
+    std::string name(1, 't');  // (appended to, not "t" + ...: GCC 12 warns of a false -Wrestrict overlap there)
+    name += std::to_string(::getpid());
+    name += '-';
+    name += std::to_string(counter++);
+    name += '-';
+    name += std::to_string(rd() % 100000);
+    fs::path p = base / name;
     if (fs::create_directory(p)) {
       path_ = p.string();
       return;
