@@ -15,13 +15,6 @@ using json = nlohmann::json;
 
 [[noreturn]] void bad(const std::string& what) { throw Error(ErrorCode::kInvalidArgument, what); }
 
-std::vector<engine::Embedding> run(HostedModel& m, const EmbeddingParams& p) {
-  engine::EmbedOptions o;
-  o.truncate = p.truncate;
-  o.normalize = p.normalize;
-  return p.texts.empty() ? engine::embed_token_inputs(*m.encoder, p.tokens, o) : engine::embed_texts(*m.encoder, p.texts, o);
-}
-
 std::string base64(const float* v, size_t n) {
   static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const auto* b = reinterpret_cast<const unsigned char*>(v);
@@ -45,11 +38,7 @@ void openai_embeddings(ModelHost& host, const httplib::Request& req, httplib::Re
   const EmbeddingParams p = embedding_parse(parse_json_object(req), EmbeddingApi::kOpenAI);
   std::shared_ptr<HostedModel> lease = host.get(p.model, "embedding");  // held for the request
   HostedModel& m = *lease;
-  if (p.dimensions && *p.dimensions != m.encoder->n_embd()) {
-    bad("'dimensions' cannot be chosen for model '" + m.id + "': it always returns " +
-        std::to_string(m.encoder->n_embd()) + " dimensions");
-  }
-  auto out = run(m, p);
+  auto out = embed_request(m, p);
   json data = json::array();
   int64_t tokens = 0;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -68,7 +57,7 @@ void seed_embed(ModelHost& host, const httplib::Request& req, httplib::Response&
   const EmbeddingParams p = embedding_parse(parse_json_object(req), EmbeddingApi::kSeed);
   std::shared_ptr<HostedModel> lease = host.get(p.model, "embedding");
   HostedModel& m = *lease;
-  auto out = run(m, p);
+  auto out = embed_request(m, p);
   json data = json::array();
   int64_t tokens = 0;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -82,6 +71,19 @@ void seed_embed(ModelHost& host, const httplib::Request& req, httplib::Response&
 }
 
 }  // namespace
+
+std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingParams& p) {
+  if (p.dimensions && *p.dimensions != m.encoder->n_embd()) {
+    bad("'dimensions' cannot be chosen for model '" + m.id + "': it always returns " +
+        std::to_string(m.encoder->n_embd()) + " dimensions");
+  }
+  engine::EmbedOptions o;
+  o.truncate = p.truncate;
+  o.normalize = p.normalize;
+  if (!p.texts.empty()) return engine::embed_texts(*m.encoder, p.texts, o);
+  if (!p.tokens.empty()) return engine::embed_token_inputs(*m.encoder, p.tokens, o);
+  return {};
+}
 
 std::vector<Route> embeddings_routes(ModelHost& host) {
   return {

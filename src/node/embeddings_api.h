@@ -4,11 +4,19 @@
 
 #include <vector>
 
+#include "engine/embed.h"
 #include "node/http_server.h"
+#include "node/request_params.h"
 
 namespace tars::node {
 
 class ModelHost;
+struct HostedModel;
+
+// The embeddings of a parsed request on an embedding model (texts or token
+// ids; none for no input), shared with Ollama's endpoints. A `dimensions`
+// other than the model's own is tars::Error(kInvalidArgument).
+std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingParams& p);
 
 std::vector<Route> embeddings_routes(ModelHost& host);
 

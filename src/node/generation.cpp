@@ -66,26 +66,26 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     }
   }
   std::vector<int32_t> prompt;
-  if (params.chat) {
-    std::vector<engine::ChatMessage> msgs;
-    for (const auto& m : params.messages) {
-      engine::ChatMessage cm(m.role, m.content);
-      for (const auto& c : m.tool_calls) cm.tool_calls.push_back({c.id, c.name, jinja_from_json(c.arguments)});
-      cm.tool_call_id = m.tool_call_id;
-      cm.name = m.name;
-      msgs.push_back(std::move(cm));
+  if (params.chat || params.templated_prompt) {
+    // Text in the model's own format: a rendered chat, or a raw prompt.
+    std::string text = params.prompt;
+    if (params.chat) {
+      std::vector<engine::ChatMessage> msgs;
+      for (const auto& m : params.messages) {
+        engine::ChatMessage cm(m.role, m.content);
+        for (const auto& c : m.tool_calls) cm.tool_calls.push_back({c.id, c.name, jinja_from_json(c.arguments)});
+        cm.tool_call_id = m.tool_call_id;
+        cm.name = m.name;
+        msgs.push_back(std::move(cm));
+      }
+      const engine::JinjaValue tools = params.tools.empty() ? engine::JinjaValue::none() : jinja_from_json(params.tools);
+      text = model.chat->apply(msgs, /*add_generation_prompt=*/true, tools);
+      if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
     }
-    const engine::JinjaValue tools = params.tools.empty() ? engine::JinjaValue::none() : jinja_from_json(params.tools);
-    std::string text = model.chat->apply(msgs, /*add_generation_prompt=*/true, tools);
-    if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
     // Templates usually write the BOS text themselves; add it only if not.
     const engine::Vocab& v = tok.vocab();
     bool has_bos = v.bos >= 0 && text.rfind(v.tokens[v.bos], 0) == 0;
     prompt = tok.encode(text, /*add_special=*/!has_bos, /*parse_special=*/true);
-  } else if (params.templated_prompt) {
-    const engine::Vocab& v = tok.vocab();
-    bool has_bos = v.bos >= 0 && params.prompt.rfind(v.tokens[v.bos], 0) == 0;
-    prompt = tok.encode(params.prompt, /*add_special=*/!has_bos, /*parse_special=*/true);
   } else {
     prompt = tok.encode(params.prompt, /*add_special=*/true, /*parse_special=*/false);
   }
@@ -123,6 +123,15 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     sh->cv.notify_all();
   };
   handle_ = model.scheduler->submit(std::move(r));
+}
+
+const char* finish_reason_name(engine::FinishReason f) {
+  return f == engine::FinishReason::kLength ? "length" : "stop";
+}
+
+void throw_generation_failure(const std::string& error) {
+  if (error == "the server is shutting down") throw Error(ErrorCode::kUnavailable, error);
+  throw Error(ErrorCode::kInternal, "generation failed: " + error);
 }
 
 Generation::~Generation() {

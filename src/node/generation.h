@@ -74,4 +74,12 @@ class Generation {
   int64_t created_ = 0;
 };
 
+// "length" or "stop": the finish reason as OpenAI's finish_reason and
+// Ollama's done_reason both write it.
+const char* finish_reason_name(engine::FinishReason f);
+
+// A failure inside the engine after the request was accepted, as the error
+// the HTTP layer answers with (503 while the server shuts down, else 500).
+[[noreturn]] void throw_generation_failure(const std::string& error);
+
 }  // namespace tars::node

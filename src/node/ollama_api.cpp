@@ -12,6 +12,7 @@
 #include "engine/embed.h"
 #include "engine/encoder.h"
 #include "engine/gguf.h"
+#include "node/embeddings_api.h"
 #include "node/generation.h"
 #include "node/model_host.h"
 #include "node/model_info.h"
@@ -102,14 +103,6 @@ json usage_fields(const engine::RequestStats& s, int64_t total_ns, int64_t load_
           {"eval_duration", ms_to_ns(s.generate_ms)}};
 }
 
-const char* done_reason(engine::FinishReason f) { return f == engine::FinishReason::kLength ? "length" : "stop"; }
-
-// A failure inside the engine after the request was accepted.
-[[noreturn]] void engine_failure(const std::string& error) {
-  if (error == "the server is shutting down") throw Error(ErrorCode::kUnavailable, error);
-  throw Error(ErrorCode::kInternal, "generation failed: " + error);
-}
-
 // One JSON line of an answer: {"model", "created_at", <text>, "done"}; the
 // text is a message for /api/chat and "response" for /api/generate.
 json line(const std::string& model, bool chat, const std::string& text, bool done) {
@@ -145,7 +138,7 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
   const std::string model = g->model_id();
   auto finish_line = [=](const Generation::Event& e, const std::string& text) {
     json j = line(model, chat, text, true);
-    j["done_reason"] = done_reason(e.finish);
+    j["done_reason"] = finish_reason_name(e.finish);
     j.update(usage_fields(e.stats, ns_between(t0, Clock::now()), load_ns));
     return j;
   };
@@ -157,7 +150,7 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
           text += e.token.text;
           continue;
         }
-        if (!e.error.empty()) engine_failure(e.error);
+        if (!e.error.empty()) throw_generation_failure(e.error);
         const ParsedAnswer a = parse_tool_calls(text, g->tool_format(), g->params().tools);
         json j = finish_line(e, a.calls.empty() ? text : a.content);
         if (!a.calls.empty()) j["message"]["tool_calls"] = ollama_tool_calls(a);
@@ -167,11 +160,11 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
     }
   }
   res.status = 200;
-  auto text = std::make_shared<std::string>();  // the answer so far
-  auto sent = std::make_shared<size_t>(0);      // bytes of it sent (tools: some may be held back)
+  // With tools, text from where a call may begin waits for the end.
+  auto held = std::make_shared<ToolCallStream>(g->tool_format(), g->params().tools);
   res.set_chunked_content_provider(
       "application/x-ndjson",
-      [g, model, chat, finish_line, text, sent](size_t, httplib::DataSink& sink) {
+      [g, model, chat, finish_line, held](size_t, httplib::DataSink& sink) {
         auto write = [&](const json& j) {
           const std::string s = ndjson(j);
           return sink.write(s.data(), s.size());
@@ -183,28 +176,21 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
         }
         for (auto& e : events) {
           if (!e.done) {
-            *text += e.token.text;
-            // With tools, text from where a call may begin waits for the end.
-            const size_t ready = tool_call_content_prefix(*text, g->tool_format());
-            if (ready <= *sent) continue;
-            const std::string piece = text->substr(*sent, ready - *sent);
-            *sent = ready;
+            const std::string piece = held->push(e.token.text);
+            if (piece.empty()) continue;
             if (!write(line(model, chat, piece, false))) {
               g->cancel();  // the client disconnected: free the slot
               return false;
             }
             continue;
           }
-          if (e.error.empty() && *sent < text->size()) {  // what was held back: calls, or content after all
-            const ParsedAnswer a = parse_tool_calls(*text, g->tool_format(), g->params().tools);
-            std::string rest = text->substr(*sent);
-            if (!a.calls.empty()) {  // the content around the calls, as far as it was not sent
-              rest = (a.first_call > *sent ? text->substr(*sent, a.first_call - *sent) : std::string()) + a.after_calls;
-              while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\n')) rest.pop_back();
+          if (e.error.empty()) {  // what was held back: calls, or content after all
+            const ToolCallStream::Rest rest = held->finish();
+            if (!rest.content.empty() || !rest.answer.calls.empty()) {
+              json line_held = line(model, chat, rest.content, false);
+              if (!rest.answer.calls.empty()) line_held["message"]["tool_calls"] = ollama_tool_calls(rest.answer);
+              write(line_held);
             }
-            json held = line(model, chat, rest, false);
-            if (!a.calls.empty()) held["message"]["tool_calls"] = ollama_tool_calls(a);
-            write(held);
           }
           // Never a silently truncated stream: an error is the last line.
           write(e.error.empty() ? finish_line(e, "") : json{{"error", "generation failed: " + e.error}});
@@ -224,17 +210,7 @@ void embed(ModelHost& host, const httplib::Request& req, httplib::Response& res,
   std::shared_ptr<HostedModel> lease = host.get(p.model, "embedding");
   const int64_t load_ns = ns_between(t0, Clock::now());
   HostedModel& m = *lease;
-  if (p.dimensions && *p.dimensions != m.encoder->n_embd()) {
-    throw Error(ErrorCode::kInvalidArgument, "'dimensions' cannot be chosen for model '" + m.id +
-                                                 "': it always returns " + std::to_string(m.encoder->n_embd()) +
-                                                 " dimensions");
-  }
-  engine::EmbedOptions o;
-  o.truncate = p.truncate;
-  o.normalize = p.normalize;
-  std::vector<engine::Embedding> out;
-  if (!p.texts.empty()) out = engine::embed_texts(*m.encoder, p.texts, o);
-  else if (!p.tokens.empty()) out = engine::embed_token_inputs(*m.encoder, p.tokens, o);
+  const std::vector<engine::Embedding> out = embed_request(m, p);
   if (legacy) {
     reply_json(res, 200, {{"embedding", out.empty() ? json::array() : json(out[0].values)}});
     return;

@@ -17,10 +17,6 @@ namespace {
 using json = nlohmann::json;
 enum class Api { kChat, kCompletion, kInference };
 
-const char* finish_name(engine::FinishReason f) {
-  return f == engine::FinishReason::kLength ? "length" : "stop";
-}
-
 // Collects what a response needs as events arrive.
 struct Accumulator {
   std::string text;
@@ -104,12 +100,6 @@ json timings(const engine::RequestStats& s) {
           {"tokens_per_s", tps}};
 }
 
-// A failure inside the engine after the request was accepted.
-[[noreturn]] void engine_failure(const std::string& error) {
-  if (error == "the server is shutting down") throw Error(ErrorCode::kUnavailable, error);
-  throw Error(ErrorCode::kInternal, "generation failed: " + error);
-}
-
 void respond_whole(Generation& g, Api api, httplib::Response& res) {
   Accumulator acc;
   for (;;) {
@@ -118,13 +108,13 @@ void respond_whole(Generation& g, Api api, httplib::Response& res) {
         acc.add(g, e.token, api);
         continue;
       }
-      if (!e.error.empty()) engine_failure(e.error);
+      if (!e.error.empty()) throw_generation_failure(e.error);
       json body;
       if (api == Api::kInference) {
-        body = {{"model", g.model_id()}, {"text", acc.text}, {"finish_reason", finish_name(e.finish)},
+        body = {{"model", g.model_id()}, {"text", acc.text}, {"finish_reason", finish_reason_name(e.finish)},
                 {"usage", usage(g, acc.n_generated)}, {"timings", timings(e.stats)}};
       } else {
-        json choice = {{"index", 0}, {"finish_reason", finish_name(e.finish)},
+        json choice = {{"index", 0}, {"finish_reason", finish_reason_name(e.finish)},
                        {"logprobs", acc.logprobs(g, api)}};
         if (api == Api::kChat) {
           choice["message"] = {{"role", "assistant"}, {"content", acc.text}};
@@ -160,7 +150,8 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
   res.set_header("Cache-Control", "no-cache");
   auto acc = std::make_shared<Accumulator>();
   auto started = std::make_shared<bool>(false);
-  auto sent = std::make_shared<size_t>(0);  // bytes of acc->text sent as content (tools: some may be held back)
+  // With tools, text from where a call may begin waits for the end.
+  auto held = std::make_shared<ToolCallStream>(g->tool_format(), g->params().tools);
   auto chunk = [g, api](json choice) {
     return json{{"id", g->id()},
                 {"object", api == Api::kChat ? "chat.completion.chunk" : "text_completion"},
@@ -170,7 +161,7 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
   };
   res.set_chunked_content_provider(
       "text/event-stream",
-      [g, api, acc, started, sent, chunk](size_t, httplib::DataSink& sink) {
+      [g, api, acc, started, held, chunk](size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
         if (api == Api::kChat && !*started) {
           *started = true;
@@ -189,10 +180,7 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
         for (auto& e : events) {
           if (!e.done) {
             json lp = acc->add(*g, e.token, api);
-            // With tools, text from where a call may begin waits for the end.
-            const size_t ready = tool_call_content_prefix(acc->text, g->tool_format());
-            const std::string text = ready > *sent ? acc->text.substr(*sent, ready - *sent) : std::string();
-            *sent = std::max(*sent, ready);
+            const std::string text = held->push(e.token.text);
             if (text.empty() && lp.is_null()) continue;
             json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp}};
             if (api == Api::kChat) choice["delta"] = {{"content", text}};
@@ -211,27 +199,19 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
             sink.done();
             return true;
           }
-          json choice = {{"index", 0}, {"finish_reason", finish_name(e.finish)}, {"logprobs", nullptr}};
+          json choice = {{"index", 0}, {"finish_reason", finish_reason_name(e.finish)}, {"logprobs", nullptr}};
           if (api == Api::kChat) choice["delta"] = json::object();
           else choice["text"] = "";
-          if (*sent < acc->text.size()) {  // what was held back: calls, or content after all
-            const ParsedAnswer a = parse_tool_calls(acc->text, g->tool_format(), g->params().tools);
-            std::string rest = acc->text.substr(*sent);
-            if (!a.calls.empty()) {
-              // The content around the calls, as far as it was not sent.
-              rest = (a.first_call > *sent ? acc->text.substr(*sent, a.first_call - *sent) : std::string()) +
-                     a.after_calls;
-              while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\n')) rest.pop_back();
-            }
-            if (!rest.empty()) {
-              write(sse(chunk({{"index", 0}, {"delta", {{"content", rest}}}, {"finish_reason", nullptr},
-                               {"logprobs", nullptr}})));
-            }
-            if (!a.calls.empty()) {
-              write(sse(chunk({{"index", 0}, {"delta", {{"tool_calls", openai_tool_calls(a, true)}}},
-                               {"finish_reason", nullptr}, {"logprobs", nullptr}})));
-              choice["finish_reason"] = "tool_calls";
-            }
+          // What was held back: calls, or content after all.
+          const ToolCallStream::Rest rest = held->finish();
+          if (!rest.content.empty()) {
+            write(sse(chunk({{"index", 0}, {"delta", {{"content", rest.content}}}, {"finish_reason", nullptr},
+                             {"logprobs", nullptr}})));
+          }
+          if (!rest.answer.calls.empty()) {
+            write(sse(chunk({{"index", 0}, {"delta", {{"tool_calls", openai_tool_calls(rest.answer, true)}}},
+                             {"finish_reason", nullptr}, {"logprobs", nullptr}})));
+            choice["finish_reason"] = "tool_calls";
           }
           json last = chunk(choice);
           last["timings"] = timings(e.stats);

@@ -129,4 +129,27 @@ size_t tool_call_content_prefix(std::string_view text, ToolCallFormat format) {
   return text.size();
 }
 
+std::string ToolCallStream::push(std::string_view piece) {
+  text_ += piece;
+  const size_t ready = tool_call_content_prefix(text_, format_);
+  if (ready <= sent_) return {};
+  std::string out = text_.substr(sent_, ready - sent_);
+  sent_ = ready;
+  return out;
+}
+
+ToolCallStream::Rest ToolCallStream::finish() const {
+  Rest r;
+  if (sent_ >= text_.size()) return r;
+  r.answer = parse_tool_calls(text_, format_, tools_);
+  if (r.answer.calls.empty()) {
+    r.content = text_.substr(sent_);
+    return r;
+  }
+  r.content = (r.answer.first_call > sent_ ? text_.substr(sent_, r.answer.first_call - sent_) : std::string()) +
+              r.answer.after_calls;
+  while (!r.content.empty() && (r.content.back() == ' ' || r.content.back() == '\n')) r.content.pop_back();
+  return r;
+}
+
 }  // namespace tars::node

@@ -48,4 +48,30 @@ ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, cons
 // until the answer is finished).
 size_t tool_call_content_prefix(std::string_view text, ToolCallFormat format);
 
+// A streamed answer, for the endpoints that stream it (OpenAI's events,
+// Ollama's lines): the text that is surely content as it comes, and at the
+// end what was held back, split into content and calls.
+class ToolCallStream {
+ public:
+  ToolCallStream(ToolCallFormat format, nlohmann::ordered_json tools)
+      : format_(format), tools_(std::move(tools)) {}
+  // Adds a token's text; returns what is content now ("" while a call may be
+  // beginning). With ToolCallFormat::kNone, the piece itself.
+  std::string push(std::string_view piece);
+  // At the end: the content that was held back (around the calls, blanks at
+  // its end cut when there are calls), and the calls; both empty when
+  // nothing was held back.
+  struct Rest {
+    std::string content;
+    ParsedAnswer answer;
+  };
+  Rest finish() const;
+
+ private:
+  ToolCallFormat format_;
+  nlohmann::ordered_json tools_;
+  std::string text_;  // the answer so far
+  size_t sent_ = 0;   // bytes of it given out as content
+};
+
 }  // namespace tars::node

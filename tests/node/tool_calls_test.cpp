@@ -92,5 +92,28 @@ TEST(ToolCalls, StreamingHoldsBackWhereACallMayBegin) {
   EXPECT_EQ(tool_call_content_prefix("Sunny", ToolCallFormat::kNone), 5u);
 }
 
+TEST(ToolCalls, StreamGivesContentAsItComesAndTheRestAtTheEnd) {
+  // Token by token: content until the tag, then the call and the text after it.
+  ToolCallStream s(ToolCallFormat::kHermes, kTools);
+  std::string sent;
+  for (const char* piece : {"Check", "ing.", "<tool", "_call>{\"name\": \"get_time\"}", "</tool_call>", "\nDone.  \n"}) {
+    sent += s.push(piece);
+  }
+  EXPECT_EQ(sent, "Checking.");
+  const ToolCallStream::Rest rest = s.finish();
+  EXPECT_EQ(rest.content, "\nDone.");  // blanks at its end cut, as there are calls
+  ASSERT_EQ(rest.answer.calls.size(), 1u);
+  EXPECT_EQ(rest.answer.calls[0].name, "get_time");
+  // Without calls, what was held back is content as it was.
+  ToolCallStream t(ToolCallFormat::kHermes, kTools);
+  EXPECT_EQ(t.push("a <"), "a ");
+  EXPECT_EQ(t.finish().content, "<");
+  EXPECT_TRUE(t.finish().answer.calls.empty());
+  // Without tools, every piece is given out at once and nothing is left.
+  ToolCallStream n(ToolCallFormat::kNone, json::array());
+  EXPECT_EQ(n.push("<tool_call>"), "<tool_call>");
+  EXPECT_EQ(n.finish().content, "");
+}
+
 }  // namespace
 }  // namespace tars::node
