@@ -13,7 +13,7 @@ bool digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool hex(unsigned char c) { return digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool whitespace(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }  // JSON's
 
-constexpr const char *kLiterals[] = {"true", "false", "null"};
+constexpr const char* kLiterals[] = {"true", "false", "null"};
 
 }  // namespace
 
@@ -225,7 +225,7 @@ bool JsonPrefix::push(unsigned char c) {
       return push(c);
     }
     case Mode::kLiteral: {
-      const char *word = kLiterals[literal_];
+      const char* word = kLiterals[literal_];
       if (c != static_cast<unsigned char>(word[sub_])) return false;
       if (word[++sub_] == '\0') return value_done();
       return true;
@@ -236,27 +236,21 @@ bool JsonPrefix::push(unsigned char c) {
   return false;
 }
 
-JsonConstraint::JsonConstraint(const Tokenizer &tokenizer) {
-  const int n = tokenizer.vocab().n_vocab();
-  pieces_.resize(n);
-  ends_.resize(n);
-  for (int i = 0; i < n; ++i) {
-    pieces_[i] = tokenizer.token_to_piece(i);
-    ends_[i] = tokenizer.is_end_of_generation(i) ? 1 : 0;
-  }
-}
+JsonConstraint::JsonConstraint(const Tokenizer& tokenizer) : tokenizer_(tokenizer), pieces_(tokenizer.pieces()) {}
 
 bool JsonConstraint::allows(int32_t id) const {
   if (id < 0 || static_cast<size_t>(id) >= pieces_.size()) return false;
-  if (ends_[id]) return state_.complete();
-  const std::string &piece = pieces_[id];
+  if (tokenizer_.is_end_of_generation(id)) return state_.complete();
+  const std::string& piece = pieces_[id];
   if (piece.empty()) return false;  // no progress (control and empty tokens)
   JsonPrefix trial = state_;
   return trial.push(piece);
 }
 
 void JsonConstraint::accept(int32_t id) {
-  if (id >= 0 && static_cast<size_t>(id) < pieces_.size() && !ends_[id]) state_.push(pieces_[id]);
+  if (id >= 0 && static_cast<size_t>(id) < pieces_.size() && !tokenizer_.is_end_of_generation(id)) {
+    state_.push(pieces_[id]);
+  }
 }
 
 }  // namespace tars::engine

@@ -88,15 +88,15 @@ class JsonPrefix {
 // generation, which are allowed only once the object is complete).
 class JsonConstraint final : public TokenConstraint {
  public:
-  explicit JsonConstraint(const Tokenizer &tokenizer);
+  explicit JsonConstraint(const Tokenizer& tokenizer);
   bool allows(int32_t id) const override;
   void accept(int32_t id) override;
   bool complete() const { return state_.complete(); }
 
  private:
+  const Tokenizer& tokenizer_;
+  const std::vector<std::string>& pieces_;  // the tokenizer's, made once per model
   JsonPrefix state_;
-  std::vector<std::string> pieces_;
-  std::vector<uint8_t> ends_;  // per id: ends generation
 };
 
 }  // namespace tars::engine

@@ -85,6 +85,14 @@ int32_t Tokenizer::find_token(std::string_view text) const {
   return it == token_index_.end() ? kTokenNone : it->second;
 }
 
+const std::vector<std::string>& Tokenizer::pieces() const {
+  std::call_once(pieces_once_, [this] {
+    pieces_.resize(vocab_.tokens.size());
+    for (size_t i = 0; i < pieces_.size(); ++i) pieces_[i] = token_to_piece(static_cast<int32_t>(i));
+  });
+  return pieces_;
+}
+
 TokenType Tokenizer::token_type(int32_t id) const {
   return id >= 0 && id < n_vocab() ? vocab_.types[id] : TokenType::kUndefined;
 }

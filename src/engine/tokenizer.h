@@ -21,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -136,6 +137,10 @@ class Tokenizer {
   // SPM pieces keep the space that stands for U+2581 (decode() drops the
   // prefix space); a piece may be part of a UTF-8 character.
   std::string token_to_piece(int32_t id, bool render_special = false) const;
+  // token_to_piece(id) of every id, made on the first call and kept (JSON
+  // mode tries every token's bytes; each request would otherwise redo it).
+  // Thread-safe.
+  const std::vector<std::string>& pieces() const;
 
   // Ids to text: pieces concatenated. For SPM the space the tokenizer put in
   // front of the text (and after each control token) is dropped again; for
@@ -183,6 +188,8 @@ class Tokenizer {
   // Control and user-defined ids by the first byte of their text, longest
   // text first (ties: lower id).
   std::array<std::vector<int32_t>, 256> special_by_first_byte_;
+  mutable std::once_flag pieces_once_;
+  mutable std::vector<std::string> pieces_;  // pieces(), once made
   bool has_special_ = false;       // any control or user-defined token
   bool has_user_defined_ = false;  // any user-defined token (matched even unparsed)
 };
