@@ -1,6 +1,7 @@
 #include "cluster/router.h"
 
 #include <algorithm>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -107,45 +108,47 @@ node::HttpHandler route_model(node::HttpHandler local, std::string role_in, node
   };
 }
 
-// GET /v1/models: this node's list plus the models other nodes serve.
-node::HttpHandler route_model_list(node::HttpHandler local, const RouteTable& table) {
-  return [local = std::move(local), &table](const httplib::Request& req, httplib::Response& res) {
+// A model list (GET /v1/models, GET /api/tags): this node's answer, whose
+// array `list` names each model by `id_key`, plus an entry made by `entry`
+// for each model other nodes serve.
+using ListEntry = std::function<nlohmann::json(const RouteEntry&)>;
+node::HttpHandler route_list(node::HttpHandler local, const RouteTable& table, std::string list, std::string id_key,
+                             ListEntry entry) {
+  return [local = std::move(local), &table, list, id_key, entry](const httplib::Request& req,
+                                                                  httplib::Response& res) {
     local(req, res);
     nlohmann::json body = nlohmann::json::parse(res.body, nullptr, false);
-    if (res.status != 200 || !body.is_object() || !body.contains("data") || !body["data"].is_array()) return;
+    if (res.status != 200 || !body.is_object() || !body.contains(list) || !body[list].is_array()) return;
     std::set<std::string> have;
-    for (const auto& m : body["data"]) have.insert(m.value("id", ""));
+    for (const auto& m : body[list]) have.insert(m.value(id_key, ""));
     for (const auto& e : table.entries()) {
       if (have.count(e.model) || e.replicas.empty()) continue;
-      body["data"].push_back({{"id", e.model}, {"object", "model"}, {"created", 0},
-                              {"owned_by", "tars:" + e.replicas.front().node_name}});
+      body[list].push_back(entry(e));
       have.insert(e.model);
     }
     res.set_content(body.dump(), "application/json");
   };
 }
 
-// GET /api/tags (Ollama's list): the same, in Ollama's shape.
+// GET /v1/models: this node's list plus the models other nodes serve.
+node::HttpHandler route_model_list(node::HttpHandler local, const RouteTable& table) {
+  return route_list(std::move(local), table, "data", "id", [](const RouteEntry& e) {
+    return nlohmann::json{{"id", e.model}, {"object", "model"}, {"created", 0},
+                          {"owned_by", "tars:" + e.replicas.front().node_name}};
+  });
+}
+
+// GET /api/tags (Ollama's list): the same, in Ollama's shape; known from the
+// route table only (where a model runs, not its file).
 node::HttpHandler route_tag_list(node::HttpHandler local, const RouteTable& table) {
-  return [local = std::move(local), &table](const httplib::Request& req, httplib::Response& res) {
-    local(req, res);
-    nlohmann::json body = nlohmann::json::parse(res.body, nullptr, false);
-    if (res.status != 200 || !body.is_object() || !body.contains("models") || !body["models"].is_array()) return;
-    std::set<std::string> have;
-    for (const auto& m : body["models"]) have.insert(m.value("name", ""));
-    for (const auto& e : table.entries()) {
-      if (have.count(e.model) || e.replicas.empty()) continue;
-      // Known from the route table only: where it runs, not its file.
-      body["models"].push_back({{"name", e.model}, {"model", e.model}, {"modified_at", "1970-01-01T00:00:00Z"},
-                                {"size", 0}, {"digest", ""},
-                                {"details", {{"parent_model", ""}, {"format", "gguf"}, {"family", ""},
-                                             {"families", nlohmann::json::array()}, {"parameter_size", ""},
-                                             {"quantization_level", ""}}},
-                                {"served_by", e.replicas.front().node_name}});
-      have.insert(e.model);
-    }
-    res.set_content(body.dump(), "application/json");
-  };
+  return route_list(std::move(local), table, "models", "name", [](const RouteEntry& e) {
+    return nlohmann::json{{"name", e.model}, {"model", e.model}, {"modified_at", "1970-01-01T00:00:00Z"},
+                          {"size", 0}, {"digest", ""},
+                          {"details", {{"parent_model", ""}, {"format", "gguf"}, {"family", ""},
+                                       {"families", nlohmann::json::array()}, {"parameter_size", ""},
+                                       {"quantization_level", ""}}},
+                          {"served_by", e.replicas.front().node_name}};
+  });
 }
 
 }  // namespace
