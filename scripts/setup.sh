@@ -12,6 +12,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev  # logging (stderr + rotating files), formatting
   libtomlplusplus-dev   # the TOML configuration file
   libssl-dev            # sha256 (model files, tests); httplib's TLS
+  prometheus-cpp-dev    # GET /metrics: metric types and the text exposition format
+  prometheus            # tests: promtool checks /metrics and the alert rules; a real server scrapes a cluster
   libpcre2-dev          # Unicode character classes for BPE pre-tokenizers
   libzstd-dev zstd      # compressed vocabulary fixtures
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks

@@ -6,7 +6,8 @@
 //   2 / 3  embedding_parse, OpenAI / seed (POST /v1/embeddings, /embed)
 //   4      devices_from_json (the devices of node.register and node.heartbeat)
 //   5      heartbeat_from_json (node.heartbeat params)
-//   6      RouteTable::entries_from_json (the routes a heartbeat answer carries)
+//   6      RouteTable::entries_from_json (the routes a heartbeat answer carries),
+//          and the replicas' URLs through prometheus_targets
 //   7      devices_parse_simulated (the --simulate-devices file, as text)
 //   8 / 9  tokenize_parse / detokenize_parse (POST /tokenize, /detokenize)
 //   10/11  ollama_generation_parse, chat / generate (POST /api/chat, /api/generate)
@@ -41,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/cluster_metrics.h"
 #include "cluster/membership.h"
 #include "cluster/route_table.h"
 #include "common/error.h"
@@ -372,6 +374,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         tars::cluster::RouteTable again;
         again.set(tars::cluster::RouteTable::entries_from_json(once, &version), version);
         check(once == again.to_json(), "routes: to_json(from_json(to_json(x))) != to_json(x)");
+        // The replicas' URLs as members' addresses, through the Prometheus
+        // service-discovery answer: a target is a bare host[:port].
+        std::vector<tars::cluster::Member> members;
+        for (const auto& e : table.entries()) {
+          for (const auto& r : e.replicas) {
+            tars::cluster::Member m;
+            m.name = r.node_name;
+            m.url = r.url;
+            members.push_back(m);
+          }
+        }
+        for (const json& g : tars::cluster::prometheus_targets(members)) {
+          const std::string target = g["targets"][0].get<std::string>();
+          check(!target.empty() && target.find('/') == std::string::npos, "targets: not a host:port");
+          if (g["labels"].contains("__metrics_path__")) {
+            const std::string path = g["labels"]["__metrics_path__"].get<std::string>();
+            check(path.front() == '/' && path.ends_with("/metrics"), "targets: a metrics path");
+          }
+        }
         break;
       }
       case 8: {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cluster/cluster_metrics.h"
 #include "cluster/coordinator.h"
 #include "cluster/hosting.h"
 #include "cluster/protocol.h"
@@ -102,6 +103,14 @@ int cluster_serve(const node::NodeConfig& config) {
     ro.forward.on_unreachable = [c = coordinator.get()](const std::string& id) { c->suspect(id); };
     routes = router_wrap(std::move(routes), node.host(), coordinator->routes(), ro);
     add_cluster_status(routes, [c = coordinator.get()] { return c->status_json(); });
+    node.metrics().add_collector([c = coordinator.get()](node::MetricsWriter& w) {
+      write_cluster_metrics(w, c->membership().members(), c->routes().entries(),
+                            c->routes().version(), Clock::now());
+    });
+    routes.push_back({"GET", "/metrics/targets",
+                      [c = coordinator.get()](const httplib::Request&, httplib::Response& res) {
+                        node::reply_json(res, 200, prometheus_targets(c->membership().members()));
+                      }});
     // The coordinator shares the file of every declared model, wherever the
     // plan runs it, so a worker can fetch a model that moves to it.
     std::erase_if(routes, [](const node::Route& r) { return r.path.rfind("/files/", 0) == 0; });

@@ -96,6 +96,14 @@ void Scheduler::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void SecondsHistogram::observe(double seconds) {
+  size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  ++counts[i];
+  ++count;
+  sum += seconds;
+}
+
 SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
@@ -123,6 +131,7 @@ void Scheduler::finish(Slot& s, FinishReason reason, const std::string& error,
     if (s.p->handle->cancelled()) ++stats_.requests_cancelled;
     else ++stats_.requests_done;
     stats_.tokens_out += s.n_generated;
+    stats_.generation_seconds += s.stats.generate_ms / 1000.0;
     if (s.n_generated > 1 && s.stats.generate_ms > 0) {
       stats_.last_tokens_per_s = (s.n_generated - 1) / (s.stats.generate_ms / 1000.0);
     }
@@ -264,6 +273,8 @@ bool Scheduler::step() {
     if (s.state == SlotState::kPrompt) {
       s.state = SlotState::kGenerating;
       s.stats.prompt_ms = ms_between(s.admitted, now);
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.prompt_seconds += s.stats.prompt_ms / 1000.0;
     }
     if (!req.options.ignore_eos && model_.tokenizer().is_end_of_generation(id)) {
       finish(s, FinishReason::kStop, "", true);
@@ -274,6 +285,7 @@ bool Scheduler::step() {
       s.stats.ttft_ms = ms_between(s.p->submitted, now);
       std::lock_guard<std::mutex> lock(mu_);
       stats_.last_ttft_ms = s.stats.ttft_ms;
+      stats_.ttft.observe(s.stats.ttft_ms / 1000.0);
     }
     ++s.n_generated;
     s.history.push_back(id);

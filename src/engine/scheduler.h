@@ -13,6 +13,7 @@
 // must be quick (queue the event and return). A request can be cancelled at
 // any time (client gone); its slot is freed at the next step.
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -81,6 +82,19 @@ struct SchedulerOptions {
   int step_tokens = 512;    // tokens per forward pass (prompt chunks fill what generation leaves)
 };
 
+// Observations of a duration in seconds in fixed buckets, for metrics:
+// counts[i] is how many were at most kBounds[i] and above the bound before
+// (not cumulative); the last count is the ones above every bound.
+struct SecondsHistogram {
+  static constexpr std::array<double, 12> kBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                     0.5,   1,    2.5,   5,    10,  30};
+  std::array<uint64_t, kBounds.size() + 1> counts{};
+  uint64_t count = 0;
+  double sum = 0;
+
+  void observe(double seconds);
+};
+
 // Counters for /status and metrics.
 struct SchedulerStats {
   int slots = 0;
@@ -96,6 +110,9 @@ struct SchedulerStats {
   uint64_t tokens_out = 0;
   double last_ttft_ms = 0;
   double last_tokens_per_s = 0;
+  SecondsHistogram ttft;             // submitted -> first token, per request that had one
+  double prompt_seconds = 0;         // sum over requests of admitted -> prompt done
+  double generation_seconds = 0;     // sum over requests of first token -> last token
 };
 
 class Scheduler {

@@ -19,6 +19,10 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
       {"GET", "/status", get_json([&node, &server] { return node.status(server.in_flight()); })},
       {"GET", "/models", get_json([&node] { return node.models(); })},
       {"GET", "/config", get_json([&node] { return node.config_json(); })},
+      {"GET", "/metrics",
+       [&node, &server](const httplib::Request&, httplib::Response& res) {
+         res.set_content(node.metrics_text(server.in_flight()), kMetricsContentType);
+       }},
   };
   // /inference, /v1/chat/completions, /v1/completions, /v1/models
   for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
 
@@ -70,6 +71,17 @@ std::string bind_failure_reason(const std::string& host, int port) {
   ::freeaddrinfo(res);
   return reason;
 }
+
+// The request being answered on this thread: httplib reads, routes and
+// answers a request on one thread, and its logger runs after the answer's
+// last byte (a stream's too), so the observer's figures are kept here
+// between the pre-routing hook, the route's handler and the logger.
+struct CurrentRequest {
+  std::chrono::steady_clock::time_point start;
+  bool started = false;
+  const std::string* route = nullptr;
+};
+thread_local CurrentRequest t_current;
 
 }  // namespace
 
@@ -145,10 +157,24 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
     return httplib::Server::HandlerResponse::Handled;
   };
   server_.set_error_handler(on_error);
-  server_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+  server_.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    t_current = {std::chrono::steady_clock::now(), true, nullptr};
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     spdlog::debug("{} {} {} -> {}", req.remote_addr, req.method, req.path, res.status);
+    CurrentRequest current = t_current;
+    t_current = {};
+    if (!observer_) return;
+    double seconds = -1;
+    if (current.started) {
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - current.start).count();
+    }
+    observer_(req.method, current.route ? *current.route : std::string(), res.status, seconds);
   });
 }
+
+void HttpServer::set_request_observer(RequestObserver observer) { observer_ = std::move(observer); }
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -178,8 +204,9 @@ void HttpServer::add_routes(const std::vector<Route>& routes) {
         };
       }
       // The one place where handler failures become HTTP errors.
-      httplib::Server::Handler wrapped = [this, handler](const httplib::Request& req,
-                                                         httplib::Response& res) {
+      httplib::Server::Handler wrapped = [this, handler, route = std::make_shared<const std::string>(path)](
+                                             const httplib::Request& req, httplib::Response& res) {
+        t_current.route = route.get();
         struct InFlight {
           std::atomic<int>& n;
           explicit InFlight(std::atomic<int>& c) : n(c) { ++n; }

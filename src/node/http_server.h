@@ -56,11 +56,20 @@ struct HttpServerOptions {
   int threads = 32;
 };
 
+// Told of every answered request, on the thread that answered it, after the
+// answer's last byte: its method, the matched route's path pattern ("" when
+// no route matched), the status, and the seconds since it arrived (-1 when
+// its arrival was not seen: httplib refused it before routing).
+using RequestObserver =
+    std::function<void(const std::string& method, const std::string& route, int status, double seconds)>;
+
 class HttpServer {
  public:
   explicit HttpServer(HttpServerOptions options);
   ~HttpServer();
 
+  // Call before bind().
+  void set_request_observer(RequestObserver observer);
   // Registers the routes; for each path, the methods it lacks answer 405
   // with an Allow header. Call before bind().
   void add_routes(const std::vector<Route>& routes);
@@ -79,6 +88,7 @@ class HttpServer {
   HttpServerOptions options_;
   httplib::Server server_;
   std::atomic<int> in_flight_{0};
+  RequestObserver observer_;
   int bound_port_ = 0;
 };
 

@@ -15,6 +15,7 @@
 #include "node/logging.h"
 #include "node/model_host.h"
 #include "node/model_info.h"
+#include "node/node_metrics.h"
 
 namespace tars::node {
 
@@ -52,6 +53,25 @@ nlohmann::json Node::status(int requests_in_flight) const {
 
 DeviceInventory Node::devices() const { return devices_->refresh(); }
 
+std::string Node::metrics_text(int requests_in_flight) const {
+  return metrics_.render([&](MetricsWriter& w) {
+    NodeFigures f;
+    f.version = kVersion;
+    f.node_id = id_;
+    f.node_name = config_.node_name;
+    f.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    f.requests_in_flight = requests_in_flight;
+    f.devices = devices_->refresh();
+    f.models = host_->status_json();
+    f.host = host_->summary_json();
+    for (const auto& m : host_->models()) {
+      if (m->scheduler) f.schedulers.emplace_back(m->id, m->scheduler->stats());
+    }
+    write_node_metrics(w, f);
+    write_process_metrics(w);
+  });
+}
+
 nlohmann::json Node::models() const {
   nlohmann::json list = nlohmann::json::array();
   // Every model declared on this node (from the config, or placed here by
@@ -80,6 +100,10 @@ int node_serve(const NodeConfig& config, const ServeHooks& hooks) {
 
   Node node(config);
   HttpServer server({config.host, config.port, config.max_body_bytes, config.http_threads});
+  server.set_request_observer([&node](const std::string& method, const std::string& route, int status,
+                                      double seconds) {
+    node.metrics().observe_request(method, route, status, seconds);
+  });
   std::vector<Route> routes = api_routes(node, server);
   if (hooks.routes) routes = hooks.routes(node, server, std::move(routes));
   server.add_routes(routes);

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "node/config.h"
+#include "node/metrics.h"
 
 namespace tars::node {
 
 class DeviceDetector;
 struct DeviceInventory;
+struct NodeFigures;
 class ModelHost;
 class HttpServer;
 struct Route;
@@ -36,6 +38,10 @@ class Node {
   ModelHost& host() { return *host_; }
   // The devices with their live figures refreshed (free memory, temperature).
   DeviceInventory devices() const;
+  // GET /metrics: the HTTP layer's counters, the node's figures now
+  // (node_metrics.h), the process's, and what the layers above added.
+  Metrics& metrics() { return metrics_; }
+  std::string metrics_text(int requests_in_flight) const;
 
  private:
   NodeConfig config_;
@@ -43,6 +49,7 @@ class Node {
   std::chrono::steady_clock::time_point started_;
   std::unique_ptr<DeviceDetector> devices_;
   std::unique_ptr<ModelHost> host_;  // the loaded models
+  Metrics metrics_;
 };
 
 // What a layer above the node (the cluster) adds to node_serve without the

@@ -42,6 +42,7 @@ struct Outcome {
   std::vector<int32_t> ids;
   FinishReason reason = FinishReason::kStop;
   std::string error;
+  RequestStats stats;
 };
 
 // Submits and returns a future for the outcome.
@@ -64,8 +65,9 @@ std::future<Outcome> submit(Scheduler& sched, const std::vector<int32_t>& prompt
     out->text += e.text;
     if (e.id >= 0) out->ids.push_back(e.id);
   };
-  r.on_done = [out, promise](FinishReason f, const RequestStats&, const std::string& err) {
+  r.on_done = [out, promise](FinishReason f, const RequestStats& st, const std::string& err) {
     out->reason = f;
+    out->stats = st;
     out->error = err;
     promise->set_value(*out);
   };
@@ -101,16 +103,52 @@ TEST(Scheduler, ConcurrentRequestsEqualTheirSoloOutput) {
       futures.push_back(submit(sched, f.model->tokenizer().encode(p, true, false), 24));
     }
   }
+  // The requests' own timings, summed, for the scheduler's totals.
+  double ttft_s = 0, prompt_s = 0, generate_s = 0;
+  uint64_t timed = 0;
   for (size_t i = 0; i < futures.size(); ++i) {
     ASSERT_EQ(futures[i].wait_for(60s), std::future_status::ready);
     Outcome o = futures[i].get();
     EXPECT_EQ(o.error, "");
     EXPECT_EQ(o.text, solo[i % prompts.size()]) << "request " << i;
+    if (!o.ids.empty()) {
+      ++timed;
+      ttft_s += o.stats.ttft_ms / 1000.0;
+    }
+    prompt_s += o.stats.prompt_ms / 1000.0;
+    generate_s += o.stats.generate_ms / 1000.0;
   }
   SchedulerStats st = sched.stats();
   EXPECT_EQ(st.requests_done, 16u);
   EXPECT_GE(st.max_step_sequences, 4u);  // steps really ran several sequences
   EXPECT_GT(st.step_sequences, st.steps);
+  // The metrics' figures: one time-to-first-token observation per request
+  // that made a token, the buckets adding up to the count, and the sums
+  // equal to the requests' own (to rounding).
+  EXPECT_EQ(timed, 16u);
+  EXPECT_EQ(st.ttft.count, timed);
+  uint64_t in_buckets = 0;
+  for (uint64_t c : st.ttft.counts) in_buckets += c;
+  EXPECT_EQ(in_buckets, st.ttft.count);
+  EXPECT_NEAR(st.ttft.sum, ttft_s, 1e-9 * 16);
+  EXPECT_GT(st.prompt_seconds, 0.0);
+  EXPECT_NEAR(st.prompt_seconds, prompt_s, 1e-9 * 16);
+  EXPECT_NEAR(st.generation_seconds, generate_s, 1e-9 * 16);
+}
+
+TEST(Scheduler, SecondsHistogramBucketsByUpperBound) {
+  SecondsHistogram h;
+  h.observe(0.005);   // on a bound: that bucket (le = 0.005)
+  h.observe(0.0051);  // just above: the next
+  h.observe(0);
+  h.observe(30);
+  h.observe(31);      // above every bound
+  EXPECT_EQ(h.counts[0], 2u);
+  EXPECT_EQ(h.counts[1], 1u);
+  EXPECT_EQ(h.counts[SecondsHistogram::kBounds.size() - 1], 1u);
+  EXPECT_EQ(h.counts[SecondsHistogram::kBounds.size()], 1u);
+  EXPECT_EQ(h.count, 5u);
+  EXPECT_DOUBLE_EQ(h.sum, 0.005 + 0.0051 + 30 + 31);
 }
 
 TEST(Scheduler, CancelFreesTheSlot) {
