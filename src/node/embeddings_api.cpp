@@ -1,5 +1,6 @@
 #include "node/embeddings_api.h"
 
+#include <chrono>
 #include <cstring>
 
 #include "common/error.h"
@@ -80,9 +81,18 @@ std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingPara
   engine::EmbedOptions o;
   o.truncate = p.truncate;
   o.normalize = p.normalize;
-  if (!p.texts.empty()) return engine::embed_texts(*m.encoder, p.texts, o);
-  if (!p.tokens.empty()) return engine::embed_token_inputs(*m.encoder, p.tokens, o);
-  return {};
+  auto start = std::chrono::steady_clock::now();
+  std::vector<engine::Embedding> out;
+  if (!p.texts.empty()) out = engine::embed_texts(*m.encoder, p.texts, o);
+  else if (!p.tokens.empty()) out = engine::embed_token_inputs(*m.encoder, p.tokens, o);
+  uint64_t tokens = 0, truncated = 0;
+  for (const auto& e : out) {
+    tokens += e.n_tokens;
+    truncated += e.truncated() ? 1 : 0;
+  }
+  m.record_embedding(out.size(), tokens, truncated,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return out;
 }
 
 std::vector<Route> embeddings_routes(ModelHost& host) {

@@ -43,6 +43,21 @@ uint64_t HostedModel::memory_bytes() const {
   return backend_bytes(backend.get()) + backend_bytes(cpu_backend.get());
 }
 
+void HostedModel::record_embedding(uint64_t inputs, uint64_t tokens, uint64_t truncated, double seconds) {
+  std::lock_guard<std::mutex> lock(embed_mu_);
+  ++embed_.requests;
+  embed_.inputs += inputs;
+  embed_.tokens += tokens;
+  embed_.truncated += truncated;
+  embed_.seconds += seconds;
+  embed_.duration.observe(seconds);
+}
+
+EmbedStats HostedModel::embed_stats() const {
+  std::lock_guard<std::mutex> lock(embed_mu_);
+  return embed_;
+}
+
 const char* model_state_name(ModelState s) {
   switch (s) {
     case ModelState::kUnloaded: return "unloaded";
@@ -645,6 +660,9 @@ void add_engine_status(nlohmann::json& j, const HostedModel& m) {
     j["memory"] = {{"weights", m.backend->allocated(engine::MemoryKind::kWeights)},
                    {"compute", m.backend->allocated(engine::MemoryKind::kCompute)},
                    {"total", m.memory_bytes()}};
+    const EmbedStats e = m.embed_stats();
+    j["counters"] = {{"requests_done", e.requests}, {"inputs", e.inputs}, {"tokens_in", e.tokens},
+                     {"inputs_truncated", e.truncated}, {"embed_seconds", e.seconds}};
   }
   if (m.model) {
     j["architecture"] = m.model->hparams().arch;

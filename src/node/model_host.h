@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "node/config.h"
+#include "engine/scheduler.h"
 #include "node/model_fetch.h"
 
 namespace tars::engine {
@@ -49,6 +50,16 @@ class Encoder;
 }  // namespace tars::engine
 
 namespace tars::node {
+
+// An embedding model's counters, for /status and /metrics.
+struct EmbedStats {
+  uint64_t requests = 0;   // requests embedded
+  uint64_t inputs = 0;     // texts or token lists
+  uint64_t tokens = 0;     // tokens read (after truncation)
+  uint64_t truncated = 0;  // inputs cut to the model's context
+  double seconds = 0;      // summed over requests: time in the encoder
+  engine::SecondsHistogram duration;  // per request
+};
 
 struct HostedModel {
   std::string id;        // API id (alias or file name without .gguf)
@@ -65,7 +76,14 @@ struct HostedModel {
   int leases = 0;        // requests holding it now (guarded by the host's mutex)
   // Bytes the backends allocated for weights + KV cache + compute buffers.
   uint64_t memory_bytes() const;
+  // An embedding request ended (embeddings_api.h); thread-safe.
+  void record_embedding(uint64_t inputs, uint64_t tokens, uint64_t truncated, double seconds);
+  EmbedStats embed_stats() const;
   ~HostedModel();
+
+ private:
+  mutable std::mutex embed_mu_;
+  EmbedStats embed_;
 };
 
 enum class ModelState { kUnloaded, kLoading, kLoaded, kFailed };

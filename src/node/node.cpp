@@ -66,6 +66,7 @@ std::string Node::metrics_text(int requests_in_flight) const {
     f.host = host_->summary_json();
     for (const auto& m : host_->models()) {
       if (m->scheduler) f.schedulers.emplace_back(m->id, m->scheduler->stats());
+      if (m->encoder) f.embedders.emplace_back(m->id, m->embed_stats());
     }
     write_node_metrics(w, f);
     write_process_metrics(w);

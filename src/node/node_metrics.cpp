@@ -1,12 +1,15 @@
 #include "node/node_metrics.h"
 
-#include "node/model_host.h"
-
 namespace tars::node {
 
 namespace {
 
 using nlohmann::json;
+
+constexpr const char* kRequestsHelp =
+    "Requests by outcome: done (answered), cancelled (client gone, or stopped), rejected (queue "
+    "full); embedding models count done only";
+constexpr const char* kPromptTokensHelp = "Tokens read: prompts admitted, inputs embedded";
 
 double number(const json& j, const char* key) {
   auto it = j.find(key);
@@ -111,11 +114,10 @@ void write_scheduler(MetricsWriter& w, const std::string& id, const engine::Sche
       {"done", s.requests_done}, {"cancelled", s.requests_cancelled}, {"rejected", s.requests_rejected}};
   for (const auto& [outcome, n] : outcomes) {
     w.counter("tars_model_requests_total",
-              "Generation requests by outcome: done (finished), cancelled (client gone, or "
-              "stopped), rejected (queue full)",
+              kRequestsHelp,
               {{"model", id}, {"outcome", outcome}}, static_cast<double>(n));
   }
-  w.counter("tars_model_prompt_tokens_total", "Prompt tokens admitted", model,
+  w.counter("tars_model_prompt_tokens_total", kPromptTokensHelp, model,
             static_cast<double>(s.tokens_in));
   w.counter("tars_model_generated_tokens_total", "Tokens generated", model,
             static_cast<double>(s.tokens_out));
@@ -132,6 +134,23 @@ void write_scheduler(MetricsWriter& w, const std::string& id, const engine::Sche
             static_cast<double>(s.step_sequences));
   w.histogram("tars_model_time_to_first_token_seconds",
               "Time from a request's arrival to its first generated token", model, s.ttft);
+}
+
+void write_embedder(MetricsWriter& w, const std::string& id, const EmbedStats& e) {
+  const MetricLabels model = {{"model", id}};
+  // The families a chat model has too, so one query covers both roles.
+  w.counter("tars_model_requests_total",
+            kRequestsHelp,
+            {{"model", id}, {"outcome", "done"}}, static_cast<double>(e.requests));
+  w.counter("tars_model_prompt_tokens_total", kPromptTokensHelp, model,
+            static_cast<double>(e.tokens));
+  w.counter("tars_model_embedded_inputs_total", "Texts (or token lists) embedded", model,
+            static_cast<double>(e.inputs));
+  w.counter("tars_model_truncated_inputs_total", "Inputs cut to the embedding model's context",
+            model, static_cast<double>(e.truncated));
+  w.histogram("tars_model_embed_duration_seconds",
+              "Time an embedding request spent in the encoder (tokenizing, forward passes, pooling)",
+              model, e.duration);
 }
 
 }  // namespace
@@ -156,6 +175,7 @@ void write_node_metrics(MetricsWriter& w, const NodeFigures& f) {
     for (const json& m : f.models) write_model(w, m);
   }
   for (const auto& [id, s] : f.schedulers) write_scheduler(w, id, s);
+  for (const auto& [id, e] : f.embedders) write_embedder(w, id, e);
 }
 
 }  // namespace tars::node

@@ -11,6 +11,7 @@
 #include "engine/scheduler.h"
 #include "node/devices.h"
 #include "node/metrics.h"
+#include "node/model_host.h"
 
 namespace tars::node {
 
@@ -24,8 +25,10 @@ struct NodeFigures {
   DeviceInventory devices;   // refreshed: free memory, temperature, utilisation
   nlohmann::json models;     // ModelHost::status_json()
   nlohmann::json host;       // ModelHost::summary_json()
-  // The chat models' schedulers, by model id.
+  // The chat models' schedulers and the embedding models' counters, by
+  // model id.
   std::vector<std::pair<std::string, engine::SchedulerStats>> schedulers;
+  std::vector<std::pair<std::string, EmbedStats>> embedders;
 };
 
 void write_node_metrics(MetricsWriter& w, const NodeFigures& f);

@@ -52,6 +52,7 @@ let coordinator;
 let worker;
 let prometheus;
 let promUrl;
+let embedUsage;
 
 async function until(what, fn, ms = 30000) {
   const deadline = Date.now() + ms;
@@ -77,7 +78,10 @@ const query = (q) => api(`/api/v1/query?query=${encodeURIComponent(q)}`);
 // node label -> value of a one-series-per-node query.
 async function byNode(q) {
   const out = {};
-  for (const s of (await query(q)).result) out[s.metric.node] = Number(s.value[1]);
+  for (const s of (await query(q)).result) {
+    if (s.metric.node in out) throw new Error(`${q}: two series for node ${s.metric.node}`);
+    out[s.metric.node] = Number(s.value[1]);
+  }
   return out;
 }
 const alertsOf = async (name) => (await api('/api/v1/alerts')).alerts.filter((a) => a.labels.alertname === name);
@@ -86,7 +90,7 @@ before(async () => {
   tool('prometheus');
   tool('promtool');
   coordinator = await startNode(['--model', `${fixtures}/stories260K/stories260K.gguf`,
-    '--simulate-devices', join(dir, 'pc1.json'), '--join-token', TOKEN,
+    '--embedding-model', `${fixtures}/reference/bert-tiny.gguf`, '--simulate-devices', join(dir, 'pc1.json'), '--join-token', TOKEN,
     '--heartbeat-ms', '200', '--failure-deadline-ms', '1500']);
   const workerPort = await freePort();
   worker = spawn(process.env.TARS_BINARY, ['worker', '--join', coordinator.url,
@@ -104,6 +108,10 @@ before(async () => {
   assert.equal(r.status, 200);
   await (await fetch(`${worker.url}/v1/completions`, { method: 'POST',
     body: JSON.stringify({ prompt: 'Once', max_tokens: 4, stream: true }) })).text();
+  const e = await fetch(`${coordinator.url}/v1/embeddings`, { method: 'POST',
+    body: JSON.stringify({ model: 'bert-tiny', input: ['one sentence', 'and another'] }) });
+  assert.equal(e.status, 200);
+  embedUsage = (await e.json()).usage;
 
   const port = await freePort();
   promUrl = `http://127.0.0.1:${port}`;
@@ -153,11 +161,21 @@ test('the cluster\'s figures, and the request and model counters after traffic',
   // The completion on the coordinator and the streamed one forwarded from
   // the worker both ran on the coordinator's model.
   await until('the model counters', async () => {
-    const done = await byNode('tars_model_requests_total{outcome="done"}');
+    const done = await byNode('tars_model_requests_total{model="stories260K",outcome="done"}');
     return done['client-test'] === 2;
   });
   const generated = await byNode('tars_model_generated_tokens_total');
   assert.equal(generated['client-test'], 12);
+  // The embedding request: one request, two inputs, its tokens as the
+  // answer's usage said.
+  const embedded = (await query('tars_model_embedded_inputs_total')).result;
+  assert.equal(embedded.length, 1);
+  assert.equal(embedded[0].metric.model, 'bert-tiny');
+  assert.equal(Number(embedded[0].value[1]), 2);
+  const tokens = (await query('tars_model_prompt_tokens_total{model="bert-tiny"}')).result;
+  assert.equal(Number(tokens[0].value[1]), embedUsage.prompt_tokens);
+  const embedDone = (await query('tars_model_requests_total{model="bert-tiny",outcome="done"}')).result;
+  assert.equal(Number(embedDone[0].value[1]), 1);
   const forwarded = await query('tars_http_requests_total{node="pc2",route="/v1/completions",code="200"}');
   assert.equal(forwarded.result.length, 1);
   assert.equal(Number(forwarded.result[0].value[1]), 1);
@@ -186,7 +204,7 @@ test('every metric the alert rules and the dashboard name exists in what Prometh
 test('every dashboard query is PromQL that Prometheus evaluates', async () => {
   const exprs = [];
   for (const p of dashboard.panels) for (const t of p.targets) exprs.push(t.expr);
-  assert.ok(exprs.length >= 16);
+  assert.ok(exprs.length >= 18);
   for (const e of exprs) {
     const q = e.replaceAll('$__rate_interval', '1m').replaceAll('$node', '.*');
     const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);

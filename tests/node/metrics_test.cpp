@@ -86,6 +86,16 @@ NodeFigures figures() {
   s.ttft.observe(0.2);
   s.ttft.observe(45);
   f.schedulers = {{"mistral", s}};
+  EmbedStats e;
+  e.requests = 3;
+  e.inputs = 40;
+  e.tokens = 520;
+  e.truncated = 2;
+  e.seconds = 0.09;
+  e.duration.observe(0.02);
+  e.duration.observe(0.03);
+  e.duration.observe(0.04);
+  f.embedders = {{"minilm", e}};
   return f;
 }
 
@@ -190,6 +200,23 @@ TEST(NodeMetrics, SchedulerCountersAndTheTimeToFirstTokenHistogramCumulative) {
   EXPECT_EQ(t.at(h + R"(_bucket{model="mistral",le="+Inf"})"), 4);
   // The embedding model has no scheduler, so none of these.
   EXPECT_FALSE(t.has(R"(tars_model_slots{model="minilm"})"));
+}
+
+TEST(NodeMetrics, EmbeddingModelsShareTheRequestAndTokenFamiliesAndHaveTheirOwn) {
+  auto t = parse_metrics_text(render(figures()));
+  const std::string m = R"({model="minilm"})";
+  EXPECT_EQ(t.at(R"(tars_model_requests_total{model="minilm",outcome="done"})"), 3);
+  EXPECT_FALSE(t.has(R"(tars_model_requests_total{model="minilm",outcome="rejected"})"));
+  EXPECT_EQ(t.at("tars_model_prompt_tokens_total" + m), 520);
+  EXPECT_EQ(t.at("tars_model_embedded_inputs_total" + m), 40);
+  EXPECT_EQ(t.at("tars_model_truncated_inputs_total" + m), 2);
+  EXPECT_EQ(t.at("tars_model_embed_duration_seconds_count" + m), 3);
+  EXPECT_DOUBLE_EQ(t.at("tars_model_embed_duration_seconds_sum" + m), 0.09);
+  EXPECT_EQ(t.at(R"(tars_model_embed_duration_seconds_bucket{model="minilm",le="0.025"})"), 1);
+  EXPECT_EQ(t.at(R"(tars_model_embed_duration_seconds_bucket{model="minilm",le="0.05"})"), 3);
+  // One family each, whichever role wrote first.
+  EXPECT_EQ(t.types.at("tars_model_requests_total"), "counter");
+  EXPECT_EQ(t.at(R"(tars_model_requests_total{model="mistral",outcome="done"})"), 10);
 }
 
 TEST(Metrics, RequestsByRouteMethodAndStatusWithUnmatchedPathsPooled) {
