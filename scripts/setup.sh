@@ -14,6 +14,8 @@ PACKAGES=(
   libssl-dev            # sha256 (model files, tests); httplib's TLS
   prometheus-cpp-dev    # GET /metrics: metric types and the text exposition format
   prometheus            # tests: promtool checks /metrics and the alert rules; a real server scrapes a cluster
+  libhiredis-dev        # the shared embedding cache in Redis ([cache] redis)
+  redis-server          # tests: a real Redis for the embedding cache
   libpcre2-dev          # Unicode character classes for BPE pre-tokenizers
   libzstd-dev zstd      # compressed vocabulary fixtures
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks

@@ -14,7 +14,9 @@
 //   12/13  ollama_embed_parse, /api/embed / legacy /api/embeddings
 //   14     parse_tool_calls / tool_call_content_prefix on the bytes as a
 //          model's answer (node/tool_calls.h), both formats
-// (the low four bits, modulo 15; ollama_show_parse runs on 13's document too)
+//   15     the bytes as a value read from the embedding cache's Redis
+//          (decode_cached_embedding) and as a redis:// URL (parse_redis_url)
+// (the low four bits; ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
 // pre-order) and what it becomes (another type, a value at the edge of its
@@ -36,6 +38,7 @@
 //
 // Seeds: requests_seeds/ (each parser's document unedited, and a few edits);
 // requests.dict: field names and edge values for raw mode.
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -47,6 +50,7 @@
 #include "cluster/route_table.h"
 #include "common/error.h"
 #include "node/devices.h"
+#include "node/embed_cache.h"
 #include "node/request_params.h"
 #include "node/tool_calls.h"
 
@@ -135,7 +139,7 @@ json parse_base_document(int which) {
   }
 }
 
-constexpr int kParsers = 15;
+constexpr int kParsers = 16;
 
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
@@ -306,6 +310,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const int which = (data[0] & 15) % kParsers;
   const bool raw = (data[0] & 0x80) != 0;
+  if (which == 15) {  // what another program may have left in Redis: any bytes
+    const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
+    for (int dim : {1, 2, 4, 64, 384, static_cast<int>((size > 17 ? size - 17 : 0) / 4)}) {
+      const auto e = tars::node::decode_cached_embedding(bytes, dim);
+      if (!e) continue;
+      check(e->values.size() == static_cast<size_t>(dim), "cache: a vector of another dimension");
+      check(e->n_tokens >= 1 && e->n_tokens <= e->n_tokens_input, "cache: impossible token counts");
+      for (float f : e->values) check(std::isfinite(f), "cache: a value that is not finite");
+      check(tars::node::encode_cached_embedding(*e) == bytes, "cache: encode(decode(x)) != x");
+    }
+    try {
+      const tars::node::RedisAddress a = tars::node::parse_redis_url(std::string(bytes));
+      check(!a.host.empty() && a.port >= 1 && a.port <= 65535 && a.db >= 0, "redis url: out of bounds");
+    } catch (const Error& e) {
+      check(e.code() == ErrorCode::kConfig, "redis url: an error with another code");
+    }
+    return 0;
+  }
   if (which == 14) {  // a model's answer: any bytes
     static const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather"}},
                                               {"type": "function", "function": {"name": "f"}}])");

@@ -1,4 +1,5 @@
 #include "node/config.h"
+#include "node/embed_cache.h"
 
 #include <toml++/toml.h>
 
@@ -166,6 +167,19 @@ const std::vector<Field>& fields() {
     integer("cluster.failure_deadline_ms", "TARS_FAILURE_DEADLINE_MS", "--failure-deadline-ms",
             "A worker silent this long is down and its models move (default: 3000)",
             &NodeConfig::failure_deadline_ms, 100, 3600000);
+    t.push_back({{"cache.redis", "TARS_REDIS", "--redis",
+                  "Redis for the shared embedding cache, redis://[:PASSWORD@]HOST[:PORT][/DB] "
+                  "(default: none)",
+                  true},
+                 Kind::kString,
+                 [](NodeConfig& c, const std::string& v) {
+                   if (!v.empty()) parse_redis_url(v);  // throws kConfig naming what is wrong
+                   c.cache_redis = v;
+                 },
+                 [](const NodeConfig& c) { return c.cache_redis; }});
+    integer("cache.embed_ttl_s", "TARS_EMBED_CACHE_TTL_S", "",
+            "Seconds a cached embedding is kept (default: 604800 = 7 days; 0 = no expiry)",
+            &NodeConfig::cache_embed_ttl_s, 0, 1 << 30);
     return t;
   }();
   return table;

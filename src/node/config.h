@@ -100,6 +100,9 @@ struct NodeConfig {
   std::string advertise;   // URL the other nodes reach this one at ("" = from host and port)
   int heartbeat_ms = 1000;         // Default: workers send a heartbeat every second ...
   int failure_deadline_ms = 3000;  // ... and are down after 3 s of silence.
+  // [cache]
+  std::string cache_redis;          // redis://HOST:PORT for the shared embedding cache ("" = none)
+  int cache_embed_ttl_s = 604800;   // Default: cached embeddings expire after 7 days (0 = never).
   // [[model]]
   std::vector<ModelDecl> models;
   // Where the config file was read from ("" = none).

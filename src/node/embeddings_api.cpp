@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "engine/embed.h"
 #include "engine/encoder.h"
+#include "node/embed_cache.h"
 #include "node/model_host.h"
 #include "node/request_params.h"
 
@@ -82,9 +83,49 @@ std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingPara
   o.truncate = p.truncate;
   o.normalize = p.normalize;
   auto start = std::chrono::steady_clock::now();
-  std::vector<engine::Embedding> out;
-  if (!p.texts.empty()) out = engine::embed_texts(*m.encoder, p.texts, o);
-  else if (!p.tokens.empty()) out = engine::embed_token_inputs(*m.encoder, p.tokens, o);
+  const bool text = !p.texts.empty();
+  const size_t n = p.size();
+  std::vector<engine::Embedding> out(n);
+  // With a cache: read every input's key at once, embed only the misses.
+  std::vector<std::string> keys;
+  std::vector<size_t> todo;
+  if (m.embed_cache && n > 0) {
+    keys.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      keys.push_back(text ? embed_cache_key(m.file_sha256, o, p.texts[i])
+                          : embed_cache_key(m.file_sha256, o, p.tokens[i]));
+    }
+    auto cached = m.embed_cache->get(keys, m.encoder->n_embd());
+    for (size_t i = 0; i < n; ++i) {
+      if (cached[i]) out[i] = std::move(*cached[i]);
+      else todo.push_back(i);
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) todo.push_back(i);
+  }
+  if (!todo.empty()) {
+    std::vector<engine::Embedding> fresh;
+    if (text) {
+      std::vector<std::string> inputs;
+      for (size_t i : todo) inputs.push_back(p.texts[i]);
+      fresh = engine::embed_texts(*m.encoder, inputs, o);
+    } else {
+      std::vector<std::vector<int32_t>> inputs;
+      for (size_t i : todo) inputs.push_back(p.tokens[i]);
+      fresh = engine::embed_token_inputs(*m.encoder, inputs, o);
+    }
+    std::vector<std::string> store_keys;
+    std::vector<engine::Embedding> store;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      // Only pooled vectors (one per input) are cached.
+      if (m.embed_cache && fresh[k].values.size() == static_cast<size_t>(m.encoder->n_embd())) {
+        store_keys.push_back(keys[todo[k]]);
+        store.push_back(fresh[k]);
+      }
+      out[todo[k]] = std::move(fresh[k]);
+    }
+    if (m.embed_cache) m.embed_cache->put(store_keys, store);
+  }
   uint64_t tokens = 0, truncated = 0;
   for (const auto& e : out) {
     tokens += e.n_tokens;

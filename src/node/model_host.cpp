@@ -11,6 +11,7 @@
 #include "engine/backend.h"
 #include "engine/chat_template.h"
 #include "engine/encoder.h"
+#include "node/embed_cache.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
@@ -140,6 +141,7 @@ struct ModelHost::Core {
   std::condition_variable reaper_cv;  // a lease was released, or stopping
   bool stopping = false;
   std::vector<std::shared_ptr<Slot>> slots;  // declaration order
+  std::shared_ptr<EmbedCache> embed_cache;  // null without [cache] redis
   // Host-wide counters.
   uint64_t loads = 0, load_failures = 0, unloads = 0, evictions = 0, expiries = 0,
            budget_refusals = 0;
@@ -286,7 +288,7 @@ void load_locked(const std::shared_ptr<Core>& core, std::unique_lock<std::mutex>
   std::unique_ptr<HostedModel> loaded;
   std::string err;
   try {
-    loaded = hosted_model_load(decl, config);
+    loaded = hosted_model_load(decl, config, c.embed_cache);
   } catch (const std::exception& e) {
     err = e.what();
   }
@@ -390,6 +392,10 @@ ModelHost::ModelHost(const NodeConfig& config, ModelHostOptions options)
   Core& c = *core_;
   c.config = config;
   c.estimator = options.estimator ? options.estimator : model_estimate_file_size;
+  c.embed_cache = options.embed_cache;
+  if (!c.embed_cache && !config.cache_redis.empty()) {
+    c.embed_cache = std::make_shared<EmbedCache>(EmbedCacheOptions{config.cache_redis, config.cache_embed_ttl_s});
+  }
   c.budget = options.memory_budget.value_or(config.memory_budget);
   c.load_wait_ms = options.load_wait_ms;
   c.reaper_interval_ms = std::max(10, options.reaper_interval_ms);
@@ -406,7 +412,7 @@ ModelHost::ModelHost(const NodeConfig& config, ModelHostOptions options)
   for (const auto& s : c.slots) {
     if (s->on_demand()) continue;
     try {
-      s->model = hosted_model_load(s->decl, c.config);
+      s->model = hosted_model_load(s->decl, c.config, c.embed_cache);
     } catch (const Error& e) {
       throw Error(e.code(), "cannot load model '" + s->id + "': " + e.what());
     }
@@ -643,6 +649,8 @@ std::vector<std::shared_ptr<HostedModel>> ModelHost::models() const {
   return out;
 }
 
+std::shared_ptr<EmbedCache> ModelHost::embed_cache() const { return core_->embed_cache; }
+
 std::optional<ModelDecl> ModelHost::find_decl(const std::string& id) const {
   std::lock_guard<std::mutex> lock(core_->mu);
   if (auto s = core_->find_locked(id)) return s->decl;
@@ -760,6 +768,12 @@ nlohmann::json ModelHost::summary_json() const {
          {"budget_refusals", c.budget_refusals}};
   }
   j["fetches"] = fetches_.to_json();
+  if (core_->embed_cache) {
+    const EmbedCacheStats st = core_->embed_cache->stats();
+    j["embed_cache"] = {{"url", core_->embed_cache->redacted_url()}, {"connected", st.connected},
+                        {"hits", st.hits}, {"misses", st.misses}, {"stores", st.stores},
+                        {"errors", st.errors}};
+  }
   return j;
 }
 

@@ -51,6 +51,8 @@ class Encoder;
 
 namespace tars::node {
 
+class EmbedCache;
+
 // An embedding model's counters, for /status and /metrics.
 struct EmbedStats {
   uint64_t requests = 0;   // requests embedded
@@ -73,6 +75,10 @@ struct HostedModel {
   std::unique_ptr<engine::Encoder> encoder;      // role "embedding"
   std::unique_ptr<engine::ChatTemplate> chat;  // how messages become a prompt
   bool chat_fallback = false;                  // no template in the file: plain format
+  // Role "embedding" with a cache: the cache, and the file's sha256 its keys
+  // start from (the same model file has the same keys on every node).
+  std::shared_ptr<EmbedCache> embed_cache;
+  std::string file_sha256;
   int leases = 0;        // requests holding it now (guarded by the host's mutex)
   // Bytes the backends allocated for weights + KV cache + compute buffers.
   uint64_t memory_bytes() const;
@@ -110,6 +116,9 @@ struct ModelHostOptions {
   int load_wait_ms = 600000;
   // How often the reaper looks for on-demand models past their keep-alive.
   int reaper_interval_ms = 200;
+  // The shared embedding cache the embedding models use. Default: one on
+  // NodeConfig::cache_redis when that is set, else none.
+  std::shared_ptr<EmbedCache> embed_cache;
 };
 
 // One row of list(): what the host knows about a declared model.
@@ -164,6 +173,8 @@ class ModelHost {
   std::vector<ModelListing> list() const;
   // The models loaded now (a snapshot; these are not leases).
   std::vector<std::shared_ptr<HostedModel>> models() const;
+  // The embedding cache (null without one).
+  std::shared_ptr<EmbedCache> embed_cache() const;
   // The declaration of a model id, if declared.
   std::optional<ModelDecl> find_decl(const std::string& id) const;
 

@@ -10,6 +10,8 @@
 #include "engine/backend_cuda.h"
 #include "engine/chat_template.h"
 #include "engine/encoder.h"
+#include "node/embed_cache.h"
+#include "node/file_sha256.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
@@ -20,7 +22,8 @@
 
 namespace tars::node {
 
-std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const NodeConfig& config) {
+std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const NodeConfig& config,
+                                               std::shared_ptr<EmbedCache> embed_cache) {
   auto h = std::make_unique<HostedModel>();
   h->id = model_id(decl);
   h->decl = decl;
@@ -71,6 +74,14 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
     h->encoder = engine::Encoder::load(h->file, *h->backend);
     what = fmt::format("{} {} layers, dimension {}", h->encoder->hparams().arch,
                        h->encoder->hparams().n_layer, h->encoder->n_embd());
+    if (embed_cache) {
+      // The declared sha256 was checked when the file was fetched; else the
+      // node's cache of file hashes (hashed once per file version).
+      h->file_sha256 = !decl.sha256.empty()
+                           ? decl.sha256
+                           : Sha256Cache(config.data_dir + "/state/file_sha256.json").get(decl.path);
+      h->embed_cache = std::move(embed_cache);
+    }
   } else {
     engine::ModelOptions mo;
     mo.n_ctx = decl.ctx_size > 0 ? decl.ctx_size : config.ctx_size;

@@ -11,8 +11,11 @@
 namespace tars::node {
 
 struct HostedModel;
+class EmbedCache;
 
-// Throws tars::Error naming the file and the problem.
-std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const NodeConfig& config);
+// Throws tars::Error naming the file and the problem. An embedding model
+// gets `embed_cache` (when not null) and its file's sha256 for the keys.
+std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const NodeConfig& config,
+                                               std::shared_ptr<EmbedCache> embed_cache = nullptr);
 
 }  // namespace tars::node

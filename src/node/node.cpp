@@ -10,6 +10,7 @@
 #include "common/version.h"
 #include "node/api.h"
 #include "node/devices.h"
+#include "node/embed_cache.h"
 #include "node/http_server.h"
 #include "node/identity.h"
 #include "node/logging.h"
@@ -68,6 +69,7 @@ std::string Node::metrics_text(int requests_in_flight) const {
       if (m->scheduler) f.schedulers.emplace_back(m->id, m->scheduler->stats());
       if (m->encoder) f.embedders.emplace_back(m->id, m->embed_stats());
     }
+    if (auto cache = host_->embed_cache()) f.embed_cache = cache->stats();
     write_node_metrics(w, f);
     write_process_metrics(w);
   });

@@ -176,6 +176,20 @@ void write_node_metrics(MetricsWriter& w, const NodeFigures& f) {
   }
   for (const auto& [id, s] : f.schedulers) write_scheduler(w, id, s);
   for (const auto& [id, e] : f.embedders) write_embedder(w, id, e);
+  if (f.embed_cache) {
+    const EmbedCacheStats& c = *f.embed_cache;
+    w.gauge("tars_embed_cache_connected", "1 while the node is connected to the embedding cache's Redis",
+            {}, c.connected ? 1 : 0);
+    w.counter("tars_embed_cache_hits_total", "Inputs whose embedding was read from the cache", {},
+              static_cast<double>(c.hits));
+    w.counter("tars_embed_cache_misses_total", "Inputs not in the cache (embedded, then stored)", {},
+              static_cast<double>(c.misses));
+    w.counter("tars_embed_cache_stores_total", "Embeddings written to the cache", {},
+              static_cast<double>(c.stores));
+    w.counter("tars_embed_cache_errors_total",
+              "Failed connections or commands and undecodable values (each read as a miss)", {},
+              static_cast<double>(c.errors));
+  }
 }
 
 }  // namespace tars::node

@@ -4,12 +4,14 @@
 // counters. The cluster layer adds its figures on the coordinator.
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/scheduler.h"
 #include "node/devices.h"
+#include "node/embed_cache.h"
 #include "node/metrics.h"
 #include "node/model_host.h"
 
@@ -29,6 +31,7 @@ struct NodeFigures {
   // model id.
   std::vector<std::pair<std::string, engine::SchedulerStats>> schedulers;
   std::vector<std::pair<std::string, EmbedStats>> embedders;
+  std::optional<EmbedCacheStats> embed_cache;  // with [cache] redis
 };
 
 void write_node_metrics(MetricsWriter& w, const NodeFigures& f);
