@@ -44,6 +44,7 @@ void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Reques
   auto read = std::max(options.start_timeout, options.read_timeout);
   cli.set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(read));
   cli.set_keep_alive(false);
+  cli.set_tcp_nodelay(true);  // the request's headers and body go out at once (http_server.cpp)
   request.response_handler = [up](const httplib::Response& head) {
     std::lock_guard lock(up->mu);
     up->started = true;

@@ -56,6 +56,7 @@ std::string RpcClient::post(const std::string& body, const std::string& what, bo
                                                    "' is not a node URL (http://host:port)");
     }
     client.set_connection_timeout(options_.connect_timeout);
+    client.set_tcp_nodelay(true);  // headers and body at once (http_server.cpp)
     client.set_read_timeout(options_.read_timeout);
     client.set_write_timeout(options_.read_timeout);
     httplib::Headers headers = {{"Authorization", "Bearer " + token_}};

@@ -132,6 +132,13 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
   // out, and a stopping server waits for every worker: keep it short so
   // SIGTERM ends the process in about this long when nothing is running.
   server_.set_keep_alive_timeout(2);
+  // Answers go out as headers, then the body or a stream's chunks, in
+  // separate writes: with Nagle's algorithm a write can wait for the
+  // client's (delayed, up to 40 ms) ACK of the one before. A client that
+  // sends its own request in two writes without TCP_NODELAY meets the same
+  // wait on its side, which the server cannot avoid: Node's fetch (and so
+  // the openai package) does that for bodies above about a kilobyte (README).
+  server_.set_tcp_nodelay(true);
   // httplib's default also sets SO_REUSEPORT, which lets a second node bind
   // the same port silently; SO_REUSEADDR alone allows a quick restart but
   // refuses a port that is in use.
