@@ -16,6 +16,7 @@ PACKAGES=(
   prometheus            # tests: promtool checks /metrics and the alert rules; a real server scrapes a cluster
   libhiredis-dev        # the shared embedding cache in Redis ([cache] redis)
   redis-server          # tests: a real Redis for the embedding cache
+  systemd               # tests: systemd-analyze verify checks deploy/systemd
   libpcre2-dev          # Unicode character classes for BPE pre-tokenizers
   libzstd-dev zstd      # compressed vocabulary fixtures
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
