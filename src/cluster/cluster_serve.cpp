@@ -64,6 +64,18 @@ std::string self_url(const node::NodeConfig& config, int port) {
   return "http://" + host + ":" + std::to_string(port);
 }
 
+// tars_forwarded_requests_total: each replica a request was forwarded to,
+// by the node's name and what came of it (forward.h).
+std::function<void(const Replica&, const char*)> forward_counter(node::Node& node) {
+  return [&node](const Replica& r, const char* outcome) {
+    node.metrics().increment("tars_forwarded_requests_total",
+                             "Requests this node forwarded to another, by the node (to) and outcome: "
+                             "answered, skipped (failed before its answer: the next node was tried), "
+                             "broken (a stream broke off), cancelled (the client left a stream)",
+                             {{"to", r.node_name.empty() ? r.node_id : r.node_name}, {"outcome", outcome}});
+  };
+}
+
 // GET /status with the cluster's view added under "cluster".
 void add_cluster_status(std::vector<node::Route>& routes, std::function<json()> cluster) {
   for (auto& r : routes) {
@@ -101,6 +113,7 @@ int cluster_serve(const node::NodeConfig& config) {
     RouterOptions ro;
     ro.self_id = node.id();
     ro.forward.on_unreachable = [c = coordinator.get()](const std::string& id) { c->suspect(id); };
+    ro.forward.on_outcome = forward_counter(node);
     routes = router_wrap(std::move(routes), node.host(), coordinator->routes(), ro);
     add_cluster_status(routes, [c = coordinator.get()] { return c->status_json(); });
     node.metrics().add_collector([c = coordinator.get()](node::MetricsWriter& w) {
@@ -157,6 +170,7 @@ int cluster_worker(const node::NodeConfig& config) {
     add_model_methods(*table, node, config.join_token);
     RouterOptions ro;
     ro.self_id = node.id();
+    ro.forward.on_outcome = forward_counter(node);
     routes = router_wrap(std::move(routes), node.host(), agent->routes(), ro);
     add_cluster_status(routes, [a = agent.get()] { return a->status_json(); });
     routes.push_back(rpc_route(table, config.join_token));

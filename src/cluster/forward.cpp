@@ -106,6 +106,9 @@ std::string stream_error(StreamKind kind, const std::string& message) {
 void forward_request(const httplib::Request& req, httplib::Response& res,
                      const std::vector<Replica>& replicas, const ForwardOptions& options) {
   std::vector<std::string> failures;
+  auto outcome = [&options](const Replica& rep, const char* what) {
+    if (options.on_outcome) options.on_outcome(rep, what);
+  };
   for (const Replica& rep : replicas) {
     httplib::Request r;
     r.method = req.method;
@@ -126,6 +129,7 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
       if (options.on_unreachable && up->error == "Connection") options.on_unreachable(rep.node_id);
       spdlog::warn("forwarding {} {} to {} failed before it started ({}); trying the next node",
                    req.method, req.path, where, up->error);
+      outcome(rep, "skipped");
       continue;
     }
     res.status = up->status;
@@ -139,18 +143,23 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
       up->cv.wait(lock, [&] { return up->finished; });
       if (up->failed) {
         failures.push_back(where + ": " + up->error + " (response broke off)");
+        outcome(rep, "skipped");
         continue;
       }
       std::string body;
       for (auto& c : up->chunks) body += c;
       res.set_content(std::move(body), content_type);
+      outcome(rep, "answered");
       return;
     }
     // A stream: relay it as it comes.
     lock.unlock();
+    std::function<void(const char*)> stream_outcome = [on = options.on_outcome, rep](const char* what) {
+      if (on) on(rep, what);
+    };
     res.set_chunked_content_provider(
         content_type,
-        [up, where, kind](size_t, httplib::DataSink& sink) {
+        [up, where, kind, stream_outcome](size_t, httplib::DataSink& sink) {
           std::unique_lock l(up->mu);
           up->cv.wait(l, [&] { return !up->chunks.empty() || up->finished; });
           while (!up->chunks.empty()) {
@@ -158,8 +167,11 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
             up->chunks.pop_front();
             l.unlock();
             if (!sink.write(c.data(), c.size())) {
-              std::lock_guard g(up->mu);
-              up->cancelled = true;
+              {
+                std::lock_guard g(up->mu);
+                up->cancelled = true;
+              }
+              stream_outcome("cancelled");
               return false;
             }
             l.lock();
@@ -174,6 +186,10 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
                                                      ") failed mid-stream: " + why);
               l.unlock();
               sink.write(e.data(), e.size());
+              stream_outcome("broken");
+            } else {
+              l.unlock();
+              stream_outcome("answered");
             }
             sink.done();
           }

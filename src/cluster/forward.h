@@ -39,6 +39,13 @@ struct ForwardOptions {
   // Called with a replica's node id when it could not be reached at all (the
   // coordinator checks it at once instead of waiting for missed heartbeats).
   std::function<void(const std::string& node_id)> on_unreachable;
+  // Called once per replica tried, with what came of it: "answered" (its
+  // answer, whatever its status, went to the client; a stream: it ended with
+  // its closing marker), "skipped" (it failed before the answer started, or
+  // a whole answer broke off: the next replica was tried), "broken" (a
+  // stream broke off mid-way: the client got an error event), "cancelled"
+  // (the client left during a stream). For metrics.
+  std::function<void(const Replica& replica, const char* outcome)> on_outcome;
 };
 
 // Forwards `req` to the replicas in order and writes the answer into `res`.

@@ -86,6 +86,20 @@ void Metrics::observe_request(const std::string& method, const std::string& rout
   }
 }
 
+void Metrics::increment(const std::string& name, const std::string& help, const MetricLabels& labels) {
+  prometheus::Family<prometheus::Counter>* family = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = counters_.find(name);
+    if (it == counters_.end()) {
+      it = counters_.emplace(name, &prometheus::BuildCounter().Name(name).Help(help).Register(*registry_)).first;
+    }
+    family = it->second;
+  }
+  std::map<std::string, std::string> l(labels.begin(), labels.end());
+  family->Add(l).Increment();
+}
+
 void Metrics::add_collector(MetricsCollector collector) {
   std::lock_guard<std::mutex> lock(mu_);
   collectors_.push_back(std::move(collector));

@@ -16,6 +16,7 @@
 // so the usual dashboards find them.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <prometheus/metric_family.h>
@@ -76,6 +77,10 @@ class Metrics {
   // added to the durations).
   void observe_request(const std::string& method, const std::string& route, int status,
                        double seconds);
+  // Adds 1 to the counter `name` with `labels`; the family is made with
+  // `help` on first use. Thread-safe. For the layers above the node
+  // (forwarding between nodes).
+  void increment(const std::string& name, const std::string& help, const MetricLabels& labels);
   // Adds figures read at every scrape. Thread-safe.
   void add_collector(MetricsCollector collector);
   // Every family in the text format: the registry's, then `first`'s (the
@@ -88,6 +93,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* durations_ = nullptr;
   mutable std::mutex mu_;
   std::vector<MetricsCollector> collectors_;
+  std::map<std::string, prometheus::Family<prometheus::Counter>*> counters_;
 };
 
 // The process_* families (CPU seconds, resident and virtual memory, open and

@@ -179,6 +179,10 @@ test('the cluster\'s figures, and the request and model counters after traffic',
   const forwarded = await query('tars_http_requests_total{node="pc2",route="/v1/completions",code="200"}');
   assert.equal(forwarded.result.length, 1);
   assert.equal(Number(forwarded.result[0].value[1]), 1);
+  // pc2 forwarded that stream to the coordinator, which answered it whole.
+  const hops = (await query('tars_forwarded_requests_total')).result
+    .map((s) => `${s.metric.node}->${s.metric.to}:${s.metric.outcome}=${s.value[1]}`);
+  assert.deepEqual(hops, ['pc2->client-test:answered=1']);
 });
 
 test('GPU alerts: pending for the hot, full card only', async () => {
@@ -204,7 +208,7 @@ test('every metric the alert rules and the dashboard name exists in what Prometh
 test('every dashboard query is PromQL that Prometheus evaluates', async () => {
   const exprs = [];
   for (const p of dashboard.panels) for (const t of p.targets) exprs.push(t.expr);
-  assert.ok(exprs.length >= 18);
+  assert.ok(exprs.length >= 19);
   for (const e of exprs) {
     const q = e.replaceAll('$__rate_interval', '1m').replaceAll('$node', '.*');
     const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);

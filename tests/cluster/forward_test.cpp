@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <thread>
+#include <utility>
 
 #include "node/http_server.h"
 #include "support/test_support.h"
@@ -87,6 +89,10 @@ class Forwarder {
     ForwardOptions opt;
     opt.self_id = "node-a";
     opt.connect_timeout = std::chrono::milliseconds(500);
+    opt.on_outcome = [this](const Replica& r, const char* outcome) {
+      std::lock_guard<std::mutex> lock(mu_);
+      outcomes_.push_back(r.node_id + ":" + outcome);
+    };
     auto fwd = [replicas, opt](const httplib::Request& req, httplib::Response& res) {
       forward_request(req, res, replicas, opt);
     };
@@ -100,8 +106,16 @@ class Forwarder {
     thread_.join();
   }
   httplib::Client client() const { return httplib::Client("127.0.0.1", server_.port()); }
+  // "node:outcome" for each replica tried (ForwardOptions::on_outcome), in
+  // order; taken, so the next call gives only what came after.
+  std::vector<std::string> outcomes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(outcomes_, {});
+  }
 
  private:
+  std::mutex mu_;
+  std::vector<std::string> outcomes_;
   node::HttpServer server_;
   std::thread thread_;
 };
@@ -127,10 +141,12 @@ TEST(Forward, JsonAnswerWithStatusAfterSkippingADeadNode) {
   EXPECT_EQ(nlohmann::json::parse(r->body)["echo"], "hello");
   EXPECT_EQ(r->get_header_value("X-Tars-Served-By"), "b");
   EXPECT_EQ(up.forwarded_by(), "node-a");
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"dead:skipped", "b:answered"}));
   // The upstream's error status passes through as it is.
   r = cli.Post("/json", "bad", "text/plain");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"dead:skipped", "b:answered"}));
 }
 
 TEST(Forward, NoReachableNodeIsA503NamingEachNode) {
@@ -141,6 +157,7 @@ TEST(Forward, NoReachableNodeIsA503NamingEachNode) {
   std::string msg = nlohmann::json::parse(r->body)["error"]["message"];
   EXPECT_NE(msg.find("dead1"), std::string::npos) << msg;
   EXPECT_NE(msg.find("dead2"), std::string::npos) << msg;
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"dead1:skipped", "dead2:skipped"}));
 }
 
 TEST(Forward, EventStreamPassesThroughWhole) {
@@ -151,6 +168,7 @@ TEST(Forward, EventStreamPassesThroughWhole) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
   EXPECT_EQ(r->body, "data: {\"i\":0}\n\ndata: {\"i\":1}\n\ndata: {\"i\":2}\n\ndata: [DONE]\n\n");
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"b:answered"}));
 }
 
 TEST(Forward, StreamBrokenMidwayEndsWithAnErrorEvent) {
@@ -161,6 +179,7 @@ TEST(Forward, StreamBrokenMidwayEndsWithAnErrorEvent) {
   EXPECT_EQ(r->body.rfind("data: {\"i\":0}\n\n", 0), 0u) << r->body;
   EXPECT_NE(r->body.find("failed mid-stream"), std::string::npos) << r->body;
   EXPECT_EQ(r->body.find("[DONE]"), std::string::npos);
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"b:broken"}));
 }
 
 // Splits a JSON-lines body into parsed lines (each must be JSON).
@@ -200,6 +219,8 @@ TEST(Forward, JsonLinesPassThroughWholeAndBrokenOnesEndWithAnErrorLine) {
   auto failed = json_lines(r->body);
   ASSERT_EQ(failed.size(), 2u) << r->body;  // the node's own error is the end
   EXPECT_EQ(failed[1]["error"], "generation failed: boom");
+  // The node's own error line closes its stream: answered, by the node.
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"b:answered", "b:broken", "b:answered"}));
 }
 
 TEST(Router, EveryModelBearingPathHasItsRole) {
