@@ -17,6 +17,8 @@ PACKAGES=(
   libhiredis-dev        # the shared embedding cache in Redis ([cache] redis)
   redis-server          # tests: a real Redis for the embedding cache
   systemd               # tests: systemd-analyze verify checks deploy/systemd
+  libpq-dev             # the usage ledger in PostgreSQL ([state] postgres)
+  postgresql            # tests: a real PostgreSQL server for the usage ledger
   libpcre2-dev          # Unicode character classes for BPE pre-tokenizers
   libzstd-dev zstd      # compressed vocabulary fixtures
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks

@@ -15,7 +15,8 @@
 //   14     parse_tool_calls / tool_call_content_prefix on the bytes as a
 //          model's answer (node/tool_calls.h), both formats
 //   15     the bytes as a value read from the embedding cache's Redis
-//          (decode_cached_embedding) and as a redis:// URL (parse_redis_url)
+//          (decode_cached_embedding), as a redis:// URL (parse_redis_url)
+//          and as GET /usage's parameters (usage_query_parse)
 // (the low four bits; ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
@@ -51,6 +52,7 @@
 #include "common/error.h"
 #include "node/devices.h"
 #include "node/embed_cache.h"
+#include "node/usage_log.h"
 #include "node/request_params.h"
 #include "node/tool_calls.h"
 
@@ -319,6 +321,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(e->n_tokens >= 1 && e->n_tokens <= e->n_tokens_input, "cache: impossible token counts");
       for (float f : e->values) check(std::isfinite(f), "cache: a value that is not finite");
       check(tars::node::encode_cached_embedding(*e) == bytes, "cache: encode(decode(x)) != x");
+    }
+    // And as GET /usage's query parameters (usage_log.h): since, until, group.
+    try {
+      const size_t third = bytes.size() / 3;
+      const auto q = tars::node::usage_query_parse(std::string(bytes.substr(0, third)),
+                                                   std::string(bytes.substr(third, third)),
+                                                   std::string(bytes.substr(2 * third)));
+      check(q.group == "model" || q.group == "day" || q.group == "node", "usage: another group");
+      for (const std::string* t : {&q.since, &q.until}) {
+        check(t->size() <= 64 && t->find_first_of("'\";\\") == std::string::npos, "usage: a time with quotes");
+      }
+    } catch (const Error& e) {
+      check(e.code() == ErrorCode::kInvalidArgument, "usage: an error with another code");
     }
     try {
       const tars::node::RedisAddress a = tars::node::parse_redis_url(std::string(bytes));

@@ -6,6 +6,8 @@
 #include "node/ollama_api.h"
 #include "node/openai_api.h"
 #include "node/tokenize_api.h"
+#include "node/model_host.h"
+#include "node/usage_log.h"
 
 namespace tars::node {
 
@@ -19,6 +21,17 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
       {"GET", "/status", get_json([&node, &server] { return node.status(server.in_flight()); })},
       {"GET", "/models", get_json([&node] { return node.models(); })},
       {"GET", "/config", get_json([&node] { return node.config_json(); })},
+      {"GET", "/usage",
+       [&node](const httplib::Request& req, httplib::Response& res) {
+         auto log = node.host().usage_log();
+         if (!log) {
+           throw HttpError(404, "no_usage_log",
+                           "this node keeps no usage ledger: start it with --postgres (or [state] postgres)");
+         }
+         reply_json(res, 200,
+                    log->summary(usage_query_parse(req.get_param_value("since"), req.get_param_value("until"),
+                                                   req.get_param_value("group"))));
+       }},
       {"GET", "/metrics",
        [&node, &server](const httplib::Request&, httplib::Response& res) {
          res.set_content(node.metrics_text(server.in_flight()), kMetricsContentType);

@@ -1,5 +1,6 @@
 #include "node/config.h"
 #include "node/embed_cache.h"
+#include "node/usage_log.h"
 
 #include <toml++/toml.h>
 
@@ -180,6 +181,16 @@ const std::vector<Field>& fields() {
     integer("cache.embed_ttl_s", "TARS_EMBED_CACHE_TTL_S", "",
             "Seconds a cached embedding is kept (default: 604800 = 7 days; 0 = no expiry)",
             &NodeConfig::cache_embed_ttl_s, 0, 1 << 30);
+    t.push_back({{"state.postgres", "TARS_POSTGRES", "--postgres",
+                  "PostgreSQL for the cluster's usage ledger (GET /usage), "
+                  "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (default: none)",
+                  true},
+                 Kind::kString,
+                 [](NodeConfig& c, const std::string& v) {
+                   if (!v.empty()) check_postgres_conninfo(v);  // throws kConfig with libpq's reason
+                   c.state_postgres = v;
+                 },
+                 [](const NodeConfig& c) { return c.state_postgres; }});
     return t;
   }();
   return table;

@@ -103,6 +103,8 @@ struct NodeConfig {
   // [cache]
   std::string cache_redis;          // redis://HOST:PORT for the shared embedding cache ("" = none)
   int cache_embed_ttl_s = 604800;   // Default: cached embeddings expire after 7 days (0 = never).
+  // [state]
+  std::string state_postgres;       // PostgreSQL for the shared usage ledger ("" = none)
   // [[model]]
   std::vector<ModelDecl> models;
   // Where the config file was read from ("" = none).

@@ -9,6 +9,7 @@
 #include "node/embed_cache.h"
 #include "node/model_host.h"
 #include "node/request_params.h"
+#include "node/usage_log.h"
 
 namespace tars::node {
 namespace {
@@ -131,8 +132,19 @@ std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingPara
     tokens += e.n_tokens;
     truncated += e.truncated() ? 1 : 0;
   }
-  m.record_embedding(out.size(), tokens, truncated,
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m.record_embedding(out.size(), tokens, truncated, seconds);
+  if (m.usage_log) {
+    UsageRecord u;
+    u.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    u.model = m.id;
+    u.kind = "embedding";
+    u.prompt_tokens = static_cast<int64_t>(tokens);
+    u.duration_ms = seconds * 1000;
+    m.usage_log->record(std::move(u));
+  }
   return out;
 }
 

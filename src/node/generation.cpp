@@ -1,5 +1,7 @@
 #include "node/generation.h"
 
+#include "node/usage_log.h"
+
 #include <chrono>
 #include <random>
 
@@ -8,6 +10,7 @@
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "node/model_host.h"
+#include "node/usage_log.h"
 
 namespace tars::node {
 namespace {
@@ -109,7 +112,29 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     }
     sh->cv.notify_all();
   };
-  r.on_done = [sh](engine::FinishReason f, const engine::RequestStats& st, const std::string& err) {
+  // The usage ledger's record of this request (usage_log.h), written as it
+  // ends, whatever the client does meanwhile.
+  std::function<void(engine::FinishReason, const engine::RequestStats&, const std::string&)> ledger;
+  if (model.usage_log) {
+    ledger = [log = model.usage_log, id = model_id_, kind = params.chat ? "chat" : "completion",
+              start = std::chrono::steady_clock::now()](engine::FinishReason f, const engine::RequestStats& st,
+                                                        const std::string& err) {
+      UsageRecord u;
+      u.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+      u.model = id;
+      u.kind = kind;
+      u.prompt_tokens = st.n_prompt;
+      u.completion_tokens = st.n_generated;
+      u.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      if (st.n_generated > 0) u.ttft_ms = st.ttft_ms;
+      u.finish = err.empty() ? finish_reason_name(f) : err == "cancelled" ? "cancelled" : "error";
+      log->record(std::move(u));
+    };
+  }
+  r.on_done = [sh, ledger](engine::FinishReason f, const engine::RequestStats& st, const std::string& err) {
+    if (ledger) ledger(f, st, err);
     {
       std::lock_guard<std::mutex> lock(sh->mu);
       Event e;

@@ -12,6 +12,7 @@
 #include "engine/chat_template.h"
 #include "engine/encoder.h"
 #include "node/embed_cache.h"
+#include "node/usage_log.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
@@ -142,6 +143,7 @@ struct ModelHost::Core {
   bool stopping = false;
   std::vector<std::shared_ptr<Slot>> slots;  // declaration order
   std::shared_ptr<EmbedCache> embed_cache;  // null without [cache] redis
+  std::shared_ptr<UsageLog> usage_log;      // null without [state] postgres
   // Host-wide counters.
   uint64_t loads = 0, load_failures = 0, unloads = 0, evictions = 0, expiries = 0,
            budget_refusals = 0;
@@ -289,6 +291,7 @@ void load_locked(const std::shared_ptr<Core>& core, std::unique_lock<std::mutex>
   std::string err;
   try {
     loaded = hosted_model_load(decl, config, c.embed_cache);
+    if (loaded) loaded->usage_log = c.usage_log;
   } catch (const std::exception& e) {
     err = e.what();
   }
@@ -392,6 +395,10 @@ ModelHost::ModelHost(const NodeConfig& config, ModelHostOptions options)
   Core& c = *core_;
   c.config = config;
   c.estimator = options.estimator ? options.estimator : model_estimate_file_size;
+  c.usage_log = options.usage_log;
+  if (!c.usage_log && !config.state_postgres.empty()) {
+    c.usage_log = std::make_shared<UsageLog>(config.state_postgres, config.node_name);
+  }
   c.embed_cache = options.embed_cache;
   if (!c.embed_cache && !config.cache_redis.empty()) {
     c.embed_cache = std::make_shared<EmbedCache>(EmbedCacheOptions{config.cache_redis, config.cache_embed_ttl_s});
@@ -413,6 +420,7 @@ ModelHost::ModelHost(const NodeConfig& config, ModelHostOptions options)
     if (s->on_demand()) continue;
     try {
       s->model = hosted_model_load(s->decl, c.config, c.embed_cache);
+      s->model->usage_log = c.usage_log;
     } catch (const Error& e) {
       throw Error(e.code(), "cannot load model '" + s->id + "': " + e.what());
     }
@@ -651,6 +659,8 @@ std::vector<std::shared_ptr<HostedModel>> ModelHost::models() const {
 
 std::shared_ptr<EmbedCache> ModelHost::embed_cache() const { return core_->embed_cache; }
 
+std::shared_ptr<UsageLog> ModelHost::usage_log() const { return core_->usage_log; }
+
 std::optional<ModelDecl> ModelHost::find_decl(const std::string& id) const {
   std::lock_guard<std::mutex> lock(core_->mu);
   if (auto s = core_->find_locked(id)) return s->decl;
@@ -768,6 +778,11 @@ nlohmann::json ModelHost::summary_json() const {
          {"budget_refusals", c.budget_refusals}};
   }
   j["fetches"] = fetches_.to_json();
+  if (core_->usage_log) {
+    const UsageStats st = core_->usage_log->stats();
+    j["usage_log"] = {{"connected", st.connected}, {"written", st.written}, {"queued", st.queued},
+                      {"dropped", st.dropped}, {"errors", st.errors}};
+  }
   if (core_->embed_cache) {
     const EmbedCacheStats st = core_->embed_cache->stats();
     j["embed_cache"] = {{"url", core_->embed_cache->redacted_url()}, {"connected", st.connected},

@@ -52,6 +52,7 @@ class Encoder;
 namespace tars::node {
 
 class EmbedCache;
+class UsageLog;
 
 // An embedding model's counters, for /status and /metrics.
 struct EmbedStats {
@@ -79,6 +80,9 @@ struct HostedModel {
   // start from (the same model file has the same keys on every node).
   std::shared_ptr<EmbedCache> embed_cache;
   std::string file_sha256;
+  // The usage ledger (usage_log.h) every answered request goes to; null
+  // without [state] postgres.
+  std::shared_ptr<UsageLog> usage_log;
   int leases = 0;        // requests holding it now (guarded by the host's mutex)
   // Bytes the backends allocated for weights + KV cache + compute buffers.
   uint64_t memory_bytes() const;
@@ -119,6 +123,9 @@ struct ModelHostOptions {
   // The shared embedding cache the embedding models use. Default: one on
   // NodeConfig::cache_redis when that is set, else none.
   std::shared_ptr<EmbedCache> embed_cache;
+  // Where answered requests are recorded. Default: a ledger on
+  // NodeConfig::state_postgres when that is set, else none.
+  std::shared_ptr<UsageLog> usage_log;
 };
 
 // One row of list(): what the host knows about a declared model.
@@ -175,6 +182,8 @@ class ModelHost {
   std::vector<std::shared_ptr<HostedModel>> models() const;
   // The embedding cache (null without one).
   std::shared_ptr<EmbedCache> embed_cache() const;
+  // The usage ledger (null without one).
+  std::shared_ptr<UsageLog> usage_log() const;
   // The declaration of a model id, if declared.
   std::optional<ModelDecl> find_decl(const std::string& id) const;
 

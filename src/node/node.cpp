@@ -11,6 +11,7 @@
 #include "node/api.h"
 #include "node/devices.h"
 #include "node/embed_cache.h"
+#include "node/usage_log.h"
 #include "node/http_server.h"
 #include "node/identity.h"
 #include "node/logging.h"
@@ -70,6 +71,7 @@ std::string Node::metrics_text(int requests_in_flight) const {
       if (m->encoder) f.embedders.emplace_back(m->id, m->embed_stats());
     }
     if (auto cache = host_->embed_cache()) f.embed_cache = cache->stats();
+    if (auto log = host_->usage_log()) f.usage_log = log->stats();
     write_node_metrics(w, f);
     write_process_metrics(w);
   });

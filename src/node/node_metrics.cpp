@@ -176,6 +176,18 @@ void write_node_metrics(MetricsWriter& w, const NodeFigures& f) {
   }
   for (const auto& [id, s] : f.schedulers) write_scheduler(w, id, s);
   for (const auto& [id, e] : f.embedders) write_embedder(w, id, e);
+  if (f.usage_log) {
+    const UsageStats& u = *f.usage_log;
+    w.gauge("tars_usage_log_connected", "1 while the usage ledger's last write to PostgreSQL succeeded", {},
+            u.connected ? 1 : 0);
+    w.counter("tars_usage_log_written_total", "Request records written to the usage ledger", {},
+              static_cast<double>(u.written));
+    w.gauge("tars_usage_log_queued", "Request records waiting to be written", {}, static_cast<double>(u.queued));
+    w.counter("tars_usage_log_dropped_total", "Request records lost to a full queue (the database was away)", {},
+              static_cast<double>(u.dropped));
+    w.counter("tars_usage_log_errors_total", "Failed connections and writes to the usage ledger", {},
+              static_cast<double>(u.errors));
+  }
   if (f.embed_cache) {
     const EmbedCacheStats& c = *f.embed_cache;
     w.gauge("tars_embed_cache_connected", "1 while the node is connected to the embedding cache's Redis",

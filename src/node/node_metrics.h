@@ -14,6 +14,7 @@
 #include "node/embed_cache.h"
 #include "node/metrics.h"
 #include "node/model_host.h"
+#include "node/usage_log.h"
 
 namespace tars::node {
 
@@ -32,6 +33,7 @@ struct NodeFigures {
   std::vector<std::pair<std::string, engine::SchedulerStats>> schedulers;
   std::vector<std::pair<std::string, EmbedStats>> embedders;
   std::optional<EmbedCacheStats> embed_cache;  // with [cache] redis
+  std::optional<UsageStats> usage_log;          // with [state] postgres
 };
 
 void write_node_metrics(MetricsWriter& w, const NodeFigures& f);
