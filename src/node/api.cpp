@@ -2,11 +2,11 @@
 
 #include "node/embeddings_api.h"
 #include "node/files_api.h"
+#include "node/model_host.h"
 #include "node/node.h"
 #include "node/ollama_api.h"
 #include "node/openai_api.h"
 #include "node/tokenize_api.h"
-#include "node/model_host.h"
 #include "node/usage_log.h"
 
 namespace tars::node {

@@ -1,6 +1,4 @@
 #include "node/config.h"
-#include "node/embed_cache.h"
-#include "node/usage_log.h"
 
 #include <toml++/toml.h>
 
@@ -12,6 +10,8 @@
 
 #include "common/error.h"
 #include "common/units.h"
+#include "node/embed_cache.h"
+#include "node/usage_log.h"
 
 namespace tars::node {
 namespace {

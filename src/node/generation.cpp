@@ -1,7 +1,5 @@
 #include "node/generation.h"
 
-#include "node/usage_log.h"
-
 #include <chrono>
 #include <random>
 

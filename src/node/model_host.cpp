@@ -11,14 +11,14 @@
 #include "engine/backend.h"
 #include "engine/chat_template.h"
 #include "engine/encoder.h"
-#include "node/embed_cache.h"
-#include "node/usage_log.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
+#include "node/embed_cache.h"
 #include "node/http_server.h"
 #include "node/model_info.h"
 #include "node/model_load.h"
+#include "node/usage_log.h"
 
 namespace tars::node {
 

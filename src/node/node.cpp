@@ -11,13 +11,13 @@
 #include "node/api.h"
 #include "node/devices.h"
 #include "node/embed_cache.h"
-#include "node/usage_log.h"
 #include "node/http_server.h"
 #include "node/identity.h"
 #include "node/logging.h"
 #include "node/model_host.h"
 #include "node/model_info.h"
 #include "node/node_metrics.h"
+#include "node/usage_log.h"
 
 namespace tars::node {
 

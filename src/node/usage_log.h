@@ -4,8 +4,9 @@
 // the node that ran it into one shared table, so GET /usage on any node
 // says what each model and each PC did over any period.
 //
-// Recording never slows or fails a request: records go to a queue that a
-// writer thread empties into the database in batches (one multi-row
+// Recording never waits for the database nor fails a request: records go
+// to a queue (a mutex and a deque) that a writer thread empties into the
+// database in batches (one multi-row
 // INSERT each half second or 200 records). While the database is
 // unreachable the records wait in the queue (up to 100,000; past that the
 // oldest are dropped and counted) and the writer tries again every 2
