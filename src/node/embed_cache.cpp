@@ -32,11 +32,9 @@ std::string EmbedCache::redacted_url() const {
 
 void EmbedCache::drop_locked(const std::string& why) {
   ++stats_.errors;
-  if (ctx_) {
-    spdlog::warn("embedding cache {}: {}; embedding without it, trying again in 1 s", redacted_url(), why);
-    redisFree(ctx_);
-    ctx_ = nullptr;
-  }
+  spdlog::warn("embedding cache {}: {}; embedding without it, trying again in 1 s", redacted_url(), why);
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
   stats_.connected = false;
   retry_after_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
 }
@@ -44,16 +42,14 @@ void EmbedCache::drop_locked(const std::string& why) {
 bool EmbedCache::connect_locked() {
   if (ctx_) return true;
   if (std::chrono::steady_clock::now() < retry_after_) return false;
-  redisContext* c = redisConnectWithTimeout(address_.host.c_str(), address_.port, timeval_of(options_.timeout_ms));
+  // Held in ctx_ from here: a failure below drops it like a broken connection.
+  ctx_ = redisConnectWithTimeout(address_.host.c_str(), address_.port, timeval_of(options_.timeout_ms));
   auto give_up = [&](const std::string& why) {
-    ++stats_.errors;
-    spdlog::warn("embedding cache {}: {}; embedding without it, trying again in 1 s", redacted_url(), why);
-    if (c) redisFree(c);
-    retry_after_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    drop_locked(why);
     return false;
   };
-  if (!c || c->err) return give_up(c ? c->errstr : "out of memory");
-  redisSetTimeout(c, timeval_of(options_.timeout_ms));
+  if (!ctx_ || ctx_->err) return give_up(ctx_ ? ctx_->errstr : "out of memory");
+  redisSetTimeout(ctx_, timeval_of(options_.timeout_ms));
   auto command = [&](std::vector<std::string> args) {
     std::vector<const char*> argv;
     std::vector<size_t> lens;
@@ -61,18 +57,17 @@ bool EmbedCache::connect_locked() {
       argv.push_back(a.data());
       lens.push_back(a.size());
     }
-    return reply_of(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    return reply_of(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
   };
   if (!address_.password.empty()) {
     Reply r = command({"AUTH", address_.password});
-    if (!r || r->type == REDIS_REPLY_ERROR) return give_up(r ? std::string("AUTH: ") + r->str : c->errstr);
+    if (!r || r->type == REDIS_REPLY_ERROR) return give_up(r ? std::string("AUTH: ") + r->str : ctx_->errstr);
   }
   if (address_.db != 0) {
     Reply r = command({"SELECT", std::to_string(address_.db)});
-    if (!r || r->type == REDIS_REPLY_ERROR) return give_up(r ? std::string("SELECT: ") + r->str : c->errstr);
+    if (!r || r->type == REDIS_REPLY_ERROR) return give_up(r ? std::string("SELECT: ") + r->str : ctx_->errstr);
   }
   if (!stats_.connected) spdlog::info("embedding cache: connected to {}", redacted_url());
-  ctx_ = c;
   stats_.connected = true;
   return true;
 }

@@ -136,9 +136,6 @@ std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingPara
   m.record_embedding(out.size(), tokens, truncated, seconds);
   if (m.usage_log) {
     UsageRecord u;
-    u.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
     u.model = m.id;
     u.kind = "embedding";
     u.prompt_tokens = static_cast<int64_t>(tokens);

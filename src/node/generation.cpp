@@ -118,9 +118,6 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
               start = std::chrono::steady_clock::now()](engine::FinishReason f, const engine::RequestStats& st,
                                                         const std::string& err) {
       UsageRecord u;
-      u.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
       u.model = id;
       u.kind = kind;
       u.prompt_tokens = st.n_prompt;

@@ -119,6 +119,11 @@ UsageLog::~UsageLog() {
 }
 
 void UsageLog::record(UsageRecord r) {
+  if (r.at_ms == 0) {
+    r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.size() >= kQueueLimit) {

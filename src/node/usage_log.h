@@ -35,7 +35,7 @@
 namespace tars::node {
 
 struct UsageRecord {
-  int64_t at_ms = 0;           // unix milliseconds when the request ended
+  int64_t at_ms = 0;           // unix milliseconds when the request ended (0: record() stamps it)
   std::string model;
   std::string kind;            // "chat" | "completion" | "embedding"
   int64_t prompt_tokens = 0;   // prompt, or the inputs' tokens
@@ -77,7 +77,9 @@ class UsageLog {
   UsageLog(const UsageLog&) = delete;
   UsageLog& operator=(const UsageLog&) = delete;
 
-  void record(UsageRecord r);  // never blocks on the database
+  // Never blocks on the database. A record without a time (at_ms 0) gets
+  // the current one.
+  void record(UsageRecord r);
   UsageStats stats() const;
   // Sums over the query's period from the database (on a connection of its
   // own): {"since", "until", "group", "rows": [{model, node | day, requests,
