@@ -19,6 +19,8 @@ PACKAGES=(
   systemd               # tests: systemd-analyze verify checks deploy/systemd
   libpq-dev             # the usage ledger in PostgreSQL ([state] postgres)
   postgresql            # tests: a real PostgreSQL server for the usage ledger
+  podman mmdebstrap     # tests: build deploy/docker/Dockerfile and run the image (no Docker engine)
+  docker-compose        # tests: validate deploy/compose (docker-compose config)
   libpcre2-dev          # Unicode character classes for BPE pre-tokenizers
   libzstd-dev zstd      # compressed vocabulary fixtures
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
