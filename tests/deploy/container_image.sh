@@ -32,9 +32,9 @@ base=localhost/tars-test-base:bookworm
 tag="localhost/tars-test:$$"
 work="$(mktemp -d)"
 ctr=""
-server_pid=""
+pids=()
 cleanup() {
-  [ -n "$server_pid" ] && kill -KILL "$server_pid" 2> /dev/null || true
+  for p in "${pids[@]}"; do kill -KILL "$p" 2> /dev/null || true; done
   [ -n "$ctr" ] && { podman umount "$ctr" > /dev/null 2>&1 || true; podman rm -f "$ctr" > /dev/null 2>&1 || true; }
   podman rmi "$tag" > /dev/null 2>&1 || true
   rm -rf "$work"
@@ -90,14 +90,15 @@ uid="$(chroot "$root" id -u tars)"
 gid="$(chroot "$root" id -g tars)"
 missing="$(chroot "$root" ldd /usr/local/bin/tars | grep "not found" || true)"
 [ -z "$missing" ] || fail "libraries missing in the image: $missing"
-# The data volume (VOLUME /var/lib/tars), owned by the image's user.
-mkdir "$work/data"
-chown "$uid:$gid" "$work/data"
 mkdir -p "$root/models"
-# Runs a command inside the container's file system, namespaces and user. The
-# root file system is read-only, as deploy/k8s runs it
-# (readOnlyRootFilesystem): the node may write only to its data volume.
+# A data volume (VOLUME /var/lib/tars), owned by the image's user.
+volume() { mkdir "$work/$1"; chown "$uid:$gid" "$work/$1"; echo "$work/$1"; }
+# Runs a command inside the container's file system, namespaces and user, with
+# DATA as its data volume. The root file system is read-only, as deploy/k8s
+# runs it (readOnlyRootFilesystem): the node may write only to its volume.
 in_container() {
+  local data="$1"
+  shift
   unshare --mount --pid --fork --kill-child bash -c '
     set -e; root="$1"; fixtures="$2"; data="$3"; shift 3
     mount --make-rprivate /
@@ -107,22 +108,48 @@ in_container() {
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount -o remount,bind,ro "$root"
-    exec chroot --userspec='"$uid:$gid"' "$root" "$@"' _ "$root" "$fixtures" "$work/data" "$@"
+    exec chroot --userspec='"$uid:$gid"' "$root" "$@"' _ "$root" "$fixtures" "$data" "$@"
 }
-if in_container /bin/sh -c 'touch /probe' 2> /dev/null; then fail "the root file system is writable"; fi
-in_container /bin/sh -c 'touch /var/lib/tars/probe && rm /var/lib/tars/probe' || fail "the data volume is not writable"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-# The image's entrypoint and command, with the options a user adds.
 eval "env_args=($ENV)"
-in_container env -i "${env_args[@]}" TARS_PORT="$port" sh -c 'cd "$0" && exec "$@"' "$WORKDIR" \
-  tars serve -m "/models/$model" --threads 2 > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
-  kill -0 "$server_pid" 2> /dev/null || { cat "$work/server.log"; fail "the container's tars exited"; }
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/health" > /dev/null || { cat "$work/server.log"; fail "no /health in 30 s"; }
+# docker run: the image's environment, working directory and entrypoint, with
+# the variables and arguments given. Usage: run_image DATA LOG VAR=VALUE... -- ARGS...
+run_image() {
+  local data="$1" log="$2" vars=()
+  shift 2
+  while [ "$1" != -- ]; do vars+=("$1"); shift; done
+  shift
+  in_container "$data" env -i "${env_args[@]}" "${vars[@]}" sh -c 'cd "$0" && exec "$@"' "$WORKDIR" \
+    tars "$@" > "$log" 2>&1 &
+  pids+=($!)
+}
+# docker stop: SIGTERM to the container's PID 1, which is tars (every step of
+# in_container execs; it is the child of unshare --fork). Sets $status.
+stop_image() {
+  local pid1="$1"
+  for _ in 1 2 3; do [ "$(cat "/proc/$pid1/comm")" = tars ] && break; pid1="$(pgrep -P "$pid1" | head -1)"; done
+  [ "$(cat "/proc/$pid1/comm")" = tars ] || fail "PID 1 of the container is $(cat "/proc/$pid1/comm"), not tars"
+  kill -TERM "$pid1"
+  wait "$1" && status=0 || status=$?
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_health() {
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$1/health" > /dev/null 2>&1 && return 0
+    kill -0 "$2" 2> /dev/null || { cat "$3"; fail "the container's tars exited"; }
+    sleep 0.1
+  done
+  cat "$3"
+  fail "no /health in 30 s"
+}
+
+data="$(volume data)"
+if in_container "$data" /bin/sh -c 'touch /probe' 2> /dev/null; then fail "the root file system is writable"; fi
+in_container "$data" /bin/sh -c 'touch /var/lib/tars/probe && rm /var/lib/tars/probe' \
+  || fail "the data volume is not writable"
+port="$(free_port)"
+pids=()
+run_image "$data" "$work/server.log" TARS_PORT="$port" -- serve -m "/models/$model" --threads 2
+wait_health "$port" "${pids[0]}" "$work/server.log"
 echo "the container's node answers /health"
 
 # 5. Greedy text from the image equals the host build's.
@@ -138,18 +165,42 @@ esac
 echo "greedy completion equals the host build's: '$image_text'"
 
 # 6. The image's HEALTHCHECK, run as docker would (sh -c, inside the container).
-health() { in_container env -i "${env_args[@]}" TARS_PORT="$port" /bin/sh -c "$HEALTH"; }
+health() { in_container "$data" env -i "${env_args[@]}" TARS_PORT="$port" /bin/sh -c "$HEALTH"; }
 health || fail "the health check failed against a running node"
-# docker stop: SIGTERM to the container's PID 1, which is tars (every step of
-# in_container execs; it is the child of unshare --fork).
-pid1="$server_pid"
-for _ in 1 2 3; do [ "$(cat "/proc/$pid1/comm")" = tars ] && break; pid1="$(pgrep -P "$pid1" | head -1)"; done
-[ "$(cat "/proc/$pid1/comm")" = tars ] || fail "PID 1 of the container is $(cat "/proc/$pid1/comm"), not tars"
-kill -TERM "$pid1"
-wait "$server_pid" && status=0 || status=$?
-server_pid=""
+stop_image "${pids[0]}"
+pids=()
 [ "$status" = 0 ] || { cat "$work/server.log"; fail "tars exited with $status on SIGTERM"; }
 if health 2> /dev/null; then fail "the health check passed with the node stopped"; fi
 echo "health check passes while serving and fails once stopped; SIGTERM exits 0"
 ls "$work/data/logs" > /dev/null || fail "no logs in the data volume"
+
+# 7. Two containers of the image as a cluster, as deploy/compose and deploy/k8s
+#    run them: a coordinator whose configuration pins the model to the worker,
+#    and a worker (no model files) that fetches it into its own volume.
+cdata="$(volume coordinator)"
+wdata="$(volume worker)"
+printf '[[model]]\npath = "/models/%s"\npin = "box-worker"\n' "$model" > "$cdata/tars.toml"
+cport="$(free_port)"
+wport="$(free_port)"
+run_image "$cdata" "$work/coordinator.log" TARS_NODE_NAME=box-coordinator TARS_PORT="$cport" \
+  TARS_JOIN_TOKEN=box-token TARS_ADVERTISE="http://127.0.0.1:$cport" -- serve --config /var/lib/tars/tars.toml
+wait_health "$cport" "${pids[0]}" "$work/coordinator.log"
+run_image "$wdata" "$work/worker.log" TARS_NODE_NAME=box-worker TARS_PORT="$wport" TARS_JOIN_TOKEN=box-token \
+  TARS_JOIN="http://127.0.0.1:$cport" TARS_ADVERTISE="http://127.0.0.1:$wport" -- worker
+wait_health "$wport" "${pids[1]}" "$work/worker.log"
+cluster_text=""
+for _ in $(seq 1 600); do
+  cluster_text="$(curl -fsS -H 'Content-Type: application/json' -d "$body" \
+    "http://127.0.0.1:$cport/v1/completions" 2> /dev/null | text_of 2> /dev/null)" && break
+  sleep 0.1
+done
+[ "$cluster_text" = "$image_text" ] \
+  || { cat "$work/coordinator.log" "$work/worker.log"; fail "the cluster said '$cluster_text', not '$image_text'"; }
+find "$wdata" -name "$(basename "$model")" | grep -q . || fail "the worker's volume has no fetched model"
+for i in 1 0; do
+  stop_image "${pids[$i]}"
+  [ "$status" = 0 ] || fail "container $i exited with $status on SIGTERM"
+done
+pids=()
+echo "coordinator and worker containers: the worker fetched the model into its volume and answered through the coordinator"
 echo "ok container image"
