@@ -39,6 +39,10 @@
 
 namespace tars::node {
 
+// A keep-alive of forever: never unloaded for being idle (Ollama's negative
+// keep_alive; what always-loaded models have).
+inline constexpr int64_t kKeepAliveForever = -1;
+
 // A model the node is asked to host.
 struct ModelDecl {
   std::string path;   // GGUF file; relative paths are relative to the config file's folder

@@ -78,8 +78,8 @@ uint64_t model_estimate_file_size(const ModelDecl& decl) {
 
 namespace {
 
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
@@ -97,15 +97,26 @@ struct Slot {
   uint64_t load_seq = 0;    // completed load attempts: a waiter sees its load end
   Clock::time_point last_used{};  // last lease taken or released
   int64_t last_used_unix = 0;     // the same, unix seconds (0 = never)
+  int64_t last_used_unix_ms = 0;  // and unix milliseconds
   bool removed = false;           // forgotten by remove(): waiters must not use it
+  // A request's keep_alive (Ollama's), in ms, replacing decl.keep_alive_s
+  // until the model is unloaded or another request sets or clears it.
+  std::optional<int64_t> keep_alive_override_ms;
   // Counters.
   uint64_t loads = 0, load_failures = 0, unloads = 0, evictions = 0, expiries = 0;
 
   void touch() {
     last_used = Clock::now();
-    last_used_unix = unix_now();
+    last_used_unix_ms = unix_now_ms();
+    last_used_unix = last_used_unix_ms / 1000;
   }
   bool on_demand() const { return decl.load == "on_demand"; }
+  // How long the model may stay loaded idle, in ms (kKeepAliveForever:
+  // always-loaded models, and an override of forever).
+  int64_t keep_alive_ms() const {
+    if (!on_demand()) return kKeepAliveForever;
+    return keep_alive_override_ms ? *keep_alive_override_ms : int64_t{decl.keep_alive_s} * 1000;
+  }
 };
 
 bool same_decl(const ModelDecl& a, const ModelDecl& b) {
@@ -175,6 +186,7 @@ struct ModelHost::Core {
     s.model.reset();
     s.state = ModelState::kUnloaded;
     s.reserved = 0;
+    s.keep_alive_override_ms.reset();
     if (m && m->leases > 0) s.draining = m;
     return m;
   }
@@ -371,10 +383,10 @@ void reaper_loop(const std::shared_ptr<Core>& core) {
     auto now = Clock::now();
     std::vector<std::shared_ptr<HostedModel>> expired;
     for (const auto& s : c.slots) {
-      if (s->state == ModelState::kLoaded && s->on_demand() && s->model->leases == 0 &&
-          now - s->last_used >= std::chrono::seconds(s->decl.keep_alive_s)) {
-        spdlog::info("unloading model {}: idle for its keep-alive of {} s", s->id,
-                     s->decl.keep_alive_s);
+      const int64_t keep_alive = s->keep_alive_ms();
+      if (s->state == ModelState::kLoaded && keep_alive != kKeepAliveForever && s->model->leases == 0 &&
+          now - s->last_used >= std::chrono::milliseconds(keep_alive)) {
+        spdlog::info("unloading model {}: idle for its keep-alive of {} s", s->id, keep_alive / 1000.0);
         expired.push_back(c.take_locked(*s));
         ++s->expiries;
         ++c.expiries;
@@ -591,6 +603,21 @@ void ModelHost::unload(const std::string& id) {
   }
 }
 
+bool ModelHost::set_keep_alive(const std::string& id, std::optional<int64_t> ms) {
+  Core& c = *core_;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    std::shared_ptr<Slot> s = c.find_locked(id);
+    if (!s) throw Error(ErrorCode::kNotFound, "model '" + id + "' is not declared on this node");
+    if (!s->on_demand()) return false;
+    // A model not loaded now starts from its configured keep_alive when it is.
+    if (s->state != ModelState::kLoaded && s->state != ModelState::kLoading) return true;
+    s->keep_alive_override_ms = ms;
+  }
+  c.reaper_cv.notify_all();  // a shorter keep-alive may have run out already
+  return true;
+}
+
 void ModelHost::remove(const std::string& id) {
   unload(id);
   std::lock_guard<std::mutex> lock(core_->mu);
@@ -643,7 +670,8 @@ std::vector<ModelListing> ModelHost::list() const {
   std::lock_guard<std::mutex> lock(core_->mu);
   std::vector<ModelListing> out;
   for (const auto& s : core_->slots) {
-    out.push_back({s->id, s->decl, s->state, s->model ? s->model->created : 0});
+    out.push_back({s->id, s->decl, s->state, s->model ? s->model->created : 0, s->last_used_unix_ms,
+                   s->keep_alive_ms(), s->model ? s->model->leases : 0});
   }
   return out;
 }

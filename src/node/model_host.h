@@ -134,6 +134,11 @@ struct ModelListing {
   ModelDecl decl;
   ModelState state = ModelState::kUnloaded;
   int64_t created = 0;  // unix seconds when loaded (0 = not loaded)
+  int64_t last_used_unix_ms = 0;  // last request's start or end (0 = never)
+  // How long it may stay loaded idle (the configuration's keep_alive or a
+  // request's); kKeepAliveForever for always-loaded models.
+  int64_t keep_alive_ms = 0;
+  int leases = 0;  // requests using it now
 };
 
 class ModelHost {
@@ -168,6 +173,13 @@ class ModelHost {
   // stays declared (an on-demand one loads again on its next request).
   // Waits for a load in progress first. Unknown id: tars::Error(kNotFound).
   void unload(const std::string& id);
+  // A request's keep_alive (Ollama's) for an on-demand model: from now on it
+  // is unloaded after `ms` idle (0: when its last request ends;
+  // kKeepAliveForever: never by idleness), until it is unloaded or the next
+  // call; nullopt returns to the configured keep_alive. Applies only while
+  // the model is loaded or loading. Returns false, changing nothing, for an
+  // always-loaded model. Unknown id: tars::Error(kNotFound).
+  bool set_keep_alive(const std::string& id, std::optional<int64_t> ms);
   // unload() and forget the declaration (the cluster moved the model away).
   void remove(const std::string& id);
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <ctime>
 
 #include <sys/stat.h>
@@ -126,8 +127,28 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
   const auto t0 = Clock::now();
   const bool chat = endpoint == OllamaEndpoint::kChat;
   const OllamaGenerationParams p = ollama_generation_parse(parse_json_object(req), endpoint);
+  if (p.load_only && p.keep_alive_ms == 0) {
+    // Ollama's unload (what `ollama stop` sends): an on-demand model is
+    // unloaded (requests still running finish first); an always-loaded one
+    // stays, and the client is told why.
+    const std::optional<ModelDecl> decl = host.find_decl(p.gen.model);
+    if (!decl) host.get(p.gen.model, "chat");  // throws the usual "not served here" (404)
+    if (decl && decl->load != "on_demand") {
+      throw Error(ErrorCode::kInvalidArgument, "model '" + p.gen.model +
+                                                   "' is always loaded (load = \"always\" in the node's "
+                                                   "configuration); a request cannot unload it");
+    }
+    host.unload(p.gen.model);
+    json j = line(p.gen.model, chat, "", true);
+    j["done_reason"] = "unload";
+    reply_json(res, 200, j);
+    return;
+  }
   std::shared_ptr<HostedModel> lease = host.get(p.gen.model, "chat");  // held for the request
   const int64_t load_ns = ns_between(t0, Clock::now());
+  // As Ollama does, each request sets how long the model stays loaded after
+  // it (absent: the configured keep_alive); only on-demand models unload.
+  host.set_keep_alive(lease->id, p.keep_alive_ms);
   if (p.load_only) {
     json j = line(lease->id, chat, "", true);
     j["done_reason"] = "load";
@@ -275,10 +296,12 @@ void list_running(ModelHost& host, httplib::Response& res) {
     return b.allocated(engine::MemoryKind::kWeights) + b.allocated(engine::MemoryKind::kKvCache) +
            b.allocated(engine::MemoryKind::kCompute);
   };
+  std::map<std::string, ModelListing> listed;
+  for (auto& l : host.list()) listed[l.id] = l;
   for (const auto& m : host.models()) {
-    ModelListing l;
-    l.id = m->id;
-    l.decl = m->decl;
+    auto it = listed.find(m->id);
+    if (it == listed.end()) continue;  // removed since
+    const ModelListing& l = it->second;
     json e = tag_entry(l);
     e.erase("modified_at");
     e["size"] = m->memory_bytes();
@@ -286,11 +309,15 @@ void list_running(ModelHost& host, httplib::Response& res) {
     // backend's share is the rest of "size").
     const bool on_gpu = m->backend && m->backend->name() != "cpu";
     e["size_vram"] = on_gpu ? bytes_of(*m->backend) : uint64_t{0};
-    // Always-loaded models never expire; on-demand ones may be unloaded
-    // keep_alive seconds after their last use.
-    e["expires_at"] = m->decl.load == "on_demand"
-                          ? ollama_time((now_ns() / 1'000'000'000 + m->decl.keep_alive_s) * 1'000'000'000)
-                          : "9999-12-31T23:59:59.000000000Z";
+    // Always-loaded models (and a keep_alive of forever) never expire; the
+    // others may be unloaded keep_alive after their last request (from now
+    // while one runs).
+    if (l.keep_alive_ms == kKeepAliveForever) {
+      e["expires_at"] = "9999-12-31T23:59:59.000000000Z";
+    } else {
+      const int64_t from_ms = l.leases > 0 || l.last_used_unix_ms == 0 ? now_ns() / 1'000'000 : l.last_used_unix_ms;
+      e["expires_at"] = ollama_time((from_ms + l.keep_alive_ms) * 1'000'000);
+    }
     models.push_back(std::move(e));
   }
   reply_json(res, 200, {{"models", models}});

@@ -1,6 +1,9 @@
 #include "node/request_params.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstring>
 #include <set>
 
 #include "common/error.h"
@@ -457,14 +460,51 @@ DetokenizeParams detokenize_parse(const json& body) {
 
 namespace {
 
-// "keep_alive": a duration string ("5m", "-1", "0") or a number of seconds.
-// The node's configuration decides how long a model stays loaded; the value
-// is only checked.
-void ollama_keep_alive(const json& body) {
-  if (!body.contains("keep_alive") || body["keep_alive"].is_null()) return;
-  const json& k = body["keep_alive"];
-  if (!k.is_string() && !k.is_number()) bad("keep_alive", std::string("must be a duration or a number of seconds, got ") + k.type_name());
+// Milliseconds of a Go duration ("1h30m", "2.5s", "300ms", "-1m"), or of a
+// plain number of seconds; nullopt when it is neither.
+std::optional<double> duration_ms(const std::string& text) {
+  size_t i = 0;
+  double sign = 1;
+  if (i < text.size() && (text[i] == '-' || text[i] == '+')) sign = text[i++] == '-' ? -1 : 1;
+  auto number = [&](double& out) {
+    const size_t start = i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+    if (i == start || text.compare(start, i - start, ".") == 0) return false;
+    try {
+      size_t used = 0;
+      out = std::stod(text.substr(start, i - start), &used);
+      return used == i - start;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  double value = 0;
+  if (!number(value)) return std::nullopt;
+  if (i == text.size()) return sign * value * 1000;  // plain seconds
+  // Go's units; "ms" before "m" and "s".
+  static const std::pair<const char*, double> units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3},
+                                                         {"\xce\xbcs", 1e-3}, {"ms", 1}, {"s", 1000},
+                                                         {"m", 60'000}, {"h", 3'600'000}};
+  double total = 0;
+  for (;;) {
+    bool matched = false;
+    for (const auto& [name, ms] : units) {
+      const size_t n = std::strlen(name);
+      if (text.compare(i, n, name) == 0) {
+        total += value * ms;
+        i += n;
+        matched = true;
+        break;
+      }
+    }
+    if (!matched) return std::nullopt;
+    if (i == text.size()) return sign * total;
+    if (!number(value)) return std::nullopt;
+  }
 }
+
+// Ollama's keep_alive where the endpoint only checks it.
+void ollama_keep_alive(const json& body) { (void)ollama_keep_alive_ms(body); }
 
 // A field that names a feature tars lacks: absent, null or empty is fine.
 void ollama_unsupported(const json& body, const char* field, const std::string& why) {
@@ -575,6 +615,24 @@ MessageParam ollama_message(const json& m, size_t i) {
 
 }  // namespace
 
+std::optional<int64_t> ollama_keep_alive_ms(const json& body) {
+  if (!body.contains("keep_alive") || body["keep_alive"].is_null()) return std::nullopt;
+  const json& k = body["keep_alive"];
+  double ms = 0;
+  if (k.is_number()) {
+    ms = k.get<double>() * 1000;
+  } else if (k.is_string()) {
+    const std::optional<double> parsed = duration_ms(k.get_ref<const std::string&>());
+    if (!parsed) bad("keep_alive", "must be a duration such as \"5m\", \"1h30m\" or \"0\", or seconds, got " + k.dump());
+    ms = *parsed;
+  } else {
+    bad("keep_alive", std::string("must be a duration or a number of seconds, got ") + k.type_name());
+  }
+  if (!std::isfinite(ms)) bad("keep_alive", "must be finite");
+  if (ms < 0) return kKeepAliveForever;
+  return static_cast<int64_t>(std::min(ms, 1e15));
+}
+
 OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint endpoint) {
   const bool chat = endpoint == OllamaEndpoint::kChat;
   static const std::set<std::string> chat_keys = {"model", "messages", "tools", "format", "options", "stream",
@@ -592,7 +650,7 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   p.sampling.repeat_penalty = 1.1f;
   p.stream = true;
   if (body.contains("stream") && !body["stream"].is_null()) p.stream = boolean(body, "stream");
-  ollama_keep_alive(body);
+  out.keep_alive_ms = ollama_keep_alive_ms(body);
   if (body.contains("format") && !body["format"].is_null()) {
     const json& f = body["format"];
     if (f == "json") {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "node/config.h"
 
 namespace tars::node {
 
@@ -128,9 +129,20 @@ enum class OllamaEndpoint { kChat, kGenerate };
 struct OllamaGenerationParams {
   GenerationParams gen;
   // No messages (chat) or an empty prompt and system (generate): Ollama's
-  // way to load a model; the answer is done at once with done_reason "load".
+  // way to load a model; the answer is done at once with done_reason "load"
+  // (or "unload" with keep_alive 0).
   bool load_only = false;
+  // "keep_alive": how long the model stays loaded after this request, in
+  // milliseconds; kKeepAliveForever for a negative value; none when absent
+  // (the node's configured keep_alive applies).
+  std::optional<int64_t> keep_alive_ms;
 };
+
+// Ollama's keep_alive value: a number of seconds (fractions allowed), or a Go
+// duration string ("5m", "1h30m", "300ms", "0"; a plain number string counts
+// as seconds); negative = forever (kKeepAliveForever). Null or absent: none.
+// Throws tars::Error(kInvalidArgument) naming keep_alive.
+std::optional<int64_t> ollama_keep_alive_ms(const nlohmann::ordered_json& body);
 OllamaGenerationParams ollama_generation_parse(const nlohmann::ordered_json& body, OllamaEndpoint endpoint);
 
 // /api/embed {model, input (string or strings), truncate, options,

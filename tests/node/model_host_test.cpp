@@ -221,6 +221,53 @@ TEST(ModelHost, KeepAliveUnloadsAnIdleModel) {
   EXPECT_EQ(entry(host, "z")["loads"], 2);
 }
 
+// Ollama's per-request keep_alive (set_keep_alive).
+TEST(ModelHost, RequestKeepAliveReplacesTheConfiguredOneUntilUnloaded) {
+  ModelHost host(config_with({decl("a", "on_demand", 300), decl("r", "always")}), hundred_each(0));
+  auto listing = [&](const std::string& id) {
+    for (const auto& l : host.list()) {
+      if (l.id == id) return l;
+    }
+    ADD_FAILURE() << "not listed: " << id;
+    return ModelListing{};
+  };
+  // Not loaded: nothing to change (it starts from its configuration when loaded).
+  EXPECT_TRUE(host.set_keep_alive("a", 0));
+  EXPECT_EQ(listing("a").keep_alive_ms, 300'000);
+  auto lease = host.get("a");
+  EXPECT_EQ(listing("a").leases, 1);
+  EXPECT_GT(listing("a").last_used_unix_ms, 0);
+
+  // Forever: not unloaded by idleness.
+  EXPECT_TRUE(host.set_keep_alive("a", kKeepAliveForever));
+  EXPECT_EQ(listing("a").keep_alive_ms, kKeepAliveForever);
+  // Back to the configured one.
+  EXPECT_TRUE(host.set_keep_alive("a", std::nullopt));
+  EXPECT_EQ(listing("a").keep_alive_ms, 300'000);
+  // 0 while a request holds it: unloaded when the request ends, not before.
+  EXPECT_TRUE(host.set_keep_alive("a", 0));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(state(host, "a"), "loaded");
+  lease.reset();
+  EXPECT_TRUE(wait_state(host, "a", "unloaded", 2s));
+  EXPECT_EQ(entry(host, "a")["keep_alive_unloads"], 1);
+  // The override went with the unload: loaded again, it keeps its 300 s.
+  host.get("a");
+  EXPECT_EQ(listing("a").keep_alive_ms, 300'000);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(state(host, "a"), "loaded");
+  // A short one on an idle model runs out from its last use.
+  EXPECT_TRUE(host.set_keep_alive("a", 200));
+  EXPECT_TRUE(wait_state(host, "a", "unloaded", 2s));
+
+  // Always-loaded models keep theirs: forever.
+  EXPECT_FALSE(host.set_keep_alive("r", 0));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(state(host, "r"), "loaded");
+  EXPECT_EQ(listing("r").keep_alive_ms, kKeepAliveForever);
+  EXPECT_THROW(host.set_keep_alive("nope", 0), Error);
+}
+
 TEST(ModelHost, UnloadWhileGeneratingLetsTheGenerationFinish) {
   auto d = decl("x", "always");
   d.ctx_size = 512;

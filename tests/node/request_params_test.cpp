@@ -315,6 +315,40 @@ TEST(OllamaParse, ChatReadsMessagesOptionsAndOllamasDefaults) {
                   .load_only);
 }
 
+TEST(OllamaParse, KeepAliveIsSecondsOrAGoDuration) {
+  auto ms = [](const std::string& value) {
+    return ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "x", "keep_alive": )" + value + "}"),
+                                   OllamaEndpoint::kGenerate)
+        .keep_alive_ms;
+  };
+  EXPECT_EQ(ollama_generation_parse(json::parse(R"({"model": "m"})"), OllamaEndpoint::kChat).keep_alive_ms,
+            std::nullopt);
+  EXPECT_EQ(ms("null"), std::nullopt);
+  EXPECT_EQ(ms("300"), 300'000);
+  EXPECT_EQ(ms("0"), 0);
+  EXPECT_EQ(ms("1.5"), 1'500);
+  EXPECT_EQ(ms("-1"), kKeepAliveForever);
+  EXPECT_EQ(ms(R"("5m")"), 300'000);
+  EXPECT_EQ(ms(R"("1h30m")"), 5'400'000);
+  EXPECT_EQ(ms(R"("2h45m10.5s")"), 9'910'500);
+  EXPECT_EQ(ms(R"("300ms")"), 300);
+  EXPECT_EQ(ms(R"("1.5s")"), 1'500);
+  EXPECT_EQ(ms(R"("1500000us")"), 1'500);
+  EXPECT_EQ(ms(R"("0")"), 0);
+  EXPECT_EQ(ms(R"("0s")"), 0);
+  EXPECT_EQ(ms(R"("+10s")"), 10'000);
+  EXPECT_EQ(ms(R"("-1")"), kKeepAliveForever);
+  EXPECT_EQ(ms(R"("-5m")"), kKeepAliveForever);
+  EXPECT_EQ(ms(R"("600")"), 600'000);  // a plain number string: seconds
+  for (const char* bad : {R"("")", R"("5 minutes")", R"("m5")", R"("5m30")", R"("5x")", R"("1.2.3s")", R"(".s")",
+                          R"("-")", "true", "[]", "{}"}) {
+    expect_invalid([&] { ms(bad); }, "keep_alive", bad);
+  }
+  // The embedding endpoints check it the same way.
+  expect_invalid([] { ollama_embed_parse(json::parse(R"({"model": "e", "input": "a", "keep_alive": "soon"})"), false); },
+                 "keep_alive", "embed");
+}
+
 TEST(OllamaParse, GenerateTemplatesThePromptUnlessRaw) {
   const auto t = ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "P", "system": "S"})"),
                                          OllamaEndpoint::kGenerate);
