@@ -227,9 +227,11 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
 
 void embed(ModelHost& host, const httplib::Request& req, httplib::Response& res, bool legacy) {
   const auto t0 = Clock::now();
-  const EmbeddingParams p = ollama_embed_parse(parse_json_object(req), legacy);
+  const json body = parse_json_object(req);
+  const EmbeddingParams p = ollama_embed_parse(body, legacy);
   std::shared_ptr<HostedModel> lease = host.get(p.model, "embedding");
   const int64_t load_ns = ns_between(t0, Clock::now());
+  host.set_keep_alive(lease->id, ollama_keep_alive_ms(body));  // as for generation
   HostedModel& m = *lease;
   const std::vector<engine::Embedding> out = embed_request(m, p);
   if (legacy) {

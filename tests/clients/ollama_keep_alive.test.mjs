@@ -2,7 +2,8 @@
 // model stays loaded after a request (/api/ps's expires_at), loading with an
 // empty prompt, and unloading with keep_alive 0 (what `ollama stop` sends).
 // The node serves stories260K twice: "story" always loaded, "story-od" on
-// demand with the configuration's keep_alive of 300 s.
+// demand with the configuration's keep_alive of 300 s; and the bert-tiny
+// embedding model on demand ("bert-od").
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,9 @@ let ollama;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tars-keep-alive-'));
   writeFileSync(join(dir, 'tars.toml'), `[[model]]\npath = "${model}"\nalias = "story"\n\n`
-    + `[[model]]\npath = "${model}"\nalias = "story-od"\nload = "on_demand"\nkeep_alive = 300\n`);
+    + `[[model]]\npath = "${model}"\nalias = "story-od"\nload = "on_demand"\nkeep_alive = 300\n\n`
+    + `[[model]]\npath = "${fixtures}/reference/bert-tiny.gguf"\nalias = "bert-od"\nrole = "embedding"\n`
+    + 'load = "on_demand"\nkeep_alive = 300\n');
   node = await startNode(['--config', join(dir, 'tars.toml')]);
   ollama = new Ollama({ host: node.url });
 });
@@ -86,4 +89,18 @@ test('an always-loaded model is not unloaded; bad values and unknown models are 
   }
   await assert.rejects(ollama.generate({ model: 'nope', prompt: '', keep_alive: 0 }),
     (e) => e.status_code === 404);
+});
+
+test('embedding requests set the keep_alive the same way', async () => {
+  await ollama.embed({ model: 'bert-od', input: 'hello', keep_alive: '-1' });
+  assert.match((await running())['bert-od'].expires_at, /^9999-/);
+  await ollama.embed({ model: 'bert-od', input: 'hello' });
+  assert.ok(Math.abs(expiresIn((await running())['bert-od']) - 300) < 30);
+  const r = await ollama.embed({ model: 'bert-od', input: 'hello', keep_alive: 0 });
+  assert.equal(r.embeddings.length, 1);
+  const deadline = Date.now() + 10000;
+  while ((await running())['bert-od'] && Date.now() < deadline) await new Promise((s) => setTimeout(s, 50));
+  assert.equal((await running())['bert-od'], undefined);
+  await assert.rejects(ollama.embed({ model: 'bert-od', input: 'hello', keep_alive: 'later' }),
+    (e) => e.status_code === 400 && /keep_alive/.test(e.message));
 });
