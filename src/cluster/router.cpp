@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -138,17 +139,64 @@ node::HttpHandler route_model_list(node::HttpHandler local, const RouteTable& ta
   });
 }
 
-// GET /api/tags (Ollama's list): the same, in Ollama's shape; known from the
-// route table only (where a model runs, not its file).
-node::HttpHandler route_tag_list(node::HttpHandler local, const RouteTable& table) {
-  return route_list(std::move(local), table, "models", "name", [](const RouteEntry& e) {
-    return nlohmann::json{{"name", e.model}, {"model", e.model}, {"modified_at", "1970-01-01T00:00:00Z"},
-                          {"size", 0}, {"digest", ""},
-                          {"details", {{"parent_model", ""}, {"format", "gguf"}, {"family", ""},
-                                       {"families", nlohmann::json::array()}, {"parameter_size", ""},
-                                       {"quantization_level", ""}}},
-                          {"served_by", e.replicas.front().node_name}};
-  });
+// Each other node of the route table once: id -> (name, base URL).
+std::map<std::string, std::pair<std::string, std::string>> other_nodes(const RouteTable& table,
+                                                                       const std::string& self_id) {
+  std::map<std::string, std::pair<std::string, std::string>> nodes;
+  for (const auto& e : table.entries()) {
+    for (const auto& r : e.replicas) {
+      if (r.node_id != self_id) nodes.emplace(r.node_id, std::make_pair(r.node_name, r.url));
+    }
+  }
+  return nodes;
+}
+
+// GET /api/tags and GET /api/ps (Ollama's lists) in a cluster: this node's
+// own list, then each other node's own entries (asked with kForwardedHeader,
+// so it answers for itself: file details, sizes, expiry), marked with
+// "served_by". A node that does not answer within the time-out is left out;
+// for /api/tags its models still appear by name from the route table.
+node::HttpHandler route_ollama_list(node::HttpHandler local, const RouteTable& table, RouterOptions opt,
+                                    bool names_from_table) {
+  return [local = std::move(local), &table, opt, names_from_table](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+    local(req, res);
+    if (req.has_header(kForwardedHeader)) return;  // a node asking for this one's own
+    nlohmann::json body = nlohmann::json::parse(res.body, nullptr, false);
+    if (res.status != 200 || !body.is_object() || !body.contains("models") || !body["models"].is_array()) return;
+    std::set<std::string> have;
+    for (const auto& m : body["models"]) have.insert(m.value("name", ""));
+    for (const auto& [id, node] : other_nodes(table, opt.self_id)) {
+      httplib::Client cli(node.second);
+      const auto timeout = opt.forward.connect_timeout;
+      cli.set_connection_timeout(timeout);
+      cli.set_read_timeout(timeout);
+      auto r = cli.Get(req.path, {{kForwardedHeader, opt.self_id}});
+      if (!r || r->status != 200) continue;
+      nlohmann::json theirs = nlohmann::json::parse(r->body, nullptr, false);
+      if (!theirs.is_object() || !theirs.contains("models") || !theirs["models"].is_array()) continue;
+      for (auto& m : theirs["models"]) {
+        if (!m.is_object() || !m.contains("name") || !m["name"].is_string()) continue;
+        if (!have.insert(m["name"].get<std::string>()).second) continue;
+        m["served_by"] = node.first;
+        body["models"].push_back(std::move(m));
+      }
+    }
+    if (names_from_table) {
+      for (const auto& e : table.entries()) {
+        if (have.count(e.model) || e.replicas.empty()) continue;
+        body["models"].push_back(
+            {{"name", e.model}, {"model", e.model}, {"modified_at", "1970-01-01T00:00:00Z"}, {"size", 0},
+             {"digest", ""},
+             {"details", {{"parent_model", ""}, {"format", "gguf"}, {"family", ""},
+                          {"families", nlohmann::json::array()}, {"parameter_size", ""},
+                          {"quantization_level", ""}}},
+             {"served_by", e.replicas.front().node_name}});
+        have.insert(e.model);
+      }
+    }
+    res.set_content(body.dump(), "application/json");
+  };
 }
 
 }  // namespace
@@ -161,8 +209,8 @@ std::vector<node::Route> router_wrap(std::vector<node::Route> routes, node::Mode
       r.handler = route_model(std::move(r.handler), role, host, table, options);
     } else if (r.method == "GET" && r.path == "/v1/models") {
       r.handler = route_model_list(std::move(r.handler), table);
-    } else if (r.method == "GET" && r.path == "/api/tags") {
-      r.handler = route_tag_list(std::move(r.handler), table);
+    } else if (r.method == "GET" && (r.path == "/api/tags" || r.path == "/api/ps")) {
+      r.handler = route_ollama_list(std::move(r.handler), table, options, r.path == "/api/tags");
     }
   }
   return routes;

@@ -220,8 +220,32 @@ TEST_F(ClusterTest, EveryNodeServesEveryModelFromThePlannedNodeAndFailoverLosesN
     ASSERT_TRUE(ot);
     std::set<std::string> names;
     const json tags = json::parse(ot->body);
-    for (const auto& m : tags["models"]) names.insert(m["name"].get<std::string>());
+    for (const auto& m : tags["models"]) {
+      names.insert(m["name"].get<std::string>());
+      // Each entry from the node that has the file: its details, not only its name.
+      EXPECT_GT(m["size"].get<int64_t>(), 0) << m.dump();
+      EXPECT_EQ(m["details"]["family"], m["name"] == "story" ? "llama" : "bert") << m.dump();
+    }
     EXPECT_EQ(names, (std::set<std::string>{"story", "embed"})) << ot->status << " " << ot->body;
+    // /api/ps: the models loaded anywhere in the cluster, each with its size and
+    // the node it runs on.
+    auto ops = client(port).Get("/api/ps");
+    ASSERT_TRUE(ops);
+    std::map<std::string, json> running;
+    const json ps = json::parse(ops->body);
+    for (const auto& m : ps["models"]) running[m["name"].get<std::string>()] = m;
+    ASSERT_EQ(running.size(), 2u) << ops->body;
+    std::map<std::string, std::string> name_of;  // node id -> name
+    const json coordinator_status = status(coord_.port);
+    for (const auto& m : coordinator_status["cluster"]["members"]) name_of[m["node_id"]] = m["name"];
+    const json here = status(port)["node_id"];
+    for (const char* model : {"story", "embed"}) {
+      const json& m = running[model];
+      EXPECT_GT(m["size"].get<int64_t>(), 0) << ops->body;
+      // This node's own entries as they are; the others say where they run.
+      if (where[model] == here) EXPECT_FALSE(m.contains("served_by")) << ops->body;
+      else EXPECT_EQ(m.value("served_by", ""), name_of[where[model]]) << ops->body;
+    }
     auto missing = client(port).Post("/api/chat", R"({"model": "nope", "messages": []})", "application/json");
     ASSERT_TRUE(missing);
     EXPECT_EQ(missing->status, 404);
