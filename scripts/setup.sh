@@ -26,6 +26,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and micro-benchmarks
   clang-14 libclang-rt-14-dev  # libFuzzer targets
   python3               # black-box test helpers use only the standard library
+  python3-jsonschema    # tests: validates structured output (engine/json_schema.h) against its schema
 )
 
 missing=()
