@@ -1,5 +1,6 @@
 // What JSON mode costs per generated token: one sampling step with the JSON
-// constraint (engine/json_prefix.h) against the same step without it, on the
+// constraint (engine/json_prefix.h), and with a JSON schema's (structured
+// output, engine/json_schema.h), against the same step without one, on the
 // real vocabularies of ../shared/models/vocab (LLaMA's SPM of 32,000 tokens,
 // GPT-2's BPE of 50,257), with random logits. The constraint tries every
 // token's bytes on a copy of its state, so its cost grows with the
@@ -15,6 +16,7 @@
 
 #include "engine/gguf.h"
 #include "engine/json_prefix.h"
+#include "engine/json_schema.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
 
@@ -23,9 +25,21 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// A response format as applications send them: required and optional
+// properties of each type, an enum, a nullable string, an array of objects.
+const char* const kSchema = R"({"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 40}, "age": {"type": "integer"}, "score": {"type": "number"},
+    "admin": {"type": "boolean"}, "nickname": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    "color": {"enum": ["red", "green", "blue"]},
+    "pets": {"type": "array", "maxItems": 3, "items": {"type": "object",
+             "properties": {"kind": {"type": "string"}, "legs": {"type": "integer"}}, "required": ["kind"]}}},
+  "required": ["name", "age", "pets"], "additionalProperties": false})";
+
+enum class Mode { kPlain, kJson, kSchema };
+
 // Microseconds per sample() over `steps` steps (each run restarts the
-// constraint when its object completes, so every state is visited).
-double time_steps(const Tokenizer& tok, bool constrained, int steps, uint64_t seed) {
+// constraint when its value completes, so every state is visited).
+double time_steps(const Tokenizer& tok, Mode mode, int steps, uint64_t seed) {
   const int n = tok.vocab().n_vocab();
   std::mt19937 rng(static_cast<uint32_t>(seed));
   std::normal_distribution<float> noise(0.0f, 2.0f);
@@ -38,7 +52,9 @@ double time_steps(const Tokenizer& tok, bool constrained, int steps, uint64_t se
   o.seed = seed;
   auto make = [&] {
     auto s = std::make_unique<Sampler>(o);
-    if (constrained) s->set_constraint(std::make_unique<JsonConstraint>(tok));
+    static const auto schema = JsonSchema::parse(kSchema);
+    if (mode == Mode::kJson) s->set_constraint(std::make_unique<JsonConstraint>(tok));
+    if (mode == Mode::kSchema) s->set_constraint(std::make_unique<SchemaConstraint>(tok, schema));
     return s;
   };
   auto s = make();
@@ -61,18 +77,20 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--fixtures")) fixtures = argv[i + 1];
   }
-  std::printf("| vocabulary | tokens | sample() us, plain | with JSON mode | ratio | pieces, once per model, ms |\n");
-  std::printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
+  std::printf("| vocabulary | tokens | sample() us, plain | with JSON mode | ratio | with a JSON schema | ratio |"
+              " pieces, once per model, ms |\n");
+  std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const char* name : {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf"}) {
     auto file = GgufFile::open(fixtures + "/vocab/" + name);
     auto tok = Tokenizer::from_gguf(*file);
     const auto t0 = Clock::now();
     JsonConstraint probe(*tok);  // the first one makes the tokenizer's pieces (Tokenizer::pieces)
     const double setup_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    const double plain = time_steps(*tok, false, steps, 1);
-    const double json = time_steps(*tok, true, steps, 1);
-    std::printf("| %s | %d | %.1f | %.1f | %.1fx | %.1f |\n", name, tok->vocab().n_vocab(), plain, json, json / plain,
-                setup_ms);
+    const double plain = time_steps(*tok, Mode::kPlain, steps, 1);
+    const double json = time_steps(*tok, Mode::kJson, steps, 1);
+    const double schema = time_steps(*tok, Mode::kSchema, steps, 1);
+    std::printf("| %s | %d | %.1f | %.1f | %.1fx | %.1f | %.1fx | %.1f |\n", name, tok->vocab().n_vocab(), plain, json,
+                json / plain, schema, schema / plain, setup_ms);
   }
   return 0;
 }

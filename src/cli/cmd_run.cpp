@@ -1,7 +1,9 @@
 // `tars run MODEL "prompt"`: one-shot local generation, streamed to stdout.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -9,6 +11,7 @@
 #include "common/error.h"
 #include "engine/generate.h"
 #include "engine/gguf.h"
+#include "engine/json_schema.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
@@ -26,6 +29,7 @@ struct RunFlags {
   bool no_bos = false;
   bool special = false;
   bool json = false;
+  std::string json_schema;  // a file
 };
 
 // --logits K: the prompt's ids and the top K candidates after it, as JSON lines.
@@ -50,6 +54,15 @@ void print_logits(engine::Model& model, const std::vector<int32_t>& prompt, int 
 }
 
 int run(const RunFlags& f) {
+  std::shared_ptr<const engine::JsonSchema> schema;
+  if (!f.json_schema.empty()) {
+    if (f.json) throw Error(ErrorCode::kInvalidArgument, "--json and --json-schema: choose one");
+    std::ifstream in(f.json_schema, std::ios::binary);
+    if (!in) throw Error(ErrorCode::kIo, "cannot read the JSON schema " + f.json_schema);
+    std::ostringstream text;
+    text << in.rdbuf();
+    schema = engine::JsonSchema::parse(text.str());  // before the model loads: a bad schema fails at once
+  }
   auto loaded = load_engine_model(f.engine, /*n_slots=*/1);
   engine::Model& model = *loaded.model;
   std::vector<int32_t> prompt =
@@ -63,6 +76,7 @@ int run(const RunFlags& f) {
   go.sampling = f.sampling;
   go.stop = f.stop;
   go.json_object = f.json;
+  go.json_schema = schema;
   std::fputs(f.prompt.c_str(), stdout);
   std::fflush(stdout);
   bool ends_with_newline = !f.prompt.empty() && f.prompt.back() == '\n';
@@ -115,6 +129,9 @@ void add_run_command(CLI::App& app, CommandResult& result) {
   cmd->add_flag("--special", f->special, "Parse special tokens such as <|im_start|> in the prompt");
   cmd->add_flag("--json", f->json,
                 "JSON mode: the generated text is kept a JSON object and ends once it is complete");
+  cmd->add_option("--json-schema", f->json_schema,
+                  "Structured output: the generated text is kept a value the JSON schema in this file "
+                  "accepts and ends once it is complete");
   cmd->callback([f, &result] { result.exit_code = run(*f); });
 }
 

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "engine/json_prefix.h"
+#include "engine/json_schema.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -61,6 +62,9 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt,
   res.n_prompt = n_prompt;
   Sampler sampler(options.sampling);
   if (options.json_object) sampler.set_constraint(std::make_unique<JsonConstraint>(model.tokenizer()));
+  if (options.json_schema) {
+    sampler.set_constraint(std::make_unique<SchemaConstraint>(model.tokenizer(), options.json_schema));
+  }
   StopMatcher stop(options.stop);
   TokenStreamDecoder decoder(model.tokenizer(), /*at_start=*/false);
   std::vector<int32_t> history = prompt;

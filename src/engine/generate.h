@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@
 namespace tars::engine {
 
 class Model;
+class JsonSchema;
 
 struct GenerateOptions {
   int max_tokens = 128;            // tokens to generate at most (-1: until the context is full)
@@ -23,6 +25,10 @@ struct GenerateOptions {
   // JSON mode: the text is kept a JSON object, and generation may end only
   // once it is complete (json_prefix.h). Not with ignore_eos.
   bool json_object = false;
+  // Structured output: the text is kept a value this schema accepts, and
+  // generation may end only once it is complete (json_schema.h). Not with
+  // ignore_eos or json_object.
+  std::shared_ptr<const JsonSchema> json_schema;
   int slot = 0;                    // KV-cache slot to use
 };
 

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "engine/tokenizer.h"
+#include "engine/tokenizer.h"  // utf8_lead (tokenizer_utf8.cpp)
 
 namespace tars::engine {
 
@@ -796,24 +796,6 @@ bool SchemaPrefix::can_end(const Reading& r) const {
 
 bool SchemaPrefix::complete() const {
   return std::any_of(forks_.begin(), forks_.end(), [this](const Reading& r) { return can_end(r); });
-}
-
-SchemaConstraint::SchemaConstraint(const Tokenizer& tokenizer, std::shared_ptr<const JsonSchema> schema)
-    : tokenizer_(tokenizer), pieces_(tokenizer.pieces()), state_(schema), trial_(schema) {}
-
-bool SchemaConstraint::allows(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= pieces_.size()) return false;
-  if (tokenizer_.is_end_of_generation(id)) return state_.complete();
-  const std::string& piece = pieces_[id];
-  if (piece.empty()) return false;  // no progress (control and empty tokens)
-  trial_.assign(state_);
-  return trial_.push(piece);
-}
-
-void SchemaConstraint::accept(int32_t id) {
-  if (id >= 0 && static_cast<size_t>(id) < pieces_.size() && !tokenizer_.is_end_of_generation(id)) {
-    state_.push(pieces_[id]);
-  }
 }
 
 }  // namespace tars::engine

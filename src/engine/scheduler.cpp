@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "engine/json_prefix.h"
+#include "engine/json_schema.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -206,6 +207,9 @@ bool Scheduler::step() {
       s->n_generated = 0;
       s->sampler = std::make_unique<Sampler>(s->p->req.options.sampling);
       if (s->p->req.options.json_object) s->sampler->set_constraint(std::make_unique<JsonConstraint>(model_.tokenizer()));
+      if (s->p->req.options.json_schema) {
+        s->sampler->set_constraint(std::make_unique<SchemaConstraint>(model_.tokenizer(), s->p->req.options.json_schema));
+      }
       s->stop = std::make_unique<StopMatcher>(s->p->req.options.stop);
       s->decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);
       ++stats_.slots_busy;

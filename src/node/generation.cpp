@@ -99,6 +99,7 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   r.options.stop = params.stop;
   r.options.ignore_eos = params.ignore_eos;
   r.options.json_object = params.json_object;
+  r.options.json_schema = params.json_schema;
   r.top_logprobs = params.logprobs ? std::max(params.top_logprobs, 0) : 0;
   std::shared_ptr<Shared> sh = shared_;
   r.on_token = [sh](const engine::TokenEvent& t) {

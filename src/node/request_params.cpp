@@ -18,6 +18,19 @@ using json = nlohmann::ordered_json;
   throw Error(ErrorCode::kInvalidArgument, "'" + field + "' " + what);
 }
 
+// Structured output: the schema compiled, or a 400 naming the field and the
+// place in the schema (engine/json_schema.h says what a schema may use).
+std::shared_ptr<const engine::JsonSchema> schema_of(const json& schema, const std::string& field) {
+  if (!schema.is_object() && !schema.is_boolean()) {
+    bad(field, std::string("must be a JSON schema (an object), got ") + schema.type_name());
+  }
+  try {
+    return engine::JsonSchema::parse(schema.dump());
+  } catch (const Error& e) {
+    bad(field, std::string("cannot be used: ") + e.what());
+  }
+}
+
 // A value checked on its own, named `label` in errors ("options.top_k").
 double number_value(const json& v, const std::string& label, double lo, double hi) {
   if (!v.is_number()) bad(label, std::string("must be a number, got ") + v.type_name());
@@ -377,12 +390,27 @@ GenerationParams generation_parse(const json& body, bool chat) {
     const std::string type = rf["type"].get<std::string>();
     if (type == "json_object") {
       p.json_object = true;  // JSON mode (engine/json_prefix.h)
+    } else if (type == "json_schema") {
+      // OpenAI's {"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}.
+      if (!rf.contains("json_schema") || !rf["json_schema"].is_object()) {
+        bad("response_format.json_schema", "is required with type \"json_schema\" (an object with \"name\" and \"schema\")");
+      }
+      const json& js = rf["json_schema"];
+      if (!js.contains("name") || !js["name"].is_string() || js["name"].get_ref<const std::string&>().empty()) {
+        bad("response_format.json_schema.name", "is required (a string)");
+      }
+      if (js.contains("strict") && !js["strict"].is_null() && !js["strict"].is_boolean()) {
+        bad("response_format.json_schema.strict", std::string("must be a boolean, got ") + js["strict"].type_name());
+      }
+      p.json_schema = schema_of(js.contains("schema") && !js["schema"].is_null() ? js["schema"] : json::object(),
+                                "response_format.json_schema.schema");
     } else if (type != "text") {
-      bad("response_format", "type \"" + type + "\" is not supported (only \"text\" and \"json_object\": "
-                             "tars has no JSON-schema decoding yet)");
+      bad("response_format", "type \"" + type + "\" is not supported (only \"text\", \"json_object\" and \"json_schema\")");
     }
   }
-  if (p.json_object && p.ignore_eos) bad("ignore_eos", "cannot be used with JSON mode (it ends with the object)");
+  if ((p.json_object || p.json_schema) && p.ignore_eos) {
+    bad("ignore_eos", "cannot be used with JSON mode or a JSON schema (generation ends with the value)");
+  }
   p.tools = parse_tools(body);
   if (!p.tools.empty() && !chat) bad("tools", "need a chat (/v1/chat/completions)");
   if (body.contains("tool_choice") && !body["tool_choice"].is_null()) {
@@ -395,7 +423,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
   if (body.contains("parallel_tool_calls") && !body["parallel_tool_calls"].is_null()) {
     boolean(body, "parallel_tool_calls");
   }
-  if (!p.tools.empty() && p.json_object) bad("tools", "cannot be used with JSON mode");
+  if (!p.tools.empty() && (p.json_object || p.json_schema)) bad("tools", "cannot be used with JSON mode or a JSON schema");
   return p;
 }
 
@@ -655,8 +683,10 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
     const json& f = body["format"];
     if (f == "json") {
       p.json_object = true;  // JSON mode (engine/json_prefix.h)
+    } else if (f.is_object()) {
+      p.json_schema = schema_of(f, "format");  // structured output (engine/json_schema.h)
     } else if (!(f.is_string() && f.get_ref<const std::string&>().empty())) {
-      bad("format", "must be \"json\" (tars has no JSON-schema decoding yet), got " + f.dump());
+      bad("format", "must be \"json\" or a JSON schema, got " + f.dump());
     }
   }
   ollama_unsupported(body, "think", "is not supported (no thinking models are served)");
@@ -667,7 +697,7 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   ollama_options(body, p);
   if (chat) {
     p.tools = parse_tools(body);
-    if (!p.tools.empty() && p.json_object) bad("tools", "cannot be used with JSON mode (format)");
+    if (!p.tools.empty() && (p.json_object || p.json_schema)) bad("tools", "cannot be used with JSON mode (format)");
     p.chat = true;
     if (body.contains("messages") && !body["messages"].is_null()) {
       const json& ms = body["messages"];

@@ -11,12 +11,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "engine/json_schema.h"
 #include "engine/sampler.h"
 #include "node/config.h"
 
@@ -62,6 +64,8 @@ struct GenerationParams {
   int top_logprobs = 0;              // 0..20
   bool ignore_eos = false;           // tars extension
   bool json_object = false;          // JSON mode: response_format json_object, Ollama's format "json"
+  // Structured output: response_format json_schema, Ollama's format with a schema.
+  std::shared_ptr<const engine::JsonSchema> json_schema;
   // !chat: the prompt is already in the model's own format (Ollama's "raw"):
   // special-token text in it is those tokens, and BOS is added only when the
   // text does not start with it.

@@ -148,7 +148,7 @@ test('errors arrive as Ollama errors with their status', async () => {
     (e) => e.name === 'ResponseError' && e.status_code === 404 && /nope/.test(e.message));
   await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', options: { temprature: 0 } }),
     (e) => e.status_code === 400 && /options\.temprature/.test(e.message));
-  await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', format: { type: 'object' } }),
+  await assert.rejects(ollama.generate({ model: 'stories260K', prompt: 'x', format: 'yaml' }),
     (e) => e.status_code === 400 && /format/.test(e.message));
   await assert.rejects(ollama.embed({ model: 'stories260K', input: 'x' }),
     (e) => e.status_code === 400 && /embedding model/.test(e.message));

@@ -62,6 +62,23 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_TRUE(ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "x", "format": "json"})"),
                                       OllamaEndpoint::kGenerate)
                   .gen.json_object);
+  // Structured output: the schema is compiled (engine/json_schema.h) and reaches the engine's options.
+  const GenerationParams d = generation_parse(
+      json::parse(R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+                      "json_schema": {"name": "person", "strict": true, "schema": {"type": "object",
+                        "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": false}}}})"),
+      true);
+  ASSERT_TRUE(d.json_schema);
+  EXPECT_FALSE(d.json_object);
+  EXPECT_TRUE(engine::SchemaPrefix(d.json_schema).push(R"({"n":)"));
+  EXPECT_FALSE(engine::SchemaPrefix(d.json_schema).push(R"({"m":)"));
+  const OllamaGenerationParams e = ollama_generation_parse(
+      json::parse(R"({"model": "m", "prompt": "x", "format": {"type": "array", "items": {"type": "boolean"}}})"),
+      OllamaEndpoint::kGenerate);
+  ASSERT_TRUE(e.gen.json_schema);
+  EXPECT_TRUE(engine::SchemaPrefix(e.gen.json_schema).push("[true,"));
+  EXPECT_FALSE(engine::SchemaPrefix(e.gen.json_schema).push("[1"));
+  EXPECT_FALSE(b.json_schema);
 
   const GenerationParams c = generation_parse(json::parse(R"({"prompt": ["once"], "logprobs": 2})"), false);
   EXPECT_EQ(c.prompt, "once");
@@ -98,9 +115,26 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "logit_bias": {"99999999999": 2}})", false, "logit_bias"},
       {R"({"prompt": "x", "logit_bias": {"1": 101}})", false, "logit_bias"},
       {R"({"prompt": "x", "logit_bias": {"1": "up"}})", false, "logit_bias"},
-      // accepted by OpenAI, not done by tars: refused, never ignored
       {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}})", true,
-       "response_format"},
+       "response_format.json_schema"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+          "json_schema": {"schema": {}}}})", true, "response_format.json_schema.name"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+          "json_schema": {"name": "n", "strict": "yes"}}})", true, "response_format.json_schema.strict"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+          "json_schema": {"name": "n", "schema": "{}"}}})", true, "response_format.json_schema.schema"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+          "json_schema": {"name": "n", "schema": {"type": "object", "properties": {"a": {"type": "string",
+          "pattern": "^x"}}}}}})", true, "#/properties/a\": \"pattern\" is not supported"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+          "json_schema": {"name": "n", "schema": {"$ref": "#/$defs/x"}}}})", true, "names nothing"},
+      {R"({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "n"}},
+          "ignore_eos": true})", false, "ignore_eos"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+          "json_schema": {"name": "n"}}, "tools": [{"type": "function", "function": {"name": "f"}}]})", true,
+       "JSON schema"},
+      {R"({"prompt": "x", "response_format": {"type": "yaml"}})", false, "response_format"},
+      // accepted by OpenAI, not done by tars: refused, never ignored
       {R"({"prompt": "x", "response_format": {"type": "json_object"}, "ignore_eos": true})", false, "ignore_eos"},
       {R"({"prompt": "x", "response_format": "json"})", false, "response_format"},
       {R"({"prompt": "x", "suffix": "end"})", false, "suffix"},
@@ -392,7 +426,11 @@ TEST(OllamaParse, BadBodiesNameTheField) {
        "tools[0].function"},
       {R"({"model": "m", "prompt": "x", "format": "yaml"})", false, "format"},
       {R"({"model": "m", "prompt": "x", "format": 1})", false, "format"},
-      {R"({"model": "m", "prompt": "x", "format": {"type": "object"}})", false, "format"},
+      {R"({"model": "m", "prompt": "x", "format": {"type": "object", "properties": {"a": {"minimum": 1}}}})", false,
+       "'format' cannot be used: JSON schema at \"#/properties/a\": \"minimum\" is not supported"},
+      {R"({"model": "m", "prompt": "x", "format": ["json"]})", false, "format"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "format": {"type": "object"},
+          "tools": [{"type": "function", "function": {"name": "f"}}]})", true, "tools"},
       {R"({"model": "m", "prompt": "x", "think": true})", false, "think"},
       {R"({"model": "m", "prompt": "x", "images": ["aGk="]})", false, "images"},
       {R"({"model": "m", "prompt": "x", "template": "{{ .Prompt }}"})", false, "template"},
