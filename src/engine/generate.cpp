@@ -63,7 +63,8 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt,
   Sampler sampler(options.sampling);
   if (options.json_object) sampler.set_constraint(std::make_unique<JsonConstraint>(model.tokenizer()));
   if (options.json_schema) {
-    sampler.set_constraint(std::make_unique<SchemaConstraint>(model.tokenizer(), options.json_schema));
+    sampler.set_constraint(std::make_unique<SchemaConstraint>(model.tokenizer(), options.json_schema,
+                                                              options.json_before, options.json_after));
   }
   StopMatcher stop(options.stop);
   TokenStreamDecoder decoder(model.tokenizer(), /*at_start=*/false);

@@ -29,6 +29,7 @@ struct GenerateOptions {
   // generation may end only once it is complete (json_schema.h). Not with
   // ignore_eos or json_object.
   std::shared_ptr<const JsonSchema> json_schema;
+  std::string json_before, json_after;  // text around the value (a forced tool call)
   int slot = 0;                    // KV-cache slot to use
 };
 

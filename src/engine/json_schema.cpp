@@ -21,7 +21,7 @@ using Node = JsonSchema::Node;
 
 class SchemaCompiler {
  public:
-  explicit SchemaCompiler(const json& document) : doc_(document) {}
+  SchemaCompiler(const json& document, bool lenient) : doc_(document), lenient_(lenient) {}
 
   std::shared_ptr<const JsonSchema> run() {
     auto out = std::make_shared<JsonSchema>();
@@ -116,9 +116,11 @@ class SchemaCompiler {
         "dependencies", "contains", "minContains", "maxContains", "minProperties", "maxProperties",
         "unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef"};
     for (const char* k : kRefused) {
-      if (s.contains(k)) fail(where, std::string("\"") + k + "\" is not supported (it cannot be kept while the text is written)");
+      if (s.contains(k) && !lenient_) {
+        fail(where, std::string("\"") + k + "\" is not supported (it cannot be kept while the text is written)");
+      }
     }
-    if (s.contains("uniqueItems") && s["uniqueItems"] != false) fail(where, "\"uniqueItems\" is not supported");
+    if (s.contains("uniqueItems") && s["uniqueItems"] != false && !lenient_) fail(where, "\"uniqueItems\" is not supported");
     static const char* const kStructural[] = {"type",     "properties", "required", "additionalProperties",
                                               "items",    "prefixItems", "minItems", "maxItems",
                                               "minLength", "maxLength", "enum",     "const",
@@ -345,19 +347,20 @@ class SchemaCompiler {
   }
 
   const json& doc_;
+  const bool lenient_;
   JsonSchema* out_ = nullptr;
   int any_ = -1;
   std::map<std::string, int> refs_;
 };
 
-std::shared_ptr<const JsonSchema> JsonSchema::parse(std::string_view text) {
+std::shared_ptr<const JsonSchema> JsonSchema::parse(std::string_view text, bool lenient) {
   json doc;
   try {
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
     throw Error(ErrorCode::kInvalidArgument, std::string("JSON schema: not JSON: ") + e.what());
   }
-  return SchemaCompiler(doc).run();
+  return SchemaCompiler(doc, lenient).run();
 }
 
 // ---------------------------------------------------------------------------

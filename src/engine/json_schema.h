@@ -56,7 +56,9 @@ class JsonSchema {
 
   // Compiles a schema given as JSON text. Throws tars::Error(kInvalidArgument)
   // naming the place in the schema (a JSON pointer) and what is wrong.
-  static std::shared_ptr<const JsonSchema> parse(std::string_view text);
+  // `lenient`: the keywords it cannot enforce are ignored instead of refused
+  // (for a forced tool call, whose arguments the client checks anyway).
+  static std::shared_ptr<const JsonSchema> parse(std::string_view text, bool lenient = false);
 
   enum class Kind : uint8_t { kObject, kArray, kString, kNumber, kLiteral, kAnyOf };
   struct Property {
@@ -158,18 +160,27 @@ class SchemaPrefix {
 };
 
 // A token constraint for the sampler (sampler.h) that keeps the generated
-// text a value the schema accepts, as JsonConstraint does for JSON mode.
+// text a value the schema accepts, as JsonConstraint does for JSON mode; with
+// `before` and `after`, the text is `before`, the value, then `after` (a
+// forced tool call: "<tool_call>\n", the call's object, "\n</tool_call>"). A
+// value with text after it must be one that closes itself (an object, an
+// array or a string): once it is complete, what follows is `after`.
 class SchemaConstraint final : public TokenConstraint {
  public:
-  SchemaConstraint(const Tokenizer& tokenizer, std::shared_ptr<const JsonSchema> schema);
+  SchemaConstraint(const Tokenizer& tokenizer, std::shared_ptr<const JsonSchema> schema, std::string before = "",
+                   std::string after = "");
   bool allows(int32_t id) const override;
   void accept(int32_t id) override;
-  bool complete() const { return state_.complete(); }
+  bool complete() const;
 
  private:
+  bool advance(SchemaPrefix& value, size_t& before, size_t& after, std::string_view bytes) const;
+
   const Tokenizer& tokenizer_;
   const std::vector<std::string>& pieces_;
+  std::string before_text_, after_text_;
   SchemaPrefix state_;
+  size_t before_ = 0, after_ = 0;  // bytes of before_text_ / after_text_ read
   mutable SchemaPrefix trial_;
 };
 

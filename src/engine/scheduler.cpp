@@ -208,7 +208,9 @@ bool Scheduler::step() {
       s->sampler = std::make_unique<Sampler>(s->p->req.options.sampling);
       if (s->p->req.options.json_object) s->sampler->set_constraint(std::make_unique<JsonConstraint>(model_.tokenizer()));
       if (s->p->req.options.json_schema) {
-        s->sampler->set_constraint(std::make_unique<SchemaConstraint>(model_.tokenizer(), s->p->req.options.json_schema));
+        const GenerateOptions& o = s->p->req.options;
+        s->sampler->set_constraint(
+            std::make_unique<SchemaConstraint>(model_.tokenizer(), o.json_schema, o.json_before, o.json_after));
       }
       s->stop = std::make_unique<StopMatcher>(s->p->req.options.stop);
       s->decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "engine/chat_template.h"
+#include "engine/json_schema.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "node/model_host.h"
@@ -100,6 +101,17 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   r.options.ignore_eos = params.ignore_eos;
   r.options.json_object = params.json_object;
   r.options.json_schema = params.json_schema;
+  if (!params.forced_tool.empty()) {
+    // tool_choice "required" or a named function: the answer is one call.
+    const ForcedCall call = forced_call(tool_format_, params.tools, params.forced_tool == "*" ? "" : params.forced_tool);
+    try {
+      r.options.json_schema = engine::JsonSchema::parse(call.schema, /*lenient=*/true);
+    } catch (const Error& e) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("'tools' cannot be called by force: ") + e.what());
+    }
+    r.options.json_before = call.before;
+    r.options.json_after = call.after;
+  }
   r.top_logprobs = params.logprobs ? std::max(params.top_logprobs, 0) : 0;
   std::shared_ptr<Shared> sh = shared_;
   r.on_token = [sh](const engine::TokenEvent& t) {

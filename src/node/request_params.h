@@ -64,6 +64,9 @@ struct GenerationParams {
   int top_logprobs = 0;              // 0..20
   bool ignore_eos = false;           // tars extension
   bool json_object = false;          // JSON mode: response_format json_object, Ollama's format "json"
+  // tool_choice: "" (auto), "*" (required: a call of any tool), or the name
+  // of the function that must be called.
+  std::string forced_tool;
   // Structured output: response_format json_schema, Ollama's format with a schema.
   std::shared_ptr<const engine::JsonSchema> json_schema;
   // !chat: the prompt is already in the model's own format (Ollama's "raw"):

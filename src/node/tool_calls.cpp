@@ -106,6 +106,56 @@ ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, cons
   return out;
 }
 
+namespace {
+
+// A "$ref" into a tool's parameters ("#", "#/$defs/x") as one into the place
+// they are put in the call's schema.
+void move_refs(json& schema, const std::string& to) {
+  if (schema.is_object()) {
+    for (auto it = schema.begin(); it != schema.end(); ++it) {
+      if (it.key() == "$ref" && it.value().is_string()) {
+        const std::string ref = it.value().get<std::string>();
+        if (!ref.empty() && ref[0] == '#') it.value() = "#" + to + ref.substr(1);
+      } else {
+        move_refs(it.value(), to);
+      }
+    }
+  } else if (schema.is_array()) {
+    for (auto& v : schema) move_refs(v, to);
+  }
+}
+
+}  // namespace
+
+ForcedCall forced_call(ToolCallFormat format, const json& tools, const std::string& only) {
+  const char* args = format == ToolCallFormat::kLlama3 ? "parameters" : "arguments";
+  json alternatives = json::array();
+  json defs = json::object();
+  for (const auto& t : tools) {
+    const json& f = t["function"];
+    const std::string name = f["name"].get<std::string>();
+    if (!only.empty() && name != only) continue;
+    const std::string def = "tool" + std::to_string(defs.size());
+    json params = f.contains("parameters") && !f["parameters"].is_null()
+                      ? f["parameters"]
+                      : json{{"type", "object"}, {"additionalProperties", false}};
+    move_refs(params, "/$defs/" + def);
+    defs[def] = std::move(params);
+    json call = {{"type", "object"},
+                 {"properties", {{"name", {{"const", name}}}, {args, {{"$ref", "#/$defs/" + def}}}}},
+                 {"required", {"name", args}},
+                 {"additionalProperties", false}};
+    alternatives.push_back(std::move(call));
+  }
+  ForcedCall out;
+  out.schema = json{{"anyOf", std::move(alternatives)}, {"$defs", std::move(defs)}}.dump();
+  if (format != ToolCallFormat::kLlama3) {
+    out.before = std::string(kOpen) + "\n";
+    out.after = "\n" + std::string(kClose);
+  }
+  return out;
+}
+
 size_t tool_call_content_prefix(std::string_view text, ToolCallFormat format) {
   switch (format) {
     case ToolCallFormat::kNone:

@@ -43,6 +43,19 @@ struct ParsedAnswer {
 // declared, nothing is taken for a call: the whole answer is content.
 ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, const nlohmann::ordered_json& tools);
 
+// A forced call (tool_choice "required", or one function named): the JSON
+// schema of the call's object in the family's own shape ({"name",
+// "arguments"}, or Llama 3's {"name", "parameters"}) over the declared tools
+// (only the one named `only`, when not empty), each with its parameters (their
+// "$ref"s moved to where the parameters are put), and the text around the
+// object. Generation keeps the answer exactly that (engine/json_schema.h), so
+// it is one call that parse_tool_calls reads back.
+struct ForcedCall {
+  std::string schema;  // JSON text
+  std::string before, after;
+};
+ForcedCall forced_call(ToolCallFormat format, const nlohmann::ordered_json& tools, const std::string& only);
+
 // While streaming: the length of the prefix of `text` that is content
 // whatever comes next (from where a call may begin, the text is held back
 // until the answer is finished).

@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -33,6 +33,7 @@ const question = [{ role: 'user', content: 'What is the weather in Paris?' }];
 let dir;
 let qwen;    // node serving the Qwen2.5-template chain model
 let llama;   // node serving the Llama-3.1-template chain model
+let talkers; // node serving two chain models that answer with text, in each template
 let client;
 let llamaClient;
 let ollama;
@@ -51,6 +52,16 @@ before(async () => {
     '<0x0A>', '{"name": "get_weather", ',
     '{"name": "get_weather", ', '"parameters": {"city": "Paris"}}',
     '"parameters": {"city": "Paris"}}', '<|im_end|>']);
+  // Models that answer "It is sunny." to anything: a call can only come
+  // from tool_choice forcing one.
+  execFileSync(maker, [join(dir, 'qwen-talker.gguf'), `${fixtures}/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja`,
+    '<0x0A>', 'It is sunny.', 'It is sunny.', '<|im_end|>']);
+  execFileSync(maker, [join(dir, 'llama-talker.gguf'),
+    `${fixtures}/chat-templates/meta-llama-Llama-3.1-8B-Instruct.jinja`,
+    '<0x0A>', 'It is sunny.', 'It is sunny.', '<|im_end|>']);
+  writeFileSync(join(dir, 'talkers.toml'), `[[model]]\npath = "${join(dir, 'qwen-talker.gguf')}"\n\n`
+    + `[[model]]\npath = "${join(dir, 'llama-talker.gguf')}"\n`);
+  talkers = await startNode(['--config', join(dir, 'talkers.toml')]);
   qwen = await startNode(['--model', join(dir, 'qwen-chain.gguf')]);
   llama = await startNode(['--model', join(dir, 'llama-chain.gguf')]);
   client = new OpenAI({ baseURL: `${qwen.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -60,6 +71,7 @@ before(async () => {
 after(async () => {
   await qwen?.stop();
   await llama?.stop();
+  await talkers?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -113,7 +125,10 @@ test('tool_choice none: the model is not told, and its text stays text', async (
     temperature: 0 });
   assert.ok(told.usage.prompt_tokens > r.usage.prompt_tokens + 100);  // the tools' part of the system prompt
   await assert.rejects(client.chat.completions.create({ model: 'qwen-chain', messages: question, tools,
-    tool_choice: 'required' }), (e) => e.status === 400 && /tool_choice/.test(e.message));
+    tool_choice: { type: 'function', function: { name: 'get_time' } } }),
+  (e) => e.status === 400 && /tool_choice.*get_time.*not among the tools/.test(e.message));
+  await assert.rejects(client.chat.completions.create({ model: 'qwen-chain', messages: question,
+    tool_choice: 'required' }), (e) => e.status === 400 && /tool_choice.*needs tools/.test(e.message));
 });
 
 test('a Llama 3.1 bare-JSON call comes back as tool_calls', async () => {
@@ -144,4 +159,46 @@ test('Ollama clients get Ollama tool calls, streamed or not', async () => {
   const next = await ollama.chat({ model: 'qwen-chain', tools, messages: [...question, r.message,
     { role: 'tool', content: '18 degrees, sunny', tool_name: 'get_weather' }] });
   assert.ok(next.prompt_eval_count > r.prompt_eval_count + 20);
+});
+
+// tool_choice "required" and a named function: the answer is kept one call
+// (its object compiled from the tools' parameters, engine/json_schema.h), so
+// a model that would answer with text calls a function, with arguments its
+// parameters accept, in its family's own way.
+const forcedTools = [
+  { type: 'function', function: { name: 'get_weather', parameters: { type: 'object',
+    properties: { city: { type: 'string', enum: ['Paris', 'Rome'] } }, required: ['city'] } } },
+  { type: 'function', function: { name: 'get_time', description: 'The time now in a zone', parameters: {
+    type: 'object', properties: { zone: { $ref: '#/$defs/zone' } }, required: ['zone'],
+    $defs: { zone: { enum: ['UTC', 'CET'] } } } } },
+];
+const expectedArguments = { get_weather: (a) => ['Paris', 'Rome'].includes(a.city),
+  get_time: (a) => ['UTC', 'CET'].includes(a.zone) };
+
+test('tool_choice required or named makes a model that answers with text call a function', async () => {
+  const talkerClient = new OpenAI({ baseURL: `${talkers.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  for (const model of ['qwen-talker', 'llama-talker']) {
+    const plain = await talkerClient.chat.completions.create({ model, messages: question, tools: forcedTools,
+      temperature: 0 });
+    assert.equal(plain.choices[0].message.content, 'It is sunny.');
+    assert.equal(plain.choices[0].message.tool_calls, undefined);
+    for (const toolChoice of ['required', { type: 'function', function: { name: 'get_time' } },
+      { type: 'function', function: { name: 'get_weather' } }]) {
+      const r = await talkerClient.chat.completions.create({ model, messages: question, tools: forcedTools,
+        tool_choice: toolChoice, temperature: 0 });
+      const where = `${model} ${JSON.stringify(toolChoice)}: ${JSON.stringify(r.choices[0].message)}`;
+      assert.equal(r.choices[0].finish_reason, 'tool_calls', where);
+      assert.equal(r.choices[0].message.tool_calls.length, 1, where);
+      const call = r.choices[0].message.tool_calls[0].function;
+      if (typeof toolChoice === 'object') assert.equal(call.name, toolChoice.function.name, where);
+      assert.ok(expectedArguments[call.name](JSON.parse(call.arguments)), where);
+    }
+  }
+  // Streamed, the SDK assembles the same call.
+  const request = { model: 'qwen-talker', messages: question, tools: forcedTools,
+    tool_choice: { type: 'function', function: { name: 'get_time' } }, temperature: 0 };
+  const once = await talkerClient.chat.completions.create(request);
+  const final = await talkerClient.chat.completions.stream(request).finalChatCompletion();
+  assert.deepEqual(final.choices[0].message.tool_calls.map((c) => c.function),
+    once.choices[0].message.tool_calls.map((c) => c.function));
 });

@@ -79,6 +79,17 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_TRUE(engine::SchemaPrefix(e.gen.json_schema).push("[true,"));
   EXPECT_FALSE(engine::SchemaPrefix(e.gen.json_schema).push("[1"));
   EXPECT_FALSE(b.json_schema);
+  // tool_choice: "required" forces a call of any tool, a function object that one.
+  const char* tools = R"("tools": [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "g"}}])";
+  auto choice = [&](const std::string& tc) {
+    return generation_parse(json::parse(R"({"messages": [{"role": "user", "content": "x"}], )" + std::string(tools) +
+                                        R"(, "tool_choice": )" + tc + "}"),
+                            true)
+        .forced_tool;
+  };
+  EXPECT_EQ(choice(R"("auto")"), "");
+  EXPECT_EQ(choice(R"("required")"), "*");
+  EXPECT_EQ(choice(R"({"type": "function", "function": {"name": "g"}})"), "g");
 
   const GenerationParams c = generation_parse(json::parse(R"({"prompt": ["once"], "logprobs": 2})"), false);
   EXPECT_EQ(c.prompt, "once");
@@ -139,7 +150,7 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "response_format": "json"})", false, "response_format"},
       {R"({"prompt": "x", "suffix": "end"})", false, "suffix"},
       {R"({"prompt": "x", "best_of": 2})", false, "best_of"},
-      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})", true, "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})", true, "needs tools"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": {}})", true, "tools"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "retrieval"}]})", true, "tools[0]"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "a b"}}]})",
@@ -159,6 +170,10 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"},
           "tools": [{"type": "function", "function": {"name": "f"}}]})", true, "JSON mode"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function"}})", true, "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+          "tool_choice": {"type": "function", "function": {"name": "h"}}})", true, "not among the tools"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+          "tool_choice": "always"})", true, "tool_choice"},
   };
   for (const auto& c : cases) {
     expect_invalid([&] { generation_parse(json::parse(c.body), c.chat); }, c.needle, c.body);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/json_schema.h"
 #include "support/test_support.h"
 
 namespace tars::node {
@@ -73,6 +74,45 @@ TEST(ToolCalls, Llama3TheWholeAnswerIsTheCall) {
                            "{\"answer\": 42}"}) {
     EXPECT_TRUE(parse_tool_calls(text, ToolCallFormat::kLlama3, kTools).calls.empty()) << text;
   }
+}
+
+// A forced call's schema: one call of a declared function (or of the one
+// named), arguments as its parameters say ($refs moved along), in the
+// family's shape; the text around it makes what parse_tool_calls reads back.
+TEST(ToolCalls, ForcedCallSchemaAcceptsExactlyOneCallOfTheTools) {
+  const nlohmann::ordered_json tools = nlohmann::ordered_json::parse(R"([
+      {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"$ref": "#/$defs/city"}}, "required": ["city"], "$defs": {"city": {"enum": ["Paris"]}}}}},
+      {"type": "function", "function": {"name": "ping"}}])");
+  auto whole = [](const std::shared_ptr<const engine::JsonSchema>& s, const std::string& text) {
+    engine::SchemaPrefix p(s);
+    return p.push(text) && p.complete();
+  };
+  const ForcedCall any = forced_call(ToolCallFormat::kHermes, tools, "");
+  EXPECT_EQ(any.before, "<tool_call>\n");
+  EXPECT_EQ(any.after, "\n</tool_call>");
+  const auto s = engine::JsonSchema::parse(any.schema);
+  EXPECT_TRUE(whole(s, R"({"name":"get_weather","arguments":{"city":"Paris"}})"));
+  EXPECT_TRUE(whole(s, R"({"arguments":{},"name":"ping"})"));
+  EXPECT_FALSE(whole(s, R"({"name":"get_weather","arguments":{"city":"Rome"}})"));
+  EXPECT_FALSE(whole(s, R"({"name":"get_weather","arguments":{}})"));
+  EXPECT_FALSE(whole(s, R"({"name":"ping","arguments":{"x":1}})"));
+  EXPECT_FALSE(whole(s, R"({"name":"nope","arguments":{}})"));
+  EXPECT_FALSE(whole(s, R"({"name":"ping"})"));
+  const std::string text = any.before + R"({"name":"get_weather","arguments":{"city":"Paris"}})" + any.after;
+  const ParsedAnswer a = parse_tool_calls(text, ToolCallFormat::kHermes, tools);
+  ASSERT_EQ(a.calls.size(), 1u);
+  EXPECT_EQ(a.calls[0].name, "get_weather");
+  EXPECT_EQ(a.calls[0].arguments, json({{"city", "Paris"}}));
+
+  const ForcedCall named = forced_call(ToolCallFormat::kLlama3, tools, "ping");
+  EXPECT_EQ(named.before, "");
+  EXPECT_EQ(named.after, "");
+  const auto n = engine::JsonSchema::parse(named.schema);
+  EXPECT_TRUE(whole(n, R"({"name":"ping","parameters":{}})"));
+  EXPECT_FALSE(whole(n, R"({"name":"ping","arguments":{}})"));
+  EXPECT_FALSE(whole(n, R"({"name":"get_weather","parameters":{"city":"Paris"}})"));
+  EXPECT_EQ(parse_tool_calls(R"({"name":"ping","parameters":{}})", ToolCallFormat::kLlama3, tools).calls.size(), 1u);
 }
 
 TEST(ToolCalls, StreamingHoldsBackWhereACallMayBegin) {
