@@ -95,7 +95,8 @@ class SchemaCompiler {
   static bool of_type(const json& v, const std::string& type) {
     if (type == "string") return v.is_string();
     if (type == "number") return v.is_number();
-    if (type == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
+    if (type == "integer")
+      return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
     if (type == "boolean") return v.is_boolean();
     if (type == "null") return v.is_null();
     if (type == "object") return v.is_object();
@@ -120,11 +121,12 @@ class SchemaCompiler {
         fail(where, std::string("\"") + k + "\" is not supported (it cannot be kept while the text is written)");
       }
     }
-    if (s.contains("uniqueItems") && s["uniqueItems"] != false && !lenient_) fail(where, "\"uniqueItems\" is not supported");
-    static const char* const kStructural[] = {"type",     "properties", "required", "additionalProperties",
-                                              "items",    "prefixItems", "minItems", "maxItems",
-                                              "minLength", "maxLength", "enum",     "const",
-                                              "anyOf",    "oneOf",      "allOf",    "$ref"};
+    if (s.contains("uniqueItems") && s["uniqueItems"] != false && !lenient_)
+      fail(where, "\"uniqueItems\" is not supported");
+    static const char* const kStructural[] = {"type",      "properties",  "required", "additionalProperties",
+                                              "items",     "prefixItems", "minItems", "maxItems",
+                                              "minLength", "maxLength",   "enum",     "const",
+                                              "anyOf",     "oneOf",       "allOf",    "$ref"};
     auto others = [&](const char* self) {
       for (const char* k : kStructural) {
         if (std::string_view(k) != self && s.contains(k)) return std::string(k);
@@ -147,7 +149,8 @@ class SchemaCompiler {
       if (!alts.is_array() || alts.empty()) fail(where + "/" + key, "must be a non-empty array");
       for (const char* k : kStructural) {
         if (std::string_view(k) != key && s.contains(k)) {
-          fail(where, std::string("\"") + key + "\" with \"" + k + "\" beside it is not supported (put it in each alternative)");
+          fail(where, std::string("\"") + key + "\" with \"" + k +
+                          "\" beside it is not supported (put it in each alternative)");
         }
       }
       Node n;
@@ -163,7 +166,8 @@ class SchemaCompiler {
       static const std::set<std::string> kTypes = {"string", "number", "integer", "boolean", "null", "object", "array"};
       auto check = [&](const json& v) {
         if (!v.is_string() || !kTypes.count(v.get<std::string>())) fail(where + "/type", "unknown type " + v.dump());
-        if (std::find(types.begin(), types.end(), v.get<std::string>()) == types.end()) types.push_back(v.get<std::string>());
+        if (std::find(types.begin(), types.end(), v.get<std::string>()) == types.end())
+          types.push_back(v.get<std::string>());
       };
       if (t.is_array()) {
         if (t.empty()) fail(where + "/type", "is an empty list: no value is valid");
@@ -180,10 +184,12 @@ class SchemaCompiler {
       Node n;
       n.kind = Kind::kLiteral;
       for (const json& v : values) {
-        const bool typed = types.empty() || std::any_of(types.begin(), types.end(), [&](const std::string& t) { return of_type(v, t); });
+        const bool typed = types.empty() ||
+                           std::any_of(types.begin(), types.end(), [&](const std::string& t) { return of_type(v, t); });
         if (!typed) continue;  // JSON Schema: the value would fail its "type"
         std::string text = v.dump();
-        if (std::find(n.literals.begin(), n.literals.end(), text) == n.literals.end()) n.literals.push_back(std::move(text));
+        if (std::find(n.literals.begin(), n.literals.end(), text) == n.literals.end())
+          n.literals.push_back(std::move(text));
       }
       if (n.literals.empty()) fail(where, "no value of \"enum\" or \"const\" has the schema's \"type\"");
       if (n.literals.size() > JsonSchema::kMaxLiterals) {
@@ -251,7 +257,8 @@ class SchemaCompiler {
       }
       if (s.contains("items") && s["items"] == false) {
         n.items = -1;
-        if (n.min_items > n.prefix_items.size()) fail(where, "has minItems above the number of prefixItems, with items false");
+        if (n.min_items > n.prefix_items.size())
+          fail(where, "has minItems above the number of prefixItems, with items false");
       } else if (s.contains("items")) {
         if (s["items"].is_array()) fail(where + "/items", "as an array is the old form: use prefixItems");
         n.items = build(s["items"], where + "/items", depth + 1);
@@ -304,7 +311,8 @@ class SchemaCompiler {
   int ref(const json& r, const std::string& where) {
     if (!r.is_string()) fail(where, "must be a string");
     const std::string target = r.get<std::string>();
-    if (target.empty() || target[0] != '#') fail(where, "\"" + target + "\": only references into the same schema (\"#...\") are supported");
+    if (target.empty() || target[0] != '#')
+      fail(where, "\"" + target + "\": only references into the same schema (\"#...\") are supported");
     auto found = refs_.find(target);
     if (found != refs_.end()) return found->second;
     const json* found_schema = nullptr;
@@ -370,23 +378,23 @@ std::shared_ptr<const JsonSchema> JsonSchema::parse(std::string_view text, bool 
 namespace {
 
 enum Phase : uint8_t {
-  kPending,    // a value of the node comes (blanks first)
-  kObjStart,   // '{'
-  kObjOpen,    // after '{': a key or '}'
-  kObjNext,    // after ',': a key
-  kObjKey,     // in a key
-  kObjColon,   // after a key
-  kObjValue,   // the value is the frame above
-  kObjAfter,   // ',' or '}'
-  kArrStart,   // '['
-  kArrOpen,    // after '[': an item or ']'
-  kArrValue,   // the item is the frame above
-  kArrAfter,   // ',' or ']'
-  kStrStart,   // '"'
-  kStr,        // in the string
-  kNumStart,   // '-' or a digit
-  kNum,        // in the number
-  kLit,        // in an enum / const / literal text
+  kPending,   // a value of the node comes (blanks first)
+  kObjStart,  // '{'
+  kObjOpen,   // after '{': a key or '}'
+  kObjNext,   // after ',': a key
+  kObjKey,    // in a key
+  kObjColon,  // after a key
+  kObjValue,  // the value is the frame above
+  kObjAfter,  // ',' or '}'
+  kArrStart,  // '['
+  kArrOpen,   // after '[': an item or ']'
+  kArrValue,  // the item is the frame above
+  kArrAfter,  // ',' or ']'
+  kStrStart,  // '"'
+  kStr,       // in the string
+  kNumStart,  // '-' or a digit
+  kNum,       // in the number
+  kLit,       // in an enum / const / literal text
 };
 
 enum StrState : uint8_t { kPlain, kEscape, kUnicode };
@@ -548,10 +556,18 @@ void SchemaPrefix::feed(Reading r, unsigned char c) {
           Frame& top = t.frames.back();
           top = Frame{.node = leaf};
           switch (nodes[leaf].kind) {
-            case Kind::kObject: top.phase = kObjStart; break;
-            case Kind::kArray: top.phase = kArrStart; break;
-            case Kind::kString: top.phase = kStrStart; break;
-            case Kind::kNumber: top.phase = kNumStart; break;
+            case Kind::kObject:
+              top.phase = kObjStart;
+              break;
+            case Kind::kArray:
+              top.phase = kArrStart;
+              break;
+            case Kind::kString:
+              top.phase = kStrStart;
+              break;
+            case Kind::kNumber:
+              top.phase = kNumStart;
+              break;
             default:
               top.phase = kLit;
               top.cand = low_bits(nodes[leaf].literals.size());

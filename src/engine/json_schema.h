@@ -99,7 +99,7 @@ class JsonSchema {
 
 class SchemaPrefix {
  public:
-  static constexpr int kMaxDepth = 32;   // open objects, arrays and values
+  static constexpr int kMaxDepth = 32;  // open objects, arrays and values
   static constexpr int kMaxSpace = 20;
   static constexpr int kMaxNumber = 64;
   static constexpr int kMaxExponent = 2;

@@ -163,7 +163,8 @@ std::string walk(const std::shared_ptr<const JsonSchema>& schema, const std::vec
     for (unsigned char b : allowed) {
       if (b == '}' || b == ']' || b == '"' || b == ',' || b == ':') closing.push_back(b);
     }
-    const bool close = !closing.empty() && static_cast<int>(rng() % 100) < std::min(90, 10 + static_cast<int>(text.size()));
+    const bool close =
+        !closing.empty() && static_cast<int>(rng() % 100) < std::min(90, 10 + static_cast<int>(text.size()));
     const auto& from = close ? closing : allowed;
     const unsigned char b = from[rng() % from.size()];
     EXPECT_TRUE(state.push(b));
@@ -228,7 +229,9 @@ TEST(JsonSchema, WhatItCompletesAmongMutatedValuesIsValid) {
           case 0:
             if (!t.empty()) t.erase(at, 1);
             break;
-          case 1: t.insert(t.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+          case 1:
+            t.insert(t.begin() + static_cast<std::ptrdiff_t>(at), c);
+            break;
           default:
             if (!t.empty()) t[at] = c;
             break;
@@ -253,13 +256,13 @@ TEST(JsonSchema, HandWrittenValuesAndWhereTheyStop) {
   EXPECT_TRUE(whole(person, R"({"name":"Ann","age":30,"tags":["a"]})"));
   EXPECT_TRUE(whole(person, R"({"tags": ["a", "bb"], "age": -3, "name": "Ann", "color": 7, "nickname": null})"));
   EXPECT_TRUE(whole(person, "{\n  \"name\": \"Ann\",\n  \"age\": 30,\n  \"tags\": [\"a\"]\n}"));
-  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30})"));                          // tags required
-  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30.5,"tags":["a"]})"));           // an integer
-  EXPECT_FALSE(whole(person, R"({"name":"","age":30,"tags":["a"]})"));                // minLength
-  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30,"tags":[]})"));                // minItems
+  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30})"));                           // tags required
+  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30.5,"tags":["a"]})"));            // an integer
+  EXPECT_FALSE(whole(person, R"({"name":"","age":30,"tags":["a"]})"));                 // minLength
+  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30,"tags":[]})"));                 // minItems
   EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30,"tags":["a","b","c","d"]})"));  // maxItems
   EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30,"tags":["toolong"]})"));        // maxLength
-  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30,"tags":["a"],"x":1})"));       // no other keys
+  EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30,"tags":["a"],"x":1})"));        // no other keys
   EXPECT_FALSE(whole(person, R"({"name":"Ann","name":"Bo","age":30,"tags":["a"]})"));  // once each
   EXPECT_FALSE(whole(person, R"({"name":"Ann","age":30,"tags":["a"],"color":"pink"})"));
   EXPECT_FALSE(whole(person, R"( {"name":"Ann","age":30,"tags":["a"]})"));  // nothing before the value
