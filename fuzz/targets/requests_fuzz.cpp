@@ -347,7 +347,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather"}},
                                               {"type": "function", "function": {"name": "f"}}])");
     const std::string_view answer(reinterpret_cast<const char*>(data + 1), size - 1);
-    for (auto format : {tars::node::ToolCallFormat::kHermes, tars::node::ToolCallFormat::kLlama3}) {
+    for (auto format : {tars::node::ToolCallFormat::kHermes, tars::node::ToolCallFormat::kLlama3,
+                        tars::node::ToolCallFormat::kMistral}) {
       const tars::node::ParsedAnswer a = tars::node::parse_tool_calls(answer, format, tools);
       for (const auto& c : a.calls) {
         check(c.name == "get_weather" || c.name == "f", "tool calls: an undeclared function");

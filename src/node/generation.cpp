@@ -103,6 +103,11 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   r.options.json_schema = params.json_schema;
   if (!params.forced_tool.empty()) {
     // tool_choice "required" or a named function: the answer is one call.
+    if (tool_format_ == ToolCallFormat::kMistral) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'tool_choice' cannot force a call with model '" + model_id_ +
+                      "': its calls begin with a control token ([TOOL_CALLS]), which a constraint cannot write");
+    }
     const ForcedCall call = forced_call(tool_format_, params.tools, params.forced_tool == "*" ? "" : params.forced_tool);
     try {
       r.options.json_schema = engine::JsonSchema::parse(call.schema, /*lenient=*/true);
@@ -114,11 +119,20 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   }
   r.top_logprobs = params.logprobs ? std::max(params.top_logprobs, 0) : 0;
   std::shared_ptr<Shared> sh = shared_;
-  r.on_token = [sh](const engine::TokenEvent& t) {
+  // Mistral's tool-call markers are control tokens, which the decoder leaves
+  // out of the text: they are written in as they come (tool_calls.h).
+  int32_t calls_marker = -1, args_marker = -1;
+  if (tool_format_ == ToolCallFormat::kMistral) {
+    calls_marker = tok.find_token(kMistralToolCalls);
+    args_marker = tok.find_token(kMistralArgs);
+  }
+  r.on_token = [sh, calls_marker, args_marker](const engine::TokenEvent& t) {
     {
       std::lock_guard<std::mutex> lock(sh->mu);
       Event e;
       e.token = t;
+      if (t.id >= 0 && t.id == calls_marker) e.token.text = std::string(kMistralToolCalls) + t.text;
+      if (t.id >= 0 && t.id == args_marker) e.token.text = std::string(kMistralArgs) + t.text;
       sh->events.push_back(std::move(e));
     }
     sh->cv.notify_all();

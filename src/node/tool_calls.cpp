@@ -58,6 +58,7 @@ bool read_call(std::string_view text, const std::set<std::string>& names, std::i
 
 ToolCallFormat tool_call_format(std::string_view t) {
   if (t.find("<tool_call>") != std::string_view::npos) return ToolCallFormat::kHermes;
+  if (t.find(kMistralToolCalls) != std::string_view::npos) return ToolCallFormat::kMistral;
   if (t.find("<|start_header_id|>") != std::string_view::npos && t.find("\"parameters\"") != std::string_view::npos) {
     return ToolCallFormat::kLlama3;
   }
@@ -70,6 +71,41 @@ ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, cons
   if (format == ToolCallFormat::kNone) return all_content;
   const std::set<std::string> names = declared(tools);
   ParsedAnswer out;
+  if (format == ToolCallFormat::kMistral) {
+    const size_t first = text.find(kMistralToolCalls);
+    if (first == std::string_view::npos) return all_content;
+    out.first_call = first;
+    out.content = std::string(trim(text.substr(0, first)));
+    std::string_view rest = text.substr(first + kMistralToolCalls.size());
+    if (!trim(rest).empty() && trim(rest).front() == '[') {
+      // [{"name": "f", "arguments": {...}}, ...]
+      const json list = json::parse(trim(rest), nullptr, /*allow_exceptions=*/false);
+      if (!list.is_array() || list.empty()) return all_content;
+      for (const json& item : list) {
+        ParsedToolCall c;
+        if (!read_call(item.dump(), names, {"arguments", "parameters"}, c)) return all_content;
+        out.calls.push_back(std::move(c));
+      }
+      return out;
+    }
+    // f[ARGS]{...}, each call after its own [TOOL_CALLS].
+    for (;;) {
+      const size_t next = rest.find(kMistralToolCalls);
+      const std::string_view one = rest.substr(0, next);
+      const size_t args = one.find(kMistralArgs);
+      if (args == std::string_view::npos) return all_content;
+      ParsedToolCall c;
+      c.name = std::string(trim(one.substr(0, args)));
+      if (!names.count(c.name)) return all_content;
+      const std::string_view body = trim(one.substr(args + kMistralArgs.size()));
+      c.arguments = body.empty() ? json::object() : json::parse(body, nullptr, /*allow_exceptions=*/false);
+      if (!c.arguments.is_object()) return all_content;
+      out.calls.push_back(std::move(c));
+      if (next == std::string_view::npos) break;
+      rest = rest.substr(next + kMistralToolCalls.size());
+    }
+    return out;
+  }
   if (format == ToolCallFormat::kLlama3) {
     ParsedToolCall c;
     const std::string_view body = trim(text);
@@ -166,12 +202,14 @@ size_t tool_call_content_prefix(std::string_view text, ToolCallFormat format) {
       const std::string_view body = trim(text);
       return body.empty() || body.front() == '{' ? 0 : text.size();
     }
-    case ToolCallFormat::kHermes: {
-      const size_t open = text.find(kOpen);
+    case ToolCallFormat::kHermes:
+    case ToolCallFormat::kMistral: {
+      const std::string_view tag = format == ToolCallFormat::kHermes ? kOpen : kMistralToolCalls;
+      const size_t open = text.find(tag);
       if (open != std::string_view::npos) return open;
       // The end may be the start of the tag.
-      for (size_t k = std::min(text.size(), kOpen.size() - 1); k > 0; --k) {
-        if (text.substr(text.size() - k) == kOpen.substr(0, k)) return text.size() - k;
+      for (size_t k = std::min(text.size(), tag.size() - 1); k > 0; --k) {
+        if (text.substr(text.size() - k) == tag.substr(0, k)) return text.size() - k;
       }
       return text.size();
     }

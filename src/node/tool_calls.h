@@ -4,13 +4,17 @@
 // calls, and, while streaming, how much of the answer so far is surely
 // content. Pure functions of text, tested and fuzzed on their own.
 //
-// Two ways of writing calls are understood:
+// Three ways of writing calls are understood:
 //   - Hermes / Qwen2.5 (and the default for a template that shows tools):
 //     <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>, one block
 //     per call, text before them is content;
-//   - Llama 3.1 / 3.2: the whole answer is {"name": "f", "parameters": {...}}.
-// Mistral's [TOOL_CALLS] is a control token that never reaches the text, so
-// it is not understood (its calls come out as content).
+//   - Llama 3.1 / 3.2: the whole answer is {"name": "f", "parameters": {...}};
+//   - Mistral: after the control token [TOOL_CALLS], either a list
+//     [{"name": "f", "arguments": {...}}, ...] (Mistral 7B v0.3, Mistral
+//     Nemo) or f[ARGS]{...} with [TOOL_CALLS] before each call (Ministral 3,
+//     Mistral Small 3.2; [ARGS] a control token too). Control tokens never
+//     reach the text, so the node writes these two into the answer's text
+//     as they come (Generation), where the parser finds them.
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,7 +23,11 @@
 
 namespace tars::node {
 
-enum class ToolCallFormat { kNone, kHermes, kLlama3 };
+enum class ToolCallFormat { kNone, kHermes, kLlama3, kMistral };
+
+// Mistral's markers, as the node writes them into the text.
+inline constexpr std::string_view kMistralToolCalls = "[TOOL_CALLS]";
+inline constexpr std::string_view kMistralArgs = "[ARGS]";
 
 // The format of the family whose chat template this is.
 ToolCallFormat tool_call_format(std::string_view template_text);

@@ -34,6 +34,7 @@ let dir;
 let qwen;    // node serving the Qwen2.5-template chain model
 let llama;   // node serving the Llama-3.1-template chain model
 let talkers; // node serving two chain models that answer with text, in each template
+let mistral; // node serving Mistral-template chain models: f[ARGS]{...} after text, and a [TOOL_CALLS] list
 let client;
 let llamaClient;
 let ollama;
@@ -62,6 +63,18 @@ before(async () => {
   writeFileSync(join(dir, 'talkers.toml'), `[[model]]\npath = "${join(dir, 'qwen-talker.gguf')}"\n\n`
     + `[[model]]\npath = "${join(dir, 'llama-talker.gguf')}"\n`);
   talkers = await startNode(['--config', join(dir, 'talkers.toml')]);
+  // Mistral's calls begin with the control token [TOOL_CALLS] (and Ministral's
+  // arguments with [ARGS]); the prompt ends with the bytes of "[/INST]".
+  const ministral = `${fixtures}/chat-templates/mistralai-Ministral-3-14B-Reasoning-2512.jinja`;
+  execFileSync(maker, [join(dir, 'mistral-args.gguf'), ministral,
+    '<0x5D>', 'Let me check.', 'Let me check.', '[TOOL_CALLS]', '[TOOL_CALLS]', 'get_weather',
+    'get_weather', '[ARGS]', '[ARGS]', '{"city": "Paris"}', '{"city": "Paris"}', '<|im_end|>']);
+  execFileSync(maker, [join(dir, 'mistral-list.gguf'), ministral,
+    '<0x5D>', '[TOOL_CALLS]', '[TOOL_CALLS]', ' [{"name": "get_weather", "arguments": {"city": "Paris"}}]',
+    ' [{"name": "get_weather", "arguments": {"city": "Paris"}}]', '<|im_end|>']);
+  writeFileSync(join(dir, 'mistral.toml'), `[[model]]\npath = "${join(dir, 'mistral-args.gguf')}"\n\n`
+    + `[[model]]\npath = "${join(dir, 'mistral-list.gguf')}"\n`);
+  mistral = await startNode(['--config', join(dir, 'mistral.toml')]);
   qwen = await startNode(['--model', join(dir, 'qwen-chain.gguf')]);
   llama = await startNode(['--model', join(dir, 'llama-chain.gguf')]);
   client = new OpenAI({ baseURL: `${qwen.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -72,6 +85,7 @@ after(async () => {
   await qwen?.stop();
   await llama?.stop();
   await talkers?.stop();
+  await mistral?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -201,4 +215,39 @@ test('tool_choice required or named makes a model that answers with text call a 
   const final = await talkerClient.chat.completions.stream(request).finalChatCompletion();
   assert.deepEqual(final.choices[0].message.tool_calls.map((c) => c.function),
     once.choices[0].message.tool_calls.map((c) => c.function));
+});
+
+// Mistral's calls: [TOOL_CALLS] and [ARGS] are control tokens, which never
+// reach the text by themselves; the node writes them in so that the calls are
+// found, and no marker leaks as content, streamed or not, on both APIs.
+test('Mistral [TOOL_CALLS] calls come back as tool calls, after the text before them', async () => {
+  const mistralClient = new OpenAI({ baseURL: `${mistral.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  for (const [model, content] of [['mistral-args', 'Let me check.'], ['mistral-list', null]]) {
+    const r = await mistralClient.chat.completions.create({ model, messages: question, tools, temperature: 0 });
+    assert.equal(r.choices[0].finish_reason, 'tool_calls', JSON.stringify(r.choices[0]));
+    assert.equal(r.choices[0].message.content, content);
+    expectWeatherCall(r.choices[0].message);
+    const stream = mistralClient.chat.completions.stream({ model, messages: question, tools, temperature: 0 });
+    let streamed = '';
+    stream.on('content', (delta) => { streamed += delta; });
+    const final = await stream.finalChatCompletion();
+    assert.equal(streamed, content ?? '');
+    expectWeatherCall(final.choices[0].message);
+    // The call and its result go back through the template ([TOOL_CALLS]...[TOOL_RESULTS]).
+    const call = r.choices[0].message.tool_calls[0];
+    const messages = [...question, r.choices[0].message,
+      { role: 'tool', tool_call_id: call.id, content: '18 degrees, sunny' }];
+    const second = await mistralClient.chat.completions.create({ model, messages, tools, temperature: 0 });
+    assert.ok(second.usage.prompt_tokens > r.usage.prompt_tokens + 20);
+  }
+  const mistralOllama = new Ollama({ host: mistral.url });
+  const o = await mistralOllama.chat({ model: 'mistral-args', messages: question, tools });
+  assert.equal(o.message.content, 'Let me check.');
+  assert.deepEqual(o.message.tool_calls, [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }]);
+  // Without tools the markers are not text: the answer is what the model wrote around them.
+  const plain = await mistralClient.chat.completions.create({ model: 'mistral-args', messages: question,
+    temperature: 0 });
+  assert.equal(plain.choices[0].message.content, 'Let me check.get_weather{"city": "Paris"}');
+  await assert.rejects(mistralClient.chat.completions.create({ model: 'mistral-args', messages: question, tools,
+    tool_choice: 'required' }), (e) => e.status === 400 && /control token/.test(e.message));
 });

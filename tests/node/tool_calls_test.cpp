@@ -115,6 +115,36 @@ TEST(ToolCalls, ForcedCallSchemaAcceptsExactlyOneCallOfTheTools) {
   EXPECT_EQ(parse_tool_calls(R"({"name":"ping","parameters":{}})", ToolCallFormat::kLlama3, tools).calls.size(), 1u);
 }
 
+// Mistral: after [TOOL_CALLS] (written into the text by the node), a list of
+// calls (v0.3) or f[ARGS]{...} per call (Ministral 3); the text before them is
+// content; anything doubtful is all content.
+TEST(ToolCalls, MistralBothWaysAfterTheMarker) {
+  const auto list = parse_tool_calls(
+      R"(Sure.[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}])",
+      ToolCallFormat::kMistral, kTools);
+  ASSERT_EQ(list.calls.size(), 2u);
+  EXPECT_EQ(list.content, "Sure.");
+  EXPECT_EQ(list.first_call, 5u);
+  EXPECT_EQ(list.calls[0].arguments, json({{"city", "Paris"}}));
+  EXPECT_EQ(list.calls[1].name, "get_time");
+  const auto args = parse_tool_calls(R"([TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_time[ARGS]{})",
+                                     ToolCallFormat::kMistral, kTools);
+  ASSERT_EQ(args.calls.size(), 2u);
+  EXPECT_EQ(args.content, "");
+  EXPECT_EQ(args.calls[0].name, "get_weather");
+  EXPECT_EQ(args.calls[1].arguments, json::object());
+  for (const char* text : {"[TOOL_CALLS]nope[ARGS]{}", "[TOOL_CALLS]get_weather{}", "[TOOL_CALLS]get_weather[ARGS]{oops",
+                           "[TOOL_CALLS] [{\"name\": \"nope\"}]", "[TOOL_CALLS] []", "no marker get_weather[ARGS]{}"}) {
+    const auto a = parse_tool_calls(text, ToolCallFormat::kMistral, kTools);
+    EXPECT_TRUE(a.calls.empty()) << text;
+    EXPECT_EQ(a.content, text);
+  }
+  EXPECT_EQ(tool_call_format(test::read_file(test::fixture("chat-templates/mistralai-Ministral-3-14B-Reasoning-2512.jinja"))),
+            ToolCallFormat::kMistral);
+  EXPECT_EQ(tool_call_content_prefix("Let me check.[TOOL_C", ToolCallFormat::kMistral), 13u);
+  EXPECT_EQ(tool_call_content_prefix("Let me check.[TOOL_CALLS]get", ToolCallFormat::kMistral), 13u);
+}
+
 TEST(ToolCalls, StreamingHoldsBackWhereACallMayBegin) {
   // Every prefix of an answer with a call: what is released never reaches
   // into the call.

@@ -26,6 +26,10 @@ void write_chain_model(const ChainModelSpec& s, const std::string& path) {
     tokens.push_back(c);
     types.push_back(3);
   }
+  for (const auto& c : s.controls) {
+    tokens.push_back(c);
+    types.push_back(3);
+  }
   for (const auto& p : s.pieces) {
     tokens.push_back(p);
     types.push_back(1);  // normal

@@ -25,6 +25,7 @@ namespace tars::test {
 struct ChainModelSpec {
   std::string chat_template;         // tokenizer.chat_template (Jinja)
   std::vector<std::string> pieces;   // normal tokens after the control tokens
+  std::vector<std::string> controls; // more control tokens (Mistral's "[TOOL_CALLS]"), after <|im_end|>
   // (token, its successor), tokens named by their vocabulary text: "<0x0A>"
   // for the byte '\n', "<|im_end|>", or a piece. Tokens not named here are
   // followed by <|im_end|>.

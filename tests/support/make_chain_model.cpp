@@ -2,7 +2,8 @@
 //   tars_make_chain_model OUT.gguf TEMPLATE.jinja FROM TO [FROM TO]...
 // Each FROM is followed by TO; tokens are named by their vocabulary text
 // ("<0x0A>", "<|im_end|>", or a piece), and the pieces are the TOs that are
-// not tokens already. See support/chain_model.h.
+// not tokens already; a TO in square brackets of capitals ("[TOOL_CALLS]") is
+// a control token, as Mistral's are. See support/chain_model.h.
 #include <cstdio>
 #include <exception>
 #include <set>
@@ -23,7 +24,9 @@ int main(int argc, char** argv) {
     const std::string from = argv[i], to = argv[i + 1];
     spec.chain.emplace_back(from, to);
     const bool special = (to.rfind("<0x", 0) == 0 && to.size() == 6) || to == "<|im_end|>" || to == "<|im_start|>";
-    if (!special && pieces.insert(to).second) spec.pieces.push_back(to);
+    const bool control = to.size() > 2 && to.front() == '[' && to.back() == ']' &&
+                         to.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_/", 1) == to.size() - 1;
+    if (!special && pieces.insert(to).second) (control ? spec.controls : spec.pieces).push_back(to);
   }
   try {
     tars::test::write_chain_model(spec, argv[1]);
