@@ -131,8 +131,13 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
       std::lock_guard<std::mutex> lock(sh->mu);
       Event e;
       e.token = t;
-      if (t.id >= 0 && t.id == calls_marker) e.token.text = std::string(kMistralToolCalls) + t.text;
-      if (t.id >= 0 && t.id == args_marker) e.token.text = std::string(kMistralArgs) + t.text;
+      // (Unless the vocabulary has them as text tokens, which come as text.)
+      if (t.id >= 0 && t.id == calls_marker && t.text.find(kMistralToolCalls) == std::string::npos) {
+        e.token.text = std::string(kMistralToolCalls) + t.text;
+      }
+      if (t.id >= 0 && t.id == args_marker && t.text.find(kMistralArgs) == std::string::npos) {
+        e.token.text = std::string(kMistralArgs) + t.text;
+      }
       sh->events.push_back(std::move(e));
     }
     sh->cv.notify_all();
