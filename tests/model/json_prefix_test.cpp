@@ -14,6 +14,7 @@
 
 #include "engine/gguf.h"
 #include "engine/tokenizer.h"
+#include "support/constrained_sampling.h"
 #include "support/test_support.h"
 
 namespace tars::engine {
@@ -214,39 +215,16 @@ TEST(JsonPrefix, StricterRulesHold) {
 TEST(JsonConstraint, RandomLogitsOnARealVocabularyEndOnlyWithAnObject) {
   auto file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
   auto tok = Tokenizer::from_gguf(*file);
-  const int n_vocab = tok->vocab().n_vocab();
   std::mt19937 rng(5);
-  std::normal_distribution<float> noise(0.0f, 2.0f);
   int finished = 0;
   for (int run = 0; run < 60; ++run) {
-    SamplerOptions o;
-    o.temperature = run % 3 == 0 ? 0.0f : 1.0f;
-    o.top_k = 0;
-    o.top_p = 1;
-    o.min_p = 0;
-    o.seed = static_cast<uint64_t>(run);
-    Sampler s(o);
-    auto owned = std::make_unique<JsonConstraint>(*tok);
-    const JsonConstraint* c = owned.get();
-    s.set_constraint(std::move(owned));
-    std::string text;
-    std::vector<float> logits(n_vocab);
-    for (int step = 0; step < 300; ++step) {
-      for (auto& l : logits) l = noise(rng);
-      // Lean toward closing, so that many runs finish.
-      for (const char* piece : {"}", "]", "\"", ",", "1"}) {
-        const int32_t id = tok->find_token(piece);
-        if (id >= 0) logits[id] += 4.0f;
-      }
-      const int32_t id = s.sample(logits, {});
-      if (tok->is_end_of_generation(id)) {
-        ASSERT_TRUE(c->complete());
-        EXPECT_TRUE(json::parse(text).is_object()) << text;
-        ++finished;
-        break;
-      }
-      text += tok->token_to_piece(id);
-    }
+    const test::ConstrainedRun r =
+        test::random_constrained_run(*tok, test::constrained_run_options(run, /*vary_top_k=*/false),
+                                     std::make_unique<JsonConstraint>(*tok), rng, 300);
+    if (!r.ended) continue;
+    ASSERT_TRUE(r.complete_at_end) << r.text;
+    EXPECT_TRUE(json::parse(r.text).is_object()) << r.text;
+    ++finished;
   }
   EXPECT_GT(finished, 10);  // the seeds above do finish; the check is not vacuous
 }

@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "engine/gguf.h"
 #include "engine/tokenizer.h"
+#include "support/constrained_sampling.h"
 #include "support/test_support.h"
 
 namespace tars::engine {
@@ -338,39 +339,17 @@ TEST(JsonSchema, RefusesWhatItCannotEnforceNamingThePlace) {
 TEST(SchemaConstraint, RandomLogitsOnARealVocabularyEndOnlyWithAValidValue) {
   auto file = GgufFile::open(test::fixture("stories260K/stories260K.gguf"));
   auto tok = Tokenizer::from_gguf(*file);
-  const int n_vocab = tok->vocab().n_vocab();
   std::mt19937 rng(5);
-  std::normal_distribution<float> noise(0.0f, 2.0f);
   std::vector<std::pair<json, std::string>> done;
   for (const char* text : {kSchemas[0], kSchemas[1], kSchemas[7]}) {
     const auto schema = JsonSchema::parse(text);
     for (int run = 0; run < 20; ++run) {
-      SamplerOptions o;
-      o.temperature = run % 3 == 0 ? 0.0f : 1.0f;
-      o.top_k = run % 2 == 0 ? 40 : 0;
-      o.top_p = 1;
-      o.min_p = 0;
-      o.seed = static_cast<uint64_t>(run);
-      Sampler s(o);
-      auto owned = std::make_unique<SchemaConstraint>(*tok, schema);
-      const SchemaConstraint* c = owned.get();
-      s.set_constraint(std::move(owned));
-      std::string out;
-      std::vector<float> logits(n_vocab);
-      for (int step = 0; step < 400; ++step) {
-        for (auto& l : logits) l = noise(rng);
-        for (const char* piece : {"}", "]", "\"", ",", "1"}) {
-          const int32_t id = tok->find_token(piece);
-          if (id >= 0) logits[id] += 4.0f;
-        }
-        const int32_t id = s.sample(logits, {});
-        if (tok->is_end_of_generation(id)) {
-          ASSERT_TRUE(c->complete());
-          done.emplace_back(json::parse(text), out);
-          break;
-        }
-        out += tok->token_to_piece(id);
-      }
+      const test::ConstrainedRun r =
+          test::random_constrained_run(*tok, test::constrained_run_options(run, /*vary_top_k=*/true),
+                                       std::make_unique<SchemaConstraint>(*tok, schema), rng, 400);
+      if (!r.ended) continue;
+      ASSERT_TRUE(r.complete_at_end) << r.text;
+      done.emplace_back(json::parse(text), r.text);
     }
   }
   EXPECT_GT(done.size(), 20u);  // the seeds above do finish
