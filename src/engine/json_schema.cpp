@@ -349,6 +349,10 @@ class SchemaCompiler {
       for (int l : out_->nodes_[a].leaves) {
         if (std::find(out.begin(), out.end(), l) == out.end()) out.push_back(l);
       }
+      if (out.size() > JsonSchema::kMaxAlternatives) {
+        fail("", "an anyOf has more than " + std::to_string(JsonSchema::kMaxAlternatives) +
+                     " alternatives (nested anyOf and $refs counted)");
+      }
     }
     out_->nodes_[i].leaves = std::move(out);
     state[i] = 2;

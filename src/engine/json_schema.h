@@ -52,6 +52,10 @@ class JsonSchema {
   static constexpr size_t kMaxNodes = 4096;
   static constexpr size_t kMaxProperties = 64;  // per object
   static constexpr size_t kMaxLiterals = 64;    // per enum
+  // Kinds of value one place may hold (anyOf flattened, $refs followed):
+  // each is tried on the first byte of a value there, so this bounds the
+  // work per byte a schema can ask for.
+  static constexpr size_t kMaxAlternatives = 64;
   static constexpr int kMaxNesting = 64;        // of the schema document itself
 
   // Compiles a schema given as JSON text. Throws tars::Error(kInvalidArgument)

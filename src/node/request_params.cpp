@@ -431,7 +431,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
                          "{\"name\": ...}}, got " + tc.dump());
     } else if (tc == "required") {
       if (p.tools.empty()) bad("tool_choice", "\"required\" needs tools");
-      p.forced_tool = "*";
+      p.forced_tool.assign(1, '*');  // (not = "*": GCC 12 warns of a false -Wrestrict overlap)
     }
     if (tc == "none") p.tools = json::array();  // the model is not told of them
   }

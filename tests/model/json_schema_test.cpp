@@ -321,6 +321,17 @@ TEST(JsonSchema, RefusesWhatItCannotEnforceNamingThePlace) {
   refused(R"({"enum": []})", "non-empty");
   refused(R"({"type": "integer", "enum": ["a"]})", "no value of \"enum\"");
   refused(R"({"allOf": [{"type": "string"}, {"maxLength": 2}]})", "only with one schema");
+  {
+    // More alternatives than one place may hold, nested: refused; 64 are fine.
+    json many = json::array(), inner = json::array();
+    for (int i = 0; i < 40; ++i) many.push_back({{"const", i}});
+    for (int i = 0; i < 25; ++i) inner.push_back({{"type", "array"}, {"maxItems", i}});
+    many.push_back({{"anyOf", inner}});
+    refused(json{{"anyOf", many}}.dump(), "more than 64 alternatives");
+    inner.erase(inner.begin());
+    many.back() = {{"anyOf", inner}};
+    EXPECT_NO_THROW(JsonSchema::parse(json{{"anyOf", many}}.dump()));
+  }
   refused(R"({"type": "object", "anyOf": [{"required": []}]})", "beside it");
   refused(R"({"type": "object", "properties": )", "not JSON");
   refused(std::string(100, '[') + std::string(100, ']'), "must be an object or a boolean");
