@@ -187,7 +187,8 @@ ForcedCall forced_call(ToolCallFormat format, const json& tools, const std::stri
   out.schema = json{{"anyOf", std::move(alternatives)}, {"$defs", std::move(defs)}}.dump();
   if (format != ToolCallFormat::kLlama3) {
     out.before = std::string(kOpen) + "\n";
-    out.after = "\n" + std::string(kClose);
+    out.after = "\n";  // (appended, not "\n" + ...: GCC 12 warns of a false -Wrestrict overlap there)
+    out.after += kClose;
   }
   return out;
 }
