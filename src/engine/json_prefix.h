@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/json_lex.h"
 #include "engine/sampler.h"
 
 namespace tars::engine {
@@ -35,9 +36,9 @@ class Tokenizer;
 class JsonPrefix {
  public:
   static constexpr int kMaxDepth = 32;
-  static constexpr int kMaxSpace = 20;
-  static constexpr int kMaxNumber = 64;
-  static constexpr int kMaxExponent = 2;  // digits: no number overflows a double
+  static constexpr int kMaxSpace = json_lex::kMaxSpace;
+  static constexpr int kMaxNumber = json_lex::kMaxNumber;
+  static constexpr int kMaxExponent = json_lex::kMaxExponent;  // digits: no number overflows a double
 
   // Reads the bytes; false when one of them cannot continue the text (the
   // state is then unspecified: try a copy).
@@ -56,30 +57,22 @@ class JsonPrefix {
     kColon,       // after a key
     kAfter,       // after a value in a container: ',' or its closing bracket
     kString,
-    kEscape,   // after '\' in a string
-    kUnicode,  // in \uXXXX
     kNumber,
     kLiteral,  // true, false, null
     kDone,
   };
   bool value_done();  // a value ended: kAfter, or kDone at the top
   bool start_value(unsigned char c);
-  bool space(unsigned char c);
 
   uint8_t stack_[kMaxDepth] = {};  // '{' or '[' per open container
   uint8_t depth_ = 0;
   Mode mode_ = Mode::kStart;
   bool key_ = false;        // the string being read is an object key
-  uint8_t sub_ = 0;         // number state, hex digits read, letters of a literal read
+  uint8_t sub_ = 0;         // letters of a literal read
   uint8_t literal_ = 0;     // which literal
-  uint8_t length_ = 0;      // characters of the number so far
-  uint8_t exp_digits_ = 0;  // digits of its exponent
-  uint8_t spaces_ = 0;      // whitespace in a row
-  bool newline_ = false;    // the run has its line break
-  uint8_t utf8_left_ = 0;   // continuation bytes still due in a string
-  uint8_t utf8_lo_ = 0x80;  // range of the next continuation byte
-  uint8_t utf8_hi_ = 0xBF;
-  bool surrogate_ = false;  // \u escape began with 'd' / 'D'
+  json_lex::Blanks blanks_;
+  json_lex::StringBody string_;
+  json_lex::Number number_;
 };
 
 // A token constraint for the sampler (sampler.h) that keeps the generated

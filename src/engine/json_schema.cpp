@@ -7,7 +7,6 @@
 #include <set>
 
 #include "common/error.h"
-#include "engine/tokenizer.h"  // utf8_lead (tokenizer_utf8.cpp)
 
 namespace tars::engine {
 
@@ -401,19 +400,13 @@ enum Phase : uint8_t {
   kLit,       // in an enum / const / literal text
 };
 
-enum StrState : uint8_t { kPlain, kEscape, kUnicode };
-// What has been read of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-enum NumState : uint8_t { kMinus, kZero, kInt, kDot, kFrac, kExpMark, kExpSign, kExp };
+using json_lex::blank;
 
-bool digit(unsigned char c) { return c >= '0' && c <= '9'; }
-bool hex(unsigned char c) { return digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool blank(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool structural(uint8_t phase) {
   return phase == kPending || phase == kObjOpen || phase == kObjNext || phase == kObjColon || phase == kObjAfter ||
          phase == kArrOpen || phase == kArrAfter;
 }
 uint64_t low_bits(size_t n) { return n >= 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1; }
-bool number_may_end(uint8_t s) { return s == kZero || s == kInt || s == kFrac || s == kExp; }
 
 }  // namespace
 
@@ -452,60 +445,6 @@ bool SchemaPrefix::push(unsigned char c) {
   return !forks_.empty();
 }
 
-bool SchemaPrefix::space(Scan& s, unsigned char c) {
-  if (c == '\n') {
-    if (s.newline) return false;
-    s.newline = true;
-  } else if (c != ' ' && c != '\t') {
-    return false;  // no carriage return
-  }
-  if (s.spaces >= kMaxSpace) return false;
-  ++s.spaces;
-  return true;
-}
-
-// -1: not allowed; 0: allowed, within a character; 1: allowed, a character
-// begins; 2: the closing quote.
-int SchemaPrefix::string_byte(Scan& s, unsigned char c) {
-  switch (s.str) {
-    case kEscape:
-      if (c == 'u') {
-        s.str = kUnicode;
-        s.hex = 0;
-        return 0;
-      }
-      if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n' && c != 'r' && c != 't') return -1;
-      s.str = kPlain;
-      return 0;
-    case kUnicode:
-      if (!hex(c)) return -1;
-      if (s.hex == 0) s.surrogate = c == 'd' || c == 'D';
-      if (s.hex == 1 && s.surrogate && !(c >= '0' && c <= '7')) return -1;  // \uD800..\uDFFF
-      if (++s.hex == 4) s.str = kPlain;
-      return 0;
-    default:
-      break;
-  }
-  if (s.utf8_left > 0) {
-    if (c < s.utf8_lo || c > s.utf8_hi) return -1;
-    --s.utf8_left;
-    s.utf8_lo = 0x80;
-    s.utf8_hi = 0xBF;
-    return 0;
-  }
-  if (c == '"') return 2;
-  if (c == '\\') {
-    s.str = kEscape;
-    return 1;
-  }
-  if (c < 0x20) return -1;
-  if (c < 0x80) return 1;
-  int length = 0;
-  if (!utf8_lead(c, length, s.utf8_lo, s.utf8_hi)) return -1;
-  s.utf8_left = static_cast<uint8_t>(length - 1);
-  return 1;
-}
-
 int SchemaPrefix::item_node(const Node& n, uint32_t index) const {
   if (index >= n.max_items) return -1;
   if (index < n.prefix_items.size()) return n.prefix_items[index];
@@ -540,11 +479,10 @@ void SchemaPrefix::feed(Reading r, unsigned char c) {
     if (structural(f.phase)) {
       if (blank(c)) {
         if (f.phase == kPending && r.frames.size() == 1) return;  // the text begins with the value
-        if (space(r.scan, c)) next_.push_back(std::move(r));
+        if (r.blanks.push(c)) next_.push_back(std::move(r));
         return;
       }
-      r.scan.spaces = 0;
-      r.scan.newline = false;
+      r.blanks.reset();
     }
     switch (f.phase) {
       case kPending:
@@ -597,13 +535,12 @@ void SchemaPrefix::feed(Reading r, unsigned char c) {
         f.phase = kObjKey;
         f.cand = low_bits(n.properties.size());
         f.count = 0;
-        r.scan.str = kPlain;
-        r.scan.utf8_left = 0;
+        r.string.reset();
         break;
       case kObjKey: {
-        const int kind = string_byte(r.scan, c);
-        if (kind < 0) return;
-        if (kind == 2) {
+        const int kind = r.string.push(c);
+        if (kind == json_lex::StringBody::kBad) return;
+        if (kind == json_lex::StringBody::kEnd) {
           int prop = -1;
           for (size_t i = 0; i < n.properties.size(); ++i) {
             if ((f.cand >> i & 1) && n.properties[i].key.size() == f.count) prop = static_cast<int>(i);
@@ -675,99 +612,35 @@ void SchemaPrefix::feed(Reading r, unsigned char c) {
         if (c != '"') return;
         f.phase = kStr;
         f.count = 0;
-        r.scan.str = kPlain;
-        r.scan.utf8_left = 0;
+        r.string.reset();
         break;
       case kStr: {
-        const bool plain = r.scan.str == kPlain && r.scan.utf8_left == 0;
-        if (plain && c != '"' && f.count >= n.max_length) return;  // only the end may come
-        const int kind = string_byte(r.scan, c);
-        if (kind < 0) return;
-        if (kind == 2) {
+        if (r.string.between_characters() && c != '"' && f.count >= n.max_length) return;  // only the end may come
+        const int kind = r.string.push(c);
+        if (kind == json_lex::StringBody::kBad) return;
+        if (kind == json_lex::StringBody::kEnd) {
           if (f.count < n.min_length) return;
           finish(r);
           break;
         }
-        if (kind == 1) ++f.count;
+        if (kind == json_lex::StringBody::kChar) ++f.count;
         break;
       }
       case kNumStart:
-        if (c != '-' && !digit(c)) return;
+        if (!r.number.start(c)) return;
         f.phase = kNum;
-        r.scan.num = c == '-' ? kMinus : c == '0' ? kZero : kInt;
-        r.scan.length = 1;
-        r.scan.exp_digits = 0;
         break;
-      case kNum: {
-        Scan& s = r.scan;
-        bool more = false;
-        switch (s.num) {
-          case kMinus:
-            if (!digit(c)) return;
-            s.num = c == '0' ? kZero : kInt;
-            more = true;
+      case kNum:
+        switch (r.number.push(c, n.integer)) {
+          case json_lex::Number::kBad:
+            return;
+          case json_lex::Number::kMore:
             break;
-          case kZero:
-          case kInt:
-            if (digit(c) && s.num == kInt) {
-              more = true;
-            } else if (c == '.' && !n.integer) {
-              s.num = kDot;
-              more = true;
-            } else if ((c == 'e' || c == 'E') && !n.integer) {
-              s.num = kExpMark;
-              s.exp_digits = 0;
-              more = true;
-            } else if (digit(c)) {
-              return;  // 01
-            }
-            break;
-          case kDot:
-            if (!digit(c)) return;
-            s.num = kFrac;
-            more = true;
-            break;
-          case kFrac:
-            if (digit(c)) {
-              more = true;
-            } else if (c == 'e' || c == 'E') {
-              s.num = kExpMark;
-              s.exp_digits = 0;
-              more = true;
-            }
-            break;
-          case kExpMark:
-            if (c == '+' || c == '-') {
-              s.num = kExpSign;
-            } else if (digit(c)) {
-              s.num = kExp;
-              s.exp_digits = 1;
-            } else {
-              return;
-            }
-            more = true;
-            break;
-          case kExpSign:
-            if (!digit(c)) return;
-            s.num = kExp;
-            s.exp_digits = 1;
-            more = true;
-            break;
-          case kExp:
-            if (digit(c)) {
-              if (++s.exp_digits > kMaxExponent) return;
-              more = true;
-            }
-            break;
+          case json_lex::Number::kEnded:
+            finish(r);
+            continue;  // c comes after the number
         }
-        if (more) {
-          if (++s.length > kMaxNumber) return;
-          break;
-        }
-        if (!number_may_end(s.num)) return;
-        finish(r);
-        continue;  // c comes after the number
-      }
+        break;
       case kLit: {
         uint64_t cand = 0;
         bool exact = false;
@@ -807,7 +680,7 @@ bool SchemaPrefix::can_end(const Reading& r) const {
   if (r.frames.empty()) return true;
   if (r.frames.size() != 1) return false;
   const Frame& f = r.frames.back();
-  if (f.phase == kNum) return number_may_end(r.scan.num);
+  if (f.phase == kNum) return r.number.may_end();
   if (f.phase == kLit) {
     const Node& n = (*nodes_)[f.node];
     for (size_t i = 0; i < n.literals.size(); ++i) {

@@ -41,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/json_lex.h"
 #include "engine/sampler.h"
 
 namespace tars::engine {
@@ -104,9 +105,9 @@ class JsonSchema {
 class SchemaPrefix {
  public:
   static constexpr int kMaxDepth = 32;  // open objects, arrays and values
-  static constexpr int kMaxSpace = 20;
-  static constexpr int kMaxNumber = 64;
-  static constexpr int kMaxExponent = 2;
+  static constexpr int kMaxSpace = json_lex::kMaxSpace;
+  static constexpr int kMaxNumber = json_lex::kMaxNumber;
+  static constexpr int kMaxExponent = json_lex::kMaxExponent;
   static constexpr size_t kMaxForks = 16;  // readings kept at once (anyOf)
 
   explicit SchemaPrefix(std::shared_ptr<const JsonSchema> schema);
@@ -132,19 +133,11 @@ class SchemaPrefix {
     uint8_t phase = 0;
     bool operator==(const Frame&) const = default;
   };
-  // The string or number being read and the run of blanks (one per reading).
-  struct Scan {
-    uint8_t str = 0;  // in a string: plain, after '\', in \uXXXX
-    uint8_t hex = 0;  // hex digits read
-    bool surrogate = false;
-    uint8_t utf8_left = 0, utf8_lo = 0x80, utf8_hi = 0xBF;
-    uint8_t num = 0, length = 0, exp_digits = 0;
-    uint8_t spaces = 0;
-    bool newline = false;
-    bool operator==(const Scan&) const = default;
-  };
   struct Reading {
-    Scan scan;
+    // The run of blanks, and the string or number being read (on top).
+    json_lex::Blanks blanks;
+    json_lex::StringBody string;
+    json_lex::Number number;
     std::vector<Frame> frames;  // empty: the value is complete
     bool operator==(const Reading&) const = default;
   };
@@ -152,8 +145,6 @@ class SchemaPrefix {
   void feed(Reading r, unsigned char c);  // appends what r becomes to next_
   bool finish(Reading& r) const;          // the top value ended
   bool start_child(Reading& r, int node) const;
-  static int string_byte(Scan& s, unsigned char c);
-  static bool space(Scan& s, unsigned char c);
   int item_node(const JsonSchema::Node& n, uint32_t index) const;
   bool can_end(const Reading& r) const;
 
