@@ -46,6 +46,14 @@ std::string StopMatcher::flush() {
   return out;
 }
 
+std::unique_ptr<TokenConstraint> make_constraint(const GenerateOptions& options, const Tokenizer& tokenizer) {
+  if (options.json_schema) {
+    return std::make_unique<SchemaConstraint>(tokenizer, options.json_schema, options.json_before, options.json_after);
+  }
+  if (options.json_object) return std::make_unique<JsonConstraint>(tokenizer);
+  return nullptr;
+}
+
 GenerateResult generate(Model& model, const std::vector<int32_t>& prompt,
                         const GenerateOptions& options, const TextCallback& on_text) {
   using clock = std::chrono::steady_clock;
@@ -61,11 +69,7 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt,
   GenerateResult res;
   res.n_prompt = n_prompt;
   Sampler sampler(options.sampling);
-  if (options.json_object) sampler.set_constraint(std::make_unique<JsonConstraint>(model.tokenizer()));
-  if (options.json_schema) {
-    sampler.set_constraint(std::make_unique<SchemaConstraint>(model.tokenizer(), options.json_schema,
-                                                              options.json_before, options.json_after));
-  }
+  if (auto c = make_constraint(options, model.tokenizer())) sampler.set_constraint(std::move(c));
   StopMatcher stop(options.stop);
   TokenStreamDecoder decoder(model.tokenizer(), /*at_start=*/false);
   std::vector<int32_t> history = prompt;

@@ -16,6 +16,7 @@ namespace tars::engine {
 
 class Model;
 class JsonSchema;
+class Tokenizer;
 
 struct GenerateOptions {
   int max_tokens = 128;            // tokens to generate at most (-1: until the context is full)
@@ -61,6 +62,10 @@ class StopMatcher {
   std::vector<std::string> stops_;
   std::string held_;
 };
+
+// The sampler constraint the options ask for: JSON mode's, a schema's, or
+// none (nullptr). For generate() and the scheduler alike.
+std::unique_ptr<TokenConstraint> make_constraint(const GenerateOptions& options, const Tokenizer& tokenizer);
 
 // Runs prompt + generation on options.slot from position 0. Throws
 // tars::Error(kInvalidArgument) when the prompt plus max_tokens exceeds the

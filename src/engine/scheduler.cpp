@@ -4,8 +4,7 @@
 #include <chrono>
 
 #include "common/error.h"
-#include "engine/json_prefix.h"
-#include "engine/json_schema.h"
+#include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -206,12 +205,7 @@ bool Scheduler::step() {
       s->n_past = 0;
       s->n_generated = 0;
       s->sampler = std::make_unique<Sampler>(s->p->req.options.sampling);
-      if (s->p->req.options.json_object) s->sampler->set_constraint(std::make_unique<JsonConstraint>(model_.tokenizer()));
-      if (s->p->req.options.json_schema) {
-        const GenerateOptions& o = s->p->req.options;
-        s->sampler->set_constraint(
-            std::make_unique<SchemaConstraint>(model_.tokenizer(), o.json_schema, o.json_before, o.json_after));
-      }
+      if (auto c = make_constraint(s->p->req.options, model_.tokenizer())) s->sampler->set_constraint(std::move(c));
       s->stop = std::make_unique<StopMatcher>(s->p->req.options.stop);
       s->decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);
       ++stats_.slots_busy;
