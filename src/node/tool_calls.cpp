@@ -30,9 +30,8 @@ std::set<std::string> declared(const json& tools) {
 
 // {"name": "f", <args_key>: {...}} (the arguments may also be the JSON text
 // of an object, as some models write them) to a call of a declared function.
-bool read_call(std::string_view text, const std::set<std::string>& names, std::initializer_list<const char*> args_keys,
+bool read_call(const json& j, const std::set<std::string>& names, std::initializer_list<const char*> args_keys,
                ParsedToolCall& out) {
-  const json j = json::parse(trim(text), nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) return false;
   out.name = j["name"].get<std::string>();
   if (!names.count(out.name)) return false;
@@ -52,6 +51,11 @@ bool read_call(std::string_view text, const std::set<std::string>& names, std::i
     return true;
   }
   return true;  // a function without arguments
+}
+
+bool read_call(std::string_view text, const std::set<std::string>& names, std::initializer_list<const char*> args_keys,
+               ParsedToolCall& out) {
+  return read_call(json::parse(trim(text), nullptr, /*allow_exceptions=*/false), names, args_keys, out);
 }
 
 }  // namespace
@@ -83,7 +87,7 @@ ParsedAnswer parse_tool_calls(std::string_view text, ToolCallFormat format, cons
       if (!list.is_array() || list.empty()) return all_content;
       for (const json& item : list) {
         ParsedToolCall c;
-        if (!read_call(item.dump(), names, {"arguments", "parameters"}, c)) return all_content;
+        if (!read_call(item, names, {"arguments", "parameters"}, c)) return all_content;
         out.calls.push_back(std::move(c));
       }
       return out;
