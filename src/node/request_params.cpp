@@ -415,20 +415,20 @@ GenerationParams generation_parse(const json& body, bool chat) {
   if (!p.tools.empty() && !chat) bad("tools", "need a chat (/v1/chat/completions)");
   if (body.contains("tool_choice") && !body["tool_choice"].is_null()) {
     const json& tc = body["tool_choice"];
+    const std::string expected = "must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
+                                 "\"function\": {\"name\": ...}}, got " + tc.dump();
     if (tc.is_object()) {
       // {"type": "function", "function": {"name": "f"}}: that function is called.
       if (!tc.contains("type") || tc["type"] != "function" || !tc.contains("function") || !tc["function"].is_object() ||
           !tc["function"].contains("name") || !tc["function"]["name"].is_string()) {
-        bad("tool_choice", "must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": "
-                           "{\"name\": ...}}, got " + tc.dump());
+        bad("tool_choice", expected);
       }
       p.forced_tool = tc["function"]["name"].get<std::string>();
       const bool known = std::any_of(p.tools.begin(), p.tools.end(),
                                      [&](const json& t) { return t["function"]["name"] == p.forced_tool; });
       if (!known) bad("tool_choice", "names \"" + p.forced_tool + "\", which is not among the tools");
     } else if (!tc.is_string() || (tc != "none" && tc != "auto" && tc != "required")) {
-      bad("tool_choice", "must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": "
-                         "{\"name\": ...}}, got " + tc.dump());
+      bad("tool_choice", expected);
     } else if (tc == "required") {
       if (p.tools.empty()) bad("tool_choice", "\"required\" needs tools");
       p.forced_tool.assign(1, '*');  // (not = "*": GCC 12 warns of a false -Wrestrict overlap)
