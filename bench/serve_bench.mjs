@@ -9,11 +9,8 @@
 // aggregate rate is all generated tokens / wall time of the round; TTFT is
 // measured by the client (request sent -> first content chunk). Prints a
 // table and one JSON line; the ratio column is against the 1-client round.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import net from 'node:net';
+import { cpus, loadavg } from 'node:os';
+import { startTars } from './tars_serve.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
   if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
@@ -27,19 +24,9 @@ const tokens = Number(args.tokens ?? 64);
 const threads = args.threads ?? '2';
 const slots = Math.max(...clients);
 
-const port = await new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-});
-const dataDir = mkdtempSync(join(tmpdir(), 'tars-bench-'));
-const child = spawn(tars, ['serve', '--port', String(port), '--data-dir', dataDir, '--model', model,
-  '--slots', String(slots), '--threads', threads, '--ctx-size', '512', '--log-level', 'warn'],
-{ stdio: ['ignore', 'inherit', 'inherit'] });
-const url = `http://127.0.0.1:${port}`;
-for (let i = 0; ; i += 1) {
-  try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* starting */ }
-  if (i > 1200) throw new Error('tars did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
+const server = await startTars(tars, ['--model', model, '--slots', String(slots), '--threads', threads,
+  '--ctx-size', '512', '--log-level', 'warn']);
+const { url } = server;
 
 const words = 'the quick brown fox jumps over a lazy dog while seven small birds sing in the old tree by the river'.split(' ');
 const promptFor = (i) => Array.from({ length: 36 }, (_, k) => words[(k * 7 + i * 3) % words.length]).join(' ');
@@ -81,9 +68,7 @@ for (const n of clients) {
     per_client_tps: total / wall / n, ttft_ms_median: ttfts[Math.floor(n / 2)], ttft_ms_max: ttfts[n - 1] });
 }
 const status = await (await fetch(`${url}/status`)).json();
-child.kill('SIGTERM');
-await new Promise((r) => child.once('exit', r));
-rmSync(dataDir, { recursive: true, force: true });
+await server.stop();
 
 const base = rows[0].agg_tps;
 console.log(`model ${model}, ${tokens} tokens per client, ${threads} threads, ${slots} slots; ` +

@@ -17,6 +17,12 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
+size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t n = std::min(a.size(), b.size()), i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
 }  // namespace
 
 struct Scheduler::Pending {
@@ -34,6 +40,10 @@ struct Scheduler::Slot {
   std::unique_ptr<TokenStreamDecoder> decoder;
   std::vector<int32_t> history;  // prompt + generated
   int n_past = 0;                // tokens already in the KV cache
+  // Idle: the tokens whose keys and values the cache holds, at positions
+  // 0..cached.size()-1 (what the last request read).
+  std::vector<int32_t> cached;
+  uint64_t last_used = 0;        // admission count when the slot last took a request
   int n_generated = 0;
   int32_t last = 0;              // token to feed next (kGenerating)
   Clock::time_point admitted, first_token;
@@ -138,6 +148,7 @@ void Scheduler::finish(Slot& s, FinishReason reason, const std::string& error,
     --stats_.slots_busy;
   }
   if (s.p->req.on_done) s.p->req.on_done(reason, s.stats, error);
+  s.cached.assign(s.history.begin(), s.history.begin() + std::min<size_t>(s.n_past, s.history.size()));
   s.p.reset();
   s.sampler.reset();
   s.stop.reset();
@@ -178,11 +189,62 @@ void Scheduler::loop() {
     try {
       step();
     } catch (const std::exception& e) {
-      // A failed forward pass fails the requests in it, not the server.
+      // A failed forward pass fails the requests in it, not the server;
+      // what their caches hold is not trusted again.
       for (auto& s : slots_) {
-        if (s->state != SlotState::kIdle) finish(*s, FinishReason::kStop, e.what(), false);
+        if (s->state != SlotState::kIdle) {
+          finish(*s, FinishReason::kStop, e.what(), false);
+          s->cached.clear();
+        }
       }
     }
+  }
+}
+
+void Scheduler::admit() {
+  while (!queue_.empty()) {
+    auto& req = queue_.front()->req;
+    // The idle slot whose cache serves this prompt best: tokens reused,
+    // less the cached tokens the request would overwrite (so a conversation
+    // does not take the slot of a longer one that merely shares its system
+    // prompt); then the least recently used.
+    Slot* best = nullptr;
+    int64_t best_score = 0;
+    size_t best_prefix = 0;
+    for (auto& s : slots_) {
+      if (s->state != SlotState::kIdle) continue;
+      size_t prefix = req.cache_prompt ? common_prefix(s->cached, req.prompt) : 0;
+      int64_t score = 2 * static_cast<int64_t>(prefix) - static_cast<int64_t>(s->cached.size());
+      if (!best || score > best_score || (score == best_score && s->last_used < best->last_used)) {
+        best = s.get();
+        best_score = score;
+        best_prefix = prefix;
+      }
+    }
+    if (!best) return;
+    Slot& s = *best;
+    s.p = std::move(queue_.front());
+    queue_.pop_front();
+    s.state = SlotState::kPrompt;
+    s.last_used = ++admissions_;
+    s.admitted = Clock::now();
+    s.stats = {};
+    s.stats.n_prompt = static_cast<int>(s.p->req.prompt.size());
+    s.stats.queue_ms = ms_between(s.p->submitted, s.admitted);
+    s.history = s.p->req.prompt;
+    // The last prompt token is read again even when cached: its logits give
+    // the first generated token.
+    s.n_past = static_cast<int>(std::min(best_prefix, s.history.size() - 1));
+    s.stats.n_cached = s.n_past;
+    s.cached.clear();
+    s.n_generated = 0;
+    s.sampler = std::make_unique<Sampler>(s.p->req.options.sampling);
+    if (auto c = make_constraint(s.p->req.options, model_.tokenizer())) s.sampler->set_constraint(std::move(c));
+    s.stop = std::make_unique<StopMatcher>(s.p->req.options.stop);
+    s.decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);
+    ++stats_.slots_busy;
+    stats_.tokens_in += s.stats.n_prompt;
+    stats_.tokens_cached += s.stats.n_cached;
   }
 }
 
@@ -190,27 +252,7 @@ bool Scheduler::step() {
   // Admit waiting requests into free slots.
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : slots_) {
-      if (queue_.empty()) break;
-      if (s->state != SlotState::kIdle) continue;
-      auto p = std::move(queue_.front());
-      queue_.pop_front();
-      s->p = std::move(p);
-      s->state = SlotState::kPrompt;
-      s->admitted = Clock::now();
-      s->stats = {};
-      s->stats.n_prompt = static_cast<int>(s->p->req.prompt.size());
-      s->stats.queue_ms = ms_between(s->p->submitted, s->admitted);
-      s->history = s->p->req.prompt;
-      s->n_past = 0;
-      s->n_generated = 0;
-      s->sampler = std::make_unique<Sampler>(s->p->req.options.sampling);
-      if (auto c = make_constraint(s->p->req.options, model_.tokenizer())) s->sampler->set_constraint(std::move(c));
-      s->stop = std::make_unique<StopMatcher>(s->p->req.options.stop);
-      s->decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);
-      ++stats_.slots_busy;
-      stats_.tokens_in += s->stats.n_prompt;
-    }
+    admit();
     stats_.queued = static_cast<int>(queue_.size());
   }
 

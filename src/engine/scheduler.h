@@ -12,6 +12,13 @@
 // Requests report through callbacks called on the scheduler thread; they
 // must be quick (queue the event and return). A request can be cancelled at
 // any time (client gone); its slot is freed at the next step.
+//
+// Prompt cache: a slot keeps the keys and values of its last request after
+// it ends (prompt and generated tokens). A new request goes to the idle slot
+// whose cached tokens it reuses best (longest common prefix, counted against
+// the cached tokens it would throw away), and its prompt is read from the
+// end of that prefix: the next turn of a chat reads only the new messages.
+// The last prompt token is always read again, for its logits.
 
 #include <array>
 #include <atomic>
@@ -49,6 +56,7 @@ struct TokenEvent {
 
 struct RequestStats {
   int n_prompt = 0;
+  int n_cached = 0;            // prompt tokens whose keys and values came from the slot's cache
   int n_generated = 0;
   double queue_ms = 0;         // submitted -> admitted to a slot
   double ttft_ms = 0;          // submitted -> first token
@@ -60,6 +68,10 @@ struct GenRequest {
   std::vector<int32_t> prompt;
   GenerateOptions options;     // max_tokens, sampling, stop, ignore_eos (slot is chosen here)
   int top_logprobs = 0;        // alternatives per token (0..20)
+  // Reuse a slot's cached prefix (llama-server's cache_prompt). Off, the
+  // whole prompt is read (the same arithmetic as a first request, for callers
+  // who need bit-for-bit repeatable logits).
+  bool cache_prompt = true;
   // Called for every generated token (on the scheduler thread).
   std::function<void(const TokenEvent&)> on_token;
   // Called once at the end (finished, cancelled or failed); `error` is empty
@@ -107,6 +119,7 @@ struct SchedulerStats {
   uint64_t requests_cancelled = 0;
   uint64_t requests_rejected = 0;
   uint64_t tokens_in = 0;
+  uint64_t tokens_cached = 0;        // of tokens_in, those the prompt cache saved reading
   uint64_t tokens_out = 0;
   double last_ttft_ms = 0;
   double last_tokens_per_s = 0;
@@ -140,6 +153,7 @@ class Scheduler {
 
   void loop();
   bool step();  // one forward pass; false when there was nothing to do
+  void admit();  // moves waiting requests into idle slots (holding mu_)
   // Ends a slot's request; `flush_text` delivers text still held back (not
   // after a stop string, a cancel or an error).
   void finish(Slot& s, FinishReason reason, const std::string& error, bool flush_text);
@@ -151,6 +165,7 @@ class Scheduler {
   std::deque<std::unique_ptr<Pending>> queue_;
   std::vector<std::unique_ptr<Slot>> slots_;
   bool stopping_ = false;
+  uint64_t admissions_ = 0;  // clock for the slots' last use
   SchedulerStats stats_;
   std::thread thread_;
 };

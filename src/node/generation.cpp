@@ -118,6 +118,7 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     r.options.json_after = call.after;
   }
   r.top_logprobs = params.logprobs ? std::max(params.top_logprobs, 0) : 0;
+  r.cache_prompt = params.cache_prompt;
   std::shared_ptr<Shared> sh = shared_;
   // Mistral's tool-call markers are control tokens, which the decoder leaves
   // out of the text: they are written in as they come (tool_calls.h).

@@ -742,6 +742,7 @@ void add_engine_status(nlohmann::json& j, const HostedModel& m) {
                      {"requests_cancelled", s.requests_cancelled},
                      {"requests_rejected", s.requests_rejected},
                      {"tokens_in", s.tokens_in},
+                     {"tokens_cached", s.tokens_cached},
                      {"tokens_out", s.tokens_out},
                      {"last_ttft_ms", s.last_ttft_ms},
                      {"last_tokens_per_s", s.last_tokens_per_s}};

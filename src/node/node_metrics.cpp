@@ -119,6 +119,9 @@ void write_scheduler(MetricsWriter& w, const std::string& id, const engine::Sche
   }
   w.counter("tars_model_prompt_tokens_total", kPromptTokensHelp, model,
             static_cast<double>(s.tokens_in));
+  w.counter("tars_model_prompt_tokens_cached_total",
+            "Prompt tokens read from a slot's prompt cache instead of computed (part of tars_model_prompt_tokens_total)",
+            model, static_cast<double>(s.tokens_cached));
   w.counter("tars_model_generated_tokens_total", "Tokens generated", model,
             static_cast<double>(s.tokens_out));
   w.counter("tars_model_prompt_seconds_total",

@@ -86,17 +86,20 @@ json openai_tool_calls(const ParsedAnswer& a, bool with_index) {
   return calls;
 }
 
-json usage(const Generation& g, int n_generated) {
+// OpenAI's usage; prompt_tokens_details.cached_tokens counts the prompt
+// tokens the slot's prompt cache held (read from it, not computed again).
+json usage(const Generation& g, int n_generated, const engine::RequestStats& s) {
   return {{"prompt_tokens", g.n_prompt()},
           {"completion_tokens", n_generated},
-          {"total_tokens", g.n_prompt() + n_generated}};
+          {"total_tokens", g.n_prompt() + n_generated},
+          {"prompt_tokens_details", {{"cached_tokens", s.n_cached}}}};
 }
 
 json timings(const engine::RequestStats& s) {
   double tps = s.n_generated > 1 && s.generate_ms > 0 ? (s.n_generated - 1) / (s.generate_ms / 1000.0) : 0;
   return {{"queue_ms", s.queue_ms},   {"prompt_ms", s.prompt_ms},
           {"ttft_ms", s.ttft_ms},     {"generate_ms", s.generate_ms},
-          {"prompt_tokens", s.n_prompt}, {"generated_tokens", s.n_generated},
+          {"prompt_tokens", s.n_prompt}, {"cached_tokens", s.n_cached}, {"generated_tokens", s.n_generated},
           {"tokens_per_s", tps}};
 }
 
@@ -112,7 +115,7 @@ void respond_whole(Generation& g, Api api, httplib::Response& res) {
       json body;
       if (api == Api::kInference) {
         body = {{"model", g.model_id()}, {"text", acc.text}, {"finish_reason", finish_reason_name(e.finish)},
-                {"usage", usage(g, acc.n_generated)}, {"timings", timings(e.stats)}};
+                {"usage", usage(g, acc.n_generated, e.stats)}, {"timings", timings(e.stats)}};
       } else {
         json choice = {{"index", 0}, {"finish_reason", finish_reason_name(e.finish)},
                        {"logprobs", acc.logprobs(g, api)}};
@@ -132,7 +135,7 @@ void respond_whole(Generation& g, Api api, httplib::Response& res) {
                 {"created", g.created()},
                 {"model", g.model_id()},
                 {"choices", json::array({choice})},
-                {"usage", usage(g, acc.n_generated)},
+                {"usage", usage(g, acc.n_generated, e.stats)},
                 {"timings", timings(e.stats)}};
       }
       reply_json(res, 200, body);
@@ -219,7 +222,7 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
           if (g->params().include_usage) {
             json u = chunk(nullptr);
             u["choices"] = json::array();
-            u["usage"] = usage(*g, acc->n_generated);
+            u["usage"] = usage(*g, acc->n_generated, e.stats);
             write(sse(u));
           }
           write("data: [DONE]\n\n");

@@ -269,7 +269,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
       "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature",
       "top_p", "top_k", "min_p", "stop", "seed", "presence_penalty", "frequency_penalty",
       "repeat_penalty", "repeat_last_n", "stream", "stream_options", "logprobs", "top_logprobs",
-      "n", "user", "ignore_eos", "echo", "best_of", "suffix", "logit_bias", "response_format",
+      "n", "user", "ignore_eos", "cache_prompt", "echo", "best_of", "suffix", "logit_bias", "response_format",
       "tools", "tool_choice", "parallel_tool_calls", "service_tier", "store", "metadata"};
   p.model = known_keys_and_model(body, known);
   if (chat) {
@@ -354,6 +354,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
     p.logprobs = true;
   }
   if (body.contains("ignore_eos")) p.ignore_eos = boolean(body, "ignore_eos");
+  if (body.contains("cache_prompt")) p.cache_prompt = boolean(body, "cache_prompt");
   if (body.contains("logit_bias") && !body["logit_bias"].is_null()) {
     // OpenAI: {"token id": bias}, ids as strings, biases from -100 to 100.
     const json& lb = body["logit_bias"];

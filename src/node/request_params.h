@@ -63,6 +63,7 @@ struct GenerationParams {
   bool logprobs = false;
   int top_logprobs = 0;              // 0..20
   bool ignore_eos = false;           // tars extension
+  bool cache_prompt = true;          // llama-server's: reuse a slot's cached prompt prefix
   bool json_object = false;          // JSON mode: response_format json_object, Ollama's format "json"
   // tool_choice: "" (auto), "*" (required: a call of any tool), or the name
   // of the function that must be called.

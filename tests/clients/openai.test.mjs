@@ -92,7 +92,9 @@ test('chat: non-streaming and streaming agree at temperature 0', async () => {
   }
   assert.equal(role, 'assistant');
   assert.equal(text, msg.content);
-  assert.deepEqual(usage, whole.usage);
+  // Asked again, the prompt is in a slot's cache but its last token.
+  assert.equal(usage.prompt_tokens_details.cached_tokens, whole.usage.prompt_tokens - 1);
+  assert.deepEqual({ ...usage, prompt_tokens_details: null }, { ...whole.usage, prompt_tokens_details: null });
 });
 
 test('seed makes sampling reproducible', async () => {
@@ -105,6 +107,41 @@ test('seed makes sampling reproducible', async () => {
   assert.equal(a, b);
   assert.notEqual(a, c);
 });
+
+test('prompt cache: the next chat turn reads only its new tokens', async () => {
+  const first = [{ role: 'user', content: 'Tell me a story about a cat.' }];
+  const r1 = await client.chat.completions.create({
+    model: 'stories260K', messages: first, max_tokens: 20, temperature: 0,
+  });
+  const next = [...first, { role: 'assistant', content: r1.choices[0].message.content },
+    { role: 'user', content: 'And then what happened?' }];
+  const cachedBefore = await tokensCached();
+  const r2 = await client.chat.completions.create({
+    model: 'stories260K', messages: next, max_tokens: 20, temperature: 0,
+  });
+  const cached = r2.usage.prompt_tokens_details.cached_tokens;
+  // At least the first turn's prompt (its last token may merge with the
+  // answer's first when the conversation is tokenized again), never all.
+  assert.ok(cached >= r1.usage.prompt_tokens - 1, `cached ${cached} of ${r2.usage.prompt_tokens}`);
+  assert.ok(cached < r2.usage.prompt_tokens);
+  assert.equal(r2.timings.cached_tokens, cached);
+  assert.equal(await tokensCached() - cachedBefore, cached);
+  // Read whole, the answer is the same.
+  const whole = await client.chat.completions.create({
+    model: 'stories260K', messages: next, max_tokens: 20, temperature: 0, cache_prompt: false,
+  });
+  assert.equal(whole.usage.prompt_tokens_details.cached_tokens, 0);
+  assert.equal(whole.choices[0].message.content, r2.choices[0].message.content);
+  await assert.rejects(
+    client.chat.completions.create({ model: 'stories260K', messages: next, cache_prompt: 'yes' }),
+    (e) => e.status === 400 && /cache_prompt/.test(e.message));
+});
+
+// The node's count of prompt tokens read from the cache (/status).
+async function tokensCached() {
+  const status = await (await fetch(`${node.url}/status`)).json();
+  return status.models_loaded.find((m) => m.id === 'stories260K').counters.tokens_cached;
+}
 
 test('stop strings end the text before them', async () => {
   const r = await client.completions.create({

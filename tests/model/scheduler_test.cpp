@@ -49,7 +49,7 @@ struct Outcome {
 std::future<Outcome> submit(Scheduler& sched, const std::vector<int32_t>& prompt, int max_tokens,
                             std::shared_ptr<RequestHandle>* handle = nullptr,
                             std::vector<std::string> stop = {},
-                            std::function<void()> at_first_token = {}) {
+                            std::function<void()> at_first_token = {}, bool cache_prompt = true) {
   auto out = std::make_shared<Outcome>();
   auto promise = std::make_shared<std::promise<Outcome>>();
   GenRequest r;
@@ -57,6 +57,7 @@ std::future<Outcome> submit(Scheduler& sched, const std::vector<int32_t>& prompt
   r.options.max_tokens = max_tokens;
   r.options.sampling.temperature = 0;
   r.options.stop = std::move(stop);
+  r.cache_prompt = cache_prompt;
   r.on_token = [out, at_first_token](const TokenEvent& e) {
     // Runs on the scheduler's thread, inside the first token's callback: a
     // test can act at a known point of the generation (stories260K makes
@@ -228,6 +229,95 @@ TEST(Scheduler, PromptTooLongForTheContextIsRefused) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   }
+}
+
+// Greedy text of `prompt` from a fresh model, read whole (no cache).
+std::string solo_text(const std::vector<int32_t>& prompt, int max_tokens) {
+  Fixture f(1);
+  GenerateOptions go;
+  go.max_tokens = max_tokens;
+  go.sampling.temperature = 0;
+  return generate(*f.model, prompt, go).text;
+}
+
+std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(Scheduler, PromptCacheReadsOnlyTheNewTokens) {
+  Fixture f(1);
+  SchedulerOptions so;
+  so.step_tokens = 4;  // prompt tokens read per step: the step count shows how many were read
+  Scheduler sched(*f.model, so);
+  const Tokenizer& tok = f.model->tokenizer();
+  auto first = tok.encode("Once upon a time, there was a little girl named Lily. She liked to play", true, false);
+  Outcome a = submit(sched, first, 12).get();
+  ASSERT_EQ(a.error, "");
+  ASSERT_EQ(a.ids.size(), 12u);
+  EXPECT_EQ(a.stats.n_cached, 0);
+
+  // The next turn: the first prompt, the answer, and more. The cache holds
+  // the prompt and 11 of the 12 answer tokens (the last was sampled, not read).
+  auto next = concat(concat(first, a.ids), tok.encode(" One day, her mom said", false, false));
+  const uint64_t steps_before = sched.stats().steps;
+  Outcome b = submit(sched, next, 8).get();
+  ASSERT_EQ(b.error, "");
+  const int cached = static_cast<int>(first.size()) + 11;
+  EXPECT_EQ(b.stats.n_cached, cached);
+  EXPECT_EQ(b.stats.n_prompt, static_cast<int>(next.size()));
+  // Steps: the unread prompt in chunks of 4 (the last one gives the first
+  // token), then one per further token.
+  const int unread = static_cast<int>(next.size()) - cached;
+  EXPECT_EQ(sched.stats().steps - steps_before, static_cast<uint64_t>((unread + 3) / 4 + 7));
+  const std::string expected = solo_text(next, 8);
+  EXPECT_EQ(b.text, expected);
+
+  // The same prompt again: all of it cached but its last token.
+  Outcome c = submit(sched, next, 8).get();
+  EXPECT_EQ(c.stats.n_cached, static_cast<int>(next.size()) - 1);
+  EXPECT_EQ(c.text, expected);
+  // cache_prompt off: read whole, same text.
+  Outcome d = submit(sched, next, 8, nullptr, {}, {}, /*cache_prompt=*/false).get();
+  EXPECT_EQ(d.stats.n_cached, 0);
+  EXPECT_EQ(d.text, expected);
+
+  SchedulerStats st = sched.stats();
+  EXPECT_EQ(st.tokens_cached, static_cast<uint64_t>(cached + static_cast<int>(next.size()) - 1));
+  EXPECT_EQ(st.tokens_in, first.size() + 3 * next.size());
+}
+
+TEST(Scheduler, PromptCacheKeepsEachConversationInItsSlot) {
+  Fixture f(2);
+  Scheduler sched(*f.model, {});
+  const Tokenizer& tok = f.model->tokenizer();
+  // Conversation A, long; conversation B shares only its opening words.
+  auto a1 = tok.encode("Once upon a time, there was a big dog named Max. Max liked to run in the park with his friend", true, false);
+  auto b1 = tok.encode("Once upon a time, a bird", true, false);
+  Outcome a = submit(sched, a1, 10).get();
+  ASSERT_EQ(a.error, "");
+  // B would reuse a few tokens of A's slot but throw away many more: it
+  // takes the empty slot.
+  Outcome b = submit(sched, b1, 10).get();
+  ASSERT_EQ(b.error, "");
+  EXPECT_EQ(b.stats.n_cached, 0);
+  // A's next turn finds its whole history, B's too.
+  auto a2 = concat(concat(a1, a.ids), tok.encode(" Then", false, false));
+  auto b2 = concat(concat(b1, b.ids), tok.encode(" The bird", false, false));
+  Outcome a_next = submit(sched, a2, 10).get();
+  Outcome b_next = submit(sched, b2, 10).get();
+  EXPECT_EQ(a_next.stats.n_cached, static_cast<int>(a1.size()) + 9);
+  EXPECT_EQ(b_next.stats.n_cached, static_cast<int>(b1.size()) + 9);
+  EXPECT_EQ(a_next.text, solo_text(a2, 10));
+  EXPECT_EQ(b_next.text, solo_text(b2, 10));
+  // An unrelated prompt takes the slot with less to lose (B's, the shorter)
+  // and A keeps its cache.
+  Outcome other = submit(sched, tok.encode("The sun was hot", true, false), 5).get();
+  EXPECT_LE(other.stats.n_cached, 1);  // at most the BOS token
+  auto a3 = concat(concat(a2, a_next.ids), tok.encode(" They", false, false));
+  Outcome a_third = submit(sched, a3, 6).get();
+  EXPECT_EQ(a_third.stats.n_cached, static_cast<int>(a2.size()) + 9);
+  EXPECT_EQ(a_third.text, solo_text(a3, 6));
 }
 
 }  // namespace

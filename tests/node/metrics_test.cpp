@@ -76,6 +76,7 @@ NodeFigures figures() {
   s.requests_cancelled = 2;
   s.requests_rejected = 1;
   s.tokens_in = 500;
+  s.tokens_cached = 320;
   s.tokens_out = 700;
   s.steps = 300;
   s.step_sequences = 450;
@@ -184,6 +185,8 @@ TEST(NodeMetrics, SchedulerCountersAndTheTimeToFirstTokenHistogramCumulative) {
   EXPECT_EQ(t.at(R"(tars_model_requests_total{model="mistral",outcome="cancelled"})"), 2);
   EXPECT_EQ(t.at(R"(tars_model_requests_total{model="mistral",outcome="rejected"})"), 1);
   EXPECT_EQ(t.at("tars_model_prompt_tokens_total" + m), 500);
+  EXPECT_EQ(t.at("tars_model_prompt_tokens_cached_total" + m), 320);
+  EXPECT_EQ(t.types.at("tars_model_prompt_tokens_cached_total"), "counter");
   EXPECT_EQ(t.at("tars_model_generated_tokens_total" + m), 700);
   EXPECT_EQ(t.at("tars_model_prompt_seconds_total" + m), 1.5);
   EXPECT_EQ(t.at("tars_model_generation_seconds_total" + m), 20.25);

@@ -47,6 +47,8 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_TRUE(p.stream);
   EXPECT_TRUE(p.include_usage);
   EXPECT_EQ(p.top_logprobs, 3);
+  EXPECT_TRUE(p.cache_prompt);  // llama-server's default
+  EXPECT_FALSE(generation_parse(json::parse(R"({"prompt": "x", "cache_prompt": false})"), false).cache_prompt);
 
   const GenerationParams b = generation_parse(
       json::parse(R"({"prompt": "x", "logit_bias": {"15": -100, "7": 2.5}, "response_format": {"type": "text"},
@@ -119,6 +121,7 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "stop": [1]})", false, "stop"},
       {R"({"prompt": "x", "stream_options": []})", false, "stream_options"},
       {R"({"prompt": "x", "n": 2})", false, "'n'"},
+      {R"({"prompt": "x", "cache_prompt": 1})", false, "cache_prompt"},
       {R"({"prompt": "x", "frobnicate": 1})", false, "frobnicate"},
       {R"({"prompt": "x", "logit_bias": [[1, 2]]})", false, "logit_bias"},
       {R"({"prompt": "x", "logit_bias": {"a1": 2}})", false, "logit_bias"},
