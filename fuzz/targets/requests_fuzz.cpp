@@ -13,7 +13,9 @@
 //   10/11  ollama_generation_parse, chat / generate (POST /api/chat, /api/generate)
 //   12/13  ollama_embed_parse, /api/embed / legacy /api/embeddings
 //   14     parse_tool_calls / tool_call_content_prefix on the bytes as a
-//          model's answer (node/tool_calls.h), both formats
+//          model's answer (node/tool_calls.h), every format; and the
+//          answer split into thought and answer (node/reasoning.h), whole
+//          and in pieces, which must agree
 //   15     the bytes as a value read from the embedding cache's Redis
 //          (decode_cached_embedding), as a redis:// URL (parse_redis_url)
 //          and as GET /usage's parameters (usage_query_parse)
@@ -39,6 +41,7 @@
 //
 // Seeds: requests_seeds/ (each parser's document unedited, and a few edits);
 // requests.dict: field names and edge values for raw mode.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +56,7 @@
 #include "node/devices.h"
 #include "node/embed_cache.h"
 #include "node/usage_log.h"
+#include "node/reasoning.h"
 #include "node/request_params.h"
 #include "node/tool_calls.h"
 
@@ -94,7 +98,8 @@ json parse_base_document(int which) {
         "top_p": 0.9, "top_k": 40, "min_p": 0.05, "stop": ["\n", "END"], "seed": 7, "stream": true,
         "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 3, "presence_penalty": 0.5,
         "frequency_penalty": -0.5, "repeat_penalty": 1.1, "repeat_last_n": 64, "n": 1, "ignore_eos": false,
-        "tools": [], "tool_choice": "auto", "logit_bias": {"15": -100, "7": 2.5}, "response_format": {"type": "text"}})");
+        "tools": [], "tool_choice": "auto", "logit_bias": {"15": -100, "7": 2.5}, "response_format": {"type": "text"},
+        "cache_prompt": true, "reasoning_format": "auto", "chat_template_kwargs": {"enable_thinking": false}})");
     case 1:
       return json::parse(R"({"model": "story", "prompt": "Once upon a time", "max_completion_tokens": 16,
         "logprobs": 2, "stop": "The end", "echo": false, "seed": null, "user": "u", "best_of": 1, "suffix": ""})");
@@ -362,6 +367,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(ready <= n, "tool calls: more released than received");
         check(ready >= last || format == tars::node::ToolCallFormat::kLlama3, "tool calls: released text taken back");
         last = ready;
+      }
+    }
+    // Thoughts: pieces of 1 to 8 bytes (sizes from the answer itself) give
+    // what the whole answer gives, and no byte but blanks and tags is lost.
+    for (const auto& tags : {tars::node::ReasoningTags{"<think>", "</think>"},
+                             tars::node::ReasoningTags{"[THINK]", "[/THINK]"}}) {
+      for (bool in_thought : {false, true}) {
+        tars::node::ReasoningSplitter whole(tags, in_thought), cut(tags, in_thought);
+        auto w = whole.push(answer);
+        auto wf = whole.finish();
+        w.thinking += wf.thinking;
+        w.content += wf.content;
+        tars::node::ReasoningSplitter::Parts c;
+        for (size_t at = 0; at < answer.size();) {
+          const size_t len = std::min<size_t>(1 + static_cast<unsigned char>(answer[at]) % 8, answer.size() - at);
+          auto p = cut.push(answer.substr(at, len));
+          c.thinking += p.thinking;
+          c.content += p.content;
+          at += len;
+        }
+        auto cf = cut.finish();
+        c.thinking += cf.thinking;
+        c.content += cf.content;
+        check(c.thinking == w.thinking && c.content == w.content, "reasoning: pieces split unlike the whole");
+        check(w.thinking.size() + w.content.size() <= answer.size(), "reasoning: more text than the answer");
       }
     }
     return 0;

@@ -57,6 +57,7 @@ JinjaValue messages_value(const std::vector<ChatMessage>& messages) {
     }
     if (!m.tool_call_id.empty()) d.emplace_back("tool_call_id", JinjaValue(m.tool_call_id));
     if (!m.name.empty()) d.emplace_back("name", JinjaValue(m.name));
+    if (!m.reasoning_content.empty()) d.emplace_back("reasoning_content", JinjaValue(m.reasoning_content));
     list.emplace_back(std::move(d));
   }
   return JinjaValue(std::move(list));
@@ -117,6 +118,16 @@ bool ChatTemplate::mentions_tools() const { return kind_ == Kind::kJinja && text
 
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                 const JinjaValue& tools) const {
+  return apply(messages, add_generation_prompt, tools, {});
+}
+
+std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                const JinjaValue& tools, const JinjaDict& variables) const {
+  for (const auto& [name, value] : variables) {
+    if (chat_template_reserved_variable(name)) {
+      throw Error(ErrorCode::kInvalidArgument, "the chat template variable '" + name + "' is set by the server");
+    }
+  }
   if (messages.empty()) throw Error(ErrorCode::kInvalidArgument, "a chat needs at least one message");
   const bool with_tools = !tools.is_none() && tools.truthy();
   if (with_tools && !mentions_tools()) {
@@ -139,7 +150,7 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
       break;
   }
   try {
-    return render_jinja(messages, add_generation_prompt, tools);
+    return render_jinja(messages, add_generation_prompt, tools, variables);
   } catch (const JinjaException& refused) {
     // Families without a system role (Gemma, some Mistral versions) refuse
     // one; their cards say to put it in the first user turn instead.
@@ -147,7 +158,7 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
       std::vector<ChatMessage> merged(messages.begin() + 1, messages.end());
       merged[0].content = messages[0].content + "\n\n" + messages[1].content;
       try {
-        return render_jinja(merged, add_generation_prompt, tools);
+        return render_jinja(merged, add_generation_prompt, tools, variables);
       } catch (const JinjaException&) {
         // fall through: report the first refusal
       }
@@ -158,14 +169,16 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
 }
 
 std::string ChatTemplate::render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                                       const JinjaValue& tools) const {
-  JinjaDict context = {
+                                       const JinjaValue& tools, const JinjaDict& variables) const {
+  JinjaDict context = variables;
+  JinjaDict own = {
       {"messages", messages_value(messages)},
       {"add_generation_prompt", JinjaValue(add_generation_prompt)},
       {"bos_token", JinjaValue(bos_)},
       {"eos_token", JinjaValue(eos_)},
       {"tools", tools},
   };
+  context.insert(context.end(), own.begin(), own.end());
   try {
     return jinja_->render(context, options_for(messages, now_unix_));
   } catch (const JinjaException&) {

@@ -58,6 +58,10 @@ struct ChatMessage {
   std::vector<ChatToolCall> tool_calls;
   std::string tool_call_id;  // tool messages: the call answered (when given)
   std::string name;          // tool messages: the function's name (when given)
+  // Assistant messages: the thoughts before the answer (what a reasoning
+  // model wrote between its think tags), as message.reasoning_content, the
+  // key Qwen3's template reads; absent when empty.
+  std::string reasoning_content;
 };
 
 class ChatTemplate {
@@ -106,6 +110,12 @@ class ChatTemplate {
   // to the model: the built-in and plain formats get kInvalidArgument when
   // `tools` is not empty, as does a template that never reads `tools`.
   std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt, const JinjaValue& tools) const;
+  // The same with more variables for a Jinja template (llama-server's
+  // chat_template_kwargs, such as enable_thinking); the built-in and plain
+  // formats have none to set. A name the renderer sets itself
+  // (chat_template_reserved_variable) is kInvalidArgument.
+  std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt, const JinjaValue& tools,
+                    const JinjaDict& variables) const;
   // Whether the template reads the `tools` variable at all.
   bool mentions_tools() const;
   // The Jinja text ("" for the built-in and plain formats).
@@ -123,7 +133,7 @@ class ChatTemplate {
   enum class Kind { kJinja, kBuiltin, kPlain };
   ChatTemplate() = default;
   std::string render_jinja(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                           const JinjaValue& tools) const;
+                           const JinjaValue& tools, const JinjaDict& variables) const;
 
   Kind kind_ = Kind::kPlain;
   std::string name_ = "plain";
@@ -134,6 +144,14 @@ class ChatTemplate {
   std::string eos_;
   int64_t now_unix_ = -1;
 };
+
+// Whether `name` is a variable the renderer sets itself (messages,
+// add_generation_prompt, bos_token, eos_token, tools), which a caller's
+// variables may not replace.
+inline bool chat_template_reserved_variable(std::string_view name) {
+  return name == "messages" || name == "add_generation_prompt" || name == "bos_token" || name == "eos_token" ||
+         name == "tools";
+}
 
 // The built-in format names, in a stable order.
 std::vector<std::string> chat_template_builtin_names();

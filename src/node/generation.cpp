@@ -68,6 +68,8 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     }
   }
   std::vector<int32_t> prompt;
+  ReasoningTags reasoning;  // the model's thought tags, when its thoughts come apart
+  bool in_thought = false;
   if (params.chat || params.templated_prompt) {
     // Text in the model's own format: a rendered chat, or a raw prompt.
     std::string text = params.prompt;
@@ -78,11 +80,24 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
         for (const auto& c : m.tool_calls) cm.tool_calls.push_back({c.id, c.name, jinja_from_json(c.arguments)});
         cm.tool_call_id = m.tool_call_id;
         cm.name = m.name;
+        cm.reasoning_content = m.reasoning_content;
         msgs.push_back(std::move(cm));
       }
       const engine::JinjaValue tools = params.tools.empty() ? engine::JinjaValue::none() : jinja_from_json(params.tools);
-      text = model.chat->apply(msgs, /*add_generation_prompt=*/true, tools);
+      const ReasoningTags tags = reasoning_tags(model.chat->text());
+      if (params.require_reasoning && tags.empty()) {
+        throw Error(ErrorCode::kInvalidArgument, "model '" + model_id_ +
+                                                     "' does not think: its chat template shows no thinking tags "
+                                                     "(send the request without \"think\")");
+      }
+      text = model.chat->apply(msgs, /*add_generation_prompt=*/true, tools,
+                               jinja_from_json(params.template_variables).as_dict());
       if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
+      if (params.split_reasoning && !tags.empty()) {
+        reasoning = tags;
+        in_thought = prompt_opens_thought(text, tags);
+        splits_reasoning_ = true;
+      }
     }
     // Templates usually write the BOS text themselves; add it only if not.
     const engine::Vocab& v = tok.vocab();
@@ -120,24 +135,35 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   r.top_logprobs = params.logprobs ? std::max(params.top_logprobs, 0) : 0;
   r.cache_prompt = params.cache_prompt;
   std::shared_ptr<Shared> sh = shared_;
-  // Mistral's tool-call markers are control tokens, which the decoder leaves
-  // out of the text: they are written in as they come (tool_calls.h).
-  int32_t calls_marker = -1, args_marker = -1;
+  // Mistral's tool-call markers and thought tags are control tokens, which
+  // the decoder leaves out of the text: they are written in as they come
+  // (unless the vocabulary has them as text tokens, which come as text).
+  std::vector<std::pair<int32_t, std::string>> markers;
+  auto mark = [&](std::string_view text) {
+    const int32_t id = tok.find_token(text);
+    if (id >= 0) markers.emplace_back(id, std::string(text));
+  };
   if (tool_format_ == ToolCallFormat::kMistral) {
-    calls_marker = tok.find_token(kMistralToolCalls);
-    args_marker = tok.find_token(kMistralArgs);
+    mark(kMistralToolCalls);
+    mark(kMistralArgs);
   }
-  r.on_token = [sh, calls_marker, args_marker](const engine::TokenEvent& t) {
+  if (!reasoning.empty()) {
+    mark(reasoning.open);
+    mark(reasoning.close);
+  }
+  auto splitter = reasoning.empty() ? nullptr : std::make_shared<ReasoningSplitter>(reasoning, in_thought);
+  r.on_token = [sh, markers, splitter](const engine::TokenEvent& t) {
     {
       std::lock_guard<std::mutex> lock(sh->mu);
       Event e;
       e.token = t;
-      // (Unless the vocabulary has them as text tokens, which come as text.)
-      if (t.id >= 0 && t.id == calls_marker && t.text.find(kMistralToolCalls) == std::string::npos) {
-        e.token.text = std::string(kMistralToolCalls) + t.text;
+      for (const auto& [id, text] : markers) {
+        if (t.id >= 0 && t.id == id && t.text.find(text) == std::string::npos) e.token.text = text + t.text;
       }
-      if (t.id >= 0 && t.id == args_marker && t.text.find(kMistralArgs) == std::string::npos) {
-        e.token.text = std::string(kMistralArgs) + t.text;
+      if (splitter) {
+        ReasoningSplitter::Parts parts = splitter->push(e.token.text);
+        e.token.text = std::move(parts.content);
+        e.thinking = std::move(parts.thinking);
       }
       sh->events.push_back(std::move(e));
     }
@@ -161,10 +187,20 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
       log->record(std::move(u));
     };
   }
-  r.on_done = [sh, ledger](engine::FinishReason f, const engine::RequestStats& st, const std::string& err) {
+  r.on_done = [sh, ledger, splitter](engine::FinishReason f, const engine::RequestStats& st, const std::string& err) {
     if (ledger) ledger(f, st, err);
     {
       std::lock_guard<std::mutex> lock(sh->mu);
+      if (splitter && err.empty()) {  // what the splitter held back (a possible tag that was not one)
+        ReasoningSplitter::Parts parts = splitter->finish();
+        if (!parts.content.empty() || !parts.thinking.empty()) {
+          Event held;
+          held.token.id = -1;
+          held.token.text = std::move(parts.content);
+          held.thinking = std::move(parts.thinking);
+          sh->events.push_back(std::move(held));
+        }
+      }
       Event e;
       e.done = true;
       e.finish = f;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "node/reasoning.h"
 #include "node/request_params.h"
 #include "node/tool_calls.h"
 
@@ -27,7 +28,8 @@ class Generation {
  public:
   struct Event {
     bool done = false;
-    engine::TokenEvent token;            // when !done
+    engine::TokenEvent token;            // when !done; its text is the answer's (thoughts apart)
+    std::string thinking;                // when !done: a reasoning model's thought text (node/reasoning.h)
     engine::FinishReason finish = engine::FinishReason::kStop;  // when done
     engine::RequestStats stats;          // when done
     std::string error;                   // when done: "" on success
@@ -49,6 +51,8 @@ class Generation {
   const GenerationParams& params() const { return params_; }
   // How this model writes tool calls (kNone when the request has no tools).
   ToolCallFormat tool_format() const { return tool_format_; }
+  // Whether this model's thoughts come apart from the answer (Event::thinking).
+  bool splits_reasoning() const { return splits_reasoning_; }
   const std::string& model_id() const { return model_id_; }
   int n_prompt() const { return n_prompt_; }
   const std::string& id() const { return id_; }
@@ -70,6 +74,7 @@ class Generation {
   std::shared_ptr<engine::RequestHandle> handle_;
   int n_prompt_ = 0;
   ToolCallFormat tool_format_ = ToolCallFormat::kNone;
+  bool splits_reasoning_ = false;
   std::string id_;
   int64_t created_ = 0;
 };

@@ -17,6 +17,7 @@
 #include "node/generation.h"
 #include "node/model_host.h"
 #include "node/model_info.h"
+#include "node/reasoning.h"
 #include "node/request_params.h"
 #include "node/tool_calls.h"
 
@@ -106,10 +107,11 @@ json usage_fields(const engine::RequestStats& s, int64_t total_ns, int64_t load_
 
 // One JSON line of an answer: {"model", "created_at", <text>, "done"}; the
 // text is a message for /api/chat and "response" for /api/generate.
-json line(const std::string& model, bool chat, const std::string& text, bool done) {
+json line(const std::string& model, bool chat, const std::string& text, bool done, const std::string& thinking = "") {
   json j = {{"model", model}, {"created_at", ollama_time(now_ns())}};
   if (chat) j["message"] = {{"role", "assistant"}, {"content", text}};
   else j["response"] = text;
+  if (!thinking.empty()) (chat ? j["message"]["thinking"] : j["thinking"]) = thinking;
   j["done"] = done;
   return j;
 }
@@ -157,23 +159,24 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
   }
   auto g = std::make_shared<Generation>(std::move(lease), p.gen);
   const std::string model = g->model_id();
-  auto finish_line = [=](const Generation::Event& e, const std::string& text) {
-    json j = line(model, chat, text, true);
+  auto finish_line = [=](const Generation::Event& e, const std::string& text, const std::string& thinking) {
+    json j = line(model, chat, text, true, thinking);
     j["done_reason"] = finish_reason_name(e.finish);
     j.update(usage_fields(e.stats, ns_between(t0, Clock::now()), load_ns));
     return j;
   };
   if (!p.gen.stream) {
-    std::string text;
+    std::string text, thinking;
     for (;;) {
       for (auto& e : g->wait(1000)) {
         if (!e.done) {
           text += e.token.text;
+          thinking += e.thinking;
           continue;
         }
         if (!e.error.empty()) throw_generation_failure(e.error);
         const ParsedAnswer a = parse_tool_calls(text, g->tool_format(), g->params().tools);
-        json j = finish_line(e, a.calls.empty() ? text : a.content);
+        json j = finish_line(e, a.calls.empty() ? text : a.content, thinking);
         if (!a.calls.empty()) j["message"]["tool_calls"] = ollama_tool_calls(a);
         reply_json(res, 200, j);
         return;
@@ -198,8 +201,8 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
         for (auto& e : events) {
           if (!e.done) {
             const std::string piece = held->push(e.token.text);
-            if (piece.empty()) continue;
-            if (!write(line(model, chat, piece, false))) {
+            if (piece.empty() && e.thinking.empty()) continue;
+            if (!write(line(model, chat, piece, false, e.thinking))) {
               g->cancel();  // the client disconnected: free the slot
               return false;
             }
@@ -214,7 +217,7 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
             }
           }
           // Never a silently truncated stream: an error is the last line.
-          write(e.error.empty() ? finish_line(e, "") : json{{"error", "generation failed: " + e.error}});
+          write(e.error.empty() ? finish_line(e, "", "") : json{{"error", "generation failed: " + e.error}});
           sink.done();
           return true;
         }
@@ -276,12 +279,19 @@ void show(ModelHost& host, const httplib::Request& req, httplib::Response& res) 
   const json info = model_file_info(*decl);
   if (info.contains("error")) throw Error(ErrorCode::kUnavailable, info["error"].get<std::string>());
   auto file = engine::GgufFile::open(decl->path);
+  const std::string chat_template = file->opt_string("tokenizer.chat_template").value_or("");
+  // Ollama's capability names: what the model's own template lets it do.
+  json capabilities = json::array({decl->role == "embedding" ? "embedding" : "completion"});
+  if (decl->role != "embedding") {
+    if (chat_template.find("tools") != std::string::npos) capabilities.push_back("tools");
+    if (!reasoning_tags(chat_template).empty()) capabilities.push_back("thinking");
+  }
   json body = {{"modelfile", ""},
                {"parameters", ""},
-               {"template", file->opt_string("tokenizer.chat_template").value_or("")},
+               {"template", chat_template},
                {"details", details_of(info)},
                {"model_info", model_info(*file)},
-               {"capabilities", json::array({decl->role == "embedding" ? "embedding" : "completion"})},
+               {"capabilities", capabilities},
                {"modified_at", ollama_time(file_mtime_ns(decl->path))}};
   reply_json(res, 200, body);
 }

@@ -20,6 +20,7 @@ enum class Api { kChat, kCompletion, kInference };
 // Collects what a response needs as events arrive.
 struct Accumulator {
   std::string text;
+  std::string thinking;  // a reasoning model's thoughts (reasoning_content)
   int n_generated = 0;
   json chat_logprobs = json::array();                  // chat: content[]
   json tokens = json::array(), token_logprobs = json::array(), top = json::array(),
@@ -109,6 +110,7 @@ void respond_whole(Generation& g, Api api, httplib::Response& res) {
     for (auto& e : g.wait(1000)) {
       if (!e.done) {
         acc.add(g, e.token, api);
+        acc.thinking += e.thinking;
         continue;
       }
       if (!e.error.empty()) throw_generation_failure(e.error);
@@ -121,6 +123,7 @@ void respond_whole(Generation& g, Api api, httplib::Response& res) {
                        {"logprobs", acc.logprobs(g, api)}};
         if (api == Api::kChat) {
           choice["message"] = {{"role", "assistant"}, {"content", acc.text}};
+          if (!acc.thinking.empty()) choice["message"]["reasoning_content"] = acc.thinking;
           const ParsedAnswer a = parse_tool_calls(acc.text, g.tool_format(), g.params().tools);
           if (!a.calls.empty()) {
             choice["message"]["content"] = a.content.empty() ? json(nullptr) : json(a.content);
@@ -184,6 +187,15 @@ void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& r
           if (!e.done) {
             json lp = acc->add(*g, e.token, api);
             const std::string text = held->push(e.token.text);
+            if (!e.thinking.empty()) {  // thoughts come as delta.reasoning_content (llama-server's)
+              json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp},
+                             {"delta", {{"reasoning_content", e.thinking}}}};
+              if (!write(sse(chunk(choice)))) {
+                g->cancel();
+                return false;
+              }
+              lp = nullptr;  // the token's logprobs went with its thought
+            }
             if (text.empty() && lp.is_null()) continue;
             json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp}};
             if (api == Api::kChat) choice["delta"] = {{"content", text}};

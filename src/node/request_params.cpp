@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "engine/chat_template.h"
 #include "node/json_int.h"
 
 namespace tars::node {
@@ -203,6 +204,15 @@ void parse_tool_fields(const json& m, const std::string& f, MessageParam& out, b
   }
 }
 
+// A message's thoughts ("reasoning_content" on OpenAI's API, "thinking" on
+// Ollama's): a string, on assistant messages only.
+std::string reasoning_field(const json& m, const std::string& f, const char* key, const std::string& role) {
+  if (!m.contains(key) || m[key].is_null()) return "";
+  if (!m[key].is_string()) bad(f + "." + key, std::string("must be a string, got ") + m[key].type_name());
+  if (role != "assistant") bad(f + "." + key, "belongs to assistant messages");
+  return m[key].get<std::string>();
+}
+
 // --- embeddings ---
 
 [[noreturn]] void bad_embedding(const std::string& what) { throw Error(ErrorCode::kInvalidArgument, what); }
@@ -270,7 +280,8 @@ GenerationParams generation_parse(const json& body, bool chat) {
       "top_p", "top_k", "min_p", "stop", "seed", "presence_penalty", "frequency_penalty",
       "repeat_penalty", "repeat_last_n", "stream", "stream_options", "logprobs", "top_logprobs",
       "n", "user", "ignore_eos", "cache_prompt", "echo", "best_of", "suffix", "logit_bias", "response_format",
-      "tools", "tool_choice", "parallel_tool_calls", "service_tier", "store", "metadata"};
+      "tools", "tool_choice", "parallel_tool_calls", "service_tier", "store", "metadata", "reasoning_format",
+      "chat_template_kwargs"};
   p.model = known_keys_and_model(body, known);
   if (chat) {
     if (!body.contains("messages")) bad("messages", "is required");
@@ -290,6 +301,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
       msg.role = role == "developer" ? "system" : role;
       msg.content = message_content(m, i);
       parse_tool_fields(m, f, msg, /*openai=*/true);
+      msg.reasoning_content = reasoning_field(m, f, "reasoning_content", role);
       p.messages.push_back(std::move(msg));
     }
   } else {
@@ -440,6 +452,27 @@ GenerationParams generation_parse(const json& body, bool chat) {
     boolean(body, "parallel_tool_calls");
   }
   if (!p.tools.empty() && (p.json_object || p.json_schema)) bad("tools", "cannot be used with JSON mode or a JSON schema");
+  if (body.contains("reasoning_format") && !body["reasoning_format"].is_null()) {
+    // llama-server's: "none" leaves thoughts in the content; "auto" and
+    // "deepseek" give them as reasoning_content (tars's default).
+    const json& rf = body["reasoning_format"];
+    if (!chat) bad("reasoning_format", "applies to chats (/v1/chat/completions)");
+    if (rf != "none" && rf != "auto" && rf != "deepseek") {
+      bad("reasoning_format", "must be \"none\", \"auto\" or \"deepseek\", got " + rf.dump());
+    }
+    p.split_reasoning = rf != "none";
+  }
+  if (body.contains("chat_template_kwargs") && !body["chat_template_kwargs"].is_null()) {
+    const json& kw = body["chat_template_kwargs"];
+    if (!chat) bad("chat_template_kwargs", "apply to chats (/v1/chat/completions)");
+    if (!kw.is_object()) bad("chat_template_kwargs", std::string("must be an object, got ") + kw.type_name());
+    for (auto it = kw.begin(); it != kw.end(); ++it) {
+      if (engine::chat_template_reserved_variable(it.key())) {
+        bad("chat_template_kwargs." + it.key(), "is set by the server");
+      }
+    }
+    p.template_variables = kw;
+  }
   return p;
 }
 
@@ -647,13 +680,11 @@ MessageParam ollama_message(const json& m, size_t i) {
   if (m.contains("images") && !m["images"].is_null() && !(m["images"].is_array() && m["images"].empty())) {
     bad(f + ".images", "are not supported (tars serves text models)");
   }
-  if (m.contains("thinking") && !m["thinking"].is_null() && !m["thinking"].is_string()) {
-    bad(f + ".thinking", "must be a string");
-  }
   MessageParam msg;
   msg.role = role;
   msg.content = std::move(content);
   parse_tool_fields(m, f, msg, /*openai=*/false);
+  msg.reasoning_content = reasoning_field(m, f, "thinking", role);
   return msg;
 }
 
@@ -705,7 +736,16 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
       bad("format", "must be \"json\" or a JSON schema, got " + f.dump());
     }
   }
-  ollama_unsupported(body, "think", "is not supported (no thinking models are served)");
+  if (body.contains("think") && !body["think"].is_null()) {
+    // true / false: the template's enable_thinking (SmolLM3, Qwen3); true
+    // also needs a model that reasons. Levels ("high", ...) are gpt-oss's.
+    if (!body["think"].is_boolean()) {
+      bad("think", "must be true or false (thinking levels are for gpt-oss models), got " + body["think"].dump());
+    }
+    const bool think = body["think"].get<bool>();
+    p.template_variables["enable_thinking"] = think;
+    p.require_reasoning = think;
+  }
   ollama_unsupported(body, "logprobs", "are not supported on this API (use /v1/chat/completions)");
   if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && integer(body, "top_logprobs", 0, 20) != 0) {
     bad("top_logprobs", "are not supported on this API (use /v1/chat/completions)");
@@ -737,14 +777,17 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   if (raw && !system.empty()) bad("system", "cannot be used with \"raw\": true (the prompt is sent as it is)");
   out.load_only = prompt.empty() && system.empty();
   if (raw) {
+    if (p.require_reasoning || !p.template_variables.empty()) {
+      bad("think", "cannot be used with \"raw\": true (no chat template is applied)");
+    }
     p.chat = false;
     p.prompt = prompt;
     p.templated_prompt = true;
   } else {
     // The prompt as the user's turn of the model's chat template, as Ollama does.
     p.chat = true;
-    if (!system.empty()) p.messages.push_back({"system", system, {}, "", ""});
-    p.messages.push_back({"user", prompt, {}, "", ""});
+    if (!system.empty()) p.messages.push_back({"system", system, {}, "", "", ""});
+    p.messages.push_back({"user", prompt, {}, "", "", ""});
   }
   return out;
 }

@@ -39,6 +39,9 @@ struct MessageParam {
   std::vector<ToolCallParam> tool_calls;  // assistant
   std::string tool_call_id;               // tool: the call it answers
   std::string name;                       // tool: the function's name, when given
+  // assistant: a reasoning model's thoughts (OpenAI-compatible servers'
+  // reasoning_content, Ollama's thinking), shown to templates that read them
+  std::string reasoning_content;
   bool operator==(const MessageParam&) const = default;
 };
 
@@ -64,6 +67,15 @@ struct GenerationParams {
   int top_logprobs = 0;              // 0..20
   bool ignore_eos = false;           // tars extension
   bool cache_prompt = true;          // llama-server's: reuse a slot's cached prompt prefix
+  // More variables for the chat template (llama-server's chat_template_kwargs,
+  // such as enable_thinking; Ollama's think sets enable_thinking): an object,
+  // none of the names the server sets itself.
+  nlohmann::ordered_json template_variables = nlohmann::ordered_json::object();
+  // Chats: a reasoning model's thoughts come apart from the answer
+  // (node/reasoning.h); llama-server's reasoning_format "none" turns it off.
+  bool split_reasoning = true;
+  // Ollama's think: true: the model must be one that reasons (else 400).
+  bool require_reasoning = false;
   bool json_object = false;          // JSON mode: response_format json_object, Ollama's format "json"
   // tool_choice: "" (auto), "*" (required: a call of any tool), or the name
   // of the function that must be called.
@@ -132,8 +144,8 @@ enum class OllamaEndpoint { kChat, kGenerate };
 // seed, num_predict, stop, repeat_penalty, repeat_last_n, presence_penalty,
 // frequency_penalty); the options that configure how a model is loaded
 // (num_ctx, num_gpu, num_thread, ...) are type-checked and left to the node's
-// configuration; others, and the features tars lacks (images, tools, format,
-// template, context, suffix, think), get kInvalidArgument naming them.
+// configuration; others, and the features tars lacks (images, template,
+// context, suffix, think levels), get kInvalidArgument naming them.
 struct OllamaGenerationParams {
   GenerationParams gen;
   // No messages (chat) or an empty prompt and system (generate): Ollama's

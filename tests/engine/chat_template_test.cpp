@@ -115,6 +115,17 @@ TEST(ChatTemplate, JinjaTemplateGetsTheConversationAndTokens) {
   EXPECT_EQ(copy.apply({{"user", "Hi"}}, false), "<B><user>Hi<E>True");
 }
 
+TEST(ChatTemplate, ReasoningContentAndVariablesReachTheTemplate) {
+  ChatTemplate t(
+      "{% for m in messages %}<{{ m.role }}>{% if m.reasoning_content is defined %}[{{ m.reasoning_content }}]"
+      "{% endif %}{{ m.content }}{% endfor %}{{ mood | default('calm') }}",
+      "", "");
+  ChatMessage answer("assistant", "Hello.");
+  answer.reasoning_content = "greet back";
+  EXPECT_EQ(t.apply({{"user", "Hi"}, answer}, false), "<user>Hi<assistant>[greet back]Hello.calm");
+  EXPECT_EQ(t.apply({{"user", "Hi"}}, false, JinjaValue::none(), {{"mood", JinjaValue("glad")}}), "<user>Higlad");
+}
+
 TEST(ChatTemplate, StrftimeNow) {
   // As Llama 3.2's template asks for today's date.
   ChatTemplate t(

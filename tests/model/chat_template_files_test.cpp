@@ -155,6 +155,26 @@ TEST(ChatTemplateFiles, SmolLM3NoThink) {
             "<|im_start|>assistant\n<think>\n\n</think>\n");
 }
 
+// enable_thinking (a request's chat_template_kwargs, Ollama's think) is the
+// template's own switch: false gives the /no_think prompt without touching
+// the system text.
+TEST(ChatTemplateFiles, SmolLM3EnableThinkingVariable) {
+  ChatTemplate t = load("HuggingFaceTB-SmolLM3-3B.jinja", "", "<|im_end|>");
+  const JinjaDict off = {{"enable_thinking", JinjaValue(false)}};
+  const std::string out = t.apply(kChat, true, JinjaValue::none(), off);
+  EXPECT_NE(out.find("Reasoning Mode: /no_think\n"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n")) << out;
+  EXPECT_EQ(t.apply(kChat, true, JinjaValue::none(), {{"enable_thinking", JinjaValue(true)}}), t.apply(kChat, true));
+  // A variable the renderer sets itself cannot be replaced.
+  try {
+    t.apply(kChat, true, JinjaValue::none(), {{"add_generation_prompt", JinjaValue(false)}});
+    ADD_FAILURE() << "a reserved variable was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("add_generation_prompt"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ChatTemplateFiles, SmolLM3DefaultInstructions) {
   ChatTemplate t = load("HuggingFaceTB-SmolLM3-3B.jinja", "", "<|im_end|>");
   std::string out = t.apply({{"user", "Hi"}}, true);

@@ -48,6 +48,15 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_TRUE(p.include_usage);
   EXPECT_EQ(p.top_logprobs, 3);
   EXPECT_TRUE(p.cache_prompt);  // llama-server's default
+  EXPECT_TRUE(p.split_reasoning);
+  const GenerationParams r = generation_parse(
+      json::parse(R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y",
+                      "reasoning_content": "t"}], "reasoning_format": "none",
+                      "chat_template_kwargs": {"enable_thinking": false, "custom": [1]}})"),
+      true);
+  EXPECT_FALSE(r.split_reasoning);
+  EXPECT_EQ(r.messages[1].reasoning_content, "t");
+  EXPECT_EQ(json(r.template_variables), json::parse(R"({"enable_thinking": false, "custom": [1]})"));
   EXPECT_FALSE(generation_parse(json::parse(R"({"prompt": "x", "cache_prompt": false})"), false).cache_prompt);
 
   const GenerationParams b = generation_parse(
@@ -122,6 +131,16 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       {R"({"prompt": "x", "stream_options": []})", false, "stream_options"},
       {R"({"prompt": "x", "n": 2})", false, "'n'"},
       {R"({"prompt": "x", "cache_prompt": 1})", false, "cache_prompt"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "reasoning_format": "xml"})", true, "reasoning_format"},
+      {R"({"prompt": "x", "reasoning_format": "none"})", false, "reasoning_format"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": []})", true, "chat_template_kwargs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": {"messages": []}})", true,
+       "chat_template_kwargs.messages"},
+      {R"({"prompt": "x", "chat_template_kwargs": {}})", false, "chat_template_kwargs"},
+      {R"({"messages": [{"role": "assistant", "content": "x", "reasoning_content": 5}]})", true,
+       "messages[0].reasoning_content"},
+      {R"({"messages": [{"role": "user", "content": "x", "reasoning_content": "t"}]})", true,
+       "messages[0].reasoning_content"},
       {R"({"prompt": "x", "frobnicate": 1})", false, "frobnicate"},
       {R"({"prompt": "x", "logit_bias": [[1, 2]]})", false, "logit_bias"},
       {R"({"prompt": "x", "logit_bias": {"a1": 2}})", false, "logit_bias"},
@@ -333,6 +352,8 @@ TEST(OllamaParse, ChatReadsMessagesOptionsAndOllamasDefaults) {
   EXPECT_EQ(p.messages[3].role, "tool");
   EXPECT_EQ(p.messages[3].content, "42");
   EXPECT_EQ(p.messages[3].name, "f");  // Ollama's tool_name
+  EXPECT_EQ(p.template_variables, nlohmann::ordered_json::parse(R"({"enable_thinking": false})"));  // think: false
+  EXPECT_FALSE(p.require_reasoning);
   EXPECT_FLOAT_EQ(p.sampling.temperature, 0.2f);
   EXPECT_EQ(p.sampling.top_k, 5);
   EXPECT_FLOAT_EQ(p.sampling.top_p, 0.5f);
@@ -406,8 +427,8 @@ TEST(OllamaParse, GenerateTemplatesThePromptUnlessRaw) {
                                          OllamaEndpoint::kGenerate);
   EXPECT_TRUE(t.gen.chat);
   ASSERT_EQ(t.gen.messages.size(), 2u);
-  EXPECT_EQ(t.gen.messages[0], (MessageParam{"system", "S", {}, "", ""}));
-  EXPECT_EQ(t.gen.messages[1], (MessageParam{"user", "P", {}, "", ""}));
+  EXPECT_EQ(t.gen.messages[0], (MessageParam{"system", "S", {}, "", "", ""}));
+  EXPECT_EQ(t.gen.messages[1], (MessageParam{"user", "P", {}, "", "", ""}));
   const auto r = ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "<s>P", "raw": true})"),
                                          OllamaEndpoint::kGenerate);
   EXPECT_FALSE(r.gen.chat);
@@ -449,7 +470,12 @@ TEST(OllamaParse, BadBodiesNameTheField) {
       {R"({"model": "m", "prompt": "x", "format": ["json"]})", false, "format"},
       {R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "format": {"type": "object"},
           "tools": [{"type": "function", "function": {"name": "f"}}]})", true, "tools"},
-      {R"({"model": "m", "prompt": "x", "think": true})", false, "think"},
+      {R"({"model": "m", "prompt": "x", "think": "high"})", false, "think"},
+      {R"({"model": "m", "prompt": "x", "raw": true, "think": true})", false, "raw"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x", "thinking": "t"}]})", true,
+       "messages[0].thinking"},
+      {R"({"model": "m", "messages": [{"role": "assistant", "content": "x", "thinking": 1}]})", true,
+       "messages[0].thinking"},
       {R"({"model": "m", "prompt": "x", "images": ["aGk="]})", false, "images"},
       {R"({"model": "m", "prompt": "x", "template": "{{ .Prompt }}"})", false, "template"},
       {R"({"model": "m", "prompt": "x", "context": [1, 2]})", false, "context"},
