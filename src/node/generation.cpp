@@ -1,6 +1,10 @@
 #include "node/generation.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <random>
 
 #include "common/error.h"
@@ -49,6 +53,45 @@ engine::JinjaValue jinja_from_json(const nlohmann::ordered_json& j) {
   }
 }
 
+// Ollama's way with a chat longer than the context: the oldest messages go,
+// system messages stay, and what is kept starts with a user message (so that
+// templates which insist on alternating turns still render). The longest
+// history whose prompt fits, with room for max_tokens (at least one), is
+// kept; when none fits, the last user message and what follows it (which the
+// scheduler then refuses, with the figures).
+std::vector<engine::ChatMessage> fit_history(
+    const std::vector<engine::ChatMessage>& msgs, int n_ctx, int max_tokens,
+    const std::function<std::vector<int32_t>(const std::vector<engine::ChatMessage>&)>& tokens) {
+  std::vector<size_t> cuts;  // where the kept part may start: a user message after the first one
+  bool seen_user = false;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (msgs[i].role != "user") continue;
+    if (seen_user) cuts.push_back(i);
+    seen_user = true;
+  }
+  auto kept = [&](size_t cut) {
+    std::vector<engine::ChatMessage> out;
+    for (size_t i = 0; i < cut; ++i) {
+      if (msgs[i].role == "system") out.push_back(msgs[i]);
+    }
+    out.insert(out.end(), msgs.begin() + static_cast<std::ptrdiff_t>(cut), msgs.end());
+    return out;
+  };
+  auto fits = [&](size_t cut) {
+    return static_cast<int64_t>(tokens(kept(cut)).size()) + std::max(max_tokens, 1) <= n_ctx;
+  };
+  if (cuts.empty()) return msgs;
+  // Later cuts keep less; the first that fits is found by halving.
+  size_t lo = 0, hi = cuts.size() - 1;
+  if (!fits(cuts[hi])) return kept(cuts[hi]);
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (fits(cuts[mid])) hi = mid;
+    else lo = mid + 1;
+  }
+  return kept(cuts[lo]);
+}
+
 }  // namespace
 
 Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParams& params)
@@ -70,39 +113,54 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   std::vector<int32_t> prompt;
   ReasoningTags reasoning;  // the model's thought tags, when its thoughts come apart
   bool in_thought = false;
-  if (params.chat || params.templated_prompt) {
-    // Text in the model's own format: a rendered chat, or a raw prompt.
-    std::string text = params.prompt;
-    if (params.chat) {
-      std::vector<engine::ChatMessage> msgs;
-      for (const auto& m : params.messages) {
-        engine::ChatMessage cm(m.role, m.content);
-        for (const auto& c : m.tool_calls) cm.tool_calls.push_back({c.id, c.name, jinja_from_json(c.arguments)});
-        cm.tool_call_id = m.tool_call_id;
-        cm.name = m.name;
-        cm.reasoning_content = m.reasoning_content;
-        msgs.push_back(std::move(cm));
-      }
-      const engine::JinjaValue tools = params.tools.empty() ? engine::JinjaValue::none() : jinja_from_json(params.tools);
-      const ReasoningTags tags = reasoning_tags(model.chat->text());
-      if (params.require_reasoning && tags.empty()) {
-        throw Error(ErrorCode::kInvalidArgument, "model '" + model_id_ +
-                                                     "' does not think: its chat template shows no thinking tags "
-                                                     "(send the request without \"think\")");
-      }
-      text = model.chat->apply(msgs, /*add_generation_prompt=*/true, tools,
-                               jinja_from_json(params.template_variables).as_dict());
-      if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
-      if (params.split_reasoning && !tags.empty()) {
-        reasoning = tags;
-        in_thought = prompt_opens_thought(text, tags);
-        splits_reasoning_ = true;
-      }
-    }
-    // Templates usually write the BOS text themselves; add it only if not.
+  // Text in the model's own format (a rendered chat, or a raw prompt) to
+  // tokens: templates usually write the BOS text themselves; add it only if not.
+  auto templated_tokens = [&](const std::string& text) {
     const engine::Vocab& v = tok.vocab();
-    bool has_bos = v.bos >= 0 && text.rfind(v.tokens[v.bos], 0) == 0;
-    prompt = tok.encode(text, /*add_special=*/!has_bos, /*parse_special=*/true);
+    const bool has_bos = v.bos >= 0 && text.rfind(v.tokens[v.bos], 0) == 0;
+    return tok.encode(text, /*add_special=*/!has_bos, /*parse_special=*/true);
+  };
+  if (params.chat) {
+    std::vector<engine::ChatMessage> msgs;
+    for (const auto& m : params.messages) {
+      engine::ChatMessage cm(m.role, m.content);
+      for (const auto& c : m.tool_calls) cm.tool_calls.push_back({c.id, c.name, jinja_from_json(c.arguments)});
+      cm.tool_call_id = m.tool_call_id;
+      cm.name = m.name;
+      cm.reasoning_content = m.reasoning_content;
+      msgs.push_back(std::move(cm));
+    }
+    const engine::JinjaValue tools = params.tools.empty() ? engine::JinjaValue::none() : jinja_from_json(params.tools);
+    const ReasoningTags tags = reasoning_tags(model.chat->text());
+    if (params.require_reasoning && tags.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "model '" + model_id_ +
+                                                   "' does not think: its chat template shows no thinking tags "
+                                                   "(send the request without \"think\")");
+    }
+    const engine::JinjaValue variables = jinja_from_json(params.template_variables);
+    std::string text;
+    auto render = [&](const std::vector<engine::ChatMessage>& chat) {
+      text = model.chat->apply(chat, /*add_generation_prompt=*/true, tools, variables.as_dict());
+      return templated_tokens(text);
+    };
+    prompt = render(msgs);
+    const int n_ctx = model.model->options().n_ctx;
+    if (params.truncate_history && static_cast<int>(prompt.size()) + std::max(params.max_tokens, 1) > n_ctx) {
+      const size_t n_whole = prompt.size();
+      const std::vector<engine::ChatMessage> kept = fit_history(msgs, n_ctx, params.max_tokens, render);
+      prompt = render(kept);
+      spdlog::info("model {}: a chat of {} messages ({} tokens) does not fit the context of {}; the oldest {} went "
+                   "({} tokens left)",
+                   model_id_, msgs.size(), n_whole, n_ctx, msgs.size() - kept.size(), prompt.size());
+    }
+    if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
+    if (params.split_reasoning && !tags.empty()) {
+      reasoning = tags;
+      in_thought = prompt_opens_thought(text, tags);
+      splits_reasoning_ = true;
+    }
+  } else if (params.templated_prompt) {
+    prompt = templated_tokens(params.prompt);
   } else {
     prompt = tok.encode(params.prompt, /*add_special=*/true, /*parse_special=*/false);
   }

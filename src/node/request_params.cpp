@@ -724,6 +724,7 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   p.sampling.min_p = 0.0f;
   p.sampling.repeat_penalty = 1.1f;
   p.stream = true;
+  p.truncate_history = true;  // Ollama drops the oldest messages of a chat that does not fit
   if (body.contains("stream") && !body["stream"].is_null()) p.stream = boolean(body, "stream");
   out.keep_alive_ms = ollama_keep_alive_ms(body);
   if (body.contains("format") && !body["format"].is_null()) {

@@ -76,6 +76,9 @@ struct GenerationParams {
   bool split_reasoning = true;
   // Ollama's think: true: the model must be one that reasons (else 400).
   bool require_reasoning = false;
+  // A chat longer than the context loses its oldest messages instead of
+  // being refused (Ollama's behaviour; llama-server's refuses).
+  bool truncate_history = false;
   bool json_object = false;          // JSON mode: response_format json_object, Ollama's format "json"
   // tool_choice: "" (auto), "*" (required: a call of any tool), or the name
   // of the function that must be called.

@@ -73,6 +73,38 @@ test('chat gives what the OpenAI endpoint gives for the same conversation', asyn
   assert.equal(text, viaOllama.message.content);
 });
 
+test('a chat longer than the context loses its oldest turns, the system message stays', async () => {
+  // stories260K's context is 128 tokens; this chat is longer.
+  const system = { role: 'system', content: 'Tell short stories.' };
+  const turns = [];
+  for (let i = 0; i < 8; i += 1) {
+    turns.push({ role: 'user', content: `Tell me story number ${i} about a cat and a dog.` });
+    turns.push({ role: 'assistant', content: `Once upon a time there was a cat and a dog number ${i}.` });
+  }
+  turns.push({ role: 'user', content: 'Now one about a bird.' });
+  const messages = [system, ...turns];
+  // llama-server's way (the OpenAI endpoint) refuses it...
+  await assert.rejects(openai.chat.completions.create({ model: 'stories260K', messages, max_tokens: 1 }),
+    (e) => e.status === 400 && /exceeds/.test(e.message));
+  // ...Ollama's keeps the system message and the latest turns, starting at
+  // the earliest user message from which the prompt fits (with a token to
+  // write). The prompt sizes of the candidates come from the OpenAI endpoint.
+  let expected = null;
+  for (let i = 2; i < turns.length && expected === null; i += 2) {
+    try {
+      const r = await openai.chat.completions.create({ model: 'stories260K', messages: [system, ...turns.slice(i)],
+        max_tokens: 1, temperature: 0 });
+      if (r.usage.prompt_tokens + 1 <= 128) expected = r.usage.prompt_tokens;
+    } catch (e) {
+      assert.equal(e.status, 400);
+    }
+  }
+  assert.ok(expected !== null);
+  const r = await ollama.chat({ model: 'stories260K', messages, options: greedyOptions(1) });
+  assert.equal(r.prompt_eval_count, expected);
+  assert.equal(r.done_reason, 'length');
+});
+
 test('stop strings and seeds work as options', async () => {
   const r = await ollama.generate({ model: 'stories260K', prompt: 'Once upon a time', raw: true,
     options: { ...greedyOptions(60), stop: ['Lily'] } });
