@@ -368,7 +368,7 @@ std::shared_ptr<const JsonSchema> JsonSchema::parse(std::string_view text, bool 
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw Error(ErrorCode::kInvalidArgument, std::string("JSON schema: not JSON: ") + e.what());
   }
   return SchemaCompiler(doc, lenient).run();
