@@ -53,6 +53,7 @@
 #include "cluster/membership.h"
 #include "cluster/route_table.h"
 #include "common/error.h"
+#include "engine/chat_template.h"
 #include "node/devices.h"
 #include "node/embed_cache.h"
 #include "node/usage_log.h"
@@ -269,12 +270,18 @@ bool apply_edit(json& doc, uint8_t where, uint8_t what) {
 void check_generation(const tars::node::GenerationParams& p, bool chat, float max_temperature = 2.0f,
                       bool messages_may_be_empty = false) {
   check(p.chat == chat, "generation: chat flag");
+  check(p.suffix.empty() || !chat, "generation: a suffix (fill in the middle) in a chat");
+  check(p.template_variables.is_object(), "generation: template variables not an object");
+  for (auto it = p.template_variables.begin(); it != p.template_variables.end(); ++it) {
+    check(!tars::engine::chat_template_reserved_variable(it.key()), "generation: a template variable the server sets");
+  }
   if (chat) {
     check(messages_may_be_empty || !p.messages.empty(), "generation: a chat without messages");
     for (const auto& m : p.messages) {
       check(m.role == "system" || m.role == "user" || m.role == "assistant" || m.role == "tool", "generation: a role");
       check(m.tool_calls.empty() || m.role == "assistant", "generation: tool calls outside an assistant message");
       for (const auto& c : m.tool_calls) check(!c.name.empty() && c.arguments.is_object(), "generation: a tool call");
+      check(m.reasoning_content.empty() || m.role == "assistant", "generation: thoughts outside an assistant message");
     }
     check(p.tools.is_array() && p.tools.size() <= tars::node::kMaxTools, "generation: tools");
     for (const auto& t : p.tools) check(t["function"]["name"].is_string(), "generation: a tool without a name");
@@ -479,7 +486,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // Options' temperature goes to 100 (Ollama sets no bound); a chat
         // without messages is a load request.
         check_generation(o.gen, o.gen.chat, 100.0f, o.load_only);
-        check(o.load_only || o.gen.chat || o.gen.templated_prompt, "ollama: a raw prompt not marked as templated");
+        check(o.load_only || o.gen.chat || o.gen.templated_prompt || !o.gen.suffix.empty(),
+              "ollama: a raw prompt not marked as templated");
+        check(o.gen.suffix.empty() || (!o.gen.chat && !o.gen.templated_prompt),
+              "ollama: a suffix (fill in the middle) with a chat template or a raw prompt");
         if (which == 10) check(o.load_only == o.gen.messages.empty(), "ollama: load_only with messages");
         break;
       }

@@ -98,7 +98,8 @@ TokenType Tokenizer::token_type(int32_t id) const {
 }
 
 bool Tokenizer::is_end_of_generation(int32_t id) const {
-  return id != kTokenNone && (id == vocab_.eos || id == vocab_.eot);
+  return id != kTokenNone && (id == vocab_.eos || id == vocab_.eot ||
+                               std::find(vocab_.eog_extra.begin(), vocab_.eog_extra.end(), id) != vocab_.eog_extra.end());
 }
 
 // Cuts the text at special tokens. At each position the longest special token

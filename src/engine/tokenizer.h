@@ -82,6 +82,17 @@ struct Vocab {
   int32_t sep = kTokenNone;   // WordPiece [SEP]
   int32_t cls = kTokenNone;   // WordPiece [CLS]
   int32_t mask = kTokenNone;  // WordPiece [MASK]
+  // Fill-in-the-middle markers of code models (tokenizer.ggml.fim_pre_token_id,
+  // ..._suf_..., ..._mid_..., else found by their text: Qwen2.5-Coder's
+  // <|fim_prefix|> <|fim_suffix|> <|fim_middle|>, StarCoder's <fim_prefix>...,
+  // CodeLlama's <PRE> <SUF> <MID>, DeepSeek-Coder's <｜fim▁begin｜>
+  // <｜fim▁hole｜> <｜fim▁end｜>); all three or none.
+  int32_t fim_pre = kTokenNone, fim_suf = kTokenNone, fim_mid = kTokenNone;
+  // Control tokens that end generation besides eos and eot, found by their
+  // text: <|endoftext|> where it is not the eos (Qwen's chat models), and the
+  // code models' <|fim_pad|>, <|repo_name|>, <|file_sep|> (what they write
+  // after a filled middle).
+  std::vector<int32_t> eog_extra;
 
   // encode(add_special=true) adds BOS/EOS (WordPiece: [CLS]/[SEP]) when set.
   // Defaults follow the tokenizer kind (SPM: BOS only; BPE: none, except the

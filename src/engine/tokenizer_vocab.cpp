@@ -1,5 +1,7 @@
 // Vocab from GGUF metadata (tokenizer.ggml.*).
 
+#include <algorithm>
+#include <array>
 #include <limits>
 
 #include "common/error.h"
@@ -64,6 +66,52 @@ int32_t special_id(const GgufFile& f, std::string_view key, int32_t n_vocab) {
     corrupt(f, std::string(key) + " is not an integer");
   }
   return (id >= 0 && id < n_vocab) ? static_cast<int32_t>(id) : kTokenNone;
+}
+
+// Vocab::fim_* and eog_extra: the file's FIM keys, else the families' marker
+// texts; end-of-generation control tokens by their text.
+void find_fim_and_eog(const GgufFile& f, Vocab& v) {
+  const auto nv = static_cast<int32_t>(v.tokens.size());
+  v.fim_pre = special_id(f, "tokenizer.ggml.fim_pre_token_id", nv);
+  v.fim_suf = special_id(f, "tokenizer.ggml.fim_suf_token_id", nv);
+  v.fim_mid = special_id(f, "tokenizer.ggml.fim_mid_token_id", nv);
+  static constexpr std::array<std::array<std::string_view, 3>, 6> kFim = {{
+      {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"},           // Qwen2.5-Coder, StarCoder2
+      {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"},                 // StarCoder, SantaCoder
+      {"<fim-prefix>", "<fim-suffix>", "<fim-middle>"},
+      {"\xE2\x96\x81<PRE>", "\xE2\x96\x81<SUF>", "\xE2\x96\x81<MID>"},  // CodeLlama (with SentencePiece's space)
+      {"<PRE>", "<SUF>", "<MID>"},
+      {"<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>",
+       "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>"},  // DeepSeek-Coder
+  }};
+  static constexpr std::array<std::string_view, 4> kEog = {"<|endoftext|>", "<|fim_pad|>", "<|repo_name|>",
+                                                          "<|file_sep|>"};
+  const bool from_keys = v.fim_pre != kTokenNone && v.fim_suf != kTokenNone && v.fim_mid != kTokenNone;
+  std::array<std::array<int32_t, 3>, kFim.size()> found;
+  for (auto& fam : found) fam.fill(kTokenNone);
+  for (int32_t id = 0; id < nv; ++id) {
+    const std::string& t = v.tokens[static_cast<size_t>(id)];
+    if (t.size() < 5 || t.size() > 24 || t.find('<') == std::string::npos) continue;
+    for (size_t fam = 0; fam < kFim.size(); ++fam) {
+      for (size_t k = 0; k < 3; ++k) {
+        if (t == kFim[fam][k]) found[fam][k] = id;
+      }
+    }
+    const bool control = v.types[static_cast<size_t>(id)] == TokenType::kControl;
+    if (control && id != v.eos && id != v.eot && std::find(kEog.begin(), kEog.end(), t) != kEog.end()) {
+      v.eog_extra.push_back(id);
+    }
+  }
+  if (from_keys) return;
+  v.fim_pre = v.fim_suf = v.fim_mid = kTokenNone;
+  for (const auto& fam : found) {
+    if (fam[0] != kTokenNone && fam[1] != kTokenNone && fam[2] != kTokenNone) {
+      v.fim_pre = fam[0];
+      v.fim_suf = fam[1];
+      v.fim_mid = fam[2];
+      return;
+    }
+  }
 }
 
 // An array of integers stored either signed or unsigned (writers differ).
@@ -151,6 +199,8 @@ Vocab vocab_load(const GgufFile& f) {
   v.pad = special_id(f, "tokenizer.ggml.padding_token_id", nv);
   v.cls = special_id(f, "tokenizer.ggml.cls_token_id", nv);
   v.mask = special_id(f, "tokenizer.ggml.mask_token_id", nv);
+
+  find_fim_and_eog(f, v);
 
   // Defaults by kind (what the original tokenizers do), then the file's say.
   switch (v.model) {

@@ -92,6 +92,29 @@ std::vector<engine::ChatMessage> fit_history(
   return kept(cuts[lo]);
 }
 
+// Fill in the middle, in the prefix-suffix-middle order the code models are
+// trained on: [BOS] <prefix marker> before <suffix marker> after <middle
+// marker>; the model writes the middle and ends it with an end-of-generation
+// token (<|endoftext|>, <|fim_pad|>...: Vocab::eog_extra).
+std::vector<int32_t> fim_prompt(const engine::Tokenizer& tok, const std::string& model_id, const std::string& before,
+                                const std::string& after) {
+  const engine::Vocab& v = tok.vocab();
+  if (v.fim_pre == engine::kTokenNone) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'suffix': model '" + model_id +
+                    "' cannot fill in the middle: its vocabulary has no fill-in-the-middle tokens (code models such "
+                    "as Qwen2.5-Coder, StarCoder or CodeLlama have them)");
+  }
+  std::vector<int32_t> out;
+  if (v.add_bos && v.bos != engine::kTokenNone) out.push_back(v.bos);
+  out.push_back(v.fim_pre);
+  for (int32_t t : tok.encode(before, /*add_special=*/false, /*parse_special=*/false)) out.push_back(t);
+  out.push_back(v.fim_suf);
+  for (int32_t t : tok.encode(after, /*add_special=*/false, /*parse_special=*/false)) out.push_back(t);
+  out.push_back(v.fim_mid);
+  return out;
+}
+
 }  // namespace
 
 Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParams& params)
@@ -161,6 +184,8 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     }
   } else if (params.templated_prompt) {
     prompt = templated_tokens(params.prompt);
+  } else if (!params.suffix.empty()) {
+    prompt = fim_prompt(tok, model_id_, params.prompt, params.suffix);
   } else {
     prompt = tok.encode(params.prompt, /*add_special=*/true, /*parse_special=*/false);
   }

@@ -13,6 +13,7 @@
 #include "engine/embed.h"
 #include "engine/encoder.h"
 #include "engine/gguf.h"
+#include "engine/tokenizer.h"
 #include "node/embeddings_api.h"
 #include "node/generation.h"
 #include "node/model_host.h"
@@ -285,6 +286,7 @@ void show(ModelHost& host, const httplib::Request& req, httplib::Response& res) 
   if (decl->role != "embedding") {
     if (chat_template.find("tools") != std::string::npos) capabilities.push_back("tools");
     if (!reasoning_tags(chat_template).empty()) capabilities.push_back("thinking");
+    if (engine::vocab_load(*file).fim_pre != engine::kTokenNone) capabilities.push_back("insert");  // suffix
   }
   json body = {{"modelfile", ""},
                {"parameters", ""},

@@ -392,8 +392,11 @@ GenerationParams generation_parse(const json& body, bool chat) {
     bad("best_of", "must be 1");
   }
   if (body.contains("suffix") && !body["suffix"].is_null()) {
+    // Fill in the middle: the prompt is the text before, the suffix after.
     const json& sf = body["suffix"];
-    if (!sf.is_string() || !sf.get_ref<const std::string&>().empty()) bad("suffix", "is not supported (no insertion)");
+    if (!sf.is_string()) bad("suffix", std::string("must be a string, got ") + sf.type_name());
+    if (chat) bad("suffix", "applies to completions (/v1/completions)");
+    p.suffix = sf.get<std::string>();
   }
   if (body.contains("response_format") && !body["response_format"].is_null()) {
     const json& rf = body["response_format"];
@@ -767,16 +770,27 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   ollama_unsupported(body, "images", "are not supported (tars serves text models)");
   ollama_unsupported(body, "template", "is not supported (the model's own chat template is used; or send raw)");
   ollama_unsupported(body, "context", "is not supported (send the conversation to /api/chat instead)");
-  ollama_unsupported(body, "suffix", "is not supported (no insertion)");
+
   auto text = [&](const char* field) {
     if (!body.contains(field) || body[field].is_null()) return std::string();
     if (!body[field].is_string()) bad(field, std::string("must be a string, got ") + body[field].type_name());
     return body[field].get<std::string>();
   };
   const std::string prompt = text("prompt"), system = text("system");
+  p.suffix = text("suffix");  // fill in the middle (Ollama's insert)
   const bool raw = body.contains("raw") && !body["raw"].is_null() && boolean(body, "raw");
   if (raw && !system.empty()) bad("system", "cannot be used with \"raw\": true (the prompt is sent as it is)");
   out.load_only = prompt.empty() && system.empty();
+  if (!p.suffix.empty()) {
+    // The prompt is the text before the gap, the suffix the text after it,
+    // put between the model's fill-in-the-middle markers (no chat template).
+    if (raw) bad("suffix", "cannot be used with \"raw\": true");
+    if (!system.empty()) bad("system", "cannot be used with \"suffix\" (filling in the middle has no system prompt)");
+    if (p.require_reasoning || !p.template_variables.empty()) bad("think", "cannot be used with \"suffix\"");
+    p.chat = false;
+    p.prompt = prompt;
+    return out;
+  }
   if (raw) {
     if (p.require_reasoning || !p.template_variables.empty()) {
       bad("think", "cannot be used with \"raw\": true (no chat template is applied)");

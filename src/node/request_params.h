@@ -57,7 +57,7 @@ struct GenerationParams {
   // "function": {"name", "description", "parameters"}}, checked; empty = none
   // (also with tool_choice "none", when the model is not told of them).
   nlohmann::ordered_json tools = nlohmann::ordered_json::array();
-  std::string prompt;
+ std::string prompt;
   int max_tokens = -1;               // -1 = until the context is full
   engine::SamplerOptions sampling;   // temperature, top_p, top_k, min_p, penalties, seed
   std::vector<std::string> stop;
@@ -76,6 +76,10 @@ struct GenerationParams {
   bool split_reasoning = true;
   // Ollama's think: true: the model must be one that reasons (else 400).
   bool require_reasoning = false;
+  // Fill in the middle (OpenAI's completions suffix, Ollama's generate
+  // suffix): not empty, the prompt is the text before the gap and this the
+  // text after it, put between the model's FIM markers (engine Vocab::fim_*).
+  std::string suffix;
   // A chat longer than the context loses its oldest messages instead of
   // being refused (Ollama's behaviour; llama-server's refuses).
   bool truncate_history = false;
@@ -148,7 +152,7 @@ enum class OllamaEndpoint { kChat, kGenerate };
 // frequency_penalty); the options that configure how a model is loaded
 // (num_ctx, num_gpu, num_thread, ...) are type-checked and left to the node's
 // configuration; others, and the features tars lacks (images, template,
-// context, suffix, think levels), get kInvalidArgument naming them.
+// context, think levels), get kInvalidArgument naming them.
 struct OllamaGenerationParams {
   GenerationParams gen;
   // No messages (chat) or an empty prompt and system (generate): Ollama's

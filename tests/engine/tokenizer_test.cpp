@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "common/error.h"
@@ -532,6 +533,71 @@ TEST(TokenizerGguf, LoadsVocabAndDefaults) {
   MemoryGguf g2(w);
   auto tok2 = Tokenizer::from_gguf(*g2.file);
   EXPECT_EQ(tok2->encode("a", true, false), (Ids{4}));
+}
+
+// A vocabulary of `tokens` after the SPM writer's five, with their types.
+Vocab vocab_with(const std::vector<std::pair<std::string, int32_t>>& extra,
+                 const std::function<void(GgufWriter&)>& more = {}) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", kMark + "a", "a"};
+  std::vector<float> scores = {0, 0, 0, -1, -2};
+  std::vector<int32_t> types = {2, 3, 3, 1, 1};
+  for (const auto& [t, type] : extra) {
+    tokens.push_back(t);
+    scores.push_back(0);
+    types.push_back(type);
+  }
+  GgufWriter w = spm_writer();
+  w.set_string_array("tokenizer.ggml.tokens", tokens);
+  w.set_f32_array("tokenizer.ggml.scores", scores);
+  w.set_i32_array("tokenizer.ggml.token_type", types);
+  if (more) more(w);
+  MemoryGguf g(w);
+  return vocab_load(*g.file);
+}
+
+TEST(TokenizerGguf, FillInTheMiddleMarkersByKeyOrByFamily) {
+  // Qwen2.5-Coder's, found by their text (ids 5, 6, 7).
+  Vocab v = vocab_with({{"<|fim_prefix|>", 3}, {"<|fim_suffix|>", 3}, {"<|fim_middle|>", 3}});
+  EXPECT_EQ(v.fim_pre, 5);
+  EXPECT_EQ(v.fim_suf, 6);
+  EXPECT_EQ(v.fim_mid, 7);
+  // DeepSeek-Coder's full-width bars and SentencePiece's space; the order is
+  // begin (prefix), hole (suffix), end (middle).
+  v = vocab_with({{"<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", 3},
+                  {"<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>", 3},
+                  {"<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", 3}});
+  EXPECT_EQ(v.fim_pre, 7);
+  EXPECT_EQ(v.fim_suf, 6);
+  EXPECT_EQ(v.fim_mid, 5);
+  // CodeLlama's.
+  v = vocab_with({{"\xE2\x96\x81<PRE>", 4}, {"\xE2\x96\x81<SUF>", 4}, {"\xE2\x96\x81<MID>", 4}});
+  EXPECT_EQ(v.fim_pre, 5);
+  EXPECT_EQ(v.fim_mid, 7);
+  // Two of three is none.
+  v = vocab_with({{"<|fim_prefix|>", 3}, {"<|fim_middle|>", 3}});
+  EXPECT_EQ(v.fim_pre, kTokenNone);
+  EXPECT_EQ(v.fim_mid, kTokenNone);
+  // The file's keys win over the texts.
+  v = vocab_with({{"<|fim_prefix|>", 3}, {"<|fim_suffix|>", 3}, {"<|fim_middle|>", 3}}, [](GgufWriter& w) {
+    w.set_u32("tokenizer.ggml.fim_pre_token_id", 3);
+    w.set_u32("tokenizer.ggml.fim_suf_token_id", 4);
+    w.set_u32("tokenizer.ggml.fim_mid_token_id", 0);
+  });
+  EXPECT_EQ(v.fim_pre, 3);
+  EXPECT_EQ(v.fim_suf, 4);
+  EXPECT_EQ(v.fim_mid, 0);
+}
+
+TEST(TokenizerGguf, EndOfTextAndCodeSeparatorsEndGeneration) {
+  // Control tokens only; the eos stays itself.
+  const Vocab v = vocab_with({{"<|endoftext|>", 3}, {"<|fim_pad|>", 3}, {"<|file_sep|>", 1}, {"<|repo_name|>", 3}});
+  EXPECT_EQ(v.eog_extra, (std::vector<int32_t>{5, 6, 8}));  // <|file_sep|> is normal text here
+  auto tok = Tokenizer::create(v);
+  EXPECT_TRUE(tok->is_end_of_generation(2));  // </s>
+  EXPECT_TRUE(tok->is_end_of_generation(5));
+  EXPECT_TRUE(tok->is_end_of_generation(8));
+  EXPECT_FALSE(tok->is_end_of_generation(7));
+  EXPECT_FALSE(tok->is_end_of_generation(4));
 }
 
 TEST(TokenizerGguf, UnknownModelIsRefusedByName) {

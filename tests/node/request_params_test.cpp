@@ -49,6 +49,8 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_EQ(p.top_logprobs, 3);
   EXPECT_TRUE(p.cache_prompt);  // llama-server's default
   EXPECT_TRUE(p.split_reasoning);
+  EXPECT_EQ(generation_parse(json::parse(R"({"prompt": "def f():", "suffix": "\n    pass"})"), false).suffix,
+            "\n    pass");
   const GenerationParams r = generation_parse(
       json::parse(R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y",
                       "reasoning_content": "t"}], "reasoning_format": "none",
@@ -170,7 +172,8 @@ TEST(GenerationParse, BadBodiesNameTheField) {
       // accepted by OpenAI, not done by tars: refused, never ignored
       {R"({"prompt": "x", "response_format": {"type": "json_object"}, "ignore_eos": true})", false, "ignore_eos"},
       {R"({"prompt": "x", "response_format": "json"})", false, "response_format"},
-      {R"({"prompt": "x", "suffix": "end"})", false, "suffix"},
+      {R"({"prompt": "x", "suffix": 5})", false, "suffix"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "suffix": "end"})", true, "suffix"},
       {R"({"prompt": "x", "best_of": 2})", false, "best_of"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})", true, "needs tools"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": {}})", true, "tools"},
@@ -439,6 +442,13 @@ TEST(OllamaParse, GenerateTemplatesThePromptUnlessRaw) {
                   .load_only);
   EXPECT_FALSE(ollama_generation_parse(json::parse(R"({"model": "m", "system": "S"})"), OllamaEndpoint::kGenerate)
                    .load_only);
+  // A suffix: fill in the middle, no template.
+  const auto f = ollama_generation_parse(json::parse(R"({"model": "m", "prompt": "def f():", "suffix": "pass"})"),
+                                         OllamaEndpoint::kGenerate);
+  EXPECT_FALSE(f.gen.chat);
+  EXPECT_FALSE(f.gen.templated_prompt);
+  EXPECT_EQ(f.gen.prompt, "def f():");
+  EXPECT_EQ(f.gen.suffix, "pass");
 }
 
 TEST(OllamaParse, BadBodiesNameTheField) {
@@ -479,7 +489,9 @@ TEST(OllamaParse, BadBodiesNameTheField) {
       {R"({"model": "m", "prompt": "x", "images": ["aGk="]})", false, "images"},
       {R"({"model": "m", "prompt": "x", "template": "{{ .Prompt }}"})", false, "template"},
       {R"({"model": "m", "prompt": "x", "context": [1, 2]})", false, "context"},
-      {R"({"model": "m", "prompt": "x", "suffix": "y"})", false, "suffix"},
+      {R"({"model": "m", "prompt": "x", "suffix": "y", "raw": true})", false, "suffix"},
+      {R"({"model": "m", "prompt": "x", "suffix": "y", "system": "S"})", false, "system"},
+      {R"({"model": "m", "prompt": "x", "suffix": 1})", false, "suffix"},
       {R"({"model": "m", "prompt": "x", "raw": true, "system": "S"})", false, "system"},
       {R"({"model": "m", "prompt": 5})", false, "prompt"},
       {R"({"model": "m", "prompt": "x", "stream": "yes"})", false, "stream"},

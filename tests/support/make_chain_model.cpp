@@ -3,7 +3,8 @@
 // Each FROM is followed by TO; tokens are named by their vocabulary text
 // ("<0x0A>", "<|im_end|>", or a piece), and the pieces are the TOs that are
 // not tokens already; a TO in square brackets of capitals ("[TOOL_CALLS]") is
-// a control token, as Mistral's are. See support/chain_model.h.
+// a control token, as Mistral's are, and so is one in <|...|> of lower-case
+// letters ("<|fim_prefix|>"). See support/chain_model.h.
 #include <cstdio>
 #include <exception>
 #include <set>
@@ -24,8 +25,11 @@ int main(int argc, char** argv) {
     const std::string from = argv[i], to = argv[i + 1];
     spec.chain.emplace_back(from, to);
     const bool special = (to.rfind("<0x", 0) == 0 && to.size() == 6) || to == "<|im_end|>" || to == "<|im_start|>";
-    const bool control = to.size() > 2 && to.front() == '[' && to.back() == ']' &&
+    const bool mistral = to.size() > 2 && to.front() == '[' && to.back() == ']' &&
                          to.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_/", 1) == to.size() - 1;
+    const bool bars = to.size() > 4 && to.rfind("<|", 0) == 0 && to.ends_with("|>") &&
+                      to.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", 2) == to.size() - 2;
+    const bool control = mistral || bars;
     if (!special && pieces.insert(to).second) (control ? spec.controls : spec.pieces).push_back(to);
   }
   try {
