@@ -9,39 +9,29 @@
 // <|fim_middle|>, whose size the test checks against /tokenize.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { Ollama } from 'ollama';
-import { startNode } from './node_helper.mjs';
+import { startChainNode } from './node_helper.mjs';
 
 const fixtures = process.env.TARS_FIXTURES || process.env.TARS_FIXTURES_DEFAULT;
-const maker = process.env.TARS_MAKE_CHAIN_MODEL;
 const prefix = 'def add(a, b):\n    ';
 const suffix = '\n\nprint(add(1, 2))\n';
 const middle = 'return a + b';
 
-let dir;
 let node;
 let client;
 let ollama;
 before(async () => {
-  assert.ok(maker, 'TARS_MAKE_CHAIN_MODEL is not set (ctest sets it)');
-  dir = mkdtempSync(join(tmpdir(), 'tars-fim-'));
-  execFileSync(maker, [join(dir, 'coder.gguf'), `${fixtures}/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja`,
-    '<|fim_middle|>', middle, middle, '<|fim_pad|>', '<|fim_pad|>', '<|fim_prefix|>',
-    '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_suffix|>', '<|fim_middle|>']);
-  writeFileSync(join(dir, 'tars.toml'), `[[model]]\npath = "${join(dir, 'coder.gguf')}"\n\n`
-    + `[[model]]\npath = "${fixtures}/stories260K/stories260K.gguf"\n`);
-  node = await startNode(['--config', join(dir, 'tars.toml')]);
+  node = await startChainNode('fim', {
+    coder: [`${fixtures}/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja`, '<|fim_middle|>', middle, middle,
+      '<|fim_pad|>', '<|fim_pad|>', '<|fim_prefix|>', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_suffix|>',
+      '<|fim_middle|>'],
+  }, [`${fixtures}/stories260K/stories260K.gguf`]);
   client = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   ollama = new Ollama({ host: node.url });
 });
 after(async () => {
   await node?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 async function tokens(content) {

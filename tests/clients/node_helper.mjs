@@ -1,6 +1,6 @@
 // Starts a real `tars serve` on a free loopback port for the client tests.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -48,6 +48,30 @@ export async function startNode(args) {
         await exited;
       }
       rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Writes chain models (tests/support/chain_model.h, by the helper ctest names
+// in TARS_MAKE_CHAIN_MODEL) into a new temporary folder and starts a node
+// serving them, and the GGUF files in `others` too. `models` maps a model id
+// to [the chat template's file, then the chain's FROM TO pairs].
+export async function startChainNode(tag, models, others = []) {
+  const maker = process.env.TARS_MAKE_CHAIN_MODEL;
+  if (!maker) throw new Error('TARS_MAKE_CHAIN_MODEL is not set (ctest sets it)');
+  const dir = mkdtempSync(join(tmpdir(), `tars-${tag}-`));
+  const paths = [];
+  for (const [id, [template, ...chain]] of Object.entries(models)) {
+    paths.push(join(dir, `${id}.gguf`));
+    execFileSync(maker, [paths.at(-1), template, ...chain]);
+  }
+  writeFileSync(join(dir, 'tars.toml'), [...paths, ...others].map((p) => `[[model]]\npath = "${p}"\n`).join('\n'));
+  const node = await startNode(['--config', join(dir, 'tars.toml')]);
+  return {
+    url: node.url,
+    async stop() {
+      await node.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

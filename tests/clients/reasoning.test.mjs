@@ -10,49 +10,37 @@
 // Ollama's.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { Ollama } from 'ollama';
-import { startNode } from './node_helper.mjs';
+import { startChainNode } from './node_helper.mjs';
 
 const fixtures = process.env.TARS_FIXTURES || process.env.TARS_FIXTURES_DEFAULT;
-const maker = process.env.TARS_MAKE_CHAIN_MODEL;
 const thought = 'The user says hi.';
 const answer = 'Hello there!';
 const question = [{ role: 'user', content: 'Hi!' }];
 
-let dir;
+const templates = `${fixtures}/chat-templates`;
 let node;
 let client;
 let ollama;
 before(async () => {
-  assert.ok(maker, 'TARS_MAKE_CHAIN_MODEL is not set (ctest sets it)');
-  dir = mkdtempSync(join(tmpdir(), 'tars-reasoning-'));
-  // SmolLM3's prompt ends with '\n' (the byte token <0x0A>) with thinking on
-  // and off alike.
-  execFileSync(maker, [join(dir, 'smol-thinker.gguf'), `${fixtures}/chat-templates/HuggingFaceTB-SmolLM3-3B.jinja`,
-    '<0x0A>', '<think>', '<think>', `\n${thought}`, `\n${thought}`, '\n</thi', '\n</thi', 'nk>\n\n',
-    'nk>\n\n', answer, answer, '<|im_end|>']);
-  // Ministral's ends with the bytes of "[/INST]".
-  execFileSync(maker, [join(dir, 'ministral-thinker.gguf'),
-    `${fixtures}/chat-templates/mistralai-Ministral-3-14B-Reasoning-2512.jinja`,
-    '<0x5D>', '[THINK]', '[THINK]', 'Checking the sky.', 'Checking the sky.', '[/THINK]', '[/THINK]', 'Sunny.',
-    'Sunny.', '<|im_end|>']);
-  // A model without thinking tags in its template.
-  execFileSync(maker, [join(dir, 'qwen-talker.gguf'), `${fixtures}/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja`,
-    '<0x0A>', 'It is sunny.', 'It is sunny.', '<|im_end|>']);
-  writeFileSync(join(dir, 'tars.toml'), ['smol-thinker', 'ministral-thinker', 'qwen-talker']
-    .map((m) => `[[model]]\npath = "${join(dir, `${m}.gguf`)}"\n`).join('\n'));
-  node = await startNode(['--config', join(dir, 'tars.toml')]);
+  node = await startChainNode('reasoning', {
+    // SmolLM3's prompt ends with '\n' (the byte token <0x0A>) with thinking
+    // on and off alike.
+    'smol-thinker': [`${templates}/HuggingFaceTB-SmolLM3-3B.jinja`, '<0x0A>', '<think>', '<think>', `\n${thought}`,
+      `\n${thought}`, '\n</thi', '\n</thi', 'nk>\n\n', 'nk>\n\n', answer, answer, '<|im_end|>'],
+    // Ministral's ends with the bytes of "[/INST]".
+    'ministral-thinker': [`${templates}/mistralai-Ministral-3-14B-Reasoning-2512.jinja`, '<0x5D>', '[THINK]',
+      '[THINK]', 'Checking the sky.', 'Checking the sky.', '[/THINK]', '[/THINK]', 'Sunny.', 'Sunny.', '<|im_end|>'],
+    // A model without thinking tags in its template.
+    'qwen-talker': [`${templates}/Qwen-Qwen2.5-7B-Instruct.jinja`, '<0x0A>', 'It is sunny.', 'It is sunny.',
+      '<|im_end|>'],
+  });
   client = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   ollama = new Ollama({ host: node.url });
 });
 after(async () => {
   await node?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('openai: the thought comes as reasoning_content, the answer as content', async () => {
