@@ -14,14 +14,10 @@
 // token); the ratio column is uncached / cached. Prints a table and one JSON
 // line.
 import { cpus, loadavg } from 'node:os';
-import { startTars } from './tars_serve.mjs';
+import { benchArgs, startTars } from './tars_serve.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
+const args = benchArgs('prompt_cache_bench.mjs --model FILE [--tars BIN] [--turns 8] [--tokens 32]');
 const model = args.model;
-if (!model) { console.error('usage: prompt_cache_bench.mjs --model FILE [--tars BIN] [--turns 8] [--tokens 32]'); process.exit(2); }
 const tars = args.tars ?? 'build/tars';
 const turns = Number(args.turns ?? 8);
 const tokens = Number(args.tokens ?? 32);

@@ -10,14 +10,10 @@
 // measured by the client (request sent -> first content chunk). Prints a
 // table and one JSON line; the ratio column is against the 1-client round.
 import { cpus, loadavg } from 'node:os';
-import { startTars } from './tars_serve.mjs';
+import { benchArgs, startTars } from './tars_serve.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
+const args = benchArgs('serve_bench.mjs --model FILE [--tars BIN] [--clients 1,4,8] [--tokens 64]');
 const model = args.model;
-if (!model) { console.error('usage: serve_bench.mjs --model FILE [--tars BIN] [--clients 1,4,8] [--tokens 64]'); process.exit(2); }
 const tars = args.tars ?? 'build/tars';
 const clients = (args.clients ?? '1,4,8').split(',').map(Number);
 const tokens = Number(args.tokens ?? 64);

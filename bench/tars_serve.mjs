@@ -1,5 +1,5 @@
-// Starts a real `tars serve` on a free loopback port for the HTTP benchmarks
-// and stops it: startTars(binary, [serve arguments]) -> { url, stop() }.
+// For the HTTP benchmarks: their command line, and a real `tars serve` on a
+// free loopback port (startTars(binary, [serve arguments]) -> { url, stop() }).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,4 +27,18 @@ export async function startTars(tars, args) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+// The command line's --name value pairs as an object; exits with `usage`
+// when --model is missing.
+export function benchArgs(usage) {
+  const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
+    if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
+    return acc;
+  }, []));
+  if (!args.model) {
+    console.error(`usage: ${usage}`);
+    process.exit(2);
+  }
+  return args;
 }
