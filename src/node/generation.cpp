@@ -177,7 +177,10 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
                    model_id_, msgs.size(), n_whole, n_ctx, msgs.size() - kept.size(), prompt.size());
     }
     if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
-    if (params.split_reasoning && !tags.empty()) {
+    // A constrained answer (JSON mode, a schema, a forced call) is all
+    // answer: the constraint writes no thought.
+    const bool constrained = params.json_object || params.json_schema || !params.forced_tool.empty();
+    if (params.split_reasoning && !tags.empty() && !constrained) {
       reasoning = tags;
       in_thought = prompt_opens_thought(text, tags);
       splits_reasoning_ = true;

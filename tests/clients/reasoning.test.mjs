@@ -10,6 +10,9 @@
 // Ollama's.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { Ollama } from 'ollama';
 import { startChainNode } from './node_helper.mjs';
@@ -20,10 +23,14 @@ const answer = 'Hello there!';
 const question = [{ role: 'user', content: 'Hi!' }];
 
 const templates = `${fixtures}/chat-templates`;
+let opener;  // a folder with a template that opens the thought in the prompt, as DeepSeek-R1's does
 let node;
 let client;
 let ollama;
 before(async () => {
+  opener = mkdtempSync(join(tmpdir(), 'tars-opener-'));
+  writeFileSync(join(opener, 'opener.jinja'),
+    '{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %}<think>\n{% endif %}');
   node = await startChainNode('reasoning', {
     // SmolLM3's prompt ends with '\n' (the byte token <0x0A>) with thinking
     // on and off alike.
@@ -32,6 +39,9 @@ before(async () => {
     // Ministral's ends with the bytes of "[/INST]".
     'ministral-thinker': [`${templates}/mistralai-Ministral-3-14B-Reasoning-2512.jinja`, '<0x5D>', '[THINK]',
       '[THINK]', 'Checking the sky.', 'Checking the sky.', '[/THINK]', '[/THINK]', 'Sunny.', 'Sunny.', '<|im_end|>'],
+    // Its answer starts inside the thought the prompt opened.
+    'opener-thinker': [join(opener, 'opener.jinja'), '<0x0A>', 'Plan.', 'Plan.', '</think>', '</think>', 'Done.',
+      'Done.', '<|im_end|>'],
     // A model without thinking tags in its template.
     'qwen-talker': [`${templates}/Qwen-Qwen2.5-7B-Instruct.jinja`, '<0x0A>', 'It is sunny.', 'It is sunny.',
       '<|im_end|>'],
@@ -41,6 +51,7 @@ before(async () => {
 });
 after(async () => {
   await node?.stop();
+  if (opener) rmSync(opener, { recursive: true, force: true });
 });
 
 test('openai: the thought comes as reasoning_content, the answer as content', async () => {
@@ -107,6 +118,19 @@ test('openai: chat_template_kwargs reach the template; earlier thoughts are acce
     client.chat.completions.create({ model: 'smol-thinker', messages: question,
       chat_template_kwargs: { messages: [] } }),
     (e) => e.status === 400 && /chat_template_kwargs\.messages/.test(e.message));
+});
+
+test('openai: a prompt that opens the thought; a constrained answer (JSON mode) is all content', async () => {
+  const open = await client.chat.completions.create({ model: 'opener-thinker', messages: question, temperature: 0 });
+  assert.equal(open.choices[0].message.reasoning_content, 'Plan.');
+  assert.equal(open.choices[0].message.content, 'Done.');
+  const r = await client.chat.completions.create({
+    model: 'opener-thinker', messages: question, temperature: 0, max_tokens: 40,
+    response_format: { type: 'json_object' },
+  });
+  // (This model's flat logits keep it inside a string until max_tokens.)
+  assert.match(r.choices[0].message.content, /^\{/);
+  assert.equal('reasoning_content' in r.choices[0].message, false);
 });
 
 test('ollama chat: message.thinking, whole and streamed; think false turns it off in the template', async () => {
