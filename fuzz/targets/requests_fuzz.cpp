@@ -286,7 +286,7 @@ void check_generation(const tars::node::GenerationParams& p, bool chat, float ma
     check(p.tools.is_array() && p.tools.size() <= tars::node::kMaxTools, "generation: tools");
     for (const auto& t : p.tools) check(t["function"]["name"].is_string(), "generation: a tool without a name");
   } else {
-    check(!p.prompt.empty(), "generation: an empty prompt");
+    check(!p.prompt.empty() || !p.suffix.empty(), "generation: an empty prompt (and no suffix)");
   }
   check(p.max_tokens == -1 || (p.max_tokens >= 1 && p.max_tokens <= (1 << 24)), "generation: max_tokens");
   check(p.top_logprobs >= 0 && p.top_logprobs <= 20, "generation: top_logprobs");

@@ -314,7 +314,6 @@ GenerationParams generation_parse(const json& body, bool chat) {
     } else {
       bad("prompt", "must be a string (one prompt per request)");
     }
-    if (p.prompt.empty()) bad("prompt", "must not be empty");
   }
   for (const char* f : {"max_tokens", "max_completion_tokens"}) {
     if (body.contains(f) && !body[f].is_null()) p.max_tokens = static_cast<int>(integer(body, f, 1, 1 << 24));
@@ -398,6 +397,8 @@ GenerationParams generation_parse(const json& body, bool chat) {
     if (chat) bad("suffix", "applies to completions (/v1/completions)");
     p.suffix = sf.get<std::string>();
   }
+  // (Filling in the middle may have nothing before the gap.)
+  if (!chat && p.prompt.empty() && p.suffix.empty()) bad("prompt", "must not be empty");
   if (body.contains("response_format") && !body["response_format"].is_null()) {
     const json& rf = body["response_format"];
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string()) {
@@ -780,7 +781,7 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   p.suffix = text("suffix");  // fill in the middle (Ollama's insert)
   const bool raw = body.contains("raw") && !body["raw"].is_null() && boolean(body, "raw");
   if (raw && !system.empty()) bad("system", "cannot be used with \"raw\": true (the prompt is sent as it is)");
-  out.load_only = prompt.empty() && system.empty();
+  out.load_only = prompt.empty() && system.empty() && p.suffix.empty();
   if (!p.suffix.empty()) {
     // The prompt is the text before the gap, the suffix the text after it,
     // put between the model's fill-in-the-middle markers (no chat template).

@@ -52,6 +52,10 @@ test('openai completions: the suffix makes it fill in the middle', async () => {
   let text = '';
   for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
   assert.equal(text, middle);
+  // Nothing before the gap (the start of a file).
+  const start = await client.completions.create({ model: 'coder', prompt: '', suffix, temperature: 0, max_tokens: 40 });
+  assert.equal(start.choices[0].text, middle);
+  assert.equal(start.usage.prompt_tokens, 4 + await tokens(suffix));
 });
 
 test('ollama generate: suffix, and the insert capability', async () => {

@@ -449,6 +449,12 @@ TEST(OllamaParse, GenerateTemplatesThePromptUnlessRaw) {
   EXPECT_FALSE(f.gen.templated_prompt);
   EXPECT_EQ(f.gen.prompt, "def f():");
   EXPECT_EQ(f.gen.suffix, "pass");
+  // Nothing before the gap (the start of a file) is a fill, not a load.
+  const auto start = ollama_generation_parse(json::parse(R"({"model": "m", "suffix": "pass"})"),
+                                             OllamaEndpoint::kGenerate);
+  EXPECT_FALSE(start.load_only);
+  EXPECT_EQ(start.gen.prompt, "");
+  EXPECT_EQ(generation_parse(json::parse(R"({"prompt": "", "suffix": "pass"})"), false).suffix, "pass");
 }
 
 TEST(OllamaParse, BadBodiesNameTheField) {
