@@ -183,7 +183,6 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     if (params.split_reasoning && !tags.empty() && !constrained) {
       reasoning = tags;
       in_thought = prompt_opens_thought(text, tags);
-      splits_reasoning_ = true;
     }
   } else if (params.templated_prompt) {
     prompt = templated_tokens(params.prompt);

@@ -51,8 +51,6 @@ class Generation {
   const GenerationParams& params() const { return params_; }
   // How this model writes tool calls (kNone when the request has no tools).
   ToolCallFormat tool_format() const { return tool_format_; }
-  // Whether this model's thoughts come apart from the answer (Event::thinking).
-  bool splits_reasoning() const { return splits_reasoning_; }
   const std::string& model_id() const { return model_id_; }
   int n_prompt() const { return n_prompt_; }
   const std::string& id() const { return id_; }
@@ -74,7 +72,6 @@ class Generation {
   std::shared_ptr<engine::RequestHandle> handle_;
   int n_prompt_ = 0;
   ToolCallFormat tool_format_ = ToolCallFormat::kNone;
-  bool splits_reasoning_ = false;
   std::string id_;
   int64_t created_ = 0;
 };

@@ -8,11 +8,10 @@ namespace {
 
 bool blank(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
 
-// Moves the blanks at the start of `s` to the end of `into` (or drops them).
-void take_blanks(std::string& s, std::string* into) {
+// Drops the blanks at the start of `s`.
+void drop_blanks(std::string& s) {
   size_t n = 0;
   while (n < s.size() && blank(s[n])) ++n;
-  if (into) into->append(s, 0, n);
   s.erase(0, n);
 }
 
@@ -76,7 +75,7 @@ void ReasoningSplitter::run(Parts& out, bool at_end) {
       }
       case State::kThought: {
         if (!thought_started_) {
-          take_blanks(pending_, nullptr);
+          drop_blanks(pending_);
           if (pending_.empty()) return;
         }
         const size_t close = pending_.find(tags_.close);
@@ -102,7 +101,7 @@ void ReasoningSplitter::run(Parts& out, bool at_end) {
         return;
       }
       case State::kAfterThought:
-        take_blanks(pending_, nullptr);
+        drop_blanks(pending_);
         if (pending_.empty()) return;
         state_ = State::kAnswer;
         continue;

@@ -771,7 +771,6 @@ OllamaGenerationParams ollama_generation_parse(const json& body, OllamaEndpoint 
   ollama_unsupported(body, "images", "are not supported (tars serves text models)");
   ollama_unsupported(body, "template", "is not supported (the model's own chat template is used; or send raw)");
   ollama_unsupported(body, "context", "is not supported (send the conversation to /api/chat instead)");
-
   auto text = [&](const char* field) {
     if (!body.contains(field) || body[field].is_null()) return std::string();
     if (!body[field].is_string()) bad(field, std::string("must be a string, got ") + body[field].type_name());
