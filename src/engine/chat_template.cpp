@@ -114,7 +114,7 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool a
   return apply(messages, add_generation_prompt, JinjaValue::none());
 }
 
-bool ChatTemplate::mentions_tools() const { return kind_ == Kind::kJinja && text_.find("tools") != std::string::npos; }
+bool ChatTemplate::mentions_tools() const { return kind_ == Kind::kJinja && chat_template_mentions_tools(text_); }
 
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                 const JinjaValue& tools) const {

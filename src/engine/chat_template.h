@@ -145,6 +145,12 @@ class ChatTemplate {
   int64_t now_unix_ = -1;
 };
 
+// Whether a Jinja template's text reads the `tools` variable at all (what
+// ChatTemplate::mentions_tools says of a parsed one).
+inline bool chat_template_mentions_tools(std::string_view template_text) {
+  return template_text.find("tools") != std::string_view::npos;
+}
+
 // Whether `name` is a variable the renderer sets itself (messages,
 // add_generation_prompt, bos_token, eos_token, tools), which a caller's
 // variables may not replace.

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/version.h"
 #include "engine/backend.h"
+#include "engine/chat_template.h"
 #include "engine/embed.h"
 #include "engine/encoder.h"
 #include "engine/gguf.h"
@@ -284,7 +285,7 @@ void show(ModelHost& host, const httplib::Request& req, httplib::Response& res) 
   // Ollama's capability names: what the model's own template lets it do.
   json capabilities = json::array({decl->role == "embedding" ? "embedding" : "completion"});
   if (decl->role != "embedding") {
-    if (chat_template.find("tools") != std::string::npos) capabilities.push_back("tools");
+    if (engine::chat_template_mentions_tools(chat_template)) capabilities.push_back("tools");
     if (!reasoning_tags(chat_template).empty()) capabilities.push_back("thinking");
     if (engine::vocab_load(*file).fim_pre != engine::kTokenNone) capabilities.push_back("insert");  // suffix
   }
