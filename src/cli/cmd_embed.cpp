@@ -3,6 +3,10 @@
 // pooling none, "embedding" is one array per token). Inputs are the texts on
 // the command line, then the lines of --file, numbered in that order.
 // Truncations and timing go to stderr.
+//
+// With a reranker (rank pooling) and --query, each input is scored against
+// the query instead: {"index": i, "tokens": n, "score": s} (the head's raw
+// score, "scores" for a head with several outputs).
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -32,6 +36,8 @@ struct EmbedFlags {
   std::string model_path;
   std::vector<std::string> texts;
   std::string file;  // one input per line; "-" = stdin
+  std::string query; // --query: rank the inputs against it (a reranker)
+  bool has_query = false;
   int threads = 0;   // 0 = physical cores
   std::string device = "auto";  // --device (engine_options.h)
   int batch_tokens = engine::EncoderOptions{}.max_batch_tokens;
@@ -74,11 +80,22 @@ int run(const EmbedFlags& f) {
   eo.max_batch_tokens = f.batch_tokens;
   auto encoder = engine::Encoder::load(gguf, *backend, eo);
 
+  const bool rank = encoder->hparams().pooling == engine::PoolingType::kRank;
+  if (rank && !f.has_query) {
+    throw Error(ErrorCode::kInvalidArgument,
+                f.model_path + " is a reranker (rank pooling): give --query TEXT to score the inputs against it");
+  }
+  if (!rank && f.has_query) {
+    throw Error(ErrorCode::kInvalidArgument,
+                f.model_path + " is not a reranker (its pooling is " +
+                    engine::pooling_type_name(encoder->hparams().pooling) + "): --query needs one");
+  }
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<engine::Embedding> out = engine::embed_texts(*encoder, texts, f.embed);
+  const std::vector<engine::Embedding> out =
+      rank ? engine::rerank_texts(*encoder, f.query, texts, f.embed) : engine::embed_texts(*encoder, texts, f.embed);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
-  const int dim = encoder->n_embd();
+  const int dim = rank ? encoder->n_out() : encoder->n_embd();
   const bool per_token = encoder->hparams().pooling == engine::PoolingType::kNone;
   size_t n_tokens = 0;
   for (size_t i = 0; i < out.size(); ++i) {
@@ -89,7 +106,11 @@ int run(const EmbedFlags& f) {
                    e.n_tokens);
     }
     OutJson line = {{"index", i}, {"tokens", e.n_tokens}};
-    if (per_token) {
+    if (rank && dim == 1) {
+      line["score"] = e.values[0];
+    } else if (rank) {
+      line["scores"] = e.values;
+    } else if (per_token) {
       OutJson rows = OutJson::array();
       for (size_t r = 0; r * dim < e.values.size(); ++r) {
         rows.push_back(std::vector<float>(e.values.begin() + r * dim, e.values.begin() + (r + 1) * dim));
@@ -104,7 +125,7 @@ int run(const EmbedFlags& f) {
   std::fflush(stdout);
   std::fprintf(stderr, "tars: %zu inputs, %zu tokens, dimension %d, %s pooling%s, in %.1f ms (%.1f inputs/s)\n",
                out.size(), n_tokens, dim, engine::pooling_type_name(encoder->hparams().pooling),
-               f.embed.normalize ? ", normalised" : "", ms, out.size() / (ms / 1000.0 + 1e-9));
+               f.embed.normalize && !rank ? ", normalised" : "", ms, out.size() / (ms / 1000.0 + 1e-9));
   return 0;
 }
 
@@ -116,6 +137,13 @@ void add_embed_command(CLI::App& app, CommandResult& result) {
   cmd->add_option("model", f->model_path, "GGUF embedding model file")->required();
   cmd->add_option("texts", f->texts, "Texts to embed, one input each");
   cmd->add_option("--file", f->file, "File with one input per line (- reads stdin)");
+  cmd->add_option_function<std::string>(
+      "--query",
+      [f](const std::string& q) {
+        f->query = q;
+        f->has_query = true;
+      },
+      "With a reranker: score each input against this query");
   cmd->add_option("-t,--threads", f->threads, "Threads (default: physical cores)");
   add_device_flag(*cmd, f->device);
   cmd->add_flag("!--no-normalize", f->embed.normalize, "Do not L2-normalise the vectors");

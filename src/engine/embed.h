@@ -21,6 +21,7 @@
 // the forward passes are serialized inside the Encoder.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,32 @@ std::vector<Embedding> embed_texts(Encoder& encoder, const std::vector<std::stri
 std::vector<Embedding> embed_token_inputs(Encoder& encoder,
                                           const std::vector<std::vector<int32_t>>& inputs,
                                           const EmbedOptions& options = {});
+
+// A query and a document framed for a cross-encoder: [CLS] query [SEP]
+// document [SEP], the first part type 0 and the second type 1 (type 0 when
+// the model has one type).
+struct RerankPair {
+  std::vector<int32_t> ids, types;
+  int n_tokens_input = 0;  // before truncation
+};
+
+// Frames a pair (query and document as word pieces, without [CLS]/[SEP]).
+// Over `limit` tokens it is truncated longest first, as Hugging Face
+// tokenizers do by default for pairs: tokens come off the end of the
+// longer part, one at a time (the document's on a tie); with truncate off it
+// is tars::Error(kInvalidArgument) naming document `index`.
+RerankPair rerank_pair_tokens(const Encoder& encoder, std::span<const int32_t> query,
+                              std::span<const int32_t> document, int limit, bool truncate, size_t index);
+
+// Scores each document against the query with a reranker (rank pooling):
+// one Embedding per document whose values are the head's n_cls_out raw
+// scores (logits; never normalised), with the pair's token counts. Pairs
+// are batched like embeddings. options.max_tokens limits each pair (0: the
+// model's context); options.normalize is not used. Throws
+// tars::Error(kInvalidArgument) for a model that is not a reranker, an
+// empty list, or (truncate off) a pair over the limit.
+std::vector<Embedding> rerank_texts(Encoder& encoder, const std::string& query,
+                                    const std::vector<std::string>& documents, const EmbedOptions& options = {});
 
 // Scales v to unit L2 norm (a zero vector stays zero).
 void embed_l2_normalize(float* v, size_t n);

@@ -1,13 +1,15 @@
 // The forward pass of an encoder (BERT) over packed inputs.
 #include "engine/encoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
 
 namespace tars::engine {
 
-void Encoder::check_batch(std::span<const int32_t> tokens, std::span<const int32_t> start) const {
+void Encoder::check_batch(std::span<const int32_t> tokens, std::span<const int32_t> start,
+                          std::span<const int32_t> types) const {
   if (start.size() < 2 || start[0] != 0) {
     throw Error(ErrorCode::kInvalidArgument, "an encoder batch needs at least one input");
   }
@@ -38,10 +40,21 @@ void Encoder::check_batch(std::span<const int32_t> tokens, std::span<const int32
                                                    std::to_string(hp_.n_vocab));
     }
   }
+  if (!types.empty() && types.size() != tokens.size()) {
+    throw Error(ErrorCode::kInvalidArgument, "an encoder batch has " + std::to_string(types.size()) +
+                                                 " token types for " + std::to_string(tokens.size()) + " tokens");
+  }
+  for (int32_t t : types) {
+    if (t < 0 || t >= hp_.n_token_types) {
+      throw Error(ErrorCode::kInvalidArgument, "token type " + std::to_string(t) + " is outside the model's " +
+                                                   std::to_string(hp_.n_token_types) + " types");
+    }
+  }
 }
 
-std::vector<float> Encoder::forward(std::span<const int32_t> tokens, std::span<const int32_t> start) {
-  check_batch(tokens, start);
+std::vector<float> Encoder::forward(std::span<const int32_t> tokens, std::span<const int32_t> start,
+                                    std::span<const int32_t> types) {
+  check_batch(tokens, start, types);
   std::lock_guard<std::mutex> lock(mu_);
   Backend& be = backend_;
   const int n = static_cast<int>(tokens.size());
@@ -52,7 +65,8 @@ std::vector<float> Encoder::forward(std::span<const int32_t> tokens, std::span<c
   const AttentionParams ap{hp_.n_head, hp_.n_head, hp_.head_dim,
                            1.0f / std::sqrt(static_cast<float>(hp_.head_dim))};
 
-  // Embeddings: token row + (position row + type-0 row), then LayerNorm.
+  // Embeddings: token row + (position row + type-0 row) (+ the token's
+  // type row less type 0's), then LayerNorm.
   std::vector<int32_t> pos(n);
   for (int i = 0; i < n_inputs; ++i) {
     for (int t = start[i]; t < start[i + 1]; ++t) pos[t] = t - start[i];
@@ -60,6 +74,10 @@ std::vector<float> Encoder::forward(std::span<const int32_t> tokens, std::span<c
   be.get_rows(w_.tok_embd, tokens.data(), n, x_);
   be.gather_rows(pos_type_, pos.data(), n, E, tmp_);
   be.add(x_, tmp_, nE);
+  if (std::any_of(types.begin(), types.end(), [](int32_t t) { return t != 0; })) {
+    be.gather_rows(type_delta_, types.data(), n, E, tmp_);
+    be.add(x_, tmp_, nE);
+  }
   be.layer_norm(x_, w_.embd_norm, w_.embd_norm_b, n, E, hp_.norm_eps);
 
   for (const EncoderLayerWeights& l : w_.layers) {
@@ -89,6 +107,18 @@ std::vector<float> Encoder::forward(std::span<const int32_t> tokens, std::span<c
     case PoolingType::kCls:
       be.gather_rows(x_, start.data(), n_inputs, E, pooled_);  // each input's first row
       break;
+    case PoolingType::kRank: {
+      // The head on each input's first row, on the host (encoder.h).
+      be.gather_rows(x_, start.data(), n_inputs, E, pooled_);
+      std::vector<float> first(static_cast<size_t>(n_inputs) * E);
+      be.download(first.data(), pooled_, first.size() * sizeof(float));
+      const int O = hp_.n_cls_out;
+      out.resize(static_cast<size_t>(n_inputs) * O);
+      for (int i = 0; i < n_inputs; ++i) {
+        w_.head.apply(first.data() + static_cast<size_t>(i) * E, out.data() + static_cast<size_t>(i) * O);
+      }
+      return out;
+    }
   }
   out.resize(static_cast<size_t>(n_inputs) * E);
   be.download(out.data(), pooled_, out.size() * sizeof(float));

@@ -1,10 +1,12 @@
 // Loading an encoder (BERT) model: hyper-parameters, weights, buffers.
 #include <algorithm>
+#include <cmath>
 
 #include "common/error.h"
 #include "engine/encoder.h"
 #include "engine/gguf.h"
 #include "engine/gguf_hparams.h"
+#include "engine/quant.h"
 #include "engine/tokenizer.h"
 
 namespace tars::engine {
@@ -30,6 +32,7 @@ const char* pooling_type_name(PoolingType p) {
     case PoolingType::kNone: return "none";
     case PoolingType::kMean: return "mean";
     case PoolingType::kCls: return "cls";
+    case PoolingType::kRank: return "rank";
   }
   return "unknown";
 }
@@ -68,15 +71,60 @@ EncoderHParams encoder_read_hparams(const GgufFile& f) {
   // Absent: mean, what sentence-transformers models (the common BERT
   // embedding models) use.
   const uint64_t pooling = f.opt_u64(a + ".pooling_type").value_or(1);
-  if (pooling > 2) {
+  if (pooling > 2 && pooling != 4) {
     throw Error(ErrorCode::kUnsupported,
                 f.path() + ": " + a + ".pooling_type = " + std::to_string(pooling) +
-                    " is not supported (0 none, 1 mean, 2 cls)");
+                    " is not supported (0 none, 1 mean, 2 cls, 4 rank)");
   }
   hp.pooling = static_cast<PoolingType>(pooling);
   hp.n_vocab = tensor_rows(f, "token_embd.weight");
   hp.n_token_types = tensor_rows(f, "token_types.weight");
+  if (hp.n_token_types < 1) {
+    throw Error(ErrorCode::kCorruptData, f.path() + ": tensor 'token_types.weight' has no rows");
+  }
+  if (hp.pooling == PoolingType::kRank) {
+    // The head's outputs: the last of its layers decides.
+    const char* last = f.find_tensor("cls.output.weight") ? "cls.output.weight"
+                       : f.find_tensor("cls.weight")      ? "cls.weight"
+                                                          : nullptr;
+    if (!last) {
+      throw Error(ErrorCode::kCorruptData,
+                  f.path() + ": " + a + ".pooling_type is rank but the file has no classification head "
+                  "(tensors cls.weight / cls.output.weight)");
+    }
+    // A one-output layer may be stored as a vector.
+    const GgufTensorInfo* t = f.find_tensor(last);
+    hp.n_cls_out = t->shape.size() == 1 ? 1 : t->shape.size() == 2 ? static_cast<int>(t->shape[1]) : 0;
+    if (hp.n_cls_out < 1) {
+      throw Error(ErrorCode::kCorruptData, f.path() + ": tensor '" + std::string(last) + "' has no rows");
+    }
+  }
   return hp;
+}
+
+void EncoderHead::apply(const float* x, float* y) const {
+  // Double sums: the head is a handful of dot products per input.
+  auto linear = [](const std::vector<float>& w, const std::vector<float>& b, int n_in, int n_rows,
+                   const float* in, float* out) {
+    for (int r = 0; r < n_rows; ++r) {
+      const float* row = w.data() + static_cast<size_t>(r) * n_in;
+      double s = b.empty() ? 0.0 : b[r];
+      for (int c = 0; c < n_in; ++c) s += static_cast<double>(row[c]) * in[c];
+      out[r] = static_cast<float>(s);
+    }
+  };
+  if (n_mid == 0) {
+    linear(out_w, out_b, n_in, n_out, x, y);
+    return;
+  }
+  std::vector<float> h(n_mid);
+  linear(dense_w, dense_b, n_in, n_mid, x, h.data());
+  for (float& v : h) v = std::tanh(v);
+  if (has_out()) {
+    linear(out_w, out_b, n_mid, n_out, h.data(), y);
+  } else {
+    std::copy(h.begin(), h.end(), y);
+  }
 }
 
 Encoder::Encoder(std::shared_ptr<const GgufFile> gguf, Backend& backend, const EncoderOptions& options)
@@ -150,6 +198,46 @@ void Encoder::load_weights() {
     l.out_norm = get(n("layer_output_norm.weight"), E, 1);
     l.out_norm_b = get(n("layer_output_norm.bias"), E, 1);
   }
+  if (hp_.pooling == PoolingType::kRank) load_head();
+}
+
+void Encoder::load_head() {
+  const GgufFile& f = *gguf_;
+  // A tensor as floats, row by row; `cols` checked, rows returned.
+  auto read = [&](const std::string& name, int64_t cols, int64_t rows_wanted, std::vector<float>& out) {
+    const GgufTensorInfo* t = f.find_tensor(name);
+    if (!t) return false;
+    const int64_t t_cols = static_cast<int64_t>(t->shape[0]);
+    const int64_t t_rows = static_cast<int64_t>(t->n_elems) / std::max<int64_t>(t_cols, 1);
+    if (t_cols != cols || (rows_wanted > 0 && t_rows != rows_wanted)) {
+      throw Error(ErrorCode::kCorruptData,
+                  f.path() + ": tensor '" + name + "' has shape [" + std::to_string(t_cols) + ", " +
+                      std::to_string(t_rows) + "], expected " + std::to_string(cols) + " columns" +
+                      (rows_wanted > 0 ? " and " + std::to_string(rows_wanted) + " rows" : ""));
+    }
+    out.resize(static_cast<size_t>(t_cols * t_rows));
+    const size_t row_bytes = t->n_bytes / static_cast<size_t>(t_rows);
+    for (int64_t r = 0; r < t_rows; ++r) {
+      dequantize_row(t->type, t->data + row_bytes * r, out.data() + r * t_cols, t_cols);
+    }
+    return true;
+  };
+  EncoderHead& h = w_.head;
+  h.n_in = hp_.n_embd;
+  if (read("cls.weight", hp_.n_embd, 0, h.dense_w)) {
+    h.n_mid = static_cast<int>(h.dense_w.size() / hp_.n_embd);
+    read("cls.bias", h.n_mid, 1, h.dense_b);
+  }
+  const int out_in = h.n_mid > 0 ? h.n_mid : hp_.n_embd;
+  if (read("cls.output.weight", out_in, hp_.n_cls_out, h.out_w)) read("cls.output.bias", hp_.n_cls_out, 1, h.out_b);
+  h.n_out = hp_.n_cls_out;
+  for (const std::vector<float>* v : {&h.dense_w, &h.dense_b, &h.out_w, &h.out_b}) {
+    for (float x : *v) {
+      if (!std::isfinite(x)) {
+        throw Error(ErrorCode::kCorruptData, f.path() + ": the classification head has a value that is not finite");
+      }
+    }
+  }
 }
 
 int encoder_batch_tokens(const EncoderHParams& hp, const EncoderOptions& options) {
@@ -163,6 +251,7 @@ EncoderBufferSizes encoder_buffer_sizes(const EncoderHParams& hp, const EncoderO
   s.x = s.tmp = s.q = s.k = s.v = s.att = s.pooled = B * E;
   s.ff = B * hp.n_ff;
   s.pos_type = static_cast<size_t>(hp.n_ctx_train) * E;
+  s.type_delta = static_cast<size_t>(hp.n_token_types) * E;
   return s;
 }
 
@@ -192,6 +281,18 @@ void Encoder::alloc_buffers() {
   // B >= C (load() raised it), so tmp_ holds C copies of the type-0 row.
   backend_.get_rows(w_.type_embd, ids.data(), static_cast<int>(C), tmp_);
   backend_.add(pos_type_, tmp_, C * E);
+  // Other types add their difference from type 0 (inputs that give types).
+  const size_t T = hp_.n_token_types;
+  const GgufTensorInfo* tt = gguf_->find_tensor("token_types.weight");
+  std::vector<float> types(T * E), delta(T * E);
+  for (size_t t = 0; t < T; ++t) {
+    dequantize_row(tt->type, tt->data + tt->n_bytes / T * t, types.data() + t * E, static_cast<int64_t>(E));
+  }
+  for (size_t t = 0; t < T; ++t) {
+    for (size_t i = 0; i < E; ++i) delta[t * E + i] = types[t * E + i] - types[i];
+  }
+  type_delta_ = buf(s.type_delta);
+  backend_.upload(type_delta_, delta.data(), delta.size() * sizeof(float));
 }
 
 }  // namespace tars::engine

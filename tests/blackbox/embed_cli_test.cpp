@@ -7,6 +7,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/backend.h"
+#include "engine/embed.h"
+#include "engine/encoder.h"
+#include "engine/gguf.h"
+#include "engine/tokenizer.h"
+#include "support/bert_builder.h"
+#include "support/bert_reference.h"
 #include "support/test_support.h"
 
 namespace tars::test {
@@ -90,6 +97,40 @@ TEST(EmbedCommand, ErrorsAreClear) {
                    dir.file("nope.txt")});
   EXPECT_EQ(missing.wait(60s), 1);
   EXPECT_NE(missing.err().find("nope.txt"), std::string::npos) << missing.err();
+}
+
+TEST(EmbedCommand, QueryScoresEachInputWithAReranker) {
+  TempDir dir;
+  const std::string model = dir.file("rerank.gguf");
+  write_random_bert(small_random_bert(4), model);
+  const std::string query = "which card holds the chat model?";
+  const std::vector<std::string> docs = {"the RTX 3060 holds the 7B chat model", "bananas", ""};
+  Process p({tars_binary(), "embed", model, "--query", query, docs[0], docs[1], docs[2], "-t", "2"});
+  ASSERT_EQ(p.wait(60s), 0) << p.err();
+  const std::vector<json> lines = json_lines(p.out());
+  ASSERT_EQ(lines.size(), 3u) << p.out();
+  // Each score against the double-precision reference on the same pair.
+  auto file = std::shared_ptr<const engine::GgufFile>(engine::GgufFile::open(model));
+  auto backend = engine::backend_cpu_create({1});
+  auto encoder = engine::Encoder::load(file, *backend);
+  BertReference ref(*file);
+  const auto pieces = [&](const std::string& t) { return encoder->tokenizer().encode(t, false, false); };
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const engine::RerankPair pair = engine::rerank_pair_tokens(*encoder, pieces(query), pieces(docs[i]), 128, true, i);
+    const double want = ref.rank(std::vector<int>(pair.ids.begin(), pair.ids.end()),
+                                 std::vector<int>(pair.types.begin(), pair.types.end()))[0];
+    EXPECT_EQ(lines[i]["index"], i);
+    EXPECT_EQ(lines[i]["tokens"], pair.ids.size());
+    EXPECT_NEAR(lines[i]["score"].get<double>(), want, 1e-4) << "document " << i;
+    EXPECT_FALSE(lines[i].contains("embedding"));
+  }
+
+  Process no_query({tars_binary(), "embed", model, "hi"});
+  EXPECT_EQ(no_query.wait(60s), 1);
+  EXPECT_NE(no_query.err().find("is a reranker"), std::string::npos) << no_query.err();
+  Process not_reranker({tars_binary(), "embed", fixture("reference/bert-tiny.gguf"), "--query", "q", "hi"});
+  EXPECT_EQ(not_reranker.wait(60s), 1);
+  EXPECT_NE(not_reranker.err().find("not a reranker"), std::string::npos) << not_reranker.err();
 }
 
 }  // namespace

@@ -81,6 +81,18 @@ void write_random_bert(const RandomBertSpec& s, const std::string& path) {
     wr.tensor(p + "layer_output_norm.weight", E, 1, 0.1, 1.0);
     wr.tensor(p + "layer_output_norm.bias", E, 1, 0.05);
   }
+  if (s.pooling == 4) {
+    // Larger than the trunk's matrices: scores spread over several units.
+    const int mid = s.cls_dense ? E : 0;
+    if (s.cls_dense) {
+      wr.tensor("cls.weight", E, s.cls_out ? E : s.n_cls_out, 2 * se);
+      wr.tensor("cls.bias", s.cls_out ? E : s.n_cls_out, 1, 0.05);
+    }
+    if (s.cls_out) {
+      wr.tensor("cls.output.weight", mid > 0 ? mid : E, s.n_cls_out, 3 * se);
+      wr.tensor("cls.output.bias", s.n_cls_out, 1, 0.05);
+    }
+  }
   w.write(path);
 }
 

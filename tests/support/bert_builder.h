@@ -20,7 +20,13 @@ struct RandomBertSpec {
   int n_ctx = 512;          // max_position_embeddings
   int n_token_types = 2;    // type_vocab_size
   float norm_eps = 1e-12f;  // layer_norm_eps
-  int pooling = 1;          // bert.pooling_type: 0 none, 1 mean, 2 cls
+  int pooling = 1;          // bert.pooling_type: 0 none, 1 mean, 2 cls, 4 rank
+  // Rank pooling: the classification head written. cls.weight (n_embd x
+  // n_embd) + cls.bias when cls_dense, cls.output.weight (n_cls_out rows) +
+  // cls.output.bias when cls_out; at least one of the two.
+  bool cls_dense = true;
+  bool cls_out = true;
+  int n_cls_out = 1;
   // Type of the 2-D matrices (token and position tables included; the tiny
   // token_types table stays F32, as converters write it).
   engine::TensorType weight_type = engine::TensorType::kF32;

@@ -41,6 +41,10 @@ BertReference::BertReference(const GgufFile& f) {
   pos_embd_ = get(f, "position_embd.weight");
   embd_norm_w_ = get(f, "token_embd_norm.weight");
   embd_norm_b_ = get(f, "token_embd_norm.bias");
+  for (auto [name, t] : {std::pair{"cls.weight", &cls_w_}, std::pair{"cls.bias", &cls_b_},
+                         std::pair{"cls.output.weight", &cls_out_w_}, std::pair{"cls.output.bias", &cls_out_b_}}) {
+    if (f.find_tensor(name)) *t = get(f, name);
+  }
   for (int il = 0; il < n_layer_; ++il) {
     auto n = [&](const char* s) { return "blk." + std::to_string(il) + "." + s; };
     Layer l;
@@ -86,14 +90,16 @@ void BertReference::layer_norm(std::vector<double>& x, const Tensor& w, const Te
   for (size_t i = 0; i < x.size(); ++i) x[i] = (x[i] - mean) * inv * w.v[i] + b.v[i];
 }
 
-std::vector<std::vector<double>> BertReference::hidden(const std::vector<int>& tokens) const {
+std::vector<std::vector<double>> BertReference::hidden(const std::vector<int>& tokens,
+                                                      const std::vector<int>& types) const {
   const int n = static_cast<int>(tokens.size()), E = n_embd_, hd = E / n_head_;
   if (n == 0 || n > n_ctx_) throw std::runtime_error("bert reference: bad input length");
   std::vector<std::vector<double>> x(n, std::vector<double>(E));
   for (int t = 0; t < n; ++t) {
     for (int i = 0; i < E; ++i) {
       x[t][i] = tok_embd_.v[static_cast<size_t>(tokens[t]) * E + i] +
-                pos_embd_.v[static_cast<size_t>(t) * E + i] + type_embd_.v[i];
+                pos_embd_.v[static_cast<size_t>(t) * E + i] +
+                type_embd_.v[static_cast<size_t>(types.empty() ? 0 : types.at(t)) * E + i];
     }
     layer_norm(x[t], embd_norm_w_, embd_norm_b_);
   }
@@ -162,6 +168,17 @@ std::vector<double> BertReference::embed(const std::vector<int>& tokens, bool no
     out.insert(out.end(), v.begin(), v.end());
   }
   return out;
+}
+
+std::vector<double> BertReference::rank(const std::vector<int>& tokens, const std::vector<int>& types) const {
+  if (cls_w_.v.empty() && cls_out_w_.v.empty()) throw std::runtime_error("bert reference: no classification head");
+  std::vector<double> x = hidden(tokens, types)[0];
+  if (!cls_w_.v.empty()) {
+    x = linear(cls_w_, cls_b_, x);
+    for (double& v : x) v = std::tanh(v);
+  }
+  if (!cls_out_w_.v.empty()) x = linear(cls_out_w_, cls_out_b_, x);
+  return x;
 }
 
 }  // namespace tars::test

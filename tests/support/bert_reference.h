@@ -19,8 +19,13 @@ class BertReference {
   // Reads the bert.* hyper-parameters and every tensor of `file`.
   explicit BertReference(const engine::GgufFile& file);
 
-  // The last block's output for one input, [n_tokens][n_embd].
-  std::vector<std::vector<double>> hidden(const std::vector<int>& tokens) const;
+  // The last block's output for one input, [n_tokens][n_embd]. `types`:
+  // each token's type id, or empty for type 0 everywhere.
+  std::vector<std::vector<double>> hidden(const std::vector<int>& tokens,
+                                          const std::vector<int>& types = {}) const;
+  // Rank pooling: the classification head on the first token's row (its
+  // n_cls_out raw scores): tanh(cls x + b) then cls.output, as present.
+  std::vector<double> rank(const std::vector<int>& tokens, const std::vector<int>& types) const;
   // Pooled by bert.pooling_type (mean: average over all tokens; cls: the
   // first token; none: every token's vector, concatenated), each vector
   // L2-normalised when `normalize`.
@@ -45,6 +50,7 @@ class BertReference {
   int n_embd_ = 0, n_layer_ = 0, n_head_ = 0, n_ff_ = 0, n_ctx_ = 0, pooling_ = 1;
   double eps_ = 1e-12;
   Tensor tok_embd_, type_embd_, pos_embd_, embd_norm_w_, embd_norm_b_;
+  Tensor cls_w_, cls_b_, cls_out_w_, cls_out_b_;  // rank pooling; empty when absent
   std::vector<Layer> layers_;
 };
 
