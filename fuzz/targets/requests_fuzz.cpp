@@ -19,7 +19,10 @@
 //   15     the bytes as a value read from the embedding cache's Redis
 //          (decode_cached_embedding), as a redis:// URL (parse_redis_url)
 //          and as GET /usage's parameters (usage_query_parse)
-// (the low four bits; ollama_show_parse runs on 13's document too)
+//   16     rerank_parse, llama-server's and TEI's shapes (POST /v1/rerank,
+//          /rerank)
+// (the low four bits, plus 16 when bit 6 is set, modulo 17;
+// ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
 // pre-order) and what it becomes (another type, a value at the edge of its
@@ -134,6 +137,9 @@ json parse_base_document(int which) {
     case 13:
       return json::parse(R"({"model": "minilm", "prompt": "one sentence", "keep_alive": 0,
           "options": {"num_ctx": 512}})");
+    case 16:
+      return json::parse(R"({"model": "rank", "query": "which card", "documents": ["a", {"text": "b"}, ""],
+                             "top_n": 1, "return_documents": true, "truncate": true})");
     case 5:
       return {{"devices", json::parse(kDevices)},
               {"models", json::parse(R"([{"id": "story", "role": "chat", "state": "loaded", "busy": 1, "queued": 0},
@@ -147,7 +153,7 @@ json parse_base_document(int which) {
   }
 }
 
-constexpr int kParsers = 16;
+constexpr int kParsers = 17;
 
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
@@ -322,7 +328,7 @@ void check_devices_round_trip(const tars::node::DeviceInventory& inv) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const int which = (data[0] & 15) % kParsers;
+  const int which = ((data[0] & 15) | ((data[0] & 0x40) >> 2)) % kParsers;
   const bool raw = (data[0] & 0x80) != 0;
   if (which == 15) {  // what another program may have left in Redis: any bytes
     const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
@@ -506,6 +512,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         break;
       }
+      case 16:
+        // The document through both shapes (a body fits at most one).
+        for (auto api : {tars::node::RerankApi::kJina, tars::node::RerankApi::kTei}) {
+          try {
+            const tars::node::RerankParams r = tars::node::rerank_parse(j, api);
+            check(!r.documents.empty() && r.documents.size() <= tars::node::kMaxRerankDocuments, "rerank: document count");
+            check(r.top_n >= 0, "rerank: a negative top_n");
+            check(api == tars::node::RerankApi::kJina || r.top_n == 0, "rerank: top_n from TEI's shape");
+            check(api == tars::node::RerankApi::kTei || r.raw_scores, "rerank: a sigmoid in llama-server's shape");
+          } catch (const Error& e) {
+            check(e.code() == ErrorCode::kInvalidArgument, "rerank: an error with another code");
+            check(e.what()[0] != '\0', "rerank: an error without a message");
+          }
+        }
+        break;
       case 7: {
         expected = ErrorCode::kConfig;
         tars::node::CpuInfo cpu;

@@ -20,6 +20,8 @@ void add_node_flags(CLI::App& cmd, NodeFlags& flags) {
                  "file name without .gguf)");
   cmd.add_option("--embedding-model", flags.embedding_models,
                  "GGUF embedding model to serve on /embed and /v1/embeddings (repeatable)");
+  cmd.add_option("--rerank-model", flags.rerank_models,
+                 "GGUF reranker (a cross-encoder) to serve on /v1/rerank and /rerank (repeatable)");
   cmd.add_flag("--print-config", flags.print_config,
                "Print the resolved configuration with the source of each value, then exit");
   for (const auto& f : node::config_fields()) {
@@ -48,6 +50,7 @@ node::NodeConfig resolve_node_config(const NodeFlags& flags) {
   in.model_flags = flags.models;
   in.alias_flags = flags.aliases;
   in.embedding_model_flags = flags.embedding_models;
+  in.rerank_model_flags = flags.rerank_models;
   if (auto it = in.env.find("HOME"); it != in.env.end()) in.home = it->second;
   char host[256] = {0};
   if (::gethostname(host, sizeof host - 1) == 0) in.hostname = host;

@@ -18,6 +18,7 @@ struct NodeFlags {
   std::vector<std::string> models;
   std::vector<std::string> aliases;
   std::vector<std::string> embedding_models;
+  std::vector<std::string> rerank_models;     // --rerank-model
   bool print_config = false;
 };
 

@@ -592,7 +592,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
     // Rule 4: the embedding model and the main chat model apart.
     std::optional<size_t> avoid;
     std::string avoid_why;
-    if (m.decl.role == "embedding" && main_chat_device) {
+    if (node::model_role_is_encoder(m.decl.role) && main_chat_device) {
       avoid = main_chat_device;
       avoid_why = "hosts the main chat model " + models[*main_chat].name;
     } else if (main_chat && mi == *main_chat && embedding_device) {
@@ -696,7 +696,7 @@ Plan plan_placement(const std::vector<PlanNode>& nodes, const std::vector<PlanMo
       dst.on_demand.push_back(m.name);
     }
     if (main_chat && mi == *main_chat && !main_chat_device) main_chat_device = best.device;
-    if (m.decl.role == "embedding" && !embedding_device) embedding_device = best.device;
+    if (node::model_role_is_encoder(m.decl.role) && !embedding_device) embedding_device = best.device;
   };
   for (size_t mi : order) place(mi, plan.placements[mi], {});
   // Replicas: more copies of a model, each on another node, placed after

@@ -20,7 +20,8 @@ std::string router_role_for_path(const std::string& method, const std::string& p
   if (path == "/embed" || path == "/v1/embeddings" || path == "/api/embed" || path == "/api/embeddings") {
     return "embedding";
   }
-  if (path == "/api/show") return "any";  // a model of either role, by name
+  if (path == "/v1/rerank" || path == "/v1/reranking" || path == "/rerank" || path == "/reranking") return "rerank";
+  if (path == "/api/show") return "any";  // a model of any role, by name
   return "";
 }
 
@@ -58,9 +59,13 @@ node::HttpHandler route_model(node::HttpHandler local, std::string role_in, node
     if (it != body.end() && !it->is_string() && !it->is_null()) return serve_here();
     std::string model = it != body.end() && it->is_string() ? it->get<std::string>() : "";
     // "any" (/api/show): the role of the model of that name, wherever it is.
-    const std::string role = role_in != "any"                                    ? role_in
-                             : declares(host, model, "chat") || table.find(model, "chat") ? "chat"
-                                                                                            : "embedding";
+    std::string role = role_in;
+    if (role_in == "any") {
+      role = "embedding";
+      for (const char* r : {"chat", "rerank"}) {
+        if (declares(host, model, r) || table.find(model, r)) role = r;
+      }
+    }
     auto entry = table.find(model, role);
     std::vector<Replica> replicas;
     if (entry) replicas = route_order(*entry, opt.self_id);

@@ -1,6 +1,7 @@
 #include "node/api.h"
 
 #include "node/embeddings_api.h"
+#include "node/rerank_api.h"
 #include "node/files_api.h"
 #include "node/model_host.h"
 #include "node/node.h"
@@ -41,6 +42,8 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));
   // /embed, /v1/embeddings
   for (auto& r : embeddings_routes(node.host())) routes.push_back(std::move(r));
+  // /v1/rerank, /rerank (llama-server's, Jina's, text-embeddings-inference's)
+  for (auto& r : rerank_routes(node.host())) routes.push_back(std::move(r));
   // /api/chat, /api/generate, /api/embed, /api/tags, ... (Ollama's)
   for (auto& r : ollama_routes(node.host())) routes.push_back(std::move(r));
   // /tokenize, /detokenize (llama-server's)

@@ -285,9 +285,9 @@ void load_models(NodeConfig& c, const toml::node& n, const std::string& file,
                   where + ": key load: expected \"always\" or \"on_demand\", got \"" + m.load + "\"");
     }
     if (m.path.empty()) throw Error(ErrorCode::kConfig, where + ": key path is required");
-    if (m.role != "chat" && m.role != "embedding") {
+    if (!model_role_known(m.role)) {
       throw Error(ErrorCode::kConfig,
-                  where + ": key role: expected \"chat\" or \"embedding\", got \"" + m.role + "\"");
+                  where + ": key role: expected \"chat\", \"embedding\" or \"rerank\", got \"" + m.role + "\"");
     }
     if (fs::path(m.path).is_relative()) m.path = (base / m.path).lexically_normal().string();
     c.models.push_back(m);
@@ -367,7 +367,7 @@ NodeConfig config_resolve(const ConfigInputs& in) {
                                         " aliases for " + std::to_string(in.model_flags.size()) +
                                         " --model flags (the i-th --alias names the i-th --model)");
   }
-  if (!in.model_flags.empty() || !in.embedding_model_flags.empty()) {
+  if (!in.model_flags.empty() || !in.embedding_model_flags.empty() || !in.rerank_model_flags.empty()) {
     c.models.clear();
     for (size_t i = 0; i < in.model_flags.size(); ++i) {
       ModelDecl m;
@@ -379,6 +379,12 @@ NodeConfig config_resolve(const ConfigInputs& in) {
       ModelDecl m;
       m.path = p;
       m.role = "embedding";
+      c.models.push_back(m);
+    }
+    for (const auto& p : in.rerank_model_flags) {
+      ModelDecl m;
+      m.path = p;
+      m.role = "rerank";
       c.models.push_back(m);
     }
     c.sources["model"] = "flag";

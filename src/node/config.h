@@ -47,7 +47,7 @@ inline constexpr int64_t kKeepAliveForever = -1;
 struct ModelDecl {
   std::string path;   // GGUF file; relative paths are relative to the config file's folder
   std::string alias;  // API id; empty -> file name without .gguf
-  std::string role = "chat";  // "chat" or "embedding"
+  std::string role = "chat";  // "chat", "embedding" or "rerank" (a cross-encoder)
   // Cluster placement (issue 6); the defaults keep a single node's behaviour.
   int ctx_size = 0;   // context per slot; 0 = [engine] ctx_size
   int slots = 0;      // parallel sequences; 0 = [engine] slots
@@ -69,6 +69,15 @@ struct ModelDecl {
   // CUDA ordinal may differ). Set by the coordinator, not a config key.
   std::string planned_gpu;
 };
+
+// The roles a model may have: "chat" (a decoder: chat and completions),
+// "embedding" and "rerank" (encoders: embeddings, and cross-encoders that
+// score a query against documents).
+inline bool model_role_known(const std::string& role) {
+  return role == "chat" || role == "embedding" || role == "rerank";
+}
+// Whether a role runs on the encoder (embedding, rerank).
+inline bool model_role_is_encoder(const std::string& role) { return role == "embedding" || role == "rerank"; }
 
 struct NodeConfig {
   // [node]
@@ -126,6 +135,7 @@ struct ConfigInputs {
   std::vector<std::string> model_flags;       // --model FILE (repeatable); replaces the file's list
   std::vector<std::string> alias_flags;       // --alias NAME, the i-th names the i-th --model
   std::vector<std::string> embedding_model_flags;  // --embedding-model FILE (repeatable)
+  std::vector<std::string> rerank_model_flags;     // --rerank-model FILE (repeatable)
   std::string home;                           // $HOME, for the default data dir
   std::string hostname;                       // for the default node name
 };

@@ -128,9 +128,9 @@ bool same_decl(const ModelDecl& a, const ModelDecl& b) {
 // The decl's model id, after checking its role.
 std::string checked_id(const ModelDecl& decl) {
   std::string id = model_id(decl);
-  if (decl.role != "chat" && decl.role != "embedding") {
+  if (!model_role_known(decl.role)) {
     throw Error(ErrorCode::kInvalidArgument,
-                "model '" + id + "': role must be chat or embedding, got '" + decl.role + "'");
+                "model '" + id + "': role must be chat, embedding or rerank, got '" + decl.role + "'");
   }
   return id;
 }
@@ -512,6 +512,7 @@ std::shared_ptr<HostedModel> ModelHost::get(const std::string& id, const std::st
                       "no model loaded: this node serves no " + role + " model" +
                           (known.empty() ? std::string(" (start it with ") +
                                                (role == "embedding" ? "--embedding-model"
+                                                : role == "rerank"  ? "--rerank-model"
                                                                     : "--model") +
                                                " FILE)"
                                          : " (models: " + known + ")"));

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "common/error.h"
 #include "common/units.h"
 #include "engine/backend.h"
 #include "engine/backend_cuda.h"
@@ -56,7 +57,7 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
                    decl.planned_gpu);
     }
   }
-  if (decl.role == "embedding") {
+  if (model_role_is_encoder(decl.role)) {
     h->backend = engine::backend_for_device(device, config.threads, &fallback, cuda_device);
   } else {
     engine::ModelBackends mb =
@@ -70,8 +71,26 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
     spdlog::info("model {}: no CUDA backend ({}); it runs on the CPU", h->id, fallback);
   }
   std::string what;
-  if (decl.role == "embedding") {
+  if (model_role_is_encoder(decl.role)) {
     h->encoder = engine::Encoder::load(h->file, *h->backend);
+    // The declared role and the file must agree: a cross-encoder's scores
+    // are not embeddings, and an embedding model has no head to score with.
+    const engine::EncoderHParams& hp = h->encoder->hparams();
+    const bool rank = hp.pooling == engine::PoolingType::kRank;
+    if (decl.role == "embedding" && rank) {
+      throw Error(ErrorCode::kConfig,
+                  "model " + h->id + ": " + decl.path +
+                      " is a reranker (rank pooling, a classification head), not an embedding model: "
+                      "declare it with role \"rerank\" (--rerank-model)");
+    }
+    if (decl.role == "rerank" && (!rank || hp.n_cls_out != 1)) {
+      throw Error(ErrorCode::kConfig,
+                  "model " + h->id + ": " + decl.path + " is not a reranker: " +
+                      (rank ? "its classification head has " + std::to_string(hp.n_cls_out) +
+                                  " outputs, a reranker's has one score"
+                            : std::string("its pooling is ") + engine::pooling_type_name(hp.pooling) +
+                                  " (a reranker's file has pooling_type rank and a classification head)"));
+    }
     what = fmt::format("{} {} layers, dimension {}", h->encoder->hparams().arch,
                        h->encoder->hparams().n_layer, h->encoder->n_embd());
     if (embed_cache) {

@@ -283,8 +283,8 @@ void show(ModelHost& host, const httplib::Request& req, httplib::Response& res) 
   auto file = engine::GgufFile::open(decl->path);
   const std::string chat_template = file->opt_string("tokenizer.chat_template").value_or("");
   // Ollama's capability names: what the model's own template lets it do.
-  json capabilities = json::array({decl->role == "embedding" ? "embedding" : "completion"});
-  if (decl->role != "embedding") {
+  json capabilities = json::array({decl->role == "chat" ? "completion" : decl->role});
+  if (decl->role == "chat") {
     if (engine::chat_template_mentions_tools(chat_template)) capabilities.push_back("tools");
     if (!reasoning_tags(chat_template).empty()) capabilities.push_back("thinking");
     if (engine::vocab_load(*file).fim_pre != engine::kTokenNone) capabilities.push_back("insert");  // suffix

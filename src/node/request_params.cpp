@@ -537,6 +537,59 @@ DetokenizeParams detokenize_parse(const json& body) {
   return p;
 }
 
+RerankParams rerank_parse(const json& body, RerankApi api) {
+  static const std::set<std::string> jina = {"model", "query", "documents", "top_n", "return_documents", "truncate"};
+  static const std::set<std::string> tei = {"model", "query", "texts", "raw_scores", "return_text", "truncate",
+                                            "truncation_direction"};
+  RerankParams p;
+  p.model = known_keys_and_model(body, api == RerankApi::kJina ? jina : tei);
+  if (!body.contains("query")) bad("query", "is required");
+  if (!body["query"].is_string()) bad("query", std::string("must be a string, got ") + body["query"].type_name());
+  p.query = body["query"].get<std::string>();
+  const char* field = api == RerankApi::kJina ? "documents" : "texts";
+  if (!body.contains(field)) bad(field, "is required");
+  const json& docs = body[field];
+  if (!docs.is_array()) bad(field, std::string("must be an array of strings, got ") + docs.type_name());
+  if (docs.empty()) bad(field, "is an empty list");
+  if (docs.size() > kMaxRerankDocuments) {
+    bad(field, "has " + std::to_string(docs.size()) + " documents; at most " + std::to_string(kMaxRerankDocuments) +
+                   " per request");
+  }
+  for (size_t i = 0; i < docs.size(); ++i) {
+    const json& d = docs[i];
+    const std::string at = std::string(field) + "[" + std::to_string(i) + "]";
+    if (d.is_string()) {
+      p.documents.push_back(d.get<std::string>());
+    } else if (api == RerankApi::kJina && d.is_object() && d.size() == 1 && d.contains("text") && d["text"].is_string()) {
+      p.documents.push_back(d["text"].get<std::string>());  // Cohere's and Jina's {"text": ...}
+    } else {
+      bad(at, api == RerankApi::kJina ? "must be a string or {\"text\": string}, got " + d.dump()
+                                      : "must be a string, got " + d.dump());
+    }
+  }
+  if (api == RerankApi::kJina) {
+    if (body.contains("top_n") && !body["top_n"].is_null()) {
+      p.top_n = integer(body, "top_n", 0, INT64_MAX);
+    }
+    if (body.contains("return_documents") && !body["return_documents"].is_null()) {
+      p.return_documents = boolean(body, "return_documents");
+    }
+    if (body.contains("truncate")) p.truncate = boolean(body, "truncate");
+  } else {
+    if (body.contains("raw_scores")) p.raw_scores = boolean(body, "raw_scores");
+    else p.raw_scores = false;
+    if (body.contains("return_text")) p.return_documents = boolean(body, "return_text");
+    p.truncate = body.contains("truncate") && !body["truncate"].is_null() ? boolean(body, "truncate") : false;
+    if (body.contains("truncation_direction") && !body["truncation_direction"].is_null()) {
+      const json& dir = body["truncation_direction"];
+      if (!dir.is_string() || (dir != "Right" && dir != "right")) {
+        bad("truncation_direction", "must be \"Right\" (pairs are cut longest first, from the end), got " + dir.dump());
+      }
+    }
+  }
+  return p;
+}
+
 // --- Ollama ---
 
 namespace {

@@ -123,6 +123,35 @@ enum class EmbeddingApi {
 // inputs). Throws tars::Error(kInvalidArgument) naming the field.
 EmbeddingParams embedding_parse(const nlohmann::ordered_json& body, EmbeddingApi api);
 
+// Most documents in one rerank request.
+inline constexpr size_t kMaxRerankDocuments = 2048;
+
+// A rerank request: a query and the documents to score against it.
+struct RerankParams {
+  std::string model;                   // "" = the node's first reranker
+  std::string query;                   // may be empty
+  std::vector<std::string> documents;  // 1 to kMaxRerankDocuments; may be empty strings
+  int64_t top_n = 0;                   // keep the best n (0 = all)
+  bool return_documents = false;       // echo each document's text in its result
+  bool truncate = true;                // cut pairs longer than the model's context
+  bool raw_scores = true;              // false: the sigmoid of each score (TEI's default)
+};
+
+enum class RerankApi {
+  // POST /v1/rerank, /rerank (llama-server, Jina, Cohere): {model, query,
+  // documents (strings or {"text"} objects), top_n, return_documents,
+  // truncate}.
+  kJina,
+  // POST /rerank with "texts" (text-embeddings-inference): {model, query,
+  // texts, raw_scores, return_text, truncate (default false),
+  // truncation_direction ("Right" only)}.
+  kTei,
+};
+
+// Parses and validates a rerank body. Throws tars::Error(kInvalidArgument)
+// naming the field.
+RerankParams rerank_parse(const nlohmann::ordered_json& body, RerankApi api);
+
 // POST /tokenize (llama-server's shape): text to token ids of a chat model.
 struct TokenizeParams {
   std::string model;           // "" = the node's default chat model

@@ -14,7 +14,7 @@
 //
 // The table, created if missing:
 //   tars_usage(id bigserial, at timestamptz, node text, model text,
-//              kind text ("chat", "completion", "embedding"),
+//              kind text ("chat", "completion", "embedding", "rerank"),
 //              prompt_tokens int, completion_tokens int,
 //              duration_ms double precision, ttft_ms double precision (null
 //              for embeddings), finish text ("stop", "length", "cancelled",
@@ -37,7 +37,7 @@ namespace tars::node {
 struct UsageRecord {
   int64_t at_ms = 0;           // unix milliseconds when the request ended (0: record() stamps it)
   std::string model;
-  std::string kind;            // "chat" | "completion" | "embedding"
+  std::string kind;            // "chat" | "completion" | "embedding" | "rerank"
   int64_t prompt_tokens = 0;   // prompt, or the inputs' tokens
   int64_t completion_tokens = 0;
   double duration_ms = 0;      // arrival to end

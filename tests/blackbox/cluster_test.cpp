@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "support/bert_builder.h"
@@ -385,6 +386,46 @@ TEST_F(ClusterTest, ReplicasServeOnEveryNodeAndSurviveALostCopy) {
     auto [code, by] = complete(coord_.port);
     EXPECT_EQ(code, 200);
     EXPECT_EQ(by, coord_id);
+  }
+}
+
+TEST_F(ClusterTest, ARerankerIsPlacedAndEveryNodeForwardsRerankRequestsToIt) {
+  const std::string reranker = dir_.file("cross.gguf");
+  write_random_bert(small_random_bert(4), reranker);
+  write_file(dir_.file("rerank.toml"), "[[model]]\npath = \"" + fixture("stories260K/stories260K.gguf") +
+                                           "\"\nalias = \"story\"\n[[model]]\npath = \"" + reranker +
+                                           "\"\nalias = \"rank\"\nrole = \"rerank\"\n");
+  start_coordinator("rerank.toml");
+  NodeProc w{"pc2", 0, dir_.file("pc2"), nullptr};
+  start_worker(w);
+  auto where = wait_settled(2, 60s);
+  ASSERT_EQ(where.size(), 2u);
+  // An encoder, like the embedding model: kept off the main chat model's device.
+  EXPECT_NE(where["story"], where["rank"]);
+  std::optional<double> first_score;
+  for (int port : {coord_.port, w.port}) {
+    // No model named: the cluster's reranker, wherever it is.
+    const json body = {{"query", "which card"}, {"documents", {"the big card", "the small card", "bananas"}}};
+    auto r = client(port).Post("/v1/rerank", body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->get_header_value("X-Tars-Served-By"), where["rank"]) << "port " << port;
+    const json j = json::parse(r->body);
+    EXPECT_EQ(j["model"], "rank");
+    ASSERT_EQ(j["results"].size(), 3u);
+    const double top = j["results"][0]["relevance_score"].get<double>();
+    if (first_score) {
+      EXPECT_EQ(top, *first_score);  // one model, the same answer through either node
+    }
+    first_score = top;
+    auto tei = client(port).Post("/rerank", R"({"query": "q", "texts": ["a", "b"]})", "application/json");
+    ASSERT_TRUE(tei);
+    EXPECT_EQ(tei->status, 200) << tei->body;
+    EXPECT_TRUE(json::parse(tei->body).is_array()) << tei->body;
+    auto os = client(port).Post("/api/show", R"({"model": "rank"})", "application/json");
+    ASSERT_TRUE(os);
+    EXPECT_EQ(os->status, 200) << os->body;
+    EXPECT_EQ(json::parse(os->body)["capabilities"], json::array({"rerank"}));
   }
 }
 

@@ -137,8 +137,9 @@ TEST(Estimate, EncoderHasNoKvCache) {
   const double params = 30522 * E + 2 * E + 512 * E + 2 * E + 6 * (4 * (E * E + E) + 2 * E + E * F + F + F * E + E + 2 * E);
   EXPECT_EQ(e.n_params, static_cast<uint64_t>(params));
   EXPECT_EQ(e.weights_bytes, static_cast<uint64_t>(params * 4));
-  // Compute: 2048 tokens x (7 E + F) floats + the position table (512 x E).
-  EXPECT_EQ(e.compute_bytes, static_cast<uint64_t>((2048 * (7 * E + F) + 512 * E) * 4));
+  // Compute: 2048 tokens x (7 E + F) floats + the position table (512 x E)
+  // + the token types' table (2 x E).
+  EXPECT_EQ(e.compute_bytes, static_cast<uint64_t>((2048 * (7 * E + F) + 512 * E + 2 * E) * 4));
   const std::string text = estimate_to_string(e);
   EXPECT_NE(text.find("weights "), std::string::npos) << text;
   EXPECT_EQ(text.find("KV"), std::string::npos) << text;

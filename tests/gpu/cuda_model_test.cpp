@@ -8,16 +8,20 @@
 // 1e-4.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "common/error.h"
 #include "engine/backend_select.h"
+#include "engine/embed.h"
 #include "engine/encoder.h"
 #include "engine/generate.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "gpu/gpu_support.h"
+#include "support/bert_builder.h"
 #include "support/greedy_steps.h"
 #include "support/test_support.h"
 
@@ -392,6 +396,32 @@ TEST(CudaModel, BertEmbeddingsMatchCpu) {
     out[gpu] = enc->forward(tokens, start);
   }
   EXPECT_LT(test::max_rel_diff(out[1], out[0]), 1e-4);
+}
+
+TEST(CudaModel, RerankerScoresWithTokenTypesMatchCpu) {
+  // A cross-encoder: pairs with type-1 halves (the type table on the device)
+  // and the classification head on the downloaded first rows.
+  TARS_REQUIRE_CUDA();
+  test::TempDir dir;
+  test::write_random_bert(test::small_random_bert(4), dir.file("rank.gguf"));
+  std::shared_ptr<const GgufFile> file = GgufFile::open(dir.file("rank.gguf"));
+  std::vector<float> out[2];
+  for (bool gpu : {false, true}) {
+    auto be = make_backend(gpu);
+    ASSERT_TRUE(be);
+    auto enc = Encoder::load(file, *be, {});
+    auto pieces = [&](const char* t) { return enc->tokenizer().encode(t, false, false); };
+    std::vector<int32_t> tokens, types, start = {0};
+    for (const char* doc : {"the small card", "bananas", ""}) {
+      const RerankPair p = rerank_pair_tokens(*enc, pieces("which card"), pieces(doc), 128, true, 0);
+      tokens.insert(tokens.end(), p.ids.begin(), p.ids.end());
+      types.insert(types.end(), p.types.begin(), p.types.end());
+      start.push_back(static_cast<int32_t>(tokens.size()));
+    }
+    out[gpu] = enc->forward(tokens, start, types);
+    ASSERT_EQ(out[gpu].size(), 3u);
+  }
+  for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(out[1][i], out[0][i], 1e-3 * std::max(1.0f, std::abs(out[0][i]))) << i;
 }
 
 }  // namespace
