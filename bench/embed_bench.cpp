@@ -13,7 +13,15 @@
 //
 //   bench_embed_bench [--threads 2] [--reps 3] [--batch-tokens N ...]
 //                     [--fixtures DIR] [--model PATH] [--type f32|f16]
-//                     [--device cpu|cuda|auto] [--call-inputs N ...]
+//                     [--device cpu|cuda|auto] [--call-inputs N ...] [--rerank]
+//
+// --rerank replaces them by reranking: a MiniLM-shape cross-encoder (the
+// shape of cross-encoder/ms-marco-MiniLM-L-6-v2: rank pooling, a
+// classification head) scores 256 documents of 60 words against a query of
+// 8 words (pairs of 71 tokens), through rerank_texts; the baseline, in the
+// same run, embeds the same 256 texts (query and document as one input, 70
+// tokens) with the same trunk as a mean-pooled embedding model. The ratio is
+// what pairs, token types and the head cost over plain embedding.
 //
 // --call-inputs N (repeatable) replaces the two cases above by one: 4096
 // sentences of 12 tokens ([CLS] + 10 words + [SEP]) handed to embed_texts N
@@ -52,6 +60,7 @@ struct Args {
   std::string type = "f32";
   std::string device = "cpu";
   std::vector<int> call_inputs;   // non-empty: the batched-calls case only
+  bool rerank = false;            // the reranking case only
 };
 
 std::string load_average() {
@@ -135,6 +144,49 @@ void run_calls_case(engine::Encoder& enc, const std::vector<std::string>& texts,
   std::fflush(stdout);
 }
 
+// Reranking against embedding the same texts with the same trunk.
+void run_rerank_case(const Args& a, engine::Backend& backend) {
+  test::RandomBertSpec spec = test::bert_spec_from_hf_config(a.fixtures + "/minilm/config.json",
+                                                             a.fixtures + "/minilm/vocab.txt");
+  spec.weight_type = a.type == "f16" ? engine::TensorType::kF16 : engine::TensorType::kF32;
+  const std::string embed_path = "/tmp/tars-bench-minilm-mean-" + a.type + ".gguf";
+  const std::string rank_path = "/tmp/tars-bench-minilm-rank-" + a.type + ".gguf";
+  test::write_random_bert(spec, embed_path);
+  spec.pooling = 4;  // the same seed: the same trunk, then the head
+  test::write_random_bert(spec, rank_path);
+  auto embed_file = std::shared_ptr<const engine::GgufFile>(engine::GgufFile::open(embed_path));
+  auto rank_file = std::shared_ptr<const engine::GgufFile>(engine::GgufFile::open(rank_path));
+  auto embedder = engine::Encoder::load(embed_file, backend, {});
+  auto ranker = engine::Encoder::load(rank_file, backend, {});
+  const std::string query = make_inputs(ranker->tokenizer(), 1, 8, 5)[0];
+  const std::vector<std::string> docs = make_inputs(ranker->tokenizer(), 256, 60, 6);
+  std::vector<std::string> joined;
+  for (const std::string& d : docs) joined.push_back(query + " " + d);
+  engine::rerank_texts(*ranker, query, std::vector<std::string>(docs.begin(), docs.begin() + 8));  // warm up
+  engine::embed_texts(*embedder, std::vector<std::string>(joined.begin(), joined.begin() + 8));
+  std::vector<double> rank_rates, embed_rates;
+  size_t pair_tokens = 0, embed_tokens = 0;
+  for (int r = 0; r < a.reps; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    const auto scores = engine::rerank_texts(*ranker, query, docs);
+    rank_rates.push_back(scores.size() / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    pair_tokens = scores[0].n_tokens;
+    t0 = std::chrono::steady_clock::now();
+    const auto vecs = engine::embed_texts(*embedder, joined);
+    embed_rates.push_back(vecs.size() / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    embed_tokens = vecs[0].n_tokens;
+  }
+  const double rank_best = *std::max_element(rank_rates.begin(), rank_rates.end());
+  const double embed_best = *std::max_element(embed_rates.begin(), embed_rates.end());
+  std::printf("rerank    %4zu pairs x %3zu tokens  best %6.1f pairs/s (%6.0f tokens/s)  median %6.1f/s\n",
+              docs.size(), pair_tokens, rank_best, rank_best * pair_tokens, median(rank_rates));
+  std::printf("embed     %4zu texts x %3zu tokens  best %6.1f texts/s (%6.0f tokens/s)  median %6.1f/s  (baseline)\n",
+              joined.size(), embed_tokens, embed_best, embed_best * embed_tokens, median(embed_rates));
+  std::printf("rerank / embed: %.2fx in inputs per second, %.2fx in tokens per second  load %s\n",
+              rank_best / embed_best, rank_best * pair_tokens / (embed_best * embed_tokens), load_average().c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,6 +206,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--model")) a.model = next("--model");
     else if (!std::strcmp(argv[i], "--type")) a.type = next("--type");
     else if (!std::strcmp(argv[i], "--device")) a.device = next("--device");
+    else if (!std::strcmp(argv[i], "--rerank")) a.rerank = true;
     else if (!std::strcmp(argv[i], "--call-inputs")) a.call_inputs.push_back(std::max(1, std::atoi(next("--call-inputs"))));
     else {
       std::fprintf(stderr, "unknown argument %s (see the comment at the top of embed_bench.cpp)\n", argv[i]);
@@ -161,6 +214,14 @@ int main(int argc, char** argv) {
     }
   }
   try {
+    if (a.rerank) {
+      std::string fallback;
+      auto backend = engine::backend_for_device(a.device, a.threads, &fallback);
+      if (!fallback.empty()) std::printf("no CUDA backend (%s): the CPU\n", fallback.c_str());
+      std::printf("backend %s, threads %d, reps %d\n", backend->name().c_str(), a.threads, a.reps);
+      run_rerank_case(a, *backend);
+      return 0;
+    }
     if (a.model.empty()) {
       a.model = "/tmp/tars-bench-minilm-" + a.type + ".gguf";
       test::RandomBertSpec spec = test::bert_spec_from_hf_config(a.fixtures + "/minilm/config.json",
