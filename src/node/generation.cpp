@@ -117,25 +117,12 @@ std::vector<int32_t> fim_prompt(const engine::Tokenizer& tok, const std::string&
 
 }  // namespace
 
-Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParams& params)
-    : params_(params), model_id_(lease->id), model_(std::move(lease)),
-      shared_(std::make_shared<Shared>()) {
-  HostedModel& model = *model_;
-  id_ = random_id(params.chat ? "chatcmpl-" : "cmpl-");
-  created_ = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+PreparedPrompt prepare_prompt(HostedModel& model, const GenerationParams& params) {
+  PreparedPrompt out;
+  std::vector<int32_t>& prompt = out.tokens;
+  ReasoningTags& reasoning = out.reasoning;  // the model's thought tags, when its thoughts come apart
+  bool& in_thought = out.in_thought;
   const engine::Tokenizer& tok = model.model->tokenizer();
-  for (const auto& [token, bias] : params.sampling.logit_bias) {
-    if (token >= tok.vocab().n_vocab()) {
-      throw Error(ErrorCode::kInvalidArgument, "'logit_bias' names token " + std::to_string(token) + ", but model '" +
-                                                   model_id_ + "' has " + std::to_string(tok.vocab().n_vocab()) +
-                                                   " tokens");
-    }
-  }
-  std::vector<int32_t> prompt;
-  ReasoningTags reasoning;  // the model's thought tags, when its thoughts come apart
-  bool in_thought = false;
   // Text in the model's own format (a rendered chat, or a raw prompt) to
   // tokens: templates usually write the BOS text themselves; add it only if not.
   auto templated_tokens = [&](const std::string& text) {
@@ -156,7 +143,7 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
     const engine::JinjaValue tools = params.tools.empty() ? engine::JinjaValue::none() : jinja_from_json(params.tools);
     const ReasoningTags tags = reasoning_tags(model.chat->text());
     if (params.require_reasoning && tags.empty()) {
-      throw Error(ErrorCode::kInvalidArgument, "model '" + model_id_ +
+      throw Error(ErrorCode::kInvalidArgument, "model '" + model.id +
                                                    "' does not think: its chat template shows no thinking tags "
                                                    "(send the request without \"think\")");
     }
@@ -174,9 +161,9 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
       prompt = render(kept);
       spdlog::info("model {}: a chat of {} messages ({} tokens) does not fit the context of {}; the oldest {} went "
                    "({} tokens left)",
-                   model_id_, msgs.size(), n_whole, n_ctx, msgs.size() - kept.size(), prompt.size());
+                   model.id, msgs.size(), n_whole, n_ctx, msgs.size() - kept.size(), prompt.size());
     }
-    if (!params.tools.empty()) tool_format_ = tool_call_format(model.chat->text());
+    if (!params.tools.empty()) out.tool_format = tool_call_format(model.chat->text());
     // A constrained answer (JSON mode, a schema, a forced call) is all
     // answer: the constraint writes no thought.
     const bool constrained = params.json_object || params.json_schema || !params.forced_tool.empty();
@@ -187,10 +174,34 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   } else if (params.templated_prompt) {
     prompt = templated_tokens(params.prompt);
   } else if (!params.suffix.empty()) {
-    prompt = fim_prompt(tok, model_id_, params.prompt, params.suffix);
+    prompt = fim_prompt(tok, model.id, params.prompt, params.suffix);
   } else {
     prompt = tok.encode(params.prompt, /*add_special=*/true, /*parse_special=*/false);
   }
+  return out;
+}
+
+Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParams& params)
+    : params_(params), model_id_(lease->id), model_(std::move(lease)),
+      shared_(std::make_shared<Shared>()) {
+  HostedModel& model = *model_;
+  id_ = random_id(params.chat ? "chatcmpl-" : "cmpl-");
+  created_ = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  const engine::Tokenizer& tok = model.model->tokenizer();
+  for (const auto& [token, bias] : params.sampling.logit_bias) {
+    if (token >= tok.vocab().n_vocab()) {
+      throw Error(ErrorCode::kInvalidArgument, "'logit_bias' names token " + std::to_string(token) + ", but model '" +
+                                                   model_id_ + "' has " + std::to_string(tok.vocab().n_vocab()) +
+                                                   " tokens");
+    }
+  }
+  PreparedPrompt prepared = prepare_prompt(model, params);
+  std::vector<int32_t> prompt = std::move(prepared.tokens);
+  const ReasoningTags reasoning = prepared.reasoning;
+  const bool in_thought = prepared.in_thought;
+  tool_format_ = prepared.tool_format;
   n_prompt_ = static_cast<int>(prompt.size());
 
   engine::GenRequest r;

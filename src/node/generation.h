@@ -76,6 +76,20 @@ class Generation {
   int64_t created_ = 0;
 };
 
+// A request's prompt as Generation submits it: the chat template rendered
+// (the oldest messages dropped when the request allows it and the chat does
+// not fit), or the raw prompt, or the fill-in-the-middle frame, tokenized.
+struct PreparedPrompt {
+  std::vector<int32_t> tokens;
+  ToolCallFormat tool_format = ToolCallFormat::kNone;  // how the model writes calls (kNone without tools)
+  ReasoningTags reasoning;  // the model's thought tags when its thoughts come apart; else empty
+  bool in_thought = false;  // the prompt ends inside an opened thought
+};
+// Throws tars::Error(kInvalidArgument) for a template that fails or a
+// request the model cannot serve (think on a model that does not reason,
+// a fill without FIM markers).
+PreparedPrompt prepare_prompt(HostedModel& model, const GenerationParams& params);
+
 // "length" or "stop": the finish reason as OpenAI's finish_reason and
 // Ollama's done_reason both write it.
 const char* finish_reason_name(engine::FinishReason f);
