@@ -21,7 +21,9 @@
 //          and as GET /usage's parameters (usage_query_parse)
 //   16     rerank_parse, llama-server's and TEI's shapes (POST /v1/rerank,
 //          /rerank)
-// (the low four bits, plus 16 when bit 6 is set, modulo 17;
+//   17     anthropic_parse, messages and count_tokens (POST /v1/messages,
+//          /v1/messages/count_tokens)
+// (the low four bits, plus 16 when bit 6 is set, modulo 18;
 // ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
@@ -140,6 +142,19 @@ json parse_base_document(int which) {
     case 16:
       return json::parse(R"({"model": "rank", "query": "which card", "documents": ["a", {"text": "b"}, ""],
                              "top_n": 1, "return_documents": true, "truncate": true})");
+    case 17:
+      return json::parse(R"({"model": "story", "max_tokens": 16, "system": [{"type": "text", "text": "Be brief."}],
+        "messages": [{"role": "user", "content": "Weather?"},
+                     {"role": "assistant", "content": [{"type": "thinking", "thinking": "Look it up.", "signature": ""},
+                       {"type": "text", "text": "Checking."},
+                       {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny",
+                       "is_error": false}, {"type": "text", "text": "And tomorrow?"}]}],
+        "tools": [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object",
+                   "properties": {"city": {"type": "string"}}}}],
+        "tool_choice": {"type": "auto"}, "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "stop_sequences": ["END"], "temperature": 0.5, "top_p": 0.9, "top_k": 40, "stream": true,
+        "metadata": {"user_id": "u"}})");
     case 5:
       return {{"devices", json::parse(kDevices)},
               {"models", json::parse(R"([{"id": "story", "role": "chat", "state": "loaded", "busy": 1, "queued": 0},
@@ -153,7 +168,7 @@ json parse_base_document(int which) {
   }
 }
 
-constexpr int kParsers = 17;
+constexpr int kParsers = 18;
 
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
@@ -273,8 +288,9 @@ bool apply_edit(json& doc, uint8_t where, uint8_t what) {
 
 // --- what an accepted input must satisfy ---
 
+// load_only: Ollama's load request (no messages, or an empty prompt).
 void check_generation(const tars::node::GenerationParams& p, bool chat, float max_temperature = 2.0f,
-                      bool messages_may_be_empty = false) {
+                      bool load_only = false) {
   check(p.chat == chat, "generation: chat flag");
   check(p.suffix.empty() || !chat, "generation: a suffix (fill in the middle) in a chat");
   check(p.template_variables.is_object(), "generation: template variables not an object");
@@ -282,7 +298,7 @@ void check_generation(const tars::node::GenerationParams& p, bool chat, float ma
     check(!tars::engine::chat_template_reserved_variable(it.key()), "generation: a template variable the server sets");
   }
   if (chat) {
-    check(messages_may_be_empty || !p.messages.empty(), "generation: a chat without messages");
+    check(load_only || !p.messages.empty(), "generation: a chat without messages");
     for (const auto& m : p.messages) {
       check(m.role == "system" || m.role == "user" || m.role == "assistant" || m.role == "tool", "generation: a role");
       check(m.tool_calls.empty() || m.role == "assistant", "generation: tool calls outside an assistant message");
@@ -292,7 +308,7 @@ void check_generation(const tars::node::GenerationParams& p, bool chat, float ma
     check(p.tools.is_array() && p.tools.size() <= tars::node::kMaxTools, "generation: tools");
     for (const auto& t : p.tools) check(t["function"]["name"].is_string(), "generation: a tool without a name");
   } else {
-    check(!p.prompt.empty() || !p.suffix.empty(), "generation: an empty prompt (and no suffix)");
+    check(load_only || !p.prompt.empty() || !p.suffix.empty(), "generation: an empty prompt (and no suffix)");
   }
   check(p.max_tokens == -1 || (p.max_tokens >= 1 && p.max_tokens <= (1 << 24)), "generation: max_tokens");
   check(p.top_logprobs >= 0 && p.top_logprobs <= 20, "generation: top_logprobs");
@@ -524,6 +540,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           } catch (const Error& e) {
             check(e.code() == ErrorCode::kInvalidArgument, "rerank: an error with another code");
             check(e.what()[0] != '\0', "rerank: an error without a message");
+          }
+        }
+        break;
+      case 17:
+        // The body as a message and as a count (which refuses what only a message takes).
+        for (bool count : {false, true}) {
+          try {
+            const tars::node::AnthropicParams a = tars::node::anthropic_parse(j, count);
+            check_generation(a.gen, true);
+            check(count || a.gen.max_tokens >= 1, "anthropic: no max_tokens");
+            check(!a.gen.messages.empty() && a.gen.messages.back().role != "assistant", "anthropic: a prefilled answer");
+            check(a.gen.template_variables.empty() || a.gen.template_variables.contains("enable_thinking"),
+                  "anthropic: template variables other than enable_thinking");
+          } catch (const Error& e) {
+            check(e.code() == ErrorCode::kInvalidArgument, "anthropic: an error with another code");
+            check(e.what()[0] != '\0', "anthropic: an error without a message");
           }
         }
         break;

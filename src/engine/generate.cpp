@@ -17,7 +17,10 @@ std::string StopMatcher::push(std::string_view text, bool& stopped) {
   for (const auto& s : stops_) {
     if (s.empty()) continue;
     size_t at = held_.find(s);
-    if (at != std::string::npos && at < first) first = at;
+    if (at != std::string::npos && at < first) {
+      first = at;
+      matched_ = s;
+    }
   }
   if (first != std::string::npos) {
     stopped = true;

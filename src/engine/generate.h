@@ -57,10 +57,13 @@ class StopMatcher {
   std::string push(std::string_view text, bool& stopped);
   // What is still held back, at the end of generation.
   std::string flush();
+  // The stop string that stopped generation ("" while none has).
+  const std::string& matched() const { return matched_; }
 
  private:
   std::vector<std::string> stops_;
   std::string held_;
+  std::string matched_;
 };
 
 // The sampler constraint the options ask for: JSON mode's, a schema's, or

@@ -135,6 +135,7 @@ void Scheduler::finish(Slot& s, FinishReason reason, const std::string& error,
   }
   auto now = Clock::now();
   s.stats.n_generated = s.n_generated;
+  if (reason == FinishReason::kStop && s.stop) s.stats.stop_sequence = s.stop->matched();
   if (s.n_generated > 0) s.stats.generate_ms = ms_between(s.first_token, now);
   {
     std::lock_guard<std::mutex> lock(mu_);

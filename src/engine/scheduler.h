@@ -62,6 +62,7 @@ struct RequestStats {
   double ttft_ms = 0;          // submitted -> first token
   double prompt_ms = 0;        // admitted -> prompt done
   double generate_ms = 0;      // first token -> last token
+  std::string stop_sequence;   // the stop string that ended generation ("" for the end of text or a limit)
 };
 
 struct GenRequest {

@@ -1,12 +1,13 @@
 #include "node/api.h"
 
+#include "node/anthropic_api.h"
 #include "node/embeddings_api.h"
-#include "node/rerank_api.h"
 #include "node/files_api.h"
 #include "node/model_host.h"
 #include "node/node.h"
 #include "node/ollama_api.h"
 #include "node/openai_api.h"
+#include "node/rerank_api.h"
 #include "node/tokenize_api.h"
 #include "node/usage_log.h"
 
@@ -42,6 +43,8 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   for (auto& r : openai_routes(node.host())) routes.push_back(std::move(r));
   // /embed, /v1/embeddings
   for (auto& r : embeddings_routes(node.host())) routes.push_back(std::move(r));
+  // /v1/messages, /v1/messages/count_tokens (Anthropic's)
+  for (auto& r : anthropic_routes(node.host())) routes.push_back(std::move(r));
   // /v1/rerank, /rerank (llama-server's, Jina's, text-embeddings-inference's)
   for (auto& r : rerank_routes(node.host())) routes.push_back(std::move(r));
   // /api/chat, /api/generate, /api/embed, /api/tags, ... (Ollama's)

@@ -106,6 +106,18 @@ nlohmann::json error_body(int status, const std::string& message, const std::str
 nlohmann::json error_body_for(const std::string& path, int status, const std::string& message,
                               const std::string& code) {
   if (path.rfind("/api/", 0) == 0) return {{"error", message}};
+  if (path.rfind("/v1/messages", 0) == 0) {
+    // Anthropic's shape, whose SDKs read error.type and error.message.
+    const char* type = status == 400   ? "invalid_request_error"
+                       : status == 401 ? "authentication_error"
+                       : status == 403 ? "permission_error"
+                       : status == 404 ? "not_found_error"
+                       : status == 413 ? "request_too_large"
+                       : status == 429 ? "rate_limit_error"
+                       : status == 503 ? "overloaded_error"
+                                       : "api_error";
+    return {{"type", "error"}, {"error", {{"type", type}, {"message", message}}}};
+  }
   return error_body(status, message, code);
 }
 

@@ -100,7 +100,8 @@ void reply_json(httplib::Response& res, int status, const nlohmann::json& body);
 // The error body for `status` (OpenAI's shape).
 nlohmann::json error_body(int status, const std::string& message, const std::string& code);
 // The error body for a request to `path`: Ollama's {"error": message} under
-// /api/, else error_body's.
+// /api/, Anthropic's {"type": "error", "error": {"type", "message"}} under
+// /v1/messages, else error_body's.
 nlohmann::json error_body_for(const std::string& path, int status, const std::string& message,
                               const std::string& code);
 // Parses a request body as a JSON object, keys in the client's order

@@ -9,9 +9,10 @@
 #include "common/error.h"
 #include "engine/chat_template.h"
 #include "node/json_int.h"
+#include "node/request_params_detail.h"
 
 namespace tars::node {
-namespace {
+namespace params_detail {
 
 using json = nlohmann::ordered_json;
 
@@ -270,7 +271,9 @@ bool opt_bool(const json& body, const char* field, bool dflt) {
   return body[field].get<bool>();
 }
 
-}  // namespace
+}  // namespace params_detail
+
+using namespace params_detail;
 
 GenerationParams generation_parse(const json& body, bool chat) {
   GenerationParams p;

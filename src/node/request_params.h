@@ -210,4 +210,24 @@ EmbeddingParams ollama_embed_parse(const nlohmann::ordered_json& body, bool lega
 // /api/show {model (or the older "name"), verbose}: the model's name.
 std::string ollama_show_parse(const nlohmann::ordered_json& body);
 
+// --- Anthropic's Messages API (POST /v1/messages, /v1/messages/count_tokens) ---
+
+// {model, max_tokens, messages, system, stop_sequences, stream, temperature,
+// top_p, top_k, tools, tool_choice, thinking, metadata, service_tier}.
+// Messages are user / assistant turns whose content is a string or blocks:
+// text, tool_use (assistant), tool_result (user: each becomes a "tool"
+// message, before the turn's text), thinking (assistant: its thoughts);
+// redacted_thinking is dropped. Images, documents, server tools and a
+// prefilled last assistant turn are refused (kInvalidArgument naming them),
+// as are unknown keys. tools become OpenAI's function objects (parse_tools's
+// checks); tool_choice any / tool / none are OpenAI's required / a named
+// function / none.
+struct AnthropicParams {
+  GenerationParams gen;   // chat = true
+  bool thinking = false;  // "thinking": {"type": "enabled" or "adaptive"}
+};
+// count_tokens: the body of /v1/messages/count_tokens (no max_tokens, no
+// stream, no sampling).
+AnthropicParams anthropic_parse(const nlohmann::ordered_json& body, bool count_tokens);
+
 }  // namespace tars::node

@@ -141,11 +141,18 @@ TEST(StopMatcher, HoldsBackPrefixesAndCutsAtTheStop) {
   EXPECT_EQ(m.push("N", stopped), "");
   EXPECT_EQ(m.push("X more", stopped), "ENX more");
   EXPECT_EQ(m.push(" then\n", stopped), " then");
+  EXPECT_EQ(m.matched(), "");
   EXPECT_EQ(m.push("\nrest", stopped), "");
   EXPECT_TRUE(stopped);
+  EXPECT_EQ(m.matched(), "\n\n");  // which stop string it was (Anthropic's stop_sequence)
   StopMatcher n({"END"});
   EXPECT_EQ(n.push("abcEN", stopped), "abc");
   EXPECT_EQ(n.flush(), "EN");
+  EXPECT_EQ(n.matched(), "");
+  // Two in the text: the first one stops it, whatever their order in the list.
+  StopMatcher o({"zz", "b"});
+  EXPECT_EQ(o.push("abzz", stopped), "a");
+  EXPECT_EQ(o.matched(), "b");
 }
 
 }  // namespace

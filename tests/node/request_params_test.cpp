@@ -569,5 +569,119 @@ TEST(OllamaParse, EmbedAndShow) {
   }
 }
 
+TEST(AnthropicParse, BlocksBecomeTheChatsMessages) {
+  const json body = json::parse(R"({"model": "m", "max_tokens": 64, "system": [{"type": "text", "text": "A"},
+      {"type": "text", "text": "B", "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+      {"role": "user", "content": "Weather in Paris?"},
+      {"role": "assistant", "content": [{"type": "thinking", "thinking": "Look it up.", "signature": "s"},
+        {"type": "redacted_thinking", "data": "xyz"}, {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {}}]},
+      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "noon"}]},
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "storm", "is_error": true},
+        {"type": "text", "text": "And tomorrow?"}]}],
+    "stop_sequences": ["END"], "temperature": 0.25, "top_p": 0.5, "top_k": 7, "stream": true,
+    "tools": [{"name": "get_weather", "description": "w", "input_schema": {"type": "object"}},
+              {"name": "get_time", "input_schema": {"type": "object"}}],
+    "tool_choice": {"type": "tool", "name": "get_time"}, "thinking": {"type": "enabled", "budget_tokens": 2048},
+    "metadata": {"user_id": "u"}})");
+  const AnthropicParams a = anthropic_parse(body, false);
+  const GenerationParams& p = a.gen;
+  EXPECT_TRUE(p.chat);
+  EXPECT_EQ(p.model, "m");
+  EXPECT_EQ(p.max_tokens, 64);
+  EXPECT_TRUE(p.stream);
+  EXPECT_EQ(p.stop, std::vector<std::string>{"END"});
+  EXPECT_FLOAT_EQ(p.sampling.temperature, 0.25f);
+  EXPECT_FLOAT_EQ(p.sampling.top_p, 0.5f);
+  EXPECT_EQ(p.sampling.top_k, 7);
+  EXPECT_TRUE(a.thinking);
+  EXPECT_EQ(p.template_variables["enable_thinking"], true);
+  EXPECT_TRUE(p.require_reasoning);
+  EXPECT_EQ(p.forced_tool, "get_time");
+  ASSERT_EQ(p.tools.size(), 2u);
+  EXPECT_EQ(p.tools[0]["type"], "function");
+  EXPECT_EQ(p.tools[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(p.tools[0]["function"]["parameters"], json({{"type", "object"}}));
+  // system, user, assistant (thought, text, two calls), two tool results, then the user's text.
+  ASSERT_EQ(p.messages.size(), 6u);
+  EXPECT_EQ(p.messages[0].role, "system");
+  EXPECT_EQ(p.messages[0].content, "A\n\nB");
+  EXPECT_EQ(p.messages[1].role, "user");
+  const MessageParam& asst = p.messages[2];
+  EXPECT_EQ(asst.role, "assistant");
+  EXPECT_EQ(asst.content, "Checking.");
+  EXPECT_EQ(asst.reasoning_content, "Look it up.");
+  ASSERT_EQ(asst.tool_calls.size(), 2u);
+  EXPECT_EQ(asst.tool_calls[0].id, "toolu_1");
+  EXPECT_EQ(asst.tool_calls[0].name, "get_weather");
+  EXPECT_EQ(asst.tool_calls[0].arguments, json({{"city", "Paris"}}));
+  EXPECT_EQ(p.messages[3].role, "tool");
+  EXPECT_EQ(p.messages[3].tool_call_id, "toolu_2");
+  EXPECT_EQ(p.messages[3].name, "get_time");  // from the call it answers
+  EXPECT_EQ(p.messages[3].content, "noon");
+  EXPECT_EQ(p.messages[4].name, "get_weather");
+  EXPECT_EQ(p.messages[4].content, "Error: storm");
+  EXPECT_EQ(p.messages[5].role, "user");
+  EXPECT_EQ(p.messages[5].content, "And tomorrow?");
+
+  // The same chat as a count: the generation fields are not its to take.
+  json count = body;
+  for (const char* k : {"max_tokens", "stop_sequences", "temperature", "top_p", "top_k", "stream", "metadata"}) count.erase(k);
+  EXPECT_EQ(anthropic_parse(count, true).gen.messages, p.messages);
+  expect_invalid([&] { anthropic_parse(body, true); }, "is not a known parameter", "count_tokens with max_tokens");
+  // tool_choice any / none, thinking disabled.
+  json other = body;
+  other["tool_choice"] = {{"type", "any"}};
+  other["thinking"] = {{"type", "disabled"}};
+  const AnthropicParams o = anthropic_parse(other, false);
+  EXPECT_EQ(o.gen.forced_tool, "*");
+  EXPECT_FALSE(o.thinking);
+  EXPECT_EQ(o.gen.template_variables["enable_thinking"], false);
+  other["tool_choice"] = {{"type", "none"}};
+  EXPECT_TRUE(anthropic_parse(other, false).gen.tools.empty());
+}
+
+TEST(AnthropicParse, BadBodiesNameTheField) {
+  const json good = json::parse(R"({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})");
+  EXPECT_NO_THROW(anthropic_parse(good, false));
+  struct Case {
+    const char* patch;  // a JSON merge patch on the good body
+    const char* needle;
+  };
+  const Case cases[] = {
+      {R"({"model": null})", "'model' is required"},
+      {R"({"max_tokens": null})", "'max_tokens' is required"},
+      {R"({"max_tokens": 0})", "max_tokens"},
+      {R"({"messages": []})", "at least one message"},
+      {R"({"messages": "hi"})", "'messages' must be an array"},
+      {R"({"messages": [{"role": "system", "content": "x"}]})", "messages[0].role"},
+      {R"({"messages": [{"role": "user", "content": "x", "name": "n"}]})", "messages[0].name"},
+      {R"({"messages": [{"role": "user", "content": 5}]})", "messages[0].content"},
+      {R"({"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]})", "image block"},
+      {R"({"messages": [{"role": "user", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}}]}]})",
+       "belong to assistant turns"},
+      {R"({"messages": [{"role": "user", "content": [{"type": "tool_result"}]}]})", "tool_use_id"},
+      {R"({"messages": [{"role": "user", "content": [{"type": 7}]}]})", "\"type\""},
+      {R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})", "prefilled"},
+      {R"({"system": [{"type": 0.5, "text": "x"}]})", "system[0]"},
+      {R"({"temperature": 1.5})", "temperature"},
+      {R"({"stop_sequences": [""]})", "stop_sequences"},
+      {R"({"tools": [{"name": "f"}]})", "input_schema"},
+      {R"({"tools": [{"type": "bash_20250124", "name": "bash"}]})", "server tools"},
+      {R"({"tools": [{"name": "bad name", "input_schema": {}}]})", "tools[0].function.name"},
+      {R"({"tool_choice": {"type": "any"}})", "needs tools"},
+      {R"({"tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "tool", "name": "g"}})", "not among the tools"},
+      {R"({"thinking": {"type": "sometimes"}})", "thinking.type"},
+      {R"({"colour": "red"})", "'colour'"},
+  };
+  for (const Case& c : cases) {
+    json body = good;
+    body.merge_patch(json::parse(c.patch));
+    expect_invalid([&] { anthropic_parse(body, false); }, c.needle, c.patch);
+  }
+}
+
 }  // namespace
 }  // namespace tars::node
