@@ -50,35 +50,22 @@ std::string event(const char* type, const json& data) {
 }
 
 void reply_whole(const std::shared_ptr<Generation>& g, const std::string& id, httplib::Response& res) {
-  std::string text, thinking;
-  for (;;) {
-    for (auto& e : g->wait(1000)) {
-      if (!e.done) {
-        text += e.token.text;
-        thinking += e.thinking;
-        continue;
-      }
-      if (!e.error.empty()) throw_generation_failure(e.error);
-      const ParsedAnswer a = parse_tool_calls(text, g->tool_format(), g->params().tools);
-      const std::string& answer = a.calls.empty() ? text : a.content;
-      json content = json::array();
-      if (!thinking.empty()) content.push_back({{"type", "thinking"}, {"thinking", thinking}, {"signature", ""}});
-      if (!answer.empty() || (a.calls.empty() && thinking.empty())) {
-        content.push_back({{"type", "text"}, {"text", answer}});
-      }
-      for (const auto& c : a.calls) content.push_back(tool_use_block(c));
-      reply_json(res, 200,
-                 {{"id", id},
-                  {"type", "message"},
-                  {"role", "assistant"},
-                  {"model", g->model_id()},
-                  {"content", std::move(content)},
-                  {"stop_reason", stop_reason(e, !a.calls.empty())},
-                  {"stop_sequence", stop_sequence(e)},
-                  {"usage", usage(e.stats)}});
-      return;
-    }
-  }
+  const Generation::Whole w = g->wait_whole();
+  const ParsedAnswer a = parse_tool_calls(w.text, g->tool_format(), g->params().tools);
+  const std::string& answer = a.calls.empty() ? w.text : a.content;
+  json content = json::array();
+  if (!w.thinking.empty()) content.push_back({{"type", "thinking"}, {"thinking", w.thinking}, {"signature", ""}});
+  if (!answer.empty() || (a.calls.empty() && w.thinking.empty())) content.push_back({{"type", "text"}, {"text", answer}});
+  for (const auto& c : a.calls) content.push_back(tool_use_block(c));
+  reply_json(res, 200,
+             {{"id", id},
+              {"type", "message"},
+              {"role", "assistant"},
+              {"model", g->model_id()},
+              {"content", std::move(content)},
+              {"stop_reason", stop_reason(w.done, !a.calls.empty())},
+              {"stop_sequence", stop_sequence(w.done)},
+              {"usage", usage(w.done.stats)}});
 }
 
 // The content blocks of a streamed answer: a thinking block, then a text

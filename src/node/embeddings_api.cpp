@@ -127,22 +127,27 @@ std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingPara
     }
     if (m.embed_cache) m.embed_cache->put(store_keys, store);
   }
+  record_encoder_request(m, "embedding", out,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return out;
+}
+
+void record_encoder_request(HostedModel& m, const char* kind, const std::vector<engine::Embedding>& out,
+                            double seconds) {
   uint64_t tokens = 0, truncated = 0;
   for (const auto& e : out) {
     tokens += e.n_tokens;
     truncated += e.truncated() ? 1 : 0;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   m.record_embedding(out.size(), tokens, truncated, seconds);
   if (m.usage_log) {
     UsageRecord u;
     u.model = m.id;
-    u.kind = "embedding";
+    u.kind = kind;
     u.prompt_tokens = static_cast<int64_t>(tokens);
     u.duration_ms = seconds * 1000;
     m.usage_log->record(std::move(u));
   }
-  return out;
 }
 
 std::vector<Route> embeddings_routes(ModelHost& host) {

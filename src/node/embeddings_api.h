@@ -18,6 +18,12 @@ struct HostedModel;
 // other than the model's own is tars::Error(kInvalidArgument).
 std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingParams& p);
 
+// Records an encoder request that took `seconds`: the model's counters
+// (/status, /metrics) and, with a usage ledger, a record of `kind`
+// ("embedding", "rerank") with the tokens read.
+void record_encoder_request(HostedModel& m, const char* kind, const std::vector<engine::Embedding>& out,
+                            double seconds);
+
 std::vector<Route> embeddings_routes(ModelHost& host);
 
 }  // namespace tars::node

@@ -333,6 +333,22 @@ std::vector<Generation::Event> Generation::wait(int timeout_ms) {
   return out;
 }
 
+Generation::Whole Generation::wait_whole() {
+  Whole w;
+  for (;;) {
+    for (auto& e : wait(1000)) {
+      if (!e.done) {
+        w.text += e.token.text;
+        w.thinking += e.thinking;
+        continue;
+      }
+      if (!e.error.empty()) throw_generation_failure(e.error);
+      w.done = std::move(e);
+      return w;
+    }
+  }
+}
+
 void Generation::cancel() {
   if (handle_) handle_->cancel();
 }

@@ -45,6 +45,13 @@ class Generation {
 
   // Waits up to `timeout_ms` for events; returns those available (maybe none).
   std::vector<Event> wait(int timeout_ms);
+  // Waits for the end: the answer's text and thoughts, and the closing event.
+  // An engine failure throws (throw_generation_failure).
+  struct Whole {
+    std::string text, thinking;
+    Event done;
+  };
+  Whole wait_whole();
   void cancel();
   bool finished() const;
 

@@ -168,22 +168,12 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
     return j;
   };
   if (!p.gen.stream) {
-    std::string text, thinking;
-    for (;;) {
-      for (auto& e : g->wait(1000)) {
-        if (!e.done) {
-          text += e.token.text;
-          thinking += e.thinking;
-          continue;
-        }
-        if (!e.error.empty()) throw_generation_failure(e.error);
-        const ParsedAnswer a = parse_tool_calls(text, g->tool_format(), g->params().tools);
-        json j = finish_line(e, a.calls.empty() ? text : a.content, thinking);
-        if (!a.calls.empty()) j["message"]["tool_calls"] = ollama_tool_calls(a);
-        reply_json(res, 200, j);
-        return;
-      }
-    }
+    const Generation::Whole w = g->wait_whole();
+    const ParsedAnswer a = parse_tool_calls(w.text, g->tool_format(), g->params().tools);
+    json j = finish_line(w.done, a.calls.empty() ? w.text : a.content, w.thinking);
+    if (!a.calls.empty()) j["message"]["tool_calls"] = ollama_tool_calls(a);
+    reply_json(res, 200, j);
+    return;
   }
   res.status = 200;
   // With tools, text from where a call may begin waits for the end.

@@ -8,9 +8,9 @@
 #include "common/error.h"
 #include "engine/embed.h"
 #include "engine/encoder.h"
+#include "node/embeddings_api.h"
 #include "node/model_host.h"
 #include "node/request_params.h"
-#include "node/usage_log.h"
 
 namespace tars::node {
 namespace {
@@ -29,21 +29,10 @@ void rerank(ModelHost& host, const httplib::Request& req, httplib::Response& res
   o.truncate = p.truncate;
   const auto start = std::chrono::steady_clock::now();
   const std::vector<engine::Embedding> out = engine::rerank_texts(*m.encoder, p.query, p.documents, o);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  uint64_t tokens = 0, truncated = 0;
-  for (const auto& e : out) {
-    tokens += e.n_tokens;
-    truncated += e.truncated() ? 1 : 0;
-  }
-  m.record_embedding(out.size(), tokens, truncated, seconds);
-  if (m.usage_log) {
-    UsageRecord u;
-    u.model = m.id;
-    u.kind = "rerank";
-    u.prompt_tokens = static_cast<int64_t>(tokens);
-    u.duration_ms = seconds * 1000;
-    m.usage_log->record(std::move(u));
-  }
+  record_encoder_request(m, "rerank", out,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  uint64_t tokens = 0;
+  for (const auto& e : out) tokens += e.n_tokens;
 
   std::vector<size_t> order(out.size());
   std::iota(order.begin(), order.end(), size_t{0});

@@ -20,6 +20,7 @@
 #include "engine/vocab_convert.h"
 #include "support/bert_builder.h"
 #include "support/bert_reference.h"
+#include "support/encoder_runner.h"
 #include "support/test_support.h"
 
 namespace tars::engine {
@@ -49,20 +50,7 @@ double norm(const std::vector<float>& a) {
   return std::sqrt(s);
 }
 
-// A loaded encoder with its own backend (2 threads).
-struct Runner {
-  std::shared_ptr<const GgufFile> file;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Encoder> encoder;
-
-  explicit Runner(const std::string& path, int max_batch_tokens = 1024) {
-    file = GgufFile::open(path);
-    backend = backend_cpu_create({2});
-    EncoderOptions eo;
-    eo.max_batch_tokens = max_batch_tokens;
-    encoder = Encoder::load(file, *backend, eo);
-  }
-};
+using Runner = test::EncoderRunner;
 
 // Texts of mixed lengths: short, a ~13-token sentence, accents, CJK,
 // punctuation, an empty string ([CLS] [SEP] only), a ~125-token passage.

@@ -16,24 +16,13 @@
 #include "engine/tokenizer.h"
 #include "support/bert_builder.h"
 #include "support/bert_reference.h"
+#include "support/encoder_runner.h"
 #include "support/test_support.h"
 
 namespace tars::engine {
 namespace {
 
-struct Runner {
-  std::shared_ptr<const GgufFile> file;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Encoder> encoder;
-
-  explicit Runner(const std::string& path, int max_batch_tokens = 1024) {
-    file = GgufFile::open(path);
-    backend = backend_cpu_create({2});
-    EncoderOptions eo;
-    eo.max_batch_tokens = max_batch_tokens;
-    encoder = Encoder::load(file, *backend, eo);
-  }
-};
+using Runner = test::EncoderRunner;
 
 std::string write_model(const test::TempDir& dir, const std::string& name, const test::RandomBertSpec& spec) {
   const std::string path = dir.file(name);
