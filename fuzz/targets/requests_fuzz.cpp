@@ -23,7 +23,8 @@
 //          /rerank)
 //   17     anthropic_parse, messages and count_tokens (POST /v1/messages,
 //          /v1/messages/count_tokens)
-// (the low four bits, plus 16 when bit 6 is set, modulo 18;
+//   18     responses_parse (POST /v1/responses)
+// (the low four bits, plus 16 when bit 6 is set, modulo 19;
 // ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
@@ -155,6 +156,19 @@ json parse_base_document(int which) {
         "tool_choice": {"type": "auto"}, "thinking": {"type": "enabled", "budget_tokens": 1024},
         "stop_sequences": ["END"], "temperature": 0.5, "top_p": 0.9, "top_k": 40, "stream": true,
         "metadata": {"user_id": "u"}})");
+    case 18:
+      return json::parse(R"({"model": "story", "instructions": "Be brief.", "max_output_tokens": 16,
+        "input": [{"role": "developer", "content": "Use tools."},
+                  {"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+                  {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": "Look."}]},
+                  {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+                  {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"},
+                  {"type": "function_call_output", "call_id": "call_1", "output": "Sunny"}],
+        "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object",
+                   "properties": {"city": {"type": "string"}}}, "strict": true}],
+        "tool_choice": "auto", "text": {"format": {"type": "text"}, "verbosity": "low"},
+        "reasoning": {"effort": "low"}, "temperature": 0.5, "top_p": 0.9, "stream": true, "store": false,
+        "truncation": "auto", "metadata": {"k": "v"}, "parallel_tool_calls": true})");
     case 5:
       return {{"devices", json::parse(kDevices)},
               {"models", json::parse(R"([{"id": "story", "role": "chat", "state": "loaded", "busy": 1, "queued": 0},
@@ -168,7 +182,7 @@ json parse_base_document(int which) {
   }
 }
 
-constexpr int kParsers = 18;
+constexpr int kParsers = 19;
 
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
@@ -559,6 +573,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           }
         }
         break;
+      case 18: {
+        const tars::node::ResponsesParams r = tars::node::responses_parse(j);
+        check_generation(r.gen, true);
+        check(!r.gen.messages.empty() && r.gen.messages.back().role != "assistant", "responses: nothing to answer");
+        check(r.echo.contains("temperature") && r.echo.contains("tool_choice") && r.echo.contains("text"),
+              "responses: settings the response repeats are missing");
+        break;
+      }
       case 7: {
         expected = ErrorCode::kConfig;
         tars::node::CpuInfo cpu;

@@ -8,6 +8,7 @@
 #include "node/ollama_api.h"
 #include "node/openai_api.h"
 #include "node/rerank_api.h"
+#include "node/responses_api.h"
 #include "node/tokenize_api.h"
 #include "node/usage_log.h"
 
@@ -45,6 +46,8 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   for (auto& r : embeddings_routes(node.host())) routes.push_back(std::move(r));
   // /v1/messages, /v1/messages/count_tokens (Anthropic's)
   for (auto& r : anthropic_routes(node.host())) routes.push_back(std::move(r));
+  // /v1/responses (OpenAI's Responses API)
+  for (auto& r : responses_routes(node.host())) routes.push_back(std::move(r));
   // /v1/rerank, /rerank (llama-server's, Jina's, text-embeddings-inference's)
   for (auto& r : rerank_routes(node.host())) routes.push_back(std::move(r));
   // /api/chat, /api/generate, /api/embed, /api/tags, ... (Ollama's)

@@ -230,4 +230,22 @@ struct AnthropicParams {
 // stream, no sampling).
 AnthropicParams anthropic_parse(const nlohmann::ordered_json& body, bool count_tokens);
 
+// --- OpenAI's Responses API (POST /v1/responses) ---
+
+// {model, input, instructions, max_output_tokens, temperature, top_p,
+// stream, tools, tool_choice, parallel_tool_calls, text.format, reasoning,
+// store, metadata, user, truncation, include, ...}. input is a string (the
+// user's turn) or items: messages ({role, content: a string or input_text /
+// output_text parts}; developer is system), function_call ({call_id, name,
+// arguments as JSON text}: the assistant's calls), function_call_output
+// ({call_id, output}: a tool message), reasoning ({content: reasoning_text
+// parts}: the next assistant turn's thoughts). Images, files, built-in
+// tools, previous_response_id (responses are not stored) and background
+// are refused (kInvalidArgument naming them), as are unknown keys.
+struct ResponsesParams {
+  GenerationParams gen;               // chat = true
+  nlohmann::ordered_json echo;        // the request's settings, as the response repeats them
+};
+ResponsesParams responses_parse(const nlohmann::ordered_json& body);
+
 }  // namespace tars::node

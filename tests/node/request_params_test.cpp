@@ -683,5 +683,95 @@ TEST(AnthropicParse, BadBodiesNameTheField) {
   }
 }
 
+TEST(ResponsesParse, ItemsBecomeTheChatsMessages) {
+  const json body = json::parse(R"({"model": "m", "instructions": "Be brief.", "max_output_tokens": 32,
+    "input": [{"role": "developer", "content": "Use tools."},
+              {"role": "user", "content": [{"type": "input_text", "text": "Weather"}, {"type": "input_text", "text": "?"}]},
+              {"type": "reasoning", "id": "rs_1", "summary": [], "content": [{"type": "reasoning_text", "text": "Look."}]},
+              {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+              {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"},
+              {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": "{}"},
+              {"type": "function_call_output", "call_id": "call_2", "output": "noon"},
+              {"type": "function_call_output", "call_id": "call_1", "output": [{"type": "input_text", "text": "Sunny"}]}],
+    "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}},
+              {"type": "function", "name": "get_time"}],
+    "tool_choice": {"type": "function", "name": "get_time"}, "temperature": 0.5, "top_p": 0.25, "stream": true,
+    "truncation": "auto", "reasoning": {"effort": "none"}})");
+  const ResponsesParams r = responses_parse(body);
+  const GenerationParams& p = r.gen;
+  EXPECT_EQ(p.max_tokens, 32);
+  EXPECT_TRUE(p.stream);
+  EXPECT_TRUE(p.truncate_history);
+  EXPECT_FLOAT_EQ(p.sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(p.sampling.top_p, 0.25f);
+  EXPECT_EQ(p.forced_tool, "get_time");
+  EXPECT_EQ(p.template_variables["enable_thinking"], false);
+  ASSERT_EQ(p.tools.size(), 2u);
+  EXPECT_EQ(p.tools[1]["function"]["name"], "get_time");
+  ASSERT_EQ(p.messages.size(), 6u);
+  EXPECT_EQ(p.messages[0].role, "system");
+  EXPECT_EQ(p.messages[0].content, "Be brief.");
+  EXPECT_EQ(p.messages[1].role, "system");  // developer
+  EXPECT_EQ(p.messages[2].content, "Weather?");
+  const MessageParam& a = p.messages[3];
+  EXPECT_EQ(a.role, "assistant");
+  EXPECT_EQ(a.content, "Checking.");
+  EXPECT_EQ(a.reasoning_content, "Look.");
+  ASSERT_EQ(a.tool_calls.size(), 2u);  // both calls in the assistant's turn
+  EXPECT_EQ(a.tool_calls[0].arguments, json({{"city", "Paris"}}));
+  EXPECT_EQ(p.messages[4].role, "tool");
+  EXPECT_EQ(p.messages[4].name, "get_time");
+  EXPECT_EQ(p.messages[4].content, "noon");
+  EXPECT_EQ(p.messages[5].tool_call_id, "call_1");
+  EXPECT_EQ(p.messages[5].content, "Sunny");
+  EXPECT_EQ(r.echo["instructions"], "Be brief.");
+  EXPECT_EQ(r.echo["tool_choice"], body["tool_choice"]);
+  // A string input is the user's turn.
+  const ResponsesParams plain = responses_parse(json{{"model", "m"}, {"input", "hi"}});
+  ASSERT_EQ(plain.gen.messages.size(), 1u);
+  EXPECT_EQ(plain.gen.messages[0].role, "user");
+  EXPECT_EQ(plain.gen.max_tokens, -1);
+}
+
+TEST(ResponsesParse, BadBodiesNameTheField) {
+  const json good = json{{"model", "m"}, {"input", "hi"}};
+  EXPECT_NO_THROW(responses_parse(good));
+  struct Case {
+    const char* patch;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {R"({"model": null})", "'model' is required"},
+      {R"({"input": null})", "'input' is required"},
+      {R"({"input": 5})", "'input' must be"},
+      {R"({"input": []})", "at least one item"},
+      {R"({"input": [{"role": "assistant", "content": "x"}]})", "must end with something to answer"},
+      {R"({"input": [{"role": "tool", "content": "x"}]})", "input[0].role"},
+      {R"({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]})", "input_file"},
+      {R"({"input": [{"type": "item_reference", "id": "x"}]})", "not stored"},
+      {R"({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "nope"}]})", "arguments"},
+      {R"({"input": [{"type": "function_call_output", "call_id": "c"}]})", "input[0].output"},
+      {R"({"input": [{"type": "computer_call"}]})", "input[0].type"},
+      {R"({"previous_response_id": "resp_1"})", "previous_response_id"},
+      {R"({"background": true})", "background"},
+      {R"({"temperature": 2.5})", "temperature"},
+      {R"({"max_output_tokens": 0})", "max_output_tokens"},
+      {R"({"tools": [{"type": "file_search"}]})", "built-in tools"},
+      {R"({"tools": [{"type": "function", "name": "a b"}]})", "tools[0].function.name"},
+      {R"({"tool_choice": "required"})", "needs tools"},
+      {R"({"tool_choice": {"type": "function", "name": "g"}})", "tool_choice"},
+      {R"({"text": {"format": {"type": "xml"}}})", "text.format.type"},
+      {R"({"text": {"format": {"type": "json_schema", "schema": {}}}})", "text.format.name"},
+      {R"({"reasoning": {"effort": "max"}})", "reasoning.effort"},
+      {R"({"truncation": "sometimes"})", "truncation"},
+      {R"({"colour": "red"})", "'colour'"},
+  };
+  for (const Case& c : cases) {
+    json body = good;
+    body.merge_patch(json::parse(c.patch));
+    expect_invalid([&] { responses_parse(body); }, c.needle, c.patch);
+  }
+}
+
 }  // namespace
 }  // namespace tars::node

@@ -1,0 +1,249 @@
+#include "node/responses_api.h"
+
+#include <chrono>
+#include <random>
+
+#include "common/error.h"
+#include "node/generation.h"
+#include "node/model_host.h"
+#include "node/request_params.h"
+#include "node/tool_calls.h"
+
+namespace tars::node {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::string random_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* digits = "0123456789abcdef";
+  std::string id = prefix;
+  for (int i = 0; i < 32; ++i) id += digits[rng() % 16];
+  return id;
+}
+
+json reasoning_item(const std::string& id, const std::string& text) {
+  return {{"type", "reasoning"}, {"id", id}, {"summary", json::array()},
+          {"content", json::array({{{"type", "reasoning_text"}, {"text", text}}})}};
+}
+
+json text_part(const std::string& text) {
+  return {{"type", "output_text"}, {"text", text}, {"annotations", json::array()}, {"logprobs", json::array()}};
+}
+
+json message_item(const std::string& id, const std::string& text, const char* status) {
+  json content = json::array();
+  if (std::string(status) == "completed") content.push_back(text_part(text));
+  return {{"type", "message"}, {"id", id}, {"status", status}, {"role", "assistant"}, {"content", std::move(content)}};
+}
+
+json call_item(const std::string& id, const std::string& call_id, const ParsedToolCall& c, const char* status) {
+  return {{"type", "function_call"}, {"id", id},           {"call_id", call_id},
+          {"name", c.name},          {"arguments", std::string(status) == "completed" ? c.arguments.dump() : ""},
+          {"status", status}};
+}
+
+// The response object: what the request set, the output items, the status
+// and usage (none while in progress).
+json response_object(const std::string& id, int64_t created, const std::string& model, const ResponsesParams& rp,
+                     const json& output, const Generation::Event* done, bool failed = false) {
+  json r = {{"id", id}, {"object", "response"}, {"created_at", created}};
+  const bool incomplete = done && done->finish == engine::FinishReason::kLength;
+  r["status"] = failed ? "failed" : !done ? "in_progress" : incomplete ? "incomplete" : "completed";
+  r["error"] = nullptr;
+  r["incomplete_details"] = incomplete ? json{{"reason", "max_output_tokens"}} : json(nullptr);
+  r["instructions"] = rp.echo.value("instructions", json(nullptr));
+  r["max_output_tokens"] = rp.echo.value("max_output_tokens", json(nullptr));
+  r["model"] = model;
+  r["output"] = output;
+  r["parallel_tool_calls"] = true;
+  r["previous_response_id"] = nullptr;
+  r["reasoning"] = rp.echo.value("reasoning", json{{"effort", nullptr}, {"summary", nullptr}});
+  r["store"] = false;
+  r["temperature"] = rp.echo["temperature"];
+  r["text"] = rp.echo["text"];
+  r["tool_choice"] = rp.echo["tool_choice"];
+  r["tools"] = rp.echo.value("tools", json::array());
+  r["top_p"] = rp.echo["top_p"];
+  r["truncation"] = rp.gen.truncate_history ? "auto" : "disabled";
+  if (done) {
+    const engine::RequestStats& s = done->stats;
+    r["usage"] = {{"input_tokens", s.n_prompt},
+                  {"input_tokens_details", {{"cached_tokens", s.n_cached}}},
+                  {"output_tokens", s.n_generated},
+                  {"output_tokens_details", {{"reasoning_tokens", 0}}},
+                  {"total_tokens", s.n_prompt + s.n_generated}};
+  } else {
+    r["usage"] = nullptr;
+  }
+  r["metadata"] = json::object();
+  return r;
+}
+
+struct Request {
+  ResponsesParams params;
+  std::string id = random_id("resp_");
+  int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+};
+
+void reply_whole(const std::shared_ptr<Generation>& g, const Request& rq, httplib::Response& res) {
+  const Generation::Whole w = g->wait_whole();
+  const ParsedAnswer a = parse_tool_calls(w.text, g->tool_format(), g->params().tools);
+  const std::string& answer = a.calls.empty() ? w.text : a.content;
+  json output = json::array();
+  if (!w.thinking.empty()) output.push_back(reasoning_item(random_id("rs_"), w.thinking));
+  if (!answer.empty() || a.calls.empty()) output.push_back(message_item(random_id("msg_"), answer, "completed"));
+  for (const auto& c : a.calls) output.push_back(call_item(random_id("fc_"), random_id("call_"), c, "completed"));
+  reply_json(res, 200, response_object(rq.id, rq.created, g->model_id(), rq.params, output, &w.done));
+}
+
+// The events of a streamed response, numbered; output items open one at a
+// time (reasoning, then the message, then each call) and close with their
+// whole content.
+struct EventStream {
+  std::string out;
+  int sequence = 0;
+  json items = json::array();  // the closed items, for the final response
+  std::string open;            // "reasoning", "message" or ""
+  std::string open_id, open_text;
+
+  void emit(json e) {
+    e["sequence_number"] = sequence++;
+    out += "event: " + e["type"].get<std::string>() + "\ndata: " +
+           e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+  }
+  int index() const { return static_cast<int>(items.size()); }
+  void close() {
+    if (open.empty()) return;
+    const bool message = open == "message";
+    const json part = message ? text_part(open_text) : json{{"type", "reasoning_text"}, {"text", open_text}};
+    json done = {{"type", message ? "response.output_text.done" : "response.reasoning_text.done"},
+                 {"item_id", open_id}, {"output_index", index()}, {"content_index", 0}, {"text", open_text}};
+    if (message) done["logprobs"] = json::array();
+    emit(std::move(done));
+    emit({{"type", "response.content_part.done"}, {"item_id", open_id}, {"output_index", index()},
+          {"content_index", 0}, {"part", part}});
+    json item = message ? message_item(open_id, open_text, "completed") : reasoning_item(open_id, open_text);
+    emit({{"type", "response.output_item.done"}, {"output_index", index()}, {"item", item}});
+    items.push_back(std::move(item));
+    open.clear();
+    open_text.clear();
+  }
+  void piece(const std::string& kind, const std::string& text) {
+    if (text.empty()) return;
+    const bool message = kind == "message";
+    if (open != kind) {
+      close();
+      open = kind;
+      open_id = random_id(message ? "msg_" : "rs_");
+      json item = message ? message_item(open_id, "", "in_progress")
+                          : json{{"type", "reasoning"}, {"id", open_id}, {"summary", json::array()}, {"content", json::array()}};
+      emit({{"type", "response.output_item.added"}, {"output_index", index()}, {"item", std::move(item)}});
+      emit({{"type", "response.content_part.added"}, {"item_id", open_id}, {"output_index", index()},
+            {"content_index", 0},
+            {"part", message ? text_part("") : json{{"type", "reasoning_text"}, {"text", ""}}}});
+    }
+    open_text += text;
+    json delta = {{"type", message ? "response.output_text.delta" : "response.reasoning_text.delta"},
+                  {"item_id", open_id}, {"output_index", index()}, {"content_index", 0}, {"delta", text}};
+    if (message) delta["logprobs"] = json::array();
+    emit(std::move(delta));
+  }
+  void call(const ParsedToolCall& c) {
+    close();
+    const std::string id = random_id("fc_"), call_id = random_id("call_");
+    emit({{"type", "response.output_item.added"}, {"output_index", index()}, {"item", call_item(id, call_id, c, "in_progress")}});
+    const std::string args = c.arguments.dump();
+    emit({{"type", "response.function_call_arguments.delta"}, {"item_id", id}, {"output_index", index()}, {"delta", args}});
+    emit({{"type", "response.function_call_arguments.done"}, {"item_id", id}, {"output_index", index()},
+          {"name", c.name}, {"arguments", args}});
+    json item = call_item(id, call_id, c, "completed");
+    emit({{"type", "response.output_item.done"}, {"output_index", index()}, {"item", item}});
+    items.push_back(std::move(item));
+  }
+};
+
+void reply_stream(const std::shared_ptr<Generation>& g, const std::shared_ptr<Request>& rq, httplib::Response& res) {
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  auto held = std::make_shared<ToolCallStream>(g->tool_format(), g->params().tools);
+  auto ev = std::make_shared<EventStream>();
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [g, rq, held, ev](size_t, httplib::DataSink& sink) {
+        auto flush = [&] {
+          const bool ok = ev->out.empty() || sink.write(ev->out.data(), ev->out.size());
+          ev->out.clear();
+          return ok;
+        };
+        if (ev->sequence == 0) {
+          const json start = response_object(rq->id, rq->created, g->model_id(), rq->params, json::array(), nullptr);
+          ev->emit({{"type", "response.created"}, {"response", start}});
+          ev->emit({{"type", "response.in_progress"}, {"response", start}});
+          if (!flush()) {
+            g->cancel();
+            return false;
+          }
+        }
+        auto events = g->wait(200);
+        if (events.empty() && !sink.is_writable()) {  // client gone while nothing to send
+          g->cancel();
+          return false;
+        }
+        for (auto& e : events) {
+          if (!e.done) {
+            ev->piece("reasoning", e.thinking);
+            ev->piece("message", held->push(e.token.text));
+            if (!flush()) {
+              g->cancel();  // the client disconnected: free the slot
+              return false;
+            }
+            continue;
+          }
+          if (!e.error.empty()) {
+            // Never a silently truncated stream: the failure is the last event.
+            json failed = response_object(rq->id, rq->created, g->model_id(), rq->params, ev->items, nullptr, true);
+            failed["error"] = {{"code", "server_error"}, {"message", "generation failed: " + e.error}};
+            ev->emit({{"type", "response.failed"}, {"response", std::move(failed)}});
+            flush();
+            sink.done();
+            return true;
+          }
+          const ToolCallStream::Rest rest = held->finish();
+          ev->piece("message", rest.content);
+          ev->close();
+          for (const auto& c : rest.answer.calls) ev->call(c);
+          const json done = response_object(rq->id, rq->created, g->model_id(), rq->params, ev->items, &e);
+          ev->emit({{"type", done["status"] == "incomplete" ? "response.incomplete" : "response.completed"},
+                    {"response", done}});
+          flush();
+          sink.done();
+          return true;
+        }
+        return true;
+      },
+      [g](bool) {
+        if (!g->finished()) g->cancel();
+      });
+}
+
+void create(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
+  auto rq = std::make_shared<Request>();
+  rq->params = responses_parse(parse_json_object(req));
+  auto g = std::make_shared<Generation>(host.get(rq->params.gen.model, "chat"), rq->params.gen);
+  if (rq->params.gen.stream) reply_stream(g, rq, res);
+  else reply_whole(g, *rq, res);
+}
+
+}  // namespace
+
+std::vector<Route> responses_routes(ModelHost& host) {
+  return {
+      {"POST", "/v1/responses",
+       [&host](const httplib::Request& req, httplib::Response& res) { create(host, req, res); }},
+  };
+}
+
+}  // namespace tars::node
