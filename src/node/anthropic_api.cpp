@@ -1,8 +1,10 @@
 #include "node/anthropic_api.h"
 
 #include <random>
+#include <utility>
 
 #include "common/error.h"
+#include "node/event_stream.h"
 #include "node/generation.h"
 #include "node/model_host.h"
 #include "node/request_params.h"
@@ -111,86 +113,57 @@ struct BlockStream {
   }
 };
 
-void reply_stream(const std::shared_ptr<Generation>& g, const std::string& id, httplib::Response& res) {
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  // With tools, text from where a call may begin waits for the end.
-  auto held = std::make_shared<ToolCallStream>(g->tool_format(), g->params().tools);
-  auto blocks = std::make_shared<BlockStream>();
-  auto started = std::make_shared<bool>(false);
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [g, id, held, blocks, started](size_t, httplib::DataSink& sink) {
-        auto flush = [&] {
-          const bool ok = blocks->out.empty() || sink.write(blocks->out.data(), blocks->out.size());
-          blocks->out.clear();
-          return ok;
-        };
-        if (!*started) {
-          *started = true;
-          blocks->out = event("message_start", {{"type", "message_start"},
-                                                {"message", {{"id", id},
-                                                             {"type", "message"},
-                                                             {"role", "assistant"},
-                                                             {"model", g->model_id()},
-                                                             {"content", json::array()},
-                                                             {"stop_reason", nullptr},
-                                                             {"stop_sequence", nullptr},
-                                                             {"usage", {{"input_tokens", g->n_prompt()},
-                                                                        {"output_tokens", 0}}}}}});
-          if (!flush()) {
-            g->cancel();
-            return false;
-          }
-        }
-        auto events = g->wait(200);
-        if (events.empty() && !sink.is_writable()) {  // client gone while nothing to send
-          g->cancel();
-          return false;
-        }
-        for (auto& e : events) {
-          if (!e.done) {
-            blocks->thinking(e.thinking);
-            blocks->text(held->push(e.token.text));
-            if (!flush()) {
-              g->cancel();  // the client disconnected: free the slot
-              return false;
-            }
-            continue;
-          }
-          if (!e.error.empty()) {
-            // Never a silently truncated stream: the error is the last event.
-            blocks->out += event("error", {{"type", "error"},
-                                           {"error", {{"type", "api_error"}, {"message", "generation failed: " + e.error}}}});
-            flush();
-            sink.done();
-            return true;
-          }
-          const ToolCallStream::Rest rest = held->finish();
-          blocks->text(rest.content);
-          blocks->close();
-          for (const auto& c : rest.answer.calls) blocks->call(c);
-          blocks->out += event("message_delta", {{"type", "message_delta"},
-                                                 {"delta", {{"stop_reason", stop_reason(e, !rest.answer.calls.empty())},
-                                                            {"stop_sequence", stop_sequence(e)}}},
-                                                 {"usage", usage(e.stats)}});
-          blocks->out += event("message_stop", {{"type", "message_stop"}});
-          flush();
-          sink.done();
-          return true;
-        }
-        return true;
-      },
-      [g](bool) {
-        if (!g->finished()) g->cancel();
-      });
-}
+// Anthropic's events: message_start, the blocks, message_delta, message_stop.
+class AnthropicWriter : public EventWriter {
+ public:
+  AnthropicWriter(const Generation& g, std::string id)
+      : id_(std::move(id)), held_(g.tool_format(), g.params().tools) {}
+
+  std::string start(const Generation& g) override {
+    return event("message_start", {{"type", "message_start"},
+                                   {"message", {{"id", id_},
+                                                {"type", "message"},
+                                                {"role", "assistant"},
+                                                {"model", g.model_id()},
+                                                {"content", json::array()},
+                                                {"stop_reason", nullptr},
+                                                {"stop_sequence", nullptr},
+                                                {"usage", {{"input_tokens", g.n_prompt()}, {"output_tokens", 0}}}}}});
+  }
+  std::string token(const Generation::Event& e) override {
+    blocks_.thinking(e.thinking);
+    // With tools, text from where a call may begin waits for the end.
+    blocks_.text(held_.push(e.token.text));
+    return take();
+  }
+  std::string finish(const Generation::Event& done) override {
+    const ToolCallStream::Rest rest = held_.finish();
+    blocks_.text(rest.content);
+    blocks_.close();
+    for (const auto& c : rest.answer.calls) blocks_.call(c);
+    blocks_.out += event("message_delta", {{"type", "message_delta"},
+                                           {"delta", {{"stop_reason", stop_reason(done, !rest.answer.calls.empty())},
+                                                      {"stop_sequence", stop_sequence(done)}}},
+                                           {"usage", usage(done.stats)}});
+    blocks_.out += event("message_stop", {{"type", "message_stop"}});
+    return take();
+  }
+  std::string failure(const std::string& error) override {
+    return event("error", {{"type", "error"}, {"error", {{"type", "api_error"}, {"message", "generation failed: " + error}}}});
+  }
+
+ private:
+  std::string take() { return std::exchange(blocks_.out, std::string()); }
+  std::string id_;
+  ToolCallStream held_;
+  BlockStream blocks_;
+};
 
 void messages(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
   const AnthropicParams a = anthropic_parse(parse_json_object(req), /*count_tokens=*/false);
   auto g = std::make_shared<Generation>(host.get(a.gen.model, "chat"), a.gen);
   const std::string id = random_id("msg_");
-  if (a.gen.stream) reply_stream(g, id, res);
+  if (a.gen.stream) reply_event_stream(res, g, std::make_shared<AnthropicWriter>(*g, id));
   else reply_whole(g, id, res);
 }
 

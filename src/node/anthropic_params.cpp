@@ -37,10 +37,7 @@ std::string text_content(const json& c, const std::string& f) {
   return out;
 }
 
-// The tool_use ids of earlier assistant turns, for tool results' names.
-using ToolNames = std::vector<std::pair<std::string, std::string>>;
-
-void parse_message(const json& m, size_t index, ToolNames& names, std::vector<MessageParam>& out) {
+void parse_message(const json& m, size_t index, CallNames& names, std::vector<MessageParam>& out) {
   const std::string f = "messages[" + std::to_string(index) + "]";
   if (!m.is_object()) bad(f, "must be an object with role and content");
   for (auto it = m.begin(); it != m.end(); ++it) {
@@ -84,12 +81,7 @@ void parse_message(const json& m, size_t index, ToolNames& names, std::vector<Me
       MessageParam r;
       r.role = "tool";
       r.tool_call_id = text_field(b, fb, "tool_use_id");
-      for (auto it = names.rbegin(); it != names.rend(); ++it) {
-        if (it->first == r.tool_call_id) {
-          r.name = it->second;
-          break;
-        }
-      }
+      r.name = call_name(names, r.tool_call_id);
       if (b.contains("content")) r.content = text_content(b["content"], fb + ".content");
       if (b.contains("is_error") && !b["is_error"].is_null()) {
         if (boolean_value(b["is_error"], fb + ".is_error")) r.content = "Error: " + r.content;
@@ -188,7 +180,7 @@ AnthropicParams anthropic_parse(const json& body, bool count_tokens) {
   const json& ms = body["messages"];
   if (!ms.is_array()) bad("messages", std::string("must be an array, got ") + ms.type_name());
   if (ms.empty()) bad("messages", "must have at least one message");
-  ToolNames names;
+  CallNames names;  // the tool_use ids of earlier assistant turns, for tool results' names
   for (size_t i = 0; i < ms.size(); ++i) parse_message(ms[i], i, names, p.messages);
   if (ms.back()["role"] == "assistant") {  // (parse_message checked it is a string)
     bad("messages", "end with an assistant turn: continuing a prefilled answer is not supported");

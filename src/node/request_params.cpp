@@ -271,6 +271,13 @@ bool opt_bool(const json& body, const char* field, bool dflt) {
   return body[field].get<bool>();
 }
 
+std::string call_name(const CallNames& calls, const std::string& id) {
+  for (auto it = calls.rbegin(); it != calls.rend(); ++it) {
+    if (it->first == id) return it->second;
+  }
+  return "";
+}
+
 }  // namespace params_detail
 
 using namespace params_detail;

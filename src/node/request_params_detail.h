@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/json_schema.h"
 
@@ -27,6 +29,11 @@ bool boolean(const json& body, const char* field);
 std::string known_keys_and_model(const json& body, const std::set<std::string>& known);
 // OpenAI's "tools" array of body, checked (names unique, at most kMaxTools).
 json parse_tools(const json& body);
+// The calls of a conversation so far (call id, function name), and the
+// name of the last one with `id` ("" when none): what a tool message
+// answering it is named in templates.
+using CallNames = std::vector<std::pair<std::string, std::string>>;
+std::string call_name(const CallNames& calls, const std::string& id);
 // A JSON schema compiled for structured output.
 std::shared_ptr<const engine::JsonSchema> schema_of(const json& schema, const std::string& field);
 

@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <random>
+#include <utility>
 
 #include "common/error.h"
+#include "node/event_stream.h"
 #include "node/generation.h"
 #include "node/model_host.h"
 #include "node/request_params.h"
@@ -165,75 +167,53 @@ struct EventStream {
   }
 };
 
-void reply_stream(const std::shared_ptr<Generation>& g, const std::shared_ptr<Request>& rq, httplib::Response& res) {
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  auto held = std::make_shared<ToolCallStream>(g->tool_format(), g->params().tools);
-  auto ev = std::make_shared<EventStream>();
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [g, rq, held, ev](size_t, httplib::DataSink& sink) {
-        auto flush = [&] {
-          const bool ok = ev->out.empty() || sink.write(ev->out.data(), ev->out.size());
-          ev->out.clear();
-          return ok;
-        };
-        if (ev->sequence == 0) {
-          const json start = response_object(rq->id, rq->created, g->model_id(), rq->params, json::array(), nullptr);
-          ev->emit({{"type", "response.created"}, {"response", start}});
-          ev->emit({{"type", "response.in_progress"}, {"response", start}});
-          if (!flush()) {
-            g->cancel();
-            return false;
-          }
-        }
-        auto events = g->wait(200);
-        if (events.empty() && !sink.is_writable()) {  // client gone while nothing to send
-          g->cancel();
-          return false;
-        }
-        for (auto& e : events) {
-          if (!e.done) {
-            ev->piece("reasoning", e.thinking);
-            ev->piece("message", held->push(e.token.text));
-            if (!flush()) {
-              g->cancel();  // the client disconnected: free the slot
-              return false;
-            }
-            continue;
-          }
-          if (!e.error.empty()) {
-            // Never a silently truncated stream: the failure is the last event.
-            json failed = response_object(rq->id, rq->created, g->model_id(), rq->params, ev->items, nullptr, true);
-            failed["error"] = {{"code", "server_error"}, {"message", "generation failed: " + e.error}};
-            ev->emit({{"type", "response.failed"}, {"response", std::move(failed)}});
-            flush();
-            sink.done();
-            return true;
-          }
-          const ToolCallStream::Rest rest = held->finish();
-          ev->piece("message", rest.content);
-          ev->close();
-          for (const auto& c : rest.answer.calls) ev->call(c);
-          const json done = response_object(rq->id, rq->created, g->model_id(), rq->params, ev->items, &e);
-          ev->emit({{"type", done["status"] == "incomplete" ? "response.incomplete" : "response.completed"},
-                    {"response", done}});
-          flush();
-          sink.done();
-          return true;
-        }
-        return true;
-      },
-      [g](bool) {
-        if (!g->finished()) g->cancel();
-      });
-}
+// The Responses API's events, from response.created to response.completed.
+class ResponsesWriter : public EventWriter {
+ public:
+  ResponsesWriter(const Generation& g, std::shared_ptr<const Request> rq)
+      : rq_(std::move(rq)), model_(g.model_id()), held_(g.tool_format(), g.params().tools) {}
+
+  std::string start(const Generation&) override {
+    const json r = response_object(rq_->id, rq_->created, model_, rq_->params, json::array(), nullptr);
+    ev_.emit({{"type", "response.created"}, {"response", r}});
+    ev_.emit({{"type", "response.in_progress"}, {"response", r}});
+    return take();
+  }
+  std::string token(const Generation::Event& e) override {
+    ev_.piece("reasoning", e.thinking);
+    // With tools, text from where a call may begin waits for the end.
+    ev_.piece("message", held_.push(e.token.text));
+    return take();
+  }
+  std::string finish(const Generation::Event& done) override {
+    const ToolCallStream::Rest rest = held_.finish();
+    ev_.piece("message", rest.content);
+    ev_.close();
+    for (const auto& c : rest.answer.calls) ev_.call(c);
+    const json r = response_object(rq_->id, rq_->created, model_, rq_->params, ev_.items, &done);
+    ev_.emit({{"type", r["status"] == "incomplete" ? "response.incomplete" : "response.completed"}, {"response", r}});
+    return take();
+  }
+  std::string failure(const std::string& error) override {
+    json r = response_object(rq_->id, rq_->created, model_, rq_->params, ev_.items, nullptr, /*failed=*/true);
+    r["error"] = {{"code", "server_error"}, {"message", "generation failed: " + error}};
+    ev_.emit({{"type", "response.failed"}, {"response", std::move(r)}});
+    return take();
+  }
+
+ private:
+  std::string take() { return std::exchange(ev_.out, std::string()); }
+  std::shared_ptr<const Request> rq_;
+  std::string model_;
+  ToolCallStream held_;
+  EventStream ev_;
+};
 
 void create(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
   auto rq = std::make_shared<Request>();
   rq->params = responses_parse(parse_json_object(req));
   auto g = std::make_shared<Generation>(host.get(rq->params.gen.model, "chat"), rq->params.gen);
-  if (rq->params.gen.stream) reply_stream(g, rq, res);
+  if (rq->params.gen.stream) reply_event_stream(res, g, std::make_shared<ResponsesWriter>(*g, rq));
   else reply_whole(g, *rq, res);
 }
 

@@ -45,7 +45,7 @@ std::string string_field(const json& item, const std::string& f, const char* key
 
 // The input items as chat messages.
 void parse_items(const json& input, std::vector<MessageParam>& out) {
-  std::vector<std::pair<std::string, std::string>> calls;  // call_id -> name, for tool messages
+  CallNames calls;  // call_id -> name, for tool messages
   std::string thoughts;  // a reasoning item's text, for the next assistant turn
   // The assistant turn the next call or text belongs to (the last message, when it is one).
   auto assistant = [&]() -> MessageParam& {
@@ -96,12 +96,7 @@ void parse_items(const json& input, std::vector<MessageParam>& out) {
       MessageParam m;
       m.role = "tool";
       m.tool_call_id = string_field(item, f, "call_id");
-      for (auto it = calls.rbegin(); it != calls.rend(); ++it) {
-        if (it->first == m.tool_call_id) {
-          m.name = it->second;
-          break;
-        }
-      }
+      m.name = call_name(calls, m.tool_call_id);
       if (!item.contains("output")) bad(f + ".output", "is required");
       m.content = content_text(item["output"], f + ".output", "tool");
       out.push_back(std::move(m));

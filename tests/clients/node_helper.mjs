@@ -75,3 +75,22 @@ export async function startChainNode(tag, models, others = []) {
     },
   };
 }
+
+// The chain models of the agent APIs' tests (anthropic.test.mjs,
+// responses.test.mjs), each with its family's real chat template; the
+// answer follows the prompt's last token ('\n', the byte token <0x0A>):
+//   qwen-caller   calls get_weather({"city": "Paris"}) in a <tool_call> block
+//   qwen-talker   answers "It is sunny."
+//   smol-thinker  thinks `thought` in <think> tags, then answers "Sunny."
+export function weatherChainModels(fixtures, thought) {
+  const templates = `${fixtures}/chat-templates`;
+  const qwen = `${templates}/Qwen-Qwen2.5-7B-Instruct.jinja`;
+  return {
+    'qwen-caller': [qwen, '<0x0A>', '<tool_call>\n', '<tool_call>\n', '{"name": "get_weather", ',
+      '{"name": "get_weather", ', '"arguments": {"city": "Paris"}}', '"arguments": {"city": "Paris"}}',
+      '\n</tool_call>', '\n</tool_call>', '<|im_end|>'],
+    'qwen-talker': [qwen, '<0x0A>', 'It is sunny.', 'It is sunny.', '<|im_end|>'],
+    'smol-thinker': [`${templates}/HuggingFaceTB-SmolLM3-3B.jinja`, '<0x0A>', '<think>', '<think>', `\n${thought}`,
+      `\n${thought}`, '\n</think>\n\n', '\n</think>\n\n', 'Sunny.', 'Sunny.', '<|im_end|>'],
+  };
+}

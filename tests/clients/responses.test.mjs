@@ -9,11 +9,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startChainNode } from './node_helper.mjs';
+import { startChainNode, weatherChainModels } from './node_helper.mjs';
 
 const fixtures = process.env.TARS_FIXTURES || process.env.TARS_FIXTURES_DEFAULT;
-const templates = `${fixtures}/chat-templates`;
-const qwen = `${templates}/Qwen-Qwen2.5-7B-Instruct.jinja`;
 const thought = 'The user asks about the weather.';
 const question = 'What is the weather in Paris?';
 const tools = [{
@@ -26,14 +24,7 @@ const tools = [{
 let node;
 let client;
 before(async () => {
-  node = await startChainNode('responses', {
-    'qwen-caller': [qwen, '<0x0A>', '<tool_call>\n', '<tool_call>\n', '{"name": "get_weather", ',
-      '{"name": "get_weather", ', '"arguments": {"city": "Paris"}}', '"arguments": {"city": "Paris"}}',
-      '\n</tool_call>', '\n</tool_call>', '<|im_end|>'],
-    'qwen-talker': [qwen, '<0x0A>', 'It is sunny.', 'It is sunny.', '<|im_end|>'],
-    'smol-thinker': [`${templates}/HuggingFaceTB-SmolLM3-3B.jinja`, '<0x0A>', '<think>', '<think>', `\n${thought}`,
-      `\n${thought}`, '\n</think>\n\n', '\n</think>\n\n', 'Sunny.', 'Sunny.', '<|im_end|>'],
-  });
+  node = await startChainNode('responses', weatherChainModels(fixtures, thought));
   client = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });
 after(async () => {
