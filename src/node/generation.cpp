@@ -154,11 +154,13 @@ PreparedPrompt prepare_prompt(HostedModel& model, const GenerationParams& params
       return templated_tokens(text);
     };
     prompt = render(msgs);
+    out.text = text;
     const int n_ctx = model.model->options().n_ctx;
     if (params.truncate_history && static_cast<int>(prompt.size()) + std::max(params.max_tokens, 1) > n_ctx) {
       const size_t n_whole = prompt.size();
       const std::vector<engine::ChatMessage> kept = fit_history(msgs, n_ctx, params.max_tokens, render);
       prompt = render(kept);
+      out.text = text;
       spdlog::info("model {}: a chat of {} messages ({} tokens) does not fit the context of {}; the oldest {} went "
                    "({} tokens left)",
                    model.id, msgs.size(), n_whole, n_ctx, msgs.size() - kept.size(), prompt.size());

@@ -88,6 +88,7 @@ class Generation {
 // not fit), or the raw prompt, or the fill-in-the-middle frame, tokenized.
 struct PreparedPrompt {
   std::vector<int32_t> tokens;
+  std::string text;  // a chat's rendered template (what `tokens` reads); "" for other prompts
   ToolCallFormat tool_format = ToolCallFormat::kNone;  // how the model writes calls (kNone without tools)
   ReasoningTags reasoning;  // the model's thought tags when its thoughts come apart; else empty
   bool in_thought = false;  // the prompt ends inside an opened thought

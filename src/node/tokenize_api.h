@@ -1,8 +1,13 @@
 #pragma once
-// llama-server's POST /tokenize and POST /detokenize, for a chat model of
-// this node (picked by "model" as the generation endpoints pick it): clients
-// count a prompt's tokens, or read ids back as text, with the model's own
-// tokenizer.
+// llama-server's utility endpoints, for a chat model of this node (picked by
+// "model" as the generation endpoints pick it):
+//   POST /tokenize, /detokenize  a prompt's tokens, or ids back as text, with
+//                                the model's own tokenizer
+//   POST /apply-template         {"prompt"}: the chat a chat-completion body
+//                                would send, rendered by the model's template
+//   GET  /props[?model=ID]       the model's settings as llama-server's web
+//                                UI and tools read them: n_ctx, slots, default
+//                                sampling, chat template, special tokens
 
 #include <vector>
 
