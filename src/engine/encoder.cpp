@@ -105,23 +105,21 @@ std::vector<float> Encoder::forward(std::span<const int32_t> tokens, std::span<c
       be.seq_mean(x_, layout, E, pooled_);
       break;
     case PoolingType::kCls:
+    case PoolingType::kRank:
       be.gather_rows(x_, start.data(), n_inputs, E, pooled_);  // each input's first row
       break;
-    case PoolingType::kRank: {
-      // The head on each input's first row, on the host (encoder.h).
-      be.gather_rows(x_, start.data(), n_inputs, E, pooled_);
-      std::vector<float> first(static_cast<size_t>(n_inputs) * E);
-      be.download(first.data(), pooled_, first.size() * sizeof(float));
-      const int O = hp_.n_cls_out;
-      out.resize(static_cast<size_t>(n_inputs) * O);
-      for (int i = 0; i < n_inputs; ++i) {
-        w_.head.apply(first.data() + static_cast<size_t>(i) * E, out.data() + static_cast<size_t>(i) * O);
-      }
-      return out;
-    }
   }
   out.resize(static_cast<size_t>(n_inputs) * E);
   be.download(out.data(), pooled_, out.size() * sizeof(float));
+  if (hp_.pooling == PoolingType::kRank) {
+    // The head on each input's first row, on the host (encoder.h).
+    const int O = hp_.n_cls_out;
+    std::vector<float> scores(static_cast<size_t>(n_inputs) * O);
+    for (int i = 0; i < n_inputs; ++i) {
+      w_.head.apply(out.data() + static_cast<size_t>(i) * E, scores.data() + static_cast<size_t>(i) * O);
+    }
+    return scores;
+  }
   return out;
 }
 

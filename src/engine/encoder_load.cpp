@@ -25,6 +25,16 @@ int tensor_rows(const GgufFile& f, const char* name) {
   return static_cast<int>(t->shape[1]);
 }
 
+// A tensor's values as floats, row by row (any type the file may hold).
+std::vector<float> tensor_floats(const GgufTensorInfo& t) {
+  const int64_t cols = static_cast<int64_t>(t.shape[0]);
+  const int64_t rows = static_cast<int64_t>(t.n_elems) / std::max<int64_t>(cols, 1);
+  std::vector<float> out(static_cast<size_t>(cols * rows));
+  const size_t row_bytes = rows > 0 ? t.n_bytes / static_cast<size_t>(rows) : 0;
+  for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, t.data + row_bytes * r, out.data() + r * cols, cols);
+  return out;
+}
+
 }  // namespace
 
 const char* pooling_type_name(PoolingType p) {
@@ -215,11 +225,7 @@ void Encoder::load_head() {
                       std::to_string(t_rows) + "], expected " + std::to_string(cols) + " columns" +
                       (rows_wanted > 0 ? " and " + std::to_string(rows_wanted) + " rows" : ""));
     }
-    out.resize(static_cast<size_t>(t_cols * t_rows));
-    const size_t row_bytes = t->n_bytes / static_cast<size_t>(t_rows);
-    for (int64_t r = 0; r < t_rows; ++r) {
-      dequantize_row(t->type, t->data + row_bytes * r, out.data() + r * t_cols, t_cols);
-    }
+    out = tensor_floats(*t);
     return true;
   };
   EncoderHead& h = w_.head;
@@ -283,11 +289,8 @@ void Encoder::alloc_buffers() {
   backend_.add(pos_type_, tmp_, C * E);
   // Other types add their difference from type 0 (inputs that give types).
   const size_t T = hp_.n_token_types;
-  const GgufTensorInfo* tt = gguf_->find_tensor("token_types.weight");
-  std::vector<float> types(T * E), delta(T * E);
-  for (size_t t = 0; t < T; ++t) {
-    dequantize_row(tt->type, tt->data + tt->n_bytes / T * t, types.data() + t * E, static_cast<int64_t>(E));
-  }
+  const std::vector<float> types = tensor_floats(*gguf_->find_tensor("token_types.weight"));
+  std::vector<float> delta(T * E);
   for (size_t t = 0; t < T; ++t) {
     for (size_t i = 0; i < E; ++i) delta[t * E + i] = types[t * E + i] - types[i];
   }

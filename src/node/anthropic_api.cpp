@@ -1,6 +1,5 @@
 #include "node/anthropic_api.h"
 
-#include <random>
 #include <utility>
 
 #include "common/error.h"
@@ -14,14 +13,6 @@ namespace tars::node {
 namespace {
 
 using json = nlohmann::json;
-
-std::string random_id(const char* prefix) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  static const char* digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
-  std::string id = prefix;
-  for (int i = 0; i < 24; ++i) id += digits[rng() % 62];
-  return id;
-}
 
 // Anthropic's stop_reason.
 const char* stop_reason(const Generation::Event& done, bool calls) {

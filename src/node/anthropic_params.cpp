@@ -130,9 +130,7 @@ json anthropic_tools(const json& body) {
     fn["parameters"] = t["input_schema"];
     converted.push_back({{"type", "function"}, {"function", std::move(fn)}});
   }
-  json wrapper = json::object();
-  wrapper["tools"] = std::move(converted);
-  return parse_tools(wrapper);
+  return check_tools(converted);
 }
 
 }  // namespace

@@ -70,14 +70,12 @@ struct ModelDecl {
   std::string planned_gpu;
 };
 
-// The roles a model may have: "chat" (a decoder: chat and completions),
-// "embedding" and "rerank" (encoders: embeddings, and cross-encoders that
-// score a query against documents).
-inline bool model_role_known(const std::string& role) {
-  return role == "chat" || role == "embedding" || role == "rerank";
-}
-// Whether a role runs on the encoder (embedding, rerank).
+// Whether a role runs on the encoder: "embedding", and "rerank" (a
+// cross-encoder that scores a query against documents).
 inline bool model_role_is_encoder(const std::string& role) { return role == "embedding" || role == "rerank"; }
+// The roles a model may have: "chat" (a decoder: chat and completions) and
+// the encoders'.
+inline bool model_role_known(const std::string& role) { return role == "chat" || model_role_is_encoder(role); }
 
 struct NodeConfig {
   // [node]

@@ -132,8 +132,8 @@ std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingPara
   return out;
 }
 
-void record_encoder_request(HostedModel& m, const char* kind, const std::vector<engine::Embedding>& out,
-                            double seconds) {
+uint64_t record_encoder_request(HostedModel& m, const char* kind, const std::vector<engine::Embedding>& out,
+                                double seconds) {
   uint64_t tokens = 0, truncated = 0;
   for (const auto& e : out) {
     tokens += e.n_tokens;
@@ -148,6 +148,7 @@ void record_encoder_request(HostedModel& m, const char* kind, const std::vector<
     u.duration_ms = seconds * 1000;
     m.usage_log->record(std::move(u));
   }
+  return tokens;
 }
 
 std::vector<Route> embeddings_routes(ModelHost& host) {

@@ -20,9 +20,9 @@ std::vector<engine::Embedding> embed_request(HostedModel& m, const EmbeddingPara
 
 // Records an encoder request that took `seconds`: the model's counters
 // (/status, /metrics) and, with a usage ledger, a record of `kind`
-// ("embedding", "rerank") with the tokens read.
-void record_encoder_request(HostedModel& m, const char* kind, const std::vector<engine::Embedding>& out,
-                            double seconds);
+// ("embedding", "rerank") with the tokens read. Returns those tokens.
+uint64_t record_encoder_request(HostedModel& m, const char* kind, const std::vector<engine::Embedding>& out,
+                                double seconds);
 
 std::vector<Route> embeddings_routes(ModelHost& host);
 

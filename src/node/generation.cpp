@@ -16,9 +16,6 @@
 #include "node/usage_log.h"
 
 namespace tars::node {
-namespace {
-
-using json = nlohmann::json;
 
 std::string random_id(const char* prefix) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
@@ -26,6 +23,10 @@ std::string random_id(const char* prefix) {
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
   return std::string(prefix) + buf;
 }
+
+namespace {
+
+using json = nlohmann::json;
 
 // A JSON value as chat templates see it (objects keep their keys' order).
 engine::JinjaValue jinja_from_json(const nlohmann::ordered_json& j) {

@@ -98,6 +98,10 @@ struct PreparedPrompt {
 // a fill without FIM markers).
 PreparedPrompt prepare_prompt(HostedModel& model, const GenerationParams& params);
 
+// `prefix` and 16 random hex digits: the ids of answers and their parts
+// ("chatcmpl-...", Anthropic's "msg_...", the Responses API's "resp_...").
+std::string random_id(const char* prefix);
+
 // "length" or "stop": the finish reason as OpenAI's finish_reason and
 // Ollama's done_reason both write it.
 const char* finish_reason_name(engine::FinishReason f);

@@ -125,9 +125,12 @@ bool function_name_ok(const std::string& n) {
 // "tools": [{"type": "function", "function": {"name", "description"?,
 // "parameters"? (an object), "strict"?}}], at most kMaxTools, names unique.
 json parse_tools(const json& body) {
+  if (!body.contains("tools") || body["tools"].is_null()) return json::array();
+  return check_tools(body["tools"]);
+}
+
+json check_tools(const json& ts) {
   json tools = json::array();
-  if (!body.contains("tools") || body["tools"].is_null()) return tools;
-  const json& ts = body["tools"];
   if (!ts.is_array()) bad("tools", std::string("must be an array, got ") + ts.type_name());
   if (ts.size() > kMaxTools) bad("tools", "has more than " + std::to_string(kMaxTools) + " tools");
   std::set<std::string> names;

@@ -29,6 +29,9 @@ bool boolean(const json& body, const char* field);
 std::string known_keys_and_model(const json& body, const std::set<std::string>& known);
 // OpenAI's "tools" array of body, checked (names unique, at most kMaxTools).
 json parse_tools(const json& body);
+// The same check of a tools array (another API's tools converted to
+// OpenAI's function objects), errors naming "tools[i]...".
+json check_tools(const json& tools);
 // The calls of a conversation so far (call id, function name), and the
 // name of the last one with `id` ("" when none): what a tool message
 // answering it is named in templates.

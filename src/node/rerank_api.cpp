@@ -29,10 +29,8 @@ void rerank(ModelHost& host, const httplib::Request& req, httplib::Response& res
   o.truncate = p.truncate;
   const auto start = std::chrono::steady_clock::now();
   const std::vector<engine::Embedding> out = engine::rerank_texts(*m.encoder, p.query, p.documents, o);
-  record_encoder_request(m, "rerank", out,
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  uint64_t tokens = 0;
-  for (const auto& e : out) tokens += e.n_tokens;
+  const uint64_t tokens = record_encoder_request(
+      m, "rerank", out, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 
   std::vector<size_t> order(out.size());
   std::iota(order.begin(), order.end(), size_t{0});

@@ -1,7 +1,6 @@
 #include "node/responses_api.h"
 
 #include <chrono>
-#include <random>
 #include <utility>
 
 #include "common/error.h"
@@ -15,14 +14,6 @@ namespace tars::node {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-std::string random_id(const char* prefix) {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  static const char* digits = "0123456789abcdef";
-  std::string id = prefix;
-  for (int i = 0; i < 32; ++i) id += digits[rng() % 16];
-  return id;
-}
 
 json reasoning_item(const std::string& id, const std::string& text) {
   return {{"type", "reasoning"}, {"id", id}, {"summary", json::array()},

@@ -205,9 +205,7 @@ ResponsesParams responses_parse(const json& body) {
       if (t.contains("strict") && !t["strict"].is_null() && !t["strict"].is_boolean()) bad(f + ".strict", "must be a boolean");
       converted.push_back({{"type", "function"}, {"function", std::move(fn)}});
     }
-    json wrapper = json::object();
-    wrapper["tools"] = std::move(converted);
-    p.tools = parse_tools(wrapper);
+    p.tools = check_tools(converted);
     echo["tools"] = ts;
   }
   echo["tool_choice"] = "auto";
