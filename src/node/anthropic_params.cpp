@@ -106,7 +106,7 @@ void parse_message(const json& m, size_t index, CallNames& names, std::vector<Me
   }
 }
 
-// Anthropic's tools to OpenAI's function objects, checked by parse_tools.
+// Anthropic's tools to OpenAI's function objects, checked by check_tools.
 json anthropic_tools(const json& body) {
   if (!body.contains("tools") || body["tools"].is_null()) return json::array();
   const json& ts = body["tools"];
