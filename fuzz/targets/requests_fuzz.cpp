@@ -24,7 +24,8 @@
 //   17     anthropic_parse, messages and count_tokens (POST /v1/messages,
 //          /v1/messages/count_tokens)
 //   18     responses_parse (POST /v1/responses)
-// (the low four bits, plus 16 when bit 6 is set, modulo 19;
+//   19/20  llama_completion_parse, /completion / /infill (llama-server's own API)
+// (the low four bits, plus 16 when bit 6 is set, modulo 21;
 // ollama_show_parse runs on 13's document too)
 // Edit mode (top bit clear): the parser's valid document below is edited by
 // the following bytes, two per edit: which node of the document (in
@@ -169,6 +170,20 @@ json parse_base_document(int which) {
         "tool_choice": "auto", "text": {"format": {"type": "text"}, "verbosity": "low"},
         "reasoning": {"effort": "low"}, "temperature": 0.5, "top_p": 0.9, "stream": true, "store": false,
         "truncation": "auto", "metadata": {"k": "v"}, "parallel_tool_calls": true})");
+    case 19:
+      return json::parse(R"({"model": "story", "prompt": [1, "Once upon a time", 403], "n_predict": 16,
+        "temperature": 0.7, "top_k": 40, "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.1, "repeat_last_n": 64,
+        "presence_penalty": 0, "frequency_penalty": 0, "seed": 42, "stop": ["\n"], "ignore_eos": false,
+        "logit_bias": [[15, -1.5], [16, false]], "n_probs": 2, "stream": true, "cache_prompt": true,
+        "return_tokens": true, "samplers": ["penalties", "dry", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"],
+        "response_fields": ["content", "timings/predicted_n"], "id_slot": -1, "n_keep": 0, "t_max_predict_ms": 500,
+        "n_indent": 2, "typical_p": 1.0, "mirostat": 0, "mirostat_tau": 5.0, "dry_multiplier": 0,
+        "dry_sequence_breakers": ["\n"], "xtc_probability": 0, "grammar": "", "json_schema": {"type": "object"}})");
+    case 20:
+      return json::parse(R"({"model": "coder", "input_prefix": "def f():\n", "input_suffix": "\nf()\n",
+        "input_extra": [{"filename": "a.py", "text": "A = 1\n"}], "prompt": "  re", "n_predict": 32,
+        "t_max_prompt_ms": 500, "t_max_predict_ms": 250, "samplers": ["top_k", "top_p"], "top_k": 40, "top_p": 0.9,
+        "stream": false, "cache_prompt": true, "n_indent": 4})");
     case 5:
       return {{"devices", json::parse(kDevices)},
               {"models", json::parse(R"([{"id": "story", "role": "chat", "state": "loaded", "busy": 1, "queued": 0},
@@ -182,7 +197,7 @@ json parse_base_document(int which) {
   }
 }
 
-constexpr int kParsers = 19;
+constexpr int kParsers = 21;
 
 // Parsed once: parsing them again for every input cost most of the time.
 const json& base_document(int which) {
@@ -579,6 +594,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(!r.gen.messages.empty() && r.gen.messages.back().role != "assistant", "responses: nothing to answer");
         check(r.echo.contains("temperature") && r.echo.contains("tool_choice") && r.echo.contains("text"),
               "responses: settings the response repeats are missing");
+        break;
+      }
+      case 19:
+      case 20: {
+        const tars::node::LlamaCompletionParams r = tars::node::llama_completion_parse(j, which == 20);
+        const tars::node::GenerationParams& g = r.gen;
+        check(!g.chat && g.fill == (which == 20), "llama: the kind of prompt");
+        check(g.fill || !g.prompt_parts.empty(), "llama: a completion without a prompt");
+        for (const auto& part : g.prompt_parts) check(part.token >= -1 && (part.token < 0 || part.text.empty()), "llama: a prompt part");
+        check(g.max_tokens >= -1 && g.max_tokens <= (1 << 24), "llama: n_predict");
+        check(r.n_probs >= 0 && r.n_probs <= 20 && g.logprobs == (r.n_probs > 0) && g.top_logprobs == r.n_probs,
+              "llama: n_probs");
+        check(g.stop.size() <= 16, "llama: more than 16 stop strings");
+        const auto& s = g.sampling;
+        check(std::isfinite(s.temperature) && s.temperature >= 0.0f, "llama: temperature");
+        check(s.top_p >= 0.0f && s.top_p <= 1.0f && s.min_p >= 0.0f && s.min_p <= 1.0f && s.top_k >= 0,
+              "llama: top_p, min_p, top_k");
+        for (const auto& [id, bias] : s.logit_bias) {
+          check(id >= 0 && ((bias >= -100.0f && bias <= 100.0f) || bias == -INFINITY), "llama: a logit bias");
+        }
+        check(r.t_max_predict_ms >= 0 && r.n_indent >= 0, "llama: limits");
         break;
       }
       case 7: {

@@ -15,7 +15,8 @@ std::string router_role_for_path(const std::string& method, const std::string& p
   if (method != "POST") return "";
   if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/inference" || path == "/tokenize" ||
       path == "/detokenize" || path == "/api/chat" || path == "/api/generate" || path == "/v1/messages" ||
-      path == "/v1/messages/count_tokens" || path == "/v1/responses" || path == "/apply-template") {
+      path == "/v1/messages/count_tokens" || path == "/v1/responses" || path == "/apply-template" ||
+      path == "/completion" || path == "/completions" || path == "/infill" || path == "/chat/completions") {
     return "chat";
   }
   if (path == "/embed" || path == "/v1/embeddings" || path == "/api/embed" || path == "/api/embeddings") {

@@ -19,7 +19,8 @@ class JsonSchema;
 class Tokenizer;
 
 struct GenerateOptions {
-  int max_tokens = 128;            // tokens to generate at most (-1: until the context is full)
+  int max_tokens = 128;            // tokens to generate at most (-1: until the context is full; 0: the
+                                   // prompt is only read, into the scheduler slot's cache)
   SamplerOptions sampling;
   std::vector<std::string> stop;   // generation ends before any of these strings
   bool ignore_eos = false;         // keep going past end-of-generation tokens

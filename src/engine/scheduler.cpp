@@ -311,14 +311,22 @@ bool Scheduler::step() {
     Slot& s = *logit_rows[r];
     std::span<const float> row(logits.data() + r * n_vocab, n_vocab);
     const GenRequest& req = s.p->req;
-    int32_t id = s.sampler->sample(row, s.history);
     auto now = Clock::now();
     if (s.state == SlotState::kPrompt) {
       s.state = SlotState::kGenerating;
       s.stats.prompt_ms = ms_between(s.admitted, now);
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.prompt_seconds += s.stats.prompt_ms / 1000.0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.prompt_seconds += s.stats.prompt_ms / 1000.0;
+      }
+      // max_tokens 0: the prompt is read into the slot's cache (for the
+      // requests that will share its prefix), and nothing is generated.
+      if (req.options.max_tokens == 0) {
+        finish(s, FinishReason::kLength, "", false);
+        continue;
+      }
     }
+    const int32_t id = s.sampler->sample(row, s.history);
     if (!req.options.ignore_eos && model_.tokenizer().is_end_of_generation(id)) {
       finish(s, FinishReason::kStop, "", true);
       continue;

@@ -3,6 +3,7 @@
 #include "node/anthropic_api.h"
 #include "node/embeddings_api.h"
 #include "node/files_api.h"
+#include "node/llama_api.h"
 #include "node/model_host.h"
 #include "node/node.h"
 #include "node/ollama_api.h"
@@ -54,6 +55,7 @@ std::vector<Route> api_routes(Node& node, const HttpServer& server) {
   for (auto& r : ollama_routes(node.host())) routes.push_back(std::move(r));
   // /tokenize, /detokenize (llama-server's)
   for (auto& r : tokenize_routes(node.host())) routes.push_back(std::move(r));
+  for (auto& r : llama_routes(node.host())) routes.push_back(std::move(r));
   // /files/{id}, /files/{id}/info (model file transfer between nodes)
   for (auto& r : files_routes(node.host(), node.config())) routes.push_back(std::move(r));
   return routes;

@@ -95,24 +95,85 @@ std::vector<engine::ChatMessage> fit_history(
 
 // Fill in the middle, in the prefix-suffix-middle order the code models are
 // trained on: [BOS] <prefix marker> before <suffix marker> after <middle
-// marker>; the model writes the middle and ends it with an end-of-generation
-// token (<|endoftext|>, <|fim_pad|>...: Vocab::eog_extra).
-std::vector<int32_t> fim_prompt(const engine::Tokenizer& tok, const std::string& model_id, const std::string& before,
-                                const std::string& after) {
+// marker> [the middle's start]; the model writes the middle and ends it with
+// an end-of-generation token (<|endoftext|>, <|fim_pad|>...:
+// Vocab::eog_extra). llama-server's /infill (params.fill) puts files before
+// it: with the repository markers Qwen2.5-Coder was trained on,
+// <|repo_name|>project\n, then <|file_sep|>name\ntext for each file and
+// <|file_sep|>file\n for the one being edited; without them, each file's
+// name and text as plain text. What does not fit the context with room for
+// max_tokens goes: the oldest files, then the far ends of the prefix (its
+// start) and of the suffix (its end), the suffix keeping at least a quarter.
+std::vector<int32_t> fim_prompt(const engine::Tokenizer& tok, const HostedModel& model, const GenerationParams& params) {
   const engine::Vocab& v = tok.vocab();
   if (v.fim_pre == engine::kTokenNone) {
     throw Error(ErrorCode::kInvalidArgument,
-                "'suffix': model '" + model_id +
+                std::string("'") + (params.fill ? "input_suffix" : "suffix") + "': model '" + model.id +
                     "' cannot fill in the middle: its vocabulary has no fill-in-the-middle tokens (code models such "
                     "as Qwen2.5-Coder, StarCoder or CodeLlama have them)");
   }
+  auto text = [&](const std::string& t) { return tok.encode(t, /*add_special=*/false, /*parse_special=*/false); };
+  std::vector<int32_t> before = text(params.prompt), after = text(params.suffix), middle = text(params.fill_middle);
+  const int32_t repo = tok.find_token("<|repo_name|>"), file_sep = tok.find_token("<|file_sep|>");
+  const bool repo_markers = repo >= 0 && file_sep >= 0;
+  std::vector<std::vector<int32_t>> files;
+  for (const auto& f : params.fill_files) {
+    if (repo_markers) {
+      std::vector<int32_t> t = {file_sep};
+      for (int32_t id : text(f.name + "\n" + f.text)) t.push_back(id);
+      files.push_back(std::move(t));
+    } else {
+      std::string plain = f.name.empty() ? f.text : f.name + "\n" + f.text;
+      if (!plain.empty() && plain.back() != '\n') plain += '\n';
+      files.push_back(text(plain));
+    }
+  }
+  std::vector<int32_t> repo_head, file_head;
+  if (repo_markers) {
+    repo_head = {repo};
+    for (int32_t id : text("project\n")) repo_head.push_back(id);
+    file_head = {file_sep};
+    for (int32_t id : text("file\n")) file_head.push_back(id);
+  }
+  const bool bos = v.add_bos && v.bos != engine::kTokenNone;
+  if (params.fill) {
+    const int64_t room = static_cast<int64_t>(model.model->options().n_ctx) - std::max(params.max_tokens, 1);
+    const int64_t fixed = bos + 3 + static_cast<int64_t>(middle.size());
+    const int64_t heads = static_cast<int64_t>(repo_head.size() + file_head.size());
+    int64_t files_size = 0;
+    for (const auto& f : files) files_size += static_cast<int64_t>(f.size());
+    const int64_t text_size = static_cast<int64_t>(before.size() + after.size());
+    size_t first_file = 0;
+    if (!files.empty() && fixed + text_size + heads + files_size > room) {
+      // The oldest files go first.
+      while (first_file < files.size() && fixed + text_size + heads + files_size > room) {
+        files_size -= static_cast<int64_t>(files[first_file++].size());
+      }
+    }
+    files.erase(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(first_file));
+    const int64_t avail = room - fixed - (files.empty() ? 0 : heads + files_size);
+    if (text_size > avail && avail > 0) {
+      const int64_t keep_after = std::min<int64_t>(static_cast<int64_t>(after.size()),
+                                                   std::max(avail / 4, avail - static_cast<int64_t>(before.size())));
+      const int64_t keep_before = std::min<int64_t>(static_cast<int64_t>(before.size()), avail - keep_after);
+      before.erase(before.begin(), before.end() - keep_before);
+      after.resize(static_cast<size_t>(keep_after));
+    }
+  }
   std::vector<int32_t> out;
-  if (v.add_bos && v.bos != engine::kTokenNone) out.push_back(v.bos);
+  auto add = [&](const std::vector<int32_t>& t) { out.insert(out.end(), t.begin(), t.end()); };
+  if (bos) out.push_back(v.bos);
+  if (!files.empty()) {
+    add(repo_head);
+    for (const auto& f : files) add(f);
+    add(file_head);
+  }
   out.push_back(v.fim_pre);
-  for (int32_t t : tok.encode(before, /*add_special=*/false, /*parse_special=*/false)) out.push_back(t);
+  add(before);
   out.push_back(v.fim_suf);
-  for (int32_t t : tok.encode(after, /*add_special=*/false, /*parse_special=*/false)) out.push_back(t);
+  add(after);
   out.push_back(v.fim_mid);
+  add(middle);
   return out;
 }
 
@@ -176,8 +237,24 @@ PreparedPrompt prepare_prompt(HostedModel& model, const GenerationParams& params
     }
   } else if (params.templated_prompt) {
     prompt = templated_tokens(params.prompt);
-  } else if (!params.suffix.empty()) {
-    prompt = fim_prompt(tok, model.id, params.prompt, params.suffix);
+  } else if (params.fill || !params.suffix.empty()) {
+    prompt = fim_prompt(tok, model, params);
+  } else if (!params.prompt_parts.empty()) {
+    // Token ids and texts; the texts are in the model's own format.
+    const int n_vocab = tok.vocab().n_vocab();
+    for (size_t i = 0; i < params.prompt_parts.size(); ++i) {
+      const PromptPart& part = params.prompt_parts[i];
+      if (part.token >= n_vocab) {
+        throw Error(ErrorCode::kInvalidArgument, "'prompt' holds token " + std::to_string(part.token) + ", but model '" +
+                                                     model.id + "' has " + std::to_string(n_vocab) + " tokens");
+      }
+      if (part.token >= 0) {
+        prompt.push_back(part.token);
+        continue;
+      }
+      const std::vector<int32_t> t = i == 0 ? templated_tokens(part.text) : tok.encode(part.text, false, true);
+      prompt.insert(prompt.end(), t.begin(), t.end());
+    }
   } else {
     prompt = tok.encode(params.prompt, /*add_special=*/true, /*parse_special=*/false);
   }
@@ -206,6 +283,7 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
   const bool in_thought = prepared.in_thought;
   tool_format_ = prepared.tool_format;
   n_prompt_ = static_cast<int>(prompt.size());
+  prompt_ = prompt;
 
   engine::GenRequest r;
   r.prompt = std::move(prompt);
@@ -256,6 +334,7 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
       std::lock_guard<std::mutex> lock(sh->mu);
       Event e;
       e.token = t;
+      e.at = std::chrono::steady_clock::now();
       for (const auto& [id, text] : markers) {
         if (t.id >= 0 && t.id == id && t.text.find(text) == std::string::npos) e.token.text = text + t.text;
       }
@@ -286,7 +365,14 @@ Generation::Generation(std::shared_ptr<HostedModel> lease, const GenerationParam
       log->record(std::move(u));
     };
   }
-  r.on_done = [sh, ledger, splitter](engine::FinishReason f, const engine::RequestStats& st, const std::string& err) {
+  r.on_done = [sh, ledger, splitter](engine::FinishReason f, const engine::RequestStats& st, std::string err) {
+    {
+      std::lock_guard<std::mutex> lock(sh->mu);
+      if (sh->ended && err == "cancelled") {  // end_here: a limit the caller keeps, not a failure
+        err.clear();
+        f = engine::FinishReason::kLength;
+      }
+    }
     if (ledger) ledger(f, st, err);
     {
       std::lock_guard<std::mutex> lock(sh->mu);
@@ -356,10 +442,22 @@ void Generation::cancel() {
   if (handle_) handle_->cancel();
 }
 
+void Generation::end_here() {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->ended = true;
+  }
+  cancel();
+}
+
 bool Generation::finished() const {
   std::lock_guard<std::mutex> lock(shared_->mu);
   return shared_->done;
 }
+
+int Generation::n_ctx() const { return model_->model->options().n_ctx; }
+
+std::string Generation::prompt_text() const { return model_->model->tokenizer().decode(prompt_, true); }
 
 std::string Generation::token_text(int32_t id) const {
   return model_->model->tokenizer().token_to_piece(id, true);

@@ -4,6 +4,7 @@
 // /inference), parsed and validated in one place, and the running request
 // whose events the handler thread consumes (streaming or not).
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -30,6 +31,7 @@ class Generation {
     bool done = false;
     engine::TokenEvent token;            // when !done; its text is the answer's (thoughts apart)
     std::string thinking;                // when !done: a reasoning model's thought text (node/reasoning.h)
+    std::chrono::steady_clock::time_point at;  // when !done: when the engine made it
     engine::FinishReason finish = engine::FinishReason::kStop;  // when done
     engine::RequestStats stats;          // when done
     std::string error;                   // when done: "" on success
@@ -53,6 +55,10 @@ class Generation {
   };
   Whole wait_whole();
   void cancel();
+  // Ends the generation as a limit of the caller's own (llama-server's time
+  // limit, its indentation rule): the done event comes without an error,
+  // finish kLength. Tokens made meanwhile may still come before it.
+  void end_here();
   bool finished() const;
 
   const GenerationParams& params() const { return params_; }
@@ -60,6 +66,10 @@ class Generation {
   ToolCallFormat tool_format() const { return tool_format_; }
   const std::string& model_id() const { return model_id_; }
   int n_prompt() const { return n_prompt_; }
+  // The prompt as submitted, as text (special tokens written out).
+  std::string prompt_text() const;
+  // Its context size, in tokens.
+  int n_ctx() const;
   const std::string& id() const { return id_; }
   int64_t created() const { return created_; }
   // The text of a token id (for logprobs).
@@ -71,6 +81,7 @@ class Generation {
     std::condition_variable cv;
     std::deque<Event> events;
     bool done = false;
+    bool ended = false;  // end_here was called
   };
   GenerationParams params_;
   std::string model_id_;
@@ -78,6 +89,7 @@ class Generation {
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<engine::RequestHandle> handle_;
   int n_prompt_ = 0;
+  std::vector<int32_t> prompt_;
   ToolCallFormat tool_format_ = ToolCallFormat::kNone;
   std::string id_;
   int64_t created_ = 0;

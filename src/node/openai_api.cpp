@@ -283,6 +283,7 @@ std::vector<Route> openai_routes(ModelHost& host) {
   return {
       {"GET", "/v1/models", list_models},
       {"POST", "/v1/chat/completions", generation_handler(host, Api::kChat)},
+      {"POST", "/chat/completions", generation_handler(host, Api::kChat)},  // llama-server's alias
       {"POST", "/v1/completions", generation_handler(host, Api::kCompletion)},
       {"POST", "/inference", generation_handler(host, Api::kInference)},
   };

@@ -281,6 +281,25 @@ std::string call_name(const CallNames& calls, const std::string& id) {
   return "";
 }
 
+// OpenAI's logit_bias: {"token id": bias}, ids as strings, biases from -100 to 100.
+void logit_bias_object(const json& lb, engine::SamplerOptions& s) {
+  if (!lb.is_object()) bad("logit_bias", std::string("must be an object of token ids to biases, got ") + lb.type_name());
+  if (lb.size() > 1024) bad("logit_bias", "has more than 1024 tokens");
+  for (auto it = lb.begin(); it != lb.end(); ++it) {
+    const std::string& key = it.key();
+    int64_t id = -1;
+    if (!key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos) {
+      id = std::stoll(key);
+    }
+    if (id < 0 || id > INT32_MAX) bad("logit_bias", "keys must be token ids (non-negative integers), got \"" + key + "\"");
+    const json& v = it.value();
+    if (!v.is_number() || !(v.get<double>() >= -100 && v.get<double>() <= 100)) {
+      bad("logit_bias", "biases must be numbers from -100 to 100, got " + v.dump() + " for token " + key);
+    }
+    s.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v.get<double>()));
+  }
+}
+
 }  // namespace params_detail
 
 using namespace params_detail;
@@ -379,25 +398,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
   }
   if (body.contains("ignore_eos")) p.ignore_eos = boolean(body, "ignore_eos");
   if (body.contains("cache_prompt")) p.cache_prompt = boolean(body, "cache_prompt");
-  if (body.contains("logit_bias") && !body["logit_bias"].is_null()) {
-    // OpenAI: {"token id": bias}, ids as strings, biases from -100 to 100.
-    const json& lb = body["logit_bias"];
-    if (!lb.is_object()) bad("logit_bias", std::string("must be an object of token ids to biases, got ") + lb.type_name());
-    if (lb.size() > 1024) bad("logit_bias", "has more than 1024 tokens");
-    for (auto it = lb.begin(); it != lb.end(); ++it) {
-      const std::string& key = it.key();
-      int64_t id = -1;
-      if (!key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos) {
-        id = std::stoll(key);
-      }
-      if (id < 0 || id > INT32_MAX) bad("logit_bias", "keys must be token ids (non-negative integers), got \"" + key + "\"");
-      const json& v = it.value();
-      if (!v.is_number() || !(v.get<double>() >= -100 && v.get<double>() <= 100)) {
-        bad("logit_bias", "biases must be numbers from -100 to 100, got " + v.dump() + " for token " + key);
-      }
-      p.sampling.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v.get<double>()));
-    }
-  }
+  if (body.contains("logit_bias") && !body["logit_bias"].is_null()) logit_bias_object(body["logit_bias"], p.sampling);
   // Accepted by OpenAI, not done here: refused rather than ignored.
   if (body.contains("echo") && boolean(body, "echo")) bad("echo", "is not supported");
   if (body.contains("best_of") && !body["best_of"].is_null() && integer(body, "best_of", 1, 1) != 1) {

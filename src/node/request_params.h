@@ -48,6 +48,22 @@ struct MessageParam {
 // At most this many tools in one request (OpenAI's limit).
 inline constexpr size_t kMaxTools = 128;
 
+// A piece of a prompt given as token ids and texts mixed (llama-server's
+// /completion: [12, 34, "text", 56]).
+struct PromptPart {
+  int32_t token = -1;  // >= 0: this token (checked against the model's vocabulary when submitted)
+  std::string text;    // else this text, in the model's own format (special-token text is those tokens)
+  bool operator==(const PromptPart&) const = default;
+};
+
+// A file shown to a code model before the text to fill (llama-server's
+// /infill input_extra).
+struct FillFile {
+  std::string name;
+  std::string text;
+  bool operator==(const FillFile&) const = default;
+};
+
 // Parameters common to the generation endpoints. Field names are OpenAI's.
 struct GenerationParams {
   std::string model;                 // "" = the node's default chat model
@@ -80,6 +96,18 @@ struct GenerationParams {
   // suffix): not empty, the prompt is the text before the gap and this the
   // text after it, put between the model's FIM markers (engine Vocab::fim_*).
   std::string suffix;
+  // Not empty: the prompt, as token ids and texts (instead of `prompt`). A
+  // first part that is text gets the vocabulary's BOS unless it starts with it.
+  std::vector<PromptPart> prompt_parts;
+  // Fill in the middle as llama-server's /infill does: also with an empty
+  // suffix; `fill_files` before the prefix (with the model's repository
+  // markers when it has them); `fill_middle` after the middle marker (the
+  // start of the middle, already written); the oldest files, then the far
+  // ends of the prefix and the suffix, are left out when the prompt does not
+  // fit the context with room for max_tokens.
+  bool fill = false;
+  std::vector<FillFile> fill_files;
+  std::string fill_middle;
   // A chat longer than the context loses its oldest messages instead of
   // being refused (Ollama's behaviour; llama-server's refuses).
   bool truncate_history = false;
@@ -209,6 +237,37 @@ EmbeddingParams ollama_embed_parse(const nlohmann::ordered_json& body, bool lega
 
 // /api/show {model (or the older "name"), verbose}: the model's name.
 std::string ollama_show_parse(const nlohmann::ordered_json& body);
+
+// --- llama-server's own API (POST /completion, /completions, /infill) ---
+
+// {prompt (a string, token ids, or both mixed), n_predict (or max_tokens;
+// 0: the prompt is only read into the cache), temperature, top_k, top_p,
+// min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
+// seed, stop, ignore_eos, logit_bias ([[id, bias or false]...] or OpenAI's
+// object), n_probs, json_schema, stream, cache_prompt, return_tokens,
+// samplers, response_fields, id_slot, n_keep, t_max_predict_ms, model}. The
+// samplers tars does not have (typical_p, mirostat, DRY, XTC, dynamic
+// temperature, top_n_sigma, grammar, LoRA) are accepted at the values that
+// turn them off and refused otherwise, naming them; `samplers` may leave
+// samplers out (they are off) but not reorder the ones tars applies
+// (penalties, top_k, top_p, min_p, temperature). /infill: input_prefix,
+// input_suffix, input_extra ([{filename, text}]) and prompt (the start of
+// the middle), the same options besides.
+struct LlamaCompletionParams {
+  GenerationParams gen;               // chat = false; the prompt in gen.prompt_parts or gen.fill*
+  bool return_tokens = false;         // the generated ids in "tokens"
+  int n_probs = 0;                    // completion_probabilities with each token's best n (gen.logprobs)
+  // Only these fields of the answer; "a/b" is field b of object a, moved up
+  // and named "a/b".
+  std::vector<std::string> response_fields;
+  // The generation ends once this long after its first token when a line
+  // has ended (editors' time limit for a completion); 0: none.
+  int64_t t_max_predict_ms = 0;
+  // Lines of the answer indented less than this end it (code completion of
+  // a block); 0: none.
+  int n_indent = 0;
+};
+LlamaCompletionParams llama_completion_parse(const nlohmann::ordered_json& body, bool infill);
 
 // --- Anthropic's Messages API (POST /v1/messages, /v1/messages/count_tokens) ---
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/json_schema.h"
+#include "engine/sampler.h"
 
 namespace tars::node::params_detail {
 
@@ -37,6 +38,8 @@ json check_tools(const json& tools);
 // answering it is named in templates.
 using CallNames = std::vector<std::pair<std::string, std::string>>;
 std::string call_name(const CallNames& calls, const std::string& id);
+// OpenAI's logit_bias object ({"token id": bias}) into `s`.
+void logit_bias_object(const json& lb, engine::SamplerOptions& s);
 // A JSON schema compiled for structured output.
 std::shared_ptr<const engine::JsonSchema> schema_of(const json& schema, const std::string& field);
 

@@ -56,7 +56,7 @@ export async function startNode(args) {
 // in TARS_MAKE_CHAIN_MODEL) into a new temporary folder and starts a node
 // serving them, and the GGUF files in `others` too. `models` maps a model id
 // to [the chat template's file, then the chain's FROM TO pairs].
-export async function startChainNode(tag, models, others = []) {
+export async function startChainNode(tag, models, others = [], settings = {}) {
   const maker = process.env.TARS_MAKE_CHAIN_MODEL;
   if (!maker) throw new Error('TARS_MAKE_CHAIN_MODEL is not set (ctest sets it)');
   const dir = mkdtempSync(join(tmpdir(), `tars-${tag}-`));
@@ -65,7 +65,10 @@ export async function startChainNode(tag, models, others = []) {
     paths.push(join(dir, `${id}.gguf`));
     execFileSync(maker, [paths.at(-1), template, ...chain]);
   }
-  writeFileSync(join(dir, 'tars.toml'), [...paths, ...others].map((p) => `[[model]]\npath = "${p}"\n`).join('\n'));
+  // settings: more lines of a chain model's [[model]] table, by id ("ctx_size = 512").
+  const ids = Object.keys(models);
+  writeFileSync(join(dir, 'tars.toml'), [...paths, ...others]
+    .map((p, i) => `[[model]]\npath = "${p}"\n${settings[ids[i]] ?? ''}\n`).join('\n'));
   const node = await startNode(['--config', join(dir, 'tars.toml')]);
   return {
     url: node.url,

@@ -224,9 +224,13 @@ TEST(Forward, JsonLinesPassThroughWholeAndBrokenOnesEndWithAnErrorLine) {
 }
 
 TEST(Router, EveryModelBearingPathHasItsRole) {
-  for (const char* p : {"/v1/chat/completions", "/v1/completions", "/inference", "/tokenize", "/detokenize",
-                        "/api/chat", "/api/generate"}) {
+  for (const char* p : {"/v1/chat/completions", "/chat/completions", "/v1/completions", "/inference", "/tokenize",
+                        "/detokenize", "/api/chat", "/api/generate", "/v1/messages", "/v1/messages/count_tokens",
+                        "/v1/responses", "/apply-template", "/completion", "/completions", "/infill"}) {
     EXPECT_EQ(router_role_for_path("POST", p), "chat") << p;
+  }
+  for (const char* p : {"/v1/rerank", "/v1/reranking", "/rerank", "/reranking"}) {
+    EXPECT_EQ(router_role_for_path("POST", p), "rerank") << p;
   }
   for (const char* p : {"/embed", "/v1/embeddings", "/api/embed", "/api/embeddings"}) {
     EXPECT_EQ(router_role_for_path("POST", p), "embedding") << p;

@@ -287,6 +287,31 @@ TEST(Scheduler, PromptCacheReadsOnlyTheNewTokens) {
   EXPECT_EQ(st.tokens_in, first.size() + 3 * next.size());
 }
 
+TEST(Scheduler, MaxTokensZeroReadsThePromptIntoTheCacheOnly) {
+  Fixture f(1);
+  SchedulerOptions so;
+  so.step_tokens = 4;
+  Scheduler sched(*f.model, so);
+  const Tokenizer& tok = f.model->tokenizer();
+  auto prompt = tok.encode("Once upon a time, there was a little girl named Lily. She liked to play", true, false);
+  // llama-server's n_predict 0 (editors warm the cache this way): no token,
+  // no text, the prompt read in chunks of 4.
+  Outcome warm = submit(sched, prompt, 0).get();
+  ASSERT_EQ(warm.error, "");
+  EXPECT_TRUE(warm.ids.empty());
+  EXPECT_EQ(warm.text, "");
+  EXPECT_EQ(warm.reason, FinishReason::kLength);
+  EXPECT_EQ(warm.stats.n_generated, 0);
+  EXPECT_EQ(warm.stats.n_prompt, static_cast<int>(prompt.size()));
+  EXPECT_EQ(sched.stats().tokens_out, 0u);
+  // The next request finds all of it cached but its last token, and
+  // generates what a fresh model does.
+  Outcome next = submit(sched, prompt, 8).get();
+  ASSERT_EQ(next.error, "");
+  EXPECT_EQ(next.stats.n_cached, static_cast<int>(prompt.size()) - 1);
+  EXPECT_EQ(next.text, solo_text(prompt, 8));
+}
+
 TEST(Scheduler, PromptCacheKeepsEachConversationInItsSlot) {
   Fixture f(2);
   Scheduler sched(*f.model, {});

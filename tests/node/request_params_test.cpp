@@ -5,6 +5,7 @@
 // cases below are the ones it found, kept as plain tests.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "common/error.h"
@@ -771,6 +772,144 @@ TEST(ResponsesParse, BadBodiesNameTheField) {
     body.merge_patch(json::parse(c.patch));
     expect_invalid([&] { responses_parse(body); }, c.needle, c.patch);
   }
+}
+
+TEST(LlamaCompletionParse, PromptsOfTextAndIds) {
+  auto parts = [](const char* body) { return llama_completion_parse(json::parse(body), false).gen.prompt_parts; };
+  EXPECT_EQ(parts(R"({"prompt": "Once"})"), (std::vector<PromptPart>{{-1, "Once"}}));
+  EXPECT_EQ(parts(R"({"prompt": [1, 2, 3]})"), (std::vector<PromptPart>{{1, ""}, {2, ""}, {3, ""}}));
+  EXPECT_EQ(parts(R"({"prompt": [1, "a", 2]})"), (std::vector<PromptPart>{{1, ""}, {-1, "a"}, {2, ""}}));
+  // One prompt in a list of one.
+  EXPECT_EQ(parts(R"({"prompt": ["Once"]})"), (std::vector<PromptPart>{{-1, "Once"}}));
+  EXPECT_EQ(parts(R"({"prompt": [[5, "b"]]})"), (std::vector<PromptPart>{{5, ""}, {-1, "b"}}));
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": ["a", "b"]})"), false); },
+                 "one prompt per request", "two prompts");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": [[1], [2]]})"), false); },
+                 "one prompt per request", "two token prompts");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": [1, 2.5]})"), false); }, "prompt[1]",
+                 "a float id");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": [1, -1]})"), false); }, "prompt[1]",
+                 "a negative id");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": ""})"), false); }, "must not be empty",
+                 "empty");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": {"x": 1}})"), false); }, "'prompt'",
+                 "an object");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({})"), false); }, "'prompt' is required", "none");
+}
+
+TEST(LlamaCompletionParse, ReadsTheOptions) {
+  const LlamaCompletionParams p = llama_completion_parse(
+      json::parse(R"({"prompt": "x", "n_predict": 0, "temperature": -1, "top_k": -5, "top_p": 0.5, "min_p": 0.2,
+          "repeat_penalty": 1.2, "repeat_last_n": -1, "seed": 42, "stop": ["a", ""], "n_probs": 3,
+          "return_tokens": true, "stream": true, "cache_prompt": false, "logit_bias": [[7, 2.5], [9, false]],
+          "response_fields": ["content", "timings/predicted_n"], "t_max_predict_ms": 250, "n_indent": 4,
+          "id_slot": 1, "n_keep": -1, "mirostat": 0, "typical_p": 1.0, "grammar": ""})"),
+      false);
+  const GenerationParams& g = p.gen;
+  EXPECT_EQ(g.max_tokens, 0);
+  EXPECT_EQ(g.sampling.temperature, 0);  // below zero: greedy
+  EXPECT_EQ(g.sampling.top_k, 0);        // below zero: off
+  EXPECT_FLOAT_EQ(g.sampling.top_p, 0.5f);
+  EXPECT_FLOAT_EQ(g.sampling.min_p, 0.2f);
+  EXPECT_FLOAT_EQ(g.sampling.repeat_penalty, 1.2f);
+  EXPECT_EQ(g.sampling.penalty_last_n, -1);
+  EXPECT_EQ(g.sampling.seed, 42u);
+  EXPECT_EQ(g.stop, std::vector<std::string>{"a"});  // an empty stop string stops nothing
+  EXPECT_TRUE(g.logprobs);
+  EXPECT_EQ(g.top_logprobs, 3);
+  EXPECT_EQ(p.n_probs, 3);
+  EXPECT_TRUE(p.return_tokens);
+  EXPECT_TRUE(g.stream);
+  EXPECT_FALSE(g.cache_prompt);
+  ASSERT_EQ(g.sampling.logit_bias.size(), 2u);
+  EXPECT_EQ(g.sampling.logit_bias[0], std::make_pair(7, 2.5f));
+  EXPECT_EQ(g.sampling.logit_bias[1].first, 9);
+  EXPECT_TRUE(std::isinf(g.sampling.logit_bias[1].second) && g.sampling.logit_bias[1].second < 0);  // false: banned
+  EXPECT_EQ(p.response_fields, (std::vector<std::string>{"content", "timings/predicted_n"}));
+  EXPECT_EQ(p.t_max_predict_ms, 250);
+  EXPECT_EQ(p.n_indent, 4);
+  // Defaults: -1 is until the context is full, seeds -1 and 2^32-1 are random.
+  const LlamaCompletionParams d = llama_completion_parse(json::parse(R"({"prompt": "x", "seed": 4294967295})"), false);
+  EXPECT_EQ(d.gen.max_tokens, -1);
+  EXPECT_EQ(d.gen.sampling.seed, engine::kSeedRandom);
+  EXPECT_FALSE(d.gen.logprobs);
+  EXPECT_EQ(llama_completion_parse(json::parse(R"({"prompt": "x", "seed": -1})"), false).gen.sampling.seed,
+            engine::kSeedRandom);
+  // OpenAI's logit_bias object works too; max_tokens is n_predict's other name.
+  const LlamaCompletionParams o =
+      llama_completion_parse(json::parse(R"({"prompt": "x", "logit_bias": {"5": -1}, "max_tokens": 9})"), false);
+  EXPECT_EQ(o.gen.sampling.logit_bias, (std::vector<std::pair<int32_t, float>>{{5, -1.0f}}));
+  EXPECT_EQ(o.gen.max_tokens, 9);
+}
+
+TEST(LlamaCompletionParse, SamplersLeftOutAreOff) {
+  auto sampling = [](const char* list) {
+    return llama_completion_parse(json::parse(std::string(R"({"prompt": "x", "repeat_penalty": 1.3, "samplers": )") +
+                                              list + "}"),
+                                  false)
+        .gen.sampling;
+  };
+  const engine::SamplerOptions all = sampling(R"(["penalties", "dry", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"])");
+  const engine::SamplerOptions defaults;
+  EXPECT_EQ(all.top_k, defaults.top_k);
+  EXPECT_EQ(all.top_p, defaults.top_p);
+  EXPECT_EQ(all.min_p, defaults.min_p);
+  EXPECT_EQ(all.temperature, defaults.temperature);
+  EXPECT_FLOAT_EQ(all.repeat_penalty, 1.3f);
+  const engine::SamplerOptions some = sampling(R"(["top_k", "temperature"])");
+  EXPECT_EQ(some.top_k, defaults.top_k);
+  EXPECT_EQ(some.top_p, 1.0f);
+  EXPECT_EQ(some.min_p, 0.0f);
+  EXPECT_EQ(some.repeat_penalty, 1.0f);  // penalties left out
+  const engine::SamplerOptions none = sampling(R"([])");
+  EXPECT_EQ(none.top_k, 0);
+  EXPECT_EQ(none.temperature, 1.0f);  // no temperature step: the plain distribution
+  expect_invalid([&] { sampling(R"(["temperature", "top_k"])"); }, "in that order", "reordered");
+  expect_invalid([&] { sampling(R"(["top_k", "top_k"])"); }, "again", "twice");
+  expect_invalid([&] { sampling(R"(["infill"])"); }, "infill", "the infill sampler");
+  expect_invalid([&] { sampling(R"(["mystery"])"); }, "not a sampler", "unknown");
+  expect_invalid([&] { sampling(R"("top_k")"); }, "'samplers'", "a string");
+}
+
+TEST(LlamaCompletionParse, WhatTarsLacksIsRefusedUnlessOff) {
+  for (const char* body : {R"({"prompt": "x", "mirostat": 2})", R"({"prompt": "x", "typical_p": 0.5})",
+                           R"({"prompt": "x", "dry_multiplier": 0.8})", R"({"prompt": "x", "xtc_probability": 0.5})",
+                           R"({"prompt": "x", "dynatemp_range": 0.5})", R"({"prompt": "x", "top_n_sigma": 1})",
+                           R"({"prompt": "x", "min_keep": 5})", R"({"prompt": "x", "grammar": "root ::= \"a\""})",
+                           R"({"prompt": "x", "post_sampling_probs": true})", R"({"prompt": "x", "lora": [{"id": 0}]})",
+                           R"({"prompt": "x", "image_data": [{"data": "x"}]})", R"({"prompt": "x", "n_cmpl": 2})"}) {
+    expect_invalid([&] { llama_completion_parse(json::parse(body), false); }, "'", body);
+  }
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": "x", "mirostat": null, "wat": 1})"), false); },
+                 "'wat' is not a known parameter", "unknown");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": "x", "logit_bias": [["Hi", 1]]})"), false); },
+                 "token ids", "token text");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": "x", "logit_bias": [[1, true]]})"), false); },
+                 "false", "true as a bias");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"prompt": "x", "input_prefix": "a"})"), false); },
+                 "/infill", "infill field on /completion");
+}
+
+TEST(LlamaCompletionParse, Infill) {
+  const LlamaCompletionParams p = llama_completion_parse(
+      json::parse(R"({"input_prefix": "def f():\n", "input_suffix": "\nf()\n", "prompt": "  re",
+          "input_extra": [{"filename": "a.py", "text": "A = 1\n"}, {"text": "B = 2\n"}], "n_predict": 16})"),
+      true);
+  EXPECT_TRUE(p.gen.fill);
+  EXPECT_EQ(p.gen.prompt, "def f():\n");
+  EXPECT_EQ(p.gen.suffix, "\nf()\n");
+  EXPECT_EQ(p.gen.fill_middle, "  re");
+  EXPECT_EQ(p.gen.fill_files, (std::vector<FillFile>{{"a.py", "A = 1\n"}, {"", "B = 2\n"}}));
+  EXPECT_TRUE(p.gen.prompt_parts.empty());
+  // Everything may be empty (the start of an empty file).
+  EXPECT_TRUE(llama_completion_parse(json::parse(R"({})"), true).gen.fill);
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"input_prefix": 1})"), true); }, "'input_prefix'", "number");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"input_extra": [{"filename": "a"}]})"), true); },
+                 "input_extra[0].text", "no text");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"input_extra": [{"text": "a", "x": 1}]})"), true); },
+                 "input_extra[0].x", "unknown field");
+  expect_invalid([] { llama_completion_parse(json::parse(R"({"input_extra": "a"})"), true); }, "'input_extra'",
+                 "a string");
 }
 
 }  // namespace
