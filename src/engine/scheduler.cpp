@@ -57,6 +57,8 @@ Scheduler::Scheduler(Model& model, const SchedulerOptions& options) : model_(mod
     slots_.push_back(std::move(s));
   }
   stats_.slots = static_cast<int>(slots_.size());
+  views_.resize(slots_.size());
+  for (size_t i = 0; i < views_.size(); ++i) views_[i].id = static_cast<int>(i);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -119,6 +121,27 @@ SchedulerStats Scheduler::stats() const {
   return stats_;
 }
 
+std::vector<SlotView> Scheduler::slots() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return views_;
+}
+
+void Scheduler::publish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& s : slots_) publish_slot(*s);
+}
+
+void Scheduler::publish_slot(const Slot& s) {
+  SlotView& v = views_[static_cast<size_t>(s.index)];
+  v.busy = s.state != SlotState::kIdle;
+  v.generating = s.state == SlotState::kGenerating;
+  v.task = s.last_used;
+  v.n_prompt = v.busy ? s.stats.n_prompt : 0;
+  v.n_generated = v.busy ? s.n_generated : 0;
+  v.max_tokens = v.busy ? s.p->req.options.max_tokens : 0;
+  v.n_cached = v.busy ? s.n_past : static_cast<int>(s.cached.size());
+}
+
 void Scheduler::finish(Slot& s, FinishReason reason, const std::string& error,
                        bool flush_text) {
   // Text still held back by the UTF-8 decoder or the stop matcher.
@@ -148,7 +171,7 @@ void Scheduler::finish(Slot& s, FinishReason reason, const std::string& error,
     }
     --stats_.slots_busy;
   }
-  if (s.p->req.on_done) s.p->req.on_done(reason, s.stats, error);
+  auto on_done = std::move(s.p->req.on_done);
   s.cached.assign(s.history.begin(), s.history.begin() + std::min<size_t>(s.n_past, s.history.size()));
   s.p.reset();
   s.sampler.reset();
@@ -156,6 +179,13 @@ void Scheduler::finish(Slot& s, FinishReason reason, const std::string& error,
   s.decoder.reset();
   s.history.clear();
   s.state = SlotState::kIdle;
+  {
+    // Idle before the caller hears it is done: a client that asks for the
+    // slots after its answer finds the slot free.
+    std::lock_guard<std::mutex> lock(mu_);
+    publish_slot(s);
+  }
+  if (on_done) on_done(reason, s.stats, error);
 }
 
 void Scheduler::loop() {
@@ -199,6 +229,7 @@ void Scheduler::loop() {
         }
       }
     }
+    publish();
   }
 }
 

@@ -129,6 +129,18 @@ struct SchedulerStats {
   double generation_seconds = 0;     // sum over requests of first token -> last token
 };
 
+// What a slot is doing, as of the last step (llama-server's /slots).
+struct SlotView {
+  int id = 0;
+  bool busy = false;        // serving a request
+  bool generating = false;  // busy, and past its prompt
+  uint64_t task = 0;        // the request it serves or served last (admission order; 0: none yet)
+  int n_prompt = 0;         // busy: the request's prompt tokens
+  int n_generated = 0;      // busy: tokens made so far
+  int max_tokens = 0;       // busy: the request's limit
+  int n_cached = 0;         // tokens whose keys and values the slot holds (idle: what a request can reuse)
+};
+
 class Scheduler {
  public:
   Scheduler(Model& model, const SchedulerOptions& options);
@@ -145,6 +157,8 @@ class Scheduler {
   void stop();
 
   SchedulerStats stats() const;
+  // Every slot, as of the last step.
+  std::vector<SlotView> slots() const;
   Model& model() { return model_; }
 
  private:
@@ -158,6 +172,8 @@ class Scheduler {
   // Ends a slot's request; `flush_text` delivers text still held back (not
   // after a stop string, a cancel or an error).
   void finish(Slot& s, FinishReason reason, const std::string& error, bool flush_text);
+  void publish();  // the slots' state into views_ (on the scheduler's thread)
+  void publish_slot(const Slot& s);  // one slot's (holding mu_)
 
   Model& model_;
   SchedulerOptions opt_;
@@ -168,6 +184,7 @@ class Scheduler {
   bool stopping_ = false;
   uint64_t admissions_ = 0;  // clock for the slots' last use
   SchedulerStats stats_;
+  std::vector<SlotView> views_;  // under mu_
   std::thread thread_;
 };
 

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "node/event_stream.h"
 #include "node/generation.h"
@@ -241,10 +242,41 @@ HttpHandler completion_handler(ModelHost& host, bool infill) {
   };
 }
 
+// GET /slots[?model=ID][&fail_on_no_slot=1]: each slot of a chat model, as
+// llama-server lists them, with what tars adds (state, the prompt's size,
+// the tokens its cache holds).
+void slots(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
+  std::shared_ptr<HostedModel> lease = host.get(req.get_param_value("model"), "chat");
+  const std::vector<engine::SlotView> views = lease->scheduler->slots();
+  const int n_ctx = lease->model->options().n_ctx;
+  json out = json::array();
+  bool any_idle = false;
+  for (const auto& v : views) {
+    any_idle = any_idle || !v.busy;
+    out.push_back({{"id", v.id},
+                   {"id_task", v.task == 0 ? json(-1) : json(v.task)},
+                   {"n_ctx", n_ctx},
+                   {"speculative", false},
+                   {"is_processing", v.busy},
+                   {"state", !v.busy ? "idle" : v.generating ? "generating" : "prompt"},
+                   {"n_prompt_tokens", v.n_prompt},
+                   {"n_cached_tokens", v.n_cached},
+                   {"next_token",
+                    {{"has_next_token", v.busy},
+                     {"n_decoded", v.n_generated},
+                     {"n_remain", v.busy ? v.max_tokens - v.n_generated : -1}}}});
+  }
+  if (req.get_param_value("fail_on_no_slot") == "1" && !any_idle) {
+    throw HttpError(503, "no_slot_available", "every slot of model '" + lease->id + "' is busy");
+  }
+  reply_json(res, 200, out);
+}
+
 }  // namespace
 
 std::vector<Route> llama_routes(ModelHost& host) {
   return {
+      {"GET", "/slots", [&host](const httplib::Request& req, httplib::Response& res) { slots(host, req, res); }},
       {"POST", "/completion", completion_handler(host, false)},
       {"POST", "/completions", completion_handler(host, false)},
       {"POST", "/infill", completion_handler(host, true)},

@@ -8,6 +8,8 @@
 //   POST /infill                    {input_prefix, input_suffix, input_extra,
 //                                   prompt, ...}: the same, filling in the
 //                                   middle on a code model
+//   GET  /slots[?model=ID]          what each slot of the model does, and
+//                                   how many tokens its cache holds
 // The bodies are request_params.h's LlamaCompletionParams.
 
 #include <vector>

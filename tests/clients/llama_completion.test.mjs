@@ -256,3 +256,40 @@ test('errors: bad bodies, models without markers, samplers tars lacks', async ()
   assert.equal(neutral.status, 200, JSON.stringify(neutral.json));
   assert.equal(neutral.json.content, 'It is sunny.');
 });
+
+test('GET /slots: what each slot does; a stream\'s client leaving frees its slot', async () => {
+  const get = async (path) => { const r = await fetch(`${node.url}${path}`); return { status: r.status, json: await r.json() }; };
+  const { json: props } = await get('/props?model=looper');
+  let { json: slots } = await get('/slots?model=looper');
+  assert.equal(slots.length, props.total_slots);
+  assert.deepEqual(slots.map((s) => s.id), [...slots.keys()]);
+  assert.ok(slots.every((s) => !s.is_processing && s.state === 'idle' && s.n_ctx === 4096), JSON.stringify(slots));
+  assert.equal((await get('/slots?model=looper&fail_on_no_slot=1')).status, 200);
+  // A long stream: its slot is busy while it runs.
+  const controller = new AbortController();
+  const r = await fetch(`${node.url}/completion`, {
+    method: 'POST', body: JSON.stringify({ model: 'looper', prompt: '\n', n_predict: 4000, stream: true }),
+    signal: controller.signal,
+  });
+  const reader = r.body.getReader();
+  await reader.read();  // the first token's event
+  ({ json: slots } = await get('/slots?model=looper'));
+  const busy = slots.filter((s) => s.is_processing);
+  assert.equal(busy.length, 1, JSON.stringify(slots));
+  assert.equal(busy[0].n_prompt_tokens, 1 + await tokenCount('looper', '\n'));
+  assert.equal(busy[0].next_token.has_next_token, true);
+  assert.equal(busy[0].next_token.n_decoded + busy[0].next_token.n_remain, 4000);
+  // The client goes: the generation is cancelled and the slot freed, long
+  // before 4000 tokens.
+  controller.abort();
+  let freed = null;
+  for (let i = 0; i < 100 && !freed; ++i) {
+    await new Promise((done) => setTimeout(done, 50));
+    ({ json: slots } = await get('/slots?model=looper'));
+    if (slots.every((s) => !s.is_processing)) freed = slots.find((s) => s.id === busy[0].id);
+  }
+  assert.ok(freed, 'the slot is still busy 5 s after the client left');
+  assert.ok(freed.n_cached_tokens < 3000, `${freed.n_cached_tokens} tokens cached: the generation ran on`);
+  assert.ok(freed.n_cached_tokens > busy[0].n_prompt_tokens);
+  assert.equal((await get('/slots?model=nope')).status, 404);
+});

@@ -312,6 +312,39 @@ TEST(Scheduler, MaxTokensZeroReadsThePromptIntoTheCacheOnly) {
   EXPECT_EQ(next.text, solo_text(prompt, 8));
 }
 
+TEST(Scheduler, SlotViewsShowWhatEachSlotDoes) {
+  Fixture f(2);
+  SchedulerOptions so;
+  so.step_tokens = 4;  // the prompt takes several steps, each published
+  Scheduler sched(*f.model, so);
+  const Tokenizer& tok = f.model->tokenizer();
+  auto prompt = tok.encode("Once upon a time, there was a little girl named Lily.", true, false);
+  std::vector<SlotView> during;
+  Outcome a = submit(sched, prompt, 10, nullptr, {}, [&] { during = sched.slots(); }).get();
+  ASSERT_EQ(a.error, "");
+  // At its first token, the views are those of the step before: the prompt's last chunk.
+  ASSERT_EQ(during.size(), 2u);
+  const SlotView& busy = during[0].busy ? during[0] : during[1];
+  const SlotView& idle = during[0].busy ? during[1] : during[0];
+  EXPECT_TRUE(busy.busy);
+  EXPECT_FALSE(busy.generating);
+  EXPECT_EQ(busy.task, 1u);
+  EXPECT_EQ(busy.n_prompt, static_cast<int>(prompt.size()));
+  EXPECT_EQ(busy.max_tokens, 10);
+  EXPECT_GT(busy.n_cached, 0);
+  EXPECT_LT(busy.n_cached, static_cast<int>(prompt.size()));
+  EXPECT_FALSE(idle.busy);
+  EXPECT_EQ(idle.task, 0u);
+  EXPECT_EQ(idle.n_cached, 0);
+  // Afterwards: idle, holding the prompt and 9 of the 10 tokens (the last was sampled, not read).
+  const std::vector<SlotView> after = sched.slots();
+  const SlotView& done = after[static_cast<size_t>(busy.id)];
+  EXPECT_FALSE(done.busy);
+  EXPECT_EQ(done.task, 1u);
+  EXPECT_EQ(done.n_cached, static_cast<int>(prompt.size()) + 9);
+  EXPECT_EQ(done.n_generated, 0);
+}
+
 TEST(Scheduler, PromptCacheKeepsEachConversationInItsSlot) {
   Fixture f(2);
   Scheduler sched(*f.model, {});
