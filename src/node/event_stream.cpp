@@ -2,12 +2,13 @@
 
 namespace tars::node {
 
-void reply_event_stream(httplib::Response& res, std::shared_ptr<Generation> g, std::shared_ptr<EventWriter> writer) {
+void reply_event_stream(httplib::Response& res, std::shared_ptr<Generation> g, std::shared_ptr<EventWriter> writer,
+                        const char* content_type) {
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   auto started = std::make_shared<bool>(false);
   res.set_chunked_content_provider(
-      "text/event-stream",
+      content_type,
       [g, writer, started](size_t, httplib::DataSink& sink) {
         auto send = [&](const std::string& s) {
           if (s.empty() || sink.write(s.data(), s.size())) return true;

@@ -1,6 +1,7 @@
 #pragma once
-// A streamed reply as server-sent events whose shape an API decides
-// (Anthropic's Messages, OpenAI's Responses): the API's EventWriter turns the
+// A streamed reply whose shape an API decides (OpenAI's chat and
+// completions, Ollama's, Anthropic's Messages, OpenAI's Responses,
+// llama-server's /completion): the API's EventWriter turns the
 // generation's events into the text to send; reply_event_stream does the
 // rest, the same for every such API: sending as the tokens come, noticing a
 // client that has gone (the generation is cancelled, its slot freed), and
@@ -28,7 +29,9 @@ class EventWriter {
   virtual std::string failure(const std::string& error) = 0;
 };
 
-// Answers 200 with `text/event-stream`, written by `writer` as `g` runs.
-void reply_event_stream(httplib::Response& res, std::shared_ptr<Generation> g, std::shared_ptr<EventWriter> writer);
+// Answers 200 with `content_type` (server-sent events; Ollama's stream is
+// JSON lines), written by `writer` as `g` runs.
+void reply_event_stream(httplib::Response& res, std::shared_ptr<Generation> g, std::shared_ptr<EventWriter> writer,
+                        const char* content_type = "text/event-stream");
 
 }  // namespace tars::node

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <ctime>
 
@@ -16,6 +17,7 @@
 #include "engine/gguf.h"
 #include "engine/tokenizer.h"
 #include "node/embeddings_api.h"
+#include "node/event_stream.h"
 #include "node/generation.h"
 #include "node/model_host.h"
 #include "node/model_info.h"
@@ -127,6 +129,40 @@ json ollama_tool_calls(const ParsedAnswer& a) {
 
 std::string ndjson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
+// Ollama's stream: a JSON line per piece of the answer (text held back where
+// a tool call may begin), then the closing line with the counts, or an error
+// line.
+class OllamaWriter : public EventWriter {
+ public:
+  using FinishLine = std::function<json(const Generation::Event&, const std::string&, const std::string&)>;
+  OllamaWriter(const Generation& g, bool chat, FinishLine finish_line)
+      : model_(g.model_id()), chat_(chat), finish_line_(std::move(finish_line)),
+        held_(g.tool_format(), g.params().tools) {}
+  std::string start(const Generation&) override { return ""; }
+  std::string token(const Generation::Event& e) override {
+    const std::string piece = held_.push(e.token.text);
+    if (piece.empty() && e.thinking.empty()) return "";
+    return ndjson(line(model_, chat_, piece, false, e.thinking));
+  }
+  std::string finish(const Generation::Event& done) override {
+    std::string out;
+    const ToolCallStream::Rest rest = held_.finish();  // what was held back: calls, or content after all
+    if (!rest.content.empty() || !rest.answer.calls.empty()) {
+      json held = line(model_, chat_, rest.content, false);
+      if (!rest.answer.calls.empty()) held["message"]["tool_calls"] = ollama_tool_calls(rest.answer);
+      out += ndjson(held);
+    }
+    return out + ndjson(finish_line_(done, "", ""));
+  }
+  std::string failure(const std::string& error) override { return ndjson(json{{"error", "generation failed: " + error}}); }
+
+ private:
+  std::string model_;
+  bool chat_;
+  FinishLine finish_line_;
+  ToolCallStream held_;
+};
+
 void generate(ModelHost& host, const httplib::Request& req, httplib::Response& res, OllamaEndpoint endpoint) {
   const auto t0 = Clock::now();
   const bool chat = endpoint == OllamaEndpoint::kChat;
@@ -175,49 +211,7 @@ void generate(ModelHost& host, const httplib::Request& req, httplib::Response& r
     reply_json(res, 200, j);
     return;
   }
-  res.status = 200;
-  // With tools, text from where a call may begin waits for the end.
-  auto held = std::make_shared<ToolCallStream>(g->tool_format(), g->params().tools);
-  res.set_chunked_content_provider(
-      "application/x-ndjson",
-      [g, model, chat, finish_line, held](size_t, httplib::DataSink& sink) {
-        auto write = [&](const json& j) {
-          const std::string s = ndjson(j);
-          return sink.write(s.data(), s.size());
-        };
-        auto events = g->wait(200);
-        if (events.empty() && !sink.is_writable()) {  // client gone while nothing to send
-          g->cancel();
-          return false;
-        }
-        for (auto& e : events) {
-          if (!e.done) {
-            const std::string piece = held->push(e.token.text);
-            if (piece.empty() && e.thinking.empty()) continue;
-            if (!write(line(model, chat, piece, false, e.thinking))) {
-              g->cancel();  // the client disconnected: free the slot
-              return false;
-            }
-            continue;
-          }
-          if (e.error.empty()) {  // what was held back: calls, or content after all
-            const ToolCallStream::Rest rest = held->finish();
-            if (!rest.content.empty() || !rest.answer.calls.empty()) {
-              json line_held = line(model, chat, rest.content, false);
-              if (!rest.answer.calls.empty()) line_held["message"]["tool_calls"] = ollama_tool_calls(rest.answer);
-              write(line_held);
-            }
-          }
-          // Never a silently truncated stream: an error is the last line.
-          write(e.error.empty() ? finish_line(e, "", "") : json{{"error", "generation failed: " + e.error}});
-          sink.done();
-          return true;
-        }
-        return true;
-      },
-      [g](bool) {
-        if (!g->finished()) g->cancel();
-      });
+  reply_event_stream(res, g, std::make_shared<OllamaWriter>(*g, chat, finish_line), "application/x-ndjson");
 }
 
 void embed(ModelHost& host, const httplib::Request& req, httplib::Response& res, bool legacy) {

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "node/event_stream.h"
 #include "node/generation.h"
 #include "node/model_host.h"
 #include "node/tool_calls.h"
@@ -151,102 +152,84 @@ std::string sse(const json& j) {
   return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }
 
-void respond_stream(std::shared_ptr<Generation> g, Api api, httplib::Response& res) {
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  auto acc = std::make_shared<Accumulator>();
-  auto started = std::make_shared<bool>(false);
-  // With tools, text from where a call may begin waits for the end.
-  auto held = std::make_shared<ToolCallStream>(g->tool_format(), g->params().tools);
-  auto chunk = [g, api](json choice) {
-    return json{{"id", g->id()},
-                {"object", api == Api::kChat ? "chat.completion.chunk" : "text_completion"},
-                {"created", g->created()},
-                {"model", g->model_id()},
+// OpenAI's stream: chunks of deltas (chat) or text (completions), held back
+// where a tool call may begin; the last chunk has the finish reason and
+// timings, an optional usage chunk follows, then "data: [DONE]".
+class OpenAIWriter : public EventWriter {
+ public:
+  OpenAIWriter(const Generation& g, Api api) : g_(g), api_(api), held_(g.tool_format(), g.params().tools) {}
+
+  std::string start(const Generation&) override {
+    if (api_ != Api::kChat) return "";
+    return sse(chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr},
+                      {"logprobs", nullptr}}));
+  }
+
+  std::string token(const Generation::Event& e) override {
+    std::string out;
+    json lp = acc_.add(g_, e.token, api_);
+    const std::string text = held_.push(e.token.text);
+    if (!e.thinking.empty()) {  // thoughts come as delta.reasoning_content (llama-server's)
+      out += sse(chunk({{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp},
+                        {"delta", {{"reasoning_content", e.thinking}}}}));
+      lp = nullptr;  // the token's logprobs went with its thought
+    }
+    if (text.empty() && lp.is_null()) return out;
+    json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp}};
+    if (api_ == Api::kChat) choice["delta"] = {{"content", text}};
+    else choice["text"] = text;
+    return out + sse(chunk(choice));
+  }
+
+  std::string finish(const Generation::Event& e) override {
+    std::string out;
+    json choice = {{"index", 0}, {"finish_reason", finish_reason_name(e.finish)}, {"logprobs", nullptr}};
+    if (api_ == Api::kChat) choice["delta"] = json::object();
+    else choice["text"] = "";
+    // What was held back: calls, or content after all.
+    const ToolCallStream::Rest rest = held_.finish();
+    if (!rest.content.empty()) {
+      out += sse(chunk({{"index", 0}, {"delta", {{"content", rest.content}}}, {"finish_reason", nullptr},
+                        {"logprobs", nullptr}}));
+    }
+    if (!rest.answer.calls.empty()) {
+      out += sse(chunk({{"index", 0}, {"delta", {{"tool_calls", openai_tool_calls(rest.answer, true)}}},
+                        {"finish_reason", nullptr}, {"logprobs", nullptr}}));
+      choice["finish_reason"] = "tool_calls";
+    }
+    json last = chunk(choice);
+    last["timings"] = timings(e.stats);
+    out += sse(last);
+    if (g_.params().include_usage) {
+      json u = chunk(nullptr);
+      u["choices"] = json::array();
+      u["usage"] = usage(g_, acc_.n_generated, e.stats);
+      out += sse(u);
+    }
+    return out + "data: [DONE]\n\n";
+  }
+
+  std::string failure(const std::string& error) override {
+    // Never a silently truncated stream: say what happened.
+    return sse({{"error", {{"message", "generation failed: " + error}, {"type", "server_error"},
+                           {"code", "generation_failed"}}}}) +
+           "data: [DONE]\n\n";
+  }
+
+ private:
+  json chunk(json choice) const {
+    return json{{"id", g_.id()},
+                {"object", api_ == Api::kChat ? "chat.completion.chunk" : "text_completion"},
+                {"created", g_.created()},
+                {"model", g_.model_id()},
                 {"choices", json::array({std::move(choice)})}};
-  };
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [g, api, acc, started, held, chunk](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        if (api == Api::kChat && !*started) {
-          *started = true;
-          json c = chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                          {"finish_reason", nullptr}, {"logprobs", nullptr}});
-          if (!write(sse(c))) {
-            g->cancel();
-            return false;
-          }
-        }
-        auto events = g->wait(200);
-        if (events.empty() && !sink.is_writable()) {  // client gone while nothing to send
-          g->cancel();
-          return false;
-        }
-        for (auto& e : events) {
-          if (!e.done) {
-            json lp = acc->add(*g, e.token, api);
-            const std::string text = held->push(e.token.text);
-            if (!e.thinking.empty()) {  // thoughts come as delta.reasoning_content (llama-server's)
-              json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp},
-                             {"delta", {{"reasoning_content", e.thinking}}}};
-              if (!write(sse(chunk(choice)))) {
-                g->cancel();
-                return false;
-              }
-              lp = nullptr;  // the token's logprobs went with its thought
-            }
-            if (text.empty() && lp.is_null()) continue;
-            json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", lp}};
-            if (api == Api::kChat) choice["delta"] = {{"content", text}};
-            else choice["text"] = text;
-            if (!write(sse(chunk(choice)))) {
-              g->cancel();  // the client disconnected: free the slot
-              return false;
-            }
-            continue;
-          }
-          if (!e.error.empty()) {
-            // Never a silently truncated stream: say what happened.
-            write(sse({{"error", {{"message", "generation failed: " + e.error},
-                                  {"type", "server_error"}, {"code", "generation_failed"}}}}));
-            write("data: [DONE]\n\n");
-            sink.done();
-            return true;
-          }
-          json choice = {{"index", 0}, {"finish_reason", finish_reason_name(e.finish)}, {"logprobs", nullptr}};
-          if (api == Api::kChat) choice["delta"] = json::object();
-          else choice["text"] = "";
-          // What was held back: calls, or content after all.
-          const ToolCallStream::Rest rest = held->finish();
-          if (!rest.content.empty()) {
-            write(sse(chunk({{"index", 0}, {"delta", {{"content", rest.content}}}, {"finish_reason", nullptr},
-                             {"logprobs", nullptr}})));
-          }
-          if (!rest.answer.calls.empty()) {
-            write(sse(chunk({{"index", 0}, {"delta", {{"tool_calls", openai_tool_calls(rest.answer, true)}}},
-                             {"finish_reason", nullptr}, {"logprobs", nullptr}})));
-            choice["finish_reason"] = "tool_calls";
-          }
-          json last = chunk(choice);
-          last["timings"] = timings(e.stats);
-          write(sse(last));
-          if (g->params().include_usage) {
-            json u = chunk(nullptr);
-            u["choices"] = json::array();
-            u["usage"] = usage(*g, acc->n_generated, e.stats);
-            write(sse(u));
-          }
-          write("data: [DONE]\n\n");
-          sink.done();
-          return true;
-        }
-        return true;
-      },
-      [g](bool) {
-        if (!g->finished()) g->cancel();
-      });
-}
+  }
+
+  const Generation& g_;  // owned by the stream, which owns this writer too
+  Api api_;
+  Accumulator acc_;
+  ToolCallStream held_;  // with tools, text from where a call may begin waits for the end
+};
 
 HttpHandler generation_handler(ModelHost& host, Api api) {
   return [&host, api](const httplib::Request& req, httplib::Response& res) {
@@ -257,8 +240,8 @@ HttpHandler generation_handler(ModelHost& host, Api api) {
     GenerationParams p = generation_parse(body, chat);
     std::shared_ptr<HostedModel> m = host.get(p.model, "chat");  // a lease
     if (p.stream) {
-      respond_stream(std::make_shared<Generation>(std::move(m), p),
-                     api == Api::kInference ? Api::kCompletion : api, res);
+      auto g = std::make_shared<Generation>(std::move(m), p);
+      reply_event_stream(res, g, std::make_shared<OpenAIWriter>(*g, api == Api::kInference ? Api::kCompletion : api));
     } else {
       Generation g(std::move(m), p);
       respond_whole(g, api, res);
