@@ -3,7 +3,8 @@
 // mode (its top bit):
 //   0 / 1  generation_parse, chat / completion (POST /v1/chat/completions,
 //          /v1/completions, /inference; node/request_params.h)
-//   2 / 3  embedding_parse, OpenAI / seed (POST /v1/embeddings, /embed)
+//   2 / 3  embedding_parse, OpenAI / seed (POST /v1/embeddings, /embed; 3 also
+//          llama-server's POST /embedding)
 //   4      devices_from_json (the devices of node.register and node.heartbeat)
 //   5      heartbeat_from_json (node.heartbeat params)
 //   6      RouteTable::entries_from_json (the routes a heartbeat answer carries),
@@ -480,6 +481,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 2:
       case 3:
+        if (which == 3) {  // llama-server's shape too, on the same document
+          try {
+            const tars::node::EmbeddingParams l = tars::node::embedding_parse(j, tars::node::EmbeddingApi::kLlama);
+            check_embedding(l);
+            check(!l.normalize && l.p_norm >= -1, "embedding: llama-server's normalization");
+          } catch (const Error& e) {
+            check(e.code() == ErrorCode::kInvalidArgument, "embedding: llama-server's shape, not kInvalidArgument");
+          }
+        }
         check_embedding(tars::node::embedding_parse(
             j, which == 2 ? tars::node::EmbeddingApi::kOpenAI : tars::node::EmbeddingApi::kSeed));
         break;

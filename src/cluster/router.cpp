@@ -19,7 +19,8 @@ std::string router_role_for_path(const std::string& method, const std::string& p
       path == "/completion" || path == "/completions" || path == "/infill" || path == "/chat/completions") {
     return "chat";
   }
-  if (path == "/embed" || path == "/v1/embeddings" || path == "/api/embed" || path == "/api/embeddings") {
+  if (path == "/embed" || path == "/v1/embeddings" || path == "/api/embed" || path == "/api/embeddings" ||
+      path == "/embedding" || path == "/embeddings") {
     return "embedding";
   }
   if (path == "/v1/rerank" || path == "/v1/reranking" || path == "/rerank" || path == "/reranking") return "rerank";

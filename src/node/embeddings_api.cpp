@@ -1,6 +1,8 @@
 #include "node/embeddings_api.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "common/error.h"
@@ -71,6 +73,39 @@ void seed_embed(ModelHost& host, const httplib::Request& req, httplib::Response&
   reply_json(res, 200, {{"model", m.id}, {"dimension", m.encoder->n_embd()},
                         {"normalized", p.normalize}, {"data", data},
                         {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}});
+}
+
+// llama-server's embd_normalize of one vector (request_params.h's p_norm).
+void p_normalize(std::vector<float>& v, int p) {
+  if (p < 0) return;
+  double norm = 0;
+  for (float x : v) {
+    const double a = std::fabs(static_cast<double>(x));
+    if (p == 0) norm = std::max(norm, a);
+    else if (p == 1) norm += a;
+    else if (p == 2) norm += a * a;
+    else norm += std::pow(a, p);
+  }
+  if (p == 0) norm /= 32760.0;  // the largest magnitude becomes 32760, as an int16 holds it
+  else if (p == 2) norm = std::sqrt(norm);
+  else if (p > 2) norm = std::pow(norm, 1.0 / p);
+  if (norm <= 0) return;  // all zero: left as it is
+  for (float& x : v) x = static_cast<float>(x / norm);
+}
+
+// POST /embedding, /embeddings (llama-server's own): [{"index", "embedding":
+// [[...]]}], the pooled vector in a list of one, normalized as
+// embd_normalize says (Euclidean by default).
+void llama_embedding(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
+  const EmbeddingParams p = embedding_parse(parse_json_object(req), EmbeddingApi::kLlama);
+  std::shared_ptr<HostedModel> lease = host.get(p.model, "embedding");
+  std::vector<engine::Embedding> out = embed_request(*lease, p);
+  json data = json::array();
+  for (size_t i = 0; i < out.size(); ++i) {
+    p_normalize(out[i].values, p.p_norm);
+    data.push_back({{"index", i}, {"embedding", json::array({out[i].values})}});
+  }
+  reply_json(res, 200, data);
 }
 
 }  // namespace
@@ -157,6 +192,10 @@ std::vector<Route> embeddings_routes(ModelHost& host) {
        [&host](const httplib::Request& req, httplib::Response& res) { openai_embeddings(host, req, res); }},
       {"POST", "/embed",
        [&host](const httplib::Request& req, httplib::Response& res) { seed_embed(host, req, res); }},
+      {"POST", "/embedding",
+       [&host](const httplib::Request& req, httplib::Response& res) { llama_embedding(host, req, res); }},
+      {"POST", "/embeddings",
+       [&host](const httplib::Request& req, httplib::Response& res) { llama_embedding(host, req, res); }},
   };
 }
 

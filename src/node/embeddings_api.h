@@ -1,6 +1,7 @@
 #pragma once
-// The embedding endpoints: the seed's POST /embed and OpenAI's
-// POST /v1/embeddings, on one code path.
+// The embedding endpoints: the seed's POST /embed, OpenAI's
+// POST /v1/embeddings and llama-server's own POST /embedding (and
+// /embeddings), on one code path.
 
 #include <vector>
 

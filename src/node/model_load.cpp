@@ -57,6 +57,14 @@ std::unique_ptr<HostedModel> hosted_model_load(const ModelDecl& decl, const Node
                    decl.planned_gpu);
     }
   }
+  if (!model_role_is_encoder(decl.role) && engine::encoder_is_encoder_file(*h->file)) {
+    // A chat role (the default) on an encoder's file: say which role it needs.
+    const bool rank = engine::encoder_read_hparams(*h->file).pooling == engine::PoolingType::kRank;
+    throw Error(ErrorCode::kConfig,
+                "model " + h->id + ": " + decl.path + " is " + (rank ? "a reranker" : "an embedding model") +
+                    " (a BERT-style encoder), which cannot chat: declare it with role \"" +
+                    (rank ? "rerank\" (--rerank-model)" : "embedding\" (--embedding-model)"));
+  }
   if (model_role_is_encoder(decl.role)) {
     h->backend = engine::backend_for_device(device, config.threads, &fallback, cuda_device);
   } else {

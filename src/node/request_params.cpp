@@ -498,9 +498,21 @@ EmbeddingParams embedding_parse(const json& body, EmbeddingApi api) {
   static const std::set<std::string> openai = {"model", "input", "encoding_format", "dimensions",
                                                "user", "truncate", "normalize"};
   static const std::set<std::string> seed = {"model", "input", "texts", "normalize", "truncate"};
+  static const std::set<std::string> llama = {"model", "content", "input", "embd_normalize", "truncate"};
   EmbeddingParams p;
-  p.model = known_keys_and_model(body, api == EmbeddingApi::kOpenAI ? openai : seed);
-  parse_inputs(body, api == EmbeddingApi::kSeed && body.contains("texts") ? "texts" : "input", p);
+  p.model = known_keys_and_model(body, api == EmbeddingApi::kOpenAI ? openai : api == EmbeddingApi::kSeed ? seed : llama);
+  const char* field = api == EmbeddingApi::kSeed && body.contains("texts")     ? "texts"
+                      : api == EmbeddingApi::kLlama && !body.contains("input") ? "content"
+                                                                                : "input";
+  parse_inputs(body, field, p);
+  if (api == EmbeddingApi::kLlama) {
+    p.truncate = opt_bool(body, "truncate", true);
+    p.normalize = false;  // the handler applies p_norm
+    if (body.contains("embd_normalize") && !body["embd_normalize"].is_null()) {
+      p.p_norm = static_cast<int>(integer(body, "embd_normalize", -1, 1000));
+    }
+    return p;
+  }
   if (api == EmbeddingApi::kOpenAI) {
     if (body.contains("encoding_format")) {
       if (!body["encoding_format"].is_string()) bad_embedding("'encoding_format' must be \"float\" or \"base64\"");

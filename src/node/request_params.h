@@ -139,12 +139,17 @@ struct EmbeddingParams {
   bool normalize = true;                     // L2-normalize
   bool base64 = false;                       // encoding_format "base64" (OpenAI only)
   std::optional<int64_t> dimensions;         // OpenAI's "dimensions": must be the model's own
+  // llama-server's embd_normalize (kLlama, where `normalize` is false and
+  // the handler applies this): -1 none, 0 the largest magnitude scaled to
+  // 32760 (int16), 1 taxicab, 2 Euclidean, p > 2 the p-norm.
+  int p_norm = 2;
   size_t size() const { return texts.empty() ? tokens.size() : texts.size(); }
 };
 
 enum class EmbeddingApi {
   kOpenAI,  // POST /v1/embeddings: {model, input, encoding_format, dimensions, user, truncate, normalize}
   kSeed,    // POST /embed: {model, input | texts, truncate, normalize}
+  kLlama,   // POST /embedding, /embeddings (llama-server's own): {model, content | input, embd_normalize, truncate}
 };
 
 // Parses and validates an embedding request body (1 to kMaxEmbeddingInputs

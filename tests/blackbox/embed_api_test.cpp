@@ -100,6 +100,56 @@ TEST_F(EmbedTest, OpenAiShapeWithTokenArraysAndBase64) {
   EXPECT_EQ(s3, 400);
 }
 
+TEST_F(EmbedTest, LlamaServerShapeAndItsNormalizations) {
+  // The raw pooled vectors, as the seed endpoint gives them unnormalized.
+  auto [s0, raw] = post("/embed", {{"input", {"hello world", "a"}}, {"normalize", false}});
+  ASSERT_EQ(s0, 200) << raw.dump();
+  auto vec = [](const json& j) { return j.get<std::vector<double>>(); };
+  const std::vector<double> hello = vec(raw["data"][0]["embedding"]);
+  for (const char* path : {"/embedding", "/embeddings"}) {
+    // [{"index", "embedding": [[...]]}], Euclidean by default; content or input.
+    auto [status, j] = post(path, {{"content", {"hello world", "a"}}});
+    ASSERT_EQ(status, 200) << j.dump();
+    ASSERT_TRUE(j.is_array());
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[1]["index"], 1);
+    ASSERT_EQ(j[0]["embedding"].size(), 1u);  // the pooled vector, in a list of one
+    const std::vector<double> l2 = vec(j[0]["embedding"][0]);
+    ASSERT_EQ(l2.size(), hello.size());
+    double n2 = 0;
+    for (double x : hello) n2 += x * x;
+    for (size_t i = 0; i < l2.size(); ++i) EXPECT_NEAR(l2[i], hello[i] / std::sqrt(n2), 1e-5) << i;
+    auto [s1, same] = post(path, {{"input", "hello world"}});
+    ASSERT_EQ(s1, 200);
+    EXPECT_EQ(same[0]["embedding"][0], j[0]["embedding"][0]);
+  }
+  // embd_normalize: -1 none, 0 the largest magnitude to 32760, 1 taxicab, 3 the 3-norm.
+  auto norm = [&](int p) {
+    auto [status, j] = post("/embedding", {{"content", "hello world"}, {"embd_normalize", p}});
+    EXPECT_EQ(status, 200) << j.dump();
+    return vec(j[0]["embedding"][0]);
+  };
+  const std::vector<double> none = norm(-1), maxabs = norm(0), taxi = norm(1), p3 = norm(3);
+  double largest = 0, sum_abs = 0, sum_cube = 0;
+  for (double x : hello) {
+    largest = std::max(largest, std::abs(x));
+    sum_abs += std::abs(x);
+    sum_cube += std::pow(std::abs(x), 3);
+  }
+  for (size_t i = 0; i < hello.size(); ++i) {
+    EXPECT_NEAR(none[i], hello[i], 1e-6);
+    EXPECT_NEAR(maxabs[i], hello[i] * 32760 / largest, 1e-2);
+    EXPECT_NEAR(taxi[i], hello[i] / sum_abs, 1e-6);
+    EXPECT_NEAR(p3[i], hello[i] / std::cbrt(sum_cube), 1e-5);
+  }
+  auto [bad, e] = post("/embedding", {{"content", "x"}, {"embd_normalize", "l2"}});
+  EXPECT_EQ(bad, 400);
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("embd_normalize"), std::string::npos) << e.dump();
+  auto [missing, m] = post("/embedding", json::object());
+  EXPECT_EQ(missing, 400);
+  EXPECT_NE(m["error"]["message"].get<std::string>().find("'content' is required"), std::string::npos) << m.dump();
+}
+
 TEST_F(EmbedTest, NoChatModelMeans503OnGeneration) {
   auto [status, j] = post("/v1/completions", {{"prompt", "hi"}});
   EXPECT_EQ(status, 503);

@@ -199,6 +199,20 @@ TEST(RerankDeclaration, ARoleThatDisagreesWithTheFileStopsTheNode) {
                      "--rerank-model", fixture("reference/bert-tiny.gguf")});
   EXPECT_NE(as_rerank.wait(30s), 0);
   EXPECT_NE(as_rerank.err().find("is not a reranker"), std::string::npos) << as_rerank.err();
+  // An encoder as a chat model (--model, role "chat" by default): the role it needs.
+  Process embedder_as_chat({tars_binary(), "serve", "--port", std::to_string(free_port()), "--data-dir", dir.path(),
+                            "--model", fixture("reference/bert-tiny.gguf")});
+  EXPECT_NE(embedder_as_chat.wait(30s), 0);
+  EXPECT_NE(embedder_as_chat.err().find("is an embedding model (a BERT-style encoder), which cannot chat"),
+            std::string::npos)
+      << embedder_as_chat.err();
+  EXPECT_NE(embedder_as_chat.err().find("--embedding-model"), std::string::npos) << embedder_as_chat.err();
+  Process reranker_as_chat({tars_binary(), "serve", "--port", std::to_string(free_port()), "--data-dir", dir.path(),
+                            "--model", reranker});
+  EXPECT_NE(reranker_as_chat.wait(30s), 0);
+  EXPECT_NE(reranker_as_chat.err().find("is a reranker (a BERT-style encoder)"), std::string::npos)
+      << reranker_as_chat.err();
+  EXPECT_NE(reranker_as_chat.err().find("--rerank-model"), std::string::npos) << reranker_as_chat.err();
 }
 
 }  // namespace

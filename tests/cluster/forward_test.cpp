@@ -232,7 +232,7 @@ TEST(Router, EveryModelBearingPathHasItsRole) {
   for (const char* p : {"/v1/rerank", "/v1/reranking", "/rerank", "/reranking"}) {
     EXPECT_EQ(router_role_for_path("POST", p), "rerank") << p;
   }
-  for (const char* p : {"/embed", "/v1/embeddings", "/api/embed", "/api/embeddings"}) {
+  for (const char* p : {"/embed", "/v1/embeddings", "/api/embed", "/api/embeddings", "/embedding", "/embeddings"}) {
     EXPECT_EQ(router_role_for_path("POST", p), "embedding") << p;
   }
   EXPECT_EQ(router_role_for_path("POST", "/api/show"), "any");

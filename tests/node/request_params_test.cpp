@@ -774,6 +774,22 @@ TEST(ResponsesParse, BadBodiesNameTheField) {
   }
 }
 
+TEST(EmbeddingParse, LlamaServerShape) {
+  const EmbeddingParams a = embedding_parse(json::parse(R"({"content": ["a", "b"], "embd_normalize": 1})"), EmbeddingApi::kLlama);
+  EXPECT_EQ(a.texts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(a.p_norm, 1);
+  EXPECT_FALSE(a.normalize);  // the handler applies p_norm
+  EXPECT_TRUE(a.truncate);
+  const EmbeddingParams b = embedding_parse(json::parse(R"({"input": [[101, 102]]})"), EmbeddingApi::kLlama);
+  EXPECT_EQ(b.tokens, (std::vector<std::vector<int32_t>>{{101, 102}}));
+  EXPECT_EQ(b.p_norm, 2);  // Euclidean by default
+  expect_invalid([] { embedding_parse(json::parse(R"({})"), EmbeddingApi::kLlama); }, "'content' is required", "none");
+  expect_invalid([] { embedding_parse(json::parse(R"({"content": "a", "embd_normalize": -2})"), EmbeddingApi::kLlama); },
+                 "embd_normalize", "below -1");
+  expect_invalid([] { embedding_parse(json::parse(R"({"content": "a", "normalize": true})"), EmbeddingApi::kLlama); },
+                 "'normalize' is not a known parameter", "OpenAI's field");
+}
+
 TEST(LlamaCompletionParse, PromptsOfTextAndIds) {
   auto parts = [](const char* body) { return llama_completion_parse(json::parse(body), false).gen.prompt_parts; };
   EXPECT_EQ(parts(R"({"prompt": "Once"})"), (std::vector<PromptPart>{{-1, "Once"}}));
