@@ -33,7 +33,7 @@ ModelHParams model_read_hparams(const GgufFile& f) {
   } else {
     throw Error(ErrorCode::kUnsupported,
                 f.path() + ": architecture '" + a +
-                    "' is not supported (tars runs llama, qwen2, phi2, stablelm and bert)");
+                    "' is not supported (tars generates with llama, qwen2, phi2 and stablelm, and embeds with bert)");
   }
   hp.name = f.opt_string("general.name").value_or("");
   hp.n_embd = key_int(f, a + ".embedding_length");
