@@ -258,6 +258,21 @@ PreparedPrompt prepare_prompt(HostedModel& model, const GenerationParams& params
   } else {
     prompt = tok.encode(params.prompt, /*add_special=*/true, /*parse_special=*/false);
   }
+  const int n_ctx = model.model->options().n_ctx;
+  if (params.truncate_history && static_cast<int64_t>(prompt.size()) + std::max(params.max_tokens, 1) > n_ctx) {
+    // Ollama's last resort: the start goes (all but the first prompt_keep
+    // tokens), the end, which asks the question, stays.
+    const int64_t room = params.max_tokens > 0 ? params.max_tokens : n_ctx / 4;
+    const int64_t limit = n_ctx - std::max<int64_t>(room, 1);
+    if (limit > 0) {
+      const int64_t keep = std::min<int64_t>(params.prompt_keep, limit / 2);
+      const size_t n_whole = prompt.size();
+      prompt.erase(prompt.begin() + keep, prompt.end() - (limit - keep));
+      spdlog::info("model {}: a prompt of {} tokens does not fit the context of {}; its start went ({} tokens left, "
+                   "the first {} kept)",
+                   model.id, n_whole, n_ctx, prompt.size(), keep);
+    }
+  }
   return out;
 }
 

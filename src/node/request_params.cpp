@@ -683,8 +683,7 @@ void ollama_options(const json& body, GenerationParams& p) {
   if (!o.is_object()) bad("options", std::string("must be an object, got ") + o.type_name());
   // How a model is loaded: the node's configuration (and the cluster's plan)
   // decides; checked for type only.
-  static const std::set<std::string> load_time_ints = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread",
-                                                       "num_keep"};
+  static const std::set<std::string> load_time_ints = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread"};
   static const std::set<std::string> load_time_bools = {"use_mmap", "use_mlock", "numa", "low_vram", "f16_kv",
                                                         "vocab_only", "penalize_newline"};
   auto& s = p.sampling;
@@ -692,7 +691,11 @@ void ollama_options(const json& body, GenerationParams& p) {
     const std::string& key = it.key();
     const json& v = it.value();
     const std::string label = "options." + key;
-    if (load_time_ints.count(key)) {
+    if (key == "num_keep") {
+      // The prompt's first tokens kept when its start is cut (-1: Ollama's default).
+      const int64_t keep = integer_value(v, label, -1, INT32_MAX);
+      if (keep >= 0) p.prompt_keep = static_cast<int>(keep);
+    } else if (load_time_ints.count(key)) {
       integer_value(v, label, -1, INT32_MAX);
     } else if (load_time_bools.count(key)) {
       boolean_value(v, label);

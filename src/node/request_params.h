@@ -109,8 +109,13 @@ struct GenerationParams {
   std::vector<FillFile> fill_files;
   std::string fill_middle;
   // A chat longer than the context loses its oldest messages instead of
-  // being refused (Ollama's behaviour; llama-server's refuses).
+  // being refused (Ollama's behaviour; llama-server's refuses); a prompt
+  // still too long (one long message, a long /api/generate prompt) then
+  // loses its start, all but its first `prompt_keep` tokens (Ollama's
+  // num_keep), keeping room for max_tokens (a quarter of the context when
+  // there is no limit).
   bool truncate_history = false;
+  int prompt_keep = 4;
   bool json_object = false;          // JSON mode: response_format json_object, Ollama's format "json"
   // tool_choice: "" (auto), "*" (required: a call of any tool), or the name
   // of the function that must be called.

@@ -105,6 +105,35 @@ test('a chat longer than the context loses its oldest turns, the system message 
   assert.equal(r.done_reason, 'length');
 });
 
+test('a prompt still too long loses its start, all but its first num_keep tokens', async () => {
+  const post = async (path, body) => (await fetch(`${node.url}${path}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+  })).json();
+  // One message, far longer than the 128-token context.
+  const long = 'The cat sat on the mat and looked at the dog. '.repeat(30) + 'Then the bird sang.';
+  const messages = [{ role: 'user', content: long }];
+  const { prompt } = await post('/apply-template', { model: 'stories260K', messages });
+  const { tokens } = await post('/tokenize', { model: 'stories260K', content: prompt, add_special: true });
+  assert.ok(tokens.length > 300, `${tokens.length}`);
+  // What Ollama keeps: the first 4 tokens and the end, with room for num_predict.
+  const kept = [...tokens.slice(0, 4), ...tokens.slice(tokens.length - (128 - 8 - 4))];
+  const r = await ollama.chat({ model: 'stories260K', messages, options: greedyOptions(8) });
+  assert.equal(r.prompt_eval_count, 128 - 8);
+  const reference = await post('/completion', { model: 'stories260K', prompt: kept, n_predict: 8, temperature: 0 });
+  assert.equal(r.message.content, reference.content);
+  // num_keep sets how much of the start stays; no num_predict leaves a quarter of the context.
+  const g = await ollama.generate({ model: 'stories260K', prompt: long, raw: true,
+    options: { temperature: 0, repeat_penalty: 1, num_keep: 1 } });
+  assert.equal(g.prompt_eval_count, 128 - 32);
+  const { tokens: raw } = await post('/tokenize', { model: 'stories260K', content: long, add_special: true });
+  const rawKept = [raw[0], ...raw.slice(raw.length - (128 - 32 - 1))];
+  const rawReference = await post('/completion', { model: 'stories260K', prompt: rawKept, n_predict: 32, temperature: 0 });
+  assert.equal(g.response, rawReference.content);
+  // The OpenAI endpoint refuses it, as llama-server does.
+  await assert.rejects(openai.chat.completions.create({ model: 'stories260K', messages, max_tokens: 8 }),
+    (e) => e.status === 400 && /exceeds/.test(e.message));
+});
+
 test('stop strings and seeds work as options', async () => {
   const r = await ollama.generate({ model: 'stories260K', prompt: 'Once upon a time', raw: true,
     options: { ...greedyOptions(60), stop: ['Lily'] } });

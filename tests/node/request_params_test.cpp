@@ -774,6 +774,23 @@ TEST(ResponsesParse, BadBodiesNameTheField) {
   }
 }
 
+TEST(OllamaParse, NumKeepIsThePromptsKeptStart) {
+  auto keep = [](const char* options) {
+    return ollama_generation_parse(json::parse(std::string(R"({"model": "m", "prompt": "x", "options": )") + options + "}"),
+                                   OllamaEndpoint::kGenerate)
+        .gen;
+  };
+  EXPECT_EQ(keep("{}").prompt_keep, 4);  // Ollama's default
+  EXPECT_TRUE(keep("{}").truncate_history);
+  EXPECT_EQ(keep(R"({"num_keep": 0})").prompt_keep, 0);
+  EXPECT_EQ(keep(R"({"num_keep": 24})").prompt_keep, 24);
+  EXPECT_EQ(keep(R"({"num_keep": -1})").prompt_keep, 4);
+  expect_invalid([&] { keep(R"({"num_keep": 1.5})"); }, "options.num_keep", "a float");
+  expect_invalid([&] { keep(R"({"num_keep": -2})"); }, "options.num_keep", "below -1");
+  // Not on OpenAI's endpoints, which refuse what does not fit.
+  EXPECT_FALSE(generation_parse(json::parse(R"({"prompt": "x"})"), false).truncate_history);
+}
+
 TEST(EmbeddingParse, LlamaServerShape) {
   const EmbeddingParams a = embedding_parse(json::parse(R"({"content": ["a", "b"], "embd_normalize": 1})"), EmbeddingApi::kLlama);
   EXPECT_EQ(a.texts, (std::vector<std::string>{"a", "b"}));
