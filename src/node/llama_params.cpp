@@ -226,20 +226,7 @@ LlamaCompletionParams llama_completion_parse(const json& body, bool infill) {
     const int64_t seed = integer(body, "seed", INT64_MIN, INT64_MAX);
     s.seed = seed == 0xFFFFFFFFll ? engine::kSeedRandom : static_cast<uint64_t>(seed);
   }
-  if (body.contains("stop") && !body["stop"].is_null()) {
-    const json& st = body["stop"];
-    if (st.is_string()) {
-      p.stop.push_back(st.get<std::string>());
-    } else if (st.is_array()) {
-      if (st.size() > 16) bad("stop", "has more than 16 strings");
-      for (const auto& x : st) {
-        if (!x.is_string()) bad("stop", "must be an array of strings");
-        if (!x.get_ref<const std::string&>().empty()) p.stop.push_back(x.get<std::string>());
-      }
-    } else {
-      bad("stop", "must be an array of strings");
-    }
-  }
+  p.stop = stop_strings(body);
   if (body.contains("ignore_eos") && !body["ignore_eos"].is_null()) p.ignore_eos = boolean(body, "ignore_eos");
   if (body.contains("logit_bias") && !body["logit_bias"].is_null()) {
     const json& lb = body["logit_bias"];

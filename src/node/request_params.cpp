@@ -300,6 +300,25 @@ void logit_bias_object(const json& lb, engine::SamplerOptions& s) {
   }
 }
 
+// "stop": a string or up to 16 strings (an empty one stops nothing).
+std::vector<std::string> stop_strings(const json& body) {
+  std::vector<std::string> out;
+  if (!body.contains("stop") || body["stop"].is_null()) return out;
+  const json& st = body["stop"];
+  if (st.is_string()) {
+    out.push_back(st.get<std::string>());
+  } else if (st.is_array()) {
+    if (st.size() > 16) bad("stop", "has more than 16 strings");
+    for (const auto& x : st) {
+      if (!x.is_string()) bad("stop", "must be a string or an array of strings");
+      out.push_back(x.get<std::string>());
+    }
+  } else {
+    bad("stop", "must be a string or an array of strings");
+  }
+  return out;
+}
+
 }  // namespace params_detail
 
 using namespace params_detail;
@@ -364,20 +383,7 @@ GenerationParams generation_parse(const json& body, bool chat) {
     s.seed = static_cast<uint64_t>(seed);
     if (s.seed == engine::kSeedRandom) s.seed = 0;  // -1 as a seed would mean random
   }
-  if (body.contains("stop") && !body["stop"].is_null()) {
-    const json& st = body["stop"];
-    if (st.is_string()) {
-      p.stop.push_back(st.get<std::string>());
-    } else if (st.is_array()) {
-      if (st.size() > 16) bad("stop", "has more than 16 strings");
-      for (const auto& x : st) {
-        if (!x.is_string()) bad("stop", "must be a string or an array of strings");
-        p.stop.push_back(x.get<std::string>());
-      }
-    } else {
-      bad("stop", "must be a string or an array of strings");
-    }
-  }
+  p.stop = stop_strings(body);
   if (body.contains("stream")) p.stream = boolean(body, "stream");
   if (body.contains("stream_options") && !body["stream_options"].is_null()) {
     const json& so = body["stream_options"];

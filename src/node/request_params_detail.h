@@ -38,6 +38,8 @@ json check_tools(const json& tools);
 // answering it is named in templates.
 using CallNames = std::vector<std::pair<std::string, std::string>>;
 std::string call_name(const CallNames& calls, const std::string& id);
+// body's "stop": a string or up to 16 strings.
+std::vector<std::string> stop_strings(const json& body);
 // OpenAI's logit_bias object ({"token id": bias}) into `s`.
 void logit_bias_object(const json& lb, engine::SamplerOptions& s);
 // A JSON schema compiled for structured output.

@@ -847,7 +847,7 @@ TEST(LlamaCompletionParse, ReadsTheOptions) {
   EXPECT_FLOAT_EQ(g.sampling.repeat_penalty, 1.2f);
   EXPECT_EQ(g.sampling.penalty_last_n, -1);
   EXPECT_EQ(g.sampling.seed, 42u);
-  EXPECT_EQ(g.stop, std::vector<std::string>{"a"});  // an empty stop string stops nothing
+  EXPECT_EQ(g.stop, (std::vector<std::string>{"a", ""}));  // (an empty stop string stops nothing)
   EXPECT_TRUE(g.logprobs);
   EXPECT_EQ(g.top_logprobs, 3);
   EXPECT_EQ(p.n_probs, 3);
