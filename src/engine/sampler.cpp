@@ -140,6 +140,7 @@ int32_t Sampler::choose() {
     while (k < cand_.size() && cand_[k].p >= limit) ++k;
     cand_.resize(k);
   }
+  if (opt_.infill && infill_.is_end && infill_.text) infill();
   softmax(opt_.temperature);
   std::uniform_real_distribution<double> uni(0.0, 1.0);
   double r = uni(rng_), cum = 0;
@@ -148,6 +149,59 @@ int32_t Sampler::choose() {
     if (r < cum) return c.id;
   }
   return cand_.back().id;
+}
+
+void Sampler::infill() {
+  if (cand_.size() > kInfillCandidates) cand_.resize(kInfillCandidates);
+  const TokenProb best = cand_.front();
+  const double n = static_cast<double>(cand_.size());
+  double p_end = 0, p_text = 0;
+  for (const auto& c : cand_) (infill_.is_end(c.id) ? p_end : p_text) += c.p;
+  std::vector<double> p(cand_.size());
+  for (size_t i = 0; i < cand_.size(); ++i) p[i] = cand_[i].p;
+  if (p_end * n > p_text) {
+    // 1. The middle is done: only the ends stay.
+    for (size_t i = 0; i < cand_.size(); ++i) {
+      if (!infill_.is_end(cand_[i].id)) p[i] = 0;
+    }
+  } else {
+    // 2. Text tokens that begin alike count as one, under the likelier.
+    for (size_t i = 0; i < cand_.size(); ++i) {
+      if (p[i] == 0 || infill_.is_end(cand_[i].id)) continue;
+      const std::string& a = infill_.text(cand_[i].id);
+      if (a.empty()) continue;
+      for (size_t j = i + 1; j < cand_.size(); ++j) {
+        if (p[j] == 0 || infill_.is_end(cand_[j].id)) continue;
+        const std::string& b = infill_.text(cand_[j].id);
+        if (b.empty()) continue;
+        const bool alike = a.size() <= b.size() ? b.compare(0, a.size(), a) == 0 : a.compare(0, b.size(), b) == 0;
+        if (!alike) continue;
+        // (ties: the earlier, which is the likelier or the lower id)
+        const size_t keep = p[i] >= p[j] ? i : j, drop = keep == i ? j : i;
+        p[keep] += p[drop];
+        p[drop] = 0;
+        if (drop == i) break;
+      }
+    }
+    // 3. Unlikely text tokens go.
+    double total = 0;
+    for (double x : p) total += x;
+    for (size_t i = 0; i < cand_.size(); ++i) {
+      if (p[i] > 0 && !infill_.is_end(cand_[i].id) && p[i] < kInfillFloor * total) p[i] = 0;
+    }
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    if (p[i] <= 0) continue;
+    cand_[kept] = cand_[i];
+    cand_[kept].logit = static_cast<float>(std::log(p[i]));  // the draw's softmax starts from these
+    ++kept;
+  }
+  cand_.resize(kept);
+  if (cand_.empty()) {  // 4. nothing left: the end (the likeliest token when the vocabulary has none)
+    cand_.push_back(infill_.end >= 0 ? TokenProb{infill_.end, 0.0f, 1.0f} : best);
+  }
+  std::sort(cand_.begin(), cand_.end(), better);  // best first again, for the draw
 }
 
 }  // namespace tars::engine

@@ -271,6 +271,13 @@ void Scheduler::admit() {
     s.cached.clear();
     s.n_generated = 0;
     s.sampler = std::make_unique<Sampler>(s.p->req.options.sampling);
+    if (s.p->req.options.sampling.infill) {
+      const Tokenizer& tok = model_.tokenizer();
+      const Vocab& v = tok.vocab();
+      s.sampler->set_infill_tokens({[&tok](int32_t id) { return tok.is_end_of_generation(id); },
+                                    [&tok](int32_t id) -> const std::string& { return tok.pieces()[id]; },
+                                    v.eot != kTokenNone ? v.eot : v.eos});
+    }
     if (auto c = make_constraint(s.p->req.options, model_.tokenizer())) s.sampler->set_constraint(std::move(c));
     s.stop = std::make_unique<StopMatcher>(s.p->req.options.stop);
     s.decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);

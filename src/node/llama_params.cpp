@@ -90,10 +90,11 @@ void logit_bias(const json& lb, engine::SamplerOptions& s) {
 }
 
 // "samplers": the steps to apply, by name. The ones tars applies keep their
-// order (penalties, top_k, top_p, min_p, temperature); one left out is off.
+// order (penalties, top_k, top_p, min_p, infill, temperature); one left out
+// is off.
 void samplers(const json& list, engine::SamplerOptions& s) {
   if (!list.is_array()) bad("samplers", std::string("must be an array of sampler names, got ") + list.type_name());
-  static const std::vector<std::string> order = {"penalties", "top_k", "top_p", "min_p", "temperature"};
+  static const std::vector<std::string> order = {"penalties", "top_k", "top_p", "min_p", "infill", "temperature"};
   // Names tars accepts and does nothing for (their settings must be off).
   static const std::set<std::string> neutral = {"dry", "typ_p", "typical_p", "xtc", "top_n_sigma"};
   std::set<std::string> seen;
@@ -107,16 +108,16 @@ void samplers(const json& list, engine::SamplerOptions& s) {
     if (name == "min-p") name = "min_p";
     if (name == "temp") name = "temperature";
     if (neutral.count(name)) continue;
-    if (name == "infill") bad(label, "is \"infill\", which tars does not have (leave it out)");
     const auto it = std::find(order.begin(), order.end(), name);
     if (it == order.end()) {
-      bad(label, "is \"" + name + "\", which is not a sampler tars knows (penalties, top_k, top_p, min_p, temperature)");
+      bad(label, "is \"" + name + "\", which is not a sampler tars knows (penalties, top_k, top_p, min_p, infill, "
+                 "temperature)");
     }
     const int at = static_cast<int>(it - order.begin());
     if (!seen.insert(name).second) bad(label, "names \"" + name + "\" again; each sampler applies once here");
     if (at < last) {
       bad("samplers", "puts \"" + name + "\" after \"" + order[last] +
-                          "\"; tars applies penalties, top_k, top_p, min_p and temperature in that order");
+                          "\"; tars applies penalties, top_k, top_p, min_p, infill and temperature in that order");
     }
     last = at;
   }
@@ -128,6 +129,7 @@ void samplers(const json& list, engine::SamplerOptions& s) {
   if (!seen.count("top_k")) s.top_k = 0;
   if (!seen.count("top_p")) s.top_p = 1;
   if (!seen.count("min_p")) s.min_p = 0;
+  s.infill = seen.count("infill") > 0;
   if (!seen.count("temperature") && s.temperature > 0) s.temperature = 1;  // drawn from the plain distribution
 }
 

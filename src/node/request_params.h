@@ -260,7 +260,8 @@ std::string ollama_show_parse(const nlohmann::ordered_json& body);
 // temperature, top_n_sigma, grammar, LoRA) are accepted at the values that
 // turn them off and refused otherwise, naming them; `samplers` may leave
 // samplers out (they are off) but not reorder the ones tars applies
-// (penalties, top_k, top_p, min_p, temperature). /infill: input_prefix,
+// (penalties, top_k, top_p, min_p, infill (engine/sampler.h), temperature).
+// /infill: input_prefix,
 // input_suffix, input_extra ([{filename, text}]) and prompt (the start of
 // the middle), the same options besides.
 struct LlamaCompletionParams {

@@ -202,6 +202,19 @@ test('/infill: prefix, suffix, files and the start of the middle', async () => {
   // Streamed.
   const events = await stream('/infill', { model: 'coder', input_prefix: prefix, input_suffix: suffix });
   assert.equal(events.map((e) => e.content).join(''), middle);
+  // What llama.vim sends: sampled (no temperature step: the plain
+  // distribution), with the infill step; the chain model's answer is all but
+  // certain, and its end outweighs the rest after it.
+  const editor = await post('/infill', {
+    model: 'coder', input_prefix: prefix, input_suffix: suffix, input_extra: files, prompt: '', n_predict: 128,
+    top_k: 40, top_p: 0.9, samplers: ['top_k', 'top_p', 'infill'], cache_prompt: true, t_max_prompt_ms: 500,
+    t_max_predict_ms: 1000, n_indent: 4, stream: false,
+    response_fields: ['content', 'timings/prompt_n', 'timings/predicted_n', 'tokens_cached', 'truncated'],
+  });
+  assert.equal(editor.status, 200, JSON.stringify(editor.json));
+  assert.equal(editor.json.content, middle);
+  assert.deepEqual(Object.keys(editor.json).sort(),
+    ['content', 'timings/predicted_n', 'timings/prompt_n', 'tokens_cached', 'truncated']);
 });
 
 test('/infill: what does not fit the context is cut from the far ends', async () => {
@@ -231,7 +244,7 @@ test('errors: bad bodies, models without markers, samplers tars lacks', async ()
     [{ model: 'talker', prompt: [1, 'x', -3] }, /prompt\[2\]/],
     [{ model: 'talker', prompt: [999999] }, /holds token 999999, but model 'talker' has/],
     [{ model: 'talker', prompt: 'x', mirostat: 2 }, /'mirostat' is not supported/],
-    [{ model: 'talker', prompt: 'x', samplers: ['top_k', 'infill'] }, /infill/],
+    [{ model: 'talker', prompt: 'x', samplers: ['top_k', 'nucleus2'] }, /not a sampler tars knows/],
     [{ model: 'talker', prompt: 'x', samplers: ['temperature', 'top_k'] }, /in that order/],
     [{ model: 'talker', prompt: 'x', grammar: 'root ::= "a"' }, /GBNF/],
     [{ model: 'talker', prompt: 'x', input_prefix: 'y' }, /belongs to \/infill/],

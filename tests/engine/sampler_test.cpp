@@ -124,6 +124,83 @@ TEST(Sampler, SameSeedSameDraws) {
   for (int i = 0; i < 200; ++i) EXPECT_EQ(a.sample(l, {}), b.sample(l, {}));
 }
 
+// The infill step (sampler.h) on a five-token vocabulary whose token 4 ends
+// generation; logits are log-probabilities, every other filter is off.
+struct InfillCase {
+  std::vector<std::string> texts = {"hel", "hell", "hello", "dummy", ""};
+  SamplerOptions options() const {
+    SamplerOptions o;
+    o.temperature = 1;
+    o.top_k = 0;
+    o.top_p = 1;
+    o.min_p = 0;
+    o.infill = true;
+    return o;
+  }
+  Sampler sampler(uint64_t seed, int32_t end = 4) const {
+    SamplerOptions o = options();
+    o.seed = seed;
+    Sampler s(o);
+    s.set_infill_tokens({[](int32_t id) { return id == 4; }, [this](int32_t id) -> const std::string& { return texts[id]; },
+                         end});
+    return s;
+  }
+  // How often each token is drawn in `n` seeded draws.
+  std::map<int32_t, int> draws(const std::vector<double>& p, int n, int32_t end = 4) const {
+    std::vector<float> logits;
+    for (double x : p) logits.push_back(x > 0 ? static_cast<float>(std::log(x)) : -INFINITY);
+    std::map<int32_t, int> count;
+    Sampler s = sampler(7, end);
+    for (int i = 0; i < n; ++i) ++count[s.sample(logits, {})];
+    return count;
+  }
+};
+
+TEST(SamplerInfill, AlikeTokensCountAsOneAndUnlikelyOnesGo) {
+  // hel 0.5, hell 0.2, hello 0.1, dummy 0.1, end 0.1: the ends do not
+  // outweigh the text (0.1 * 5 < 0.9); hell and hello join hel (0.8);
+  // dummy (0.1 of 1.0) is under the floor of 0.2 and goes; the end stays.
+  const auto count = InfillCase().draws({0.5, 0.2, 0.1, 0.1, 0.1}, 4000);
+  EXPECT_EQ(count.count(1) + count.count(2) + count.count(3), 0u);
+  // hel 0.8 against end 0.1: 8/9 of the draws.
+  EXPECT_NEAR(count.at(0) / 4000.0, 8.0 / 9.0, 0.02);
+  EXPECT_NEAR(count.at(4) / 4000.0, 1.0 / 9.0, 0.02);
+  // Without the step, every token is drawn.
+  SamplerOptions plain = InfillCase().options();
+  plain.infill = false;
+  plain.seed = 7;
+  Sampler s(plain);
+  std::set<int32_t> seen;
+  const std::vector<float> logits = {std::log(0.5f), std::log(0.2f), std::log(0.1f), std::log(0.1f), std::log(0.1f)};
+  for (int i = 0; i < 4000; ++i) seen.insert(s.sample(logits, {}));
+  EXPECT_EQ(seen.size(), 5u);
+}
+
+TEST(SamplerInfill, EndsThatOutweighTheTextEndIt) {
+  // end 0.25 among 5 candidates: 0.25 * 5 > 0.75, so the middle is done.
+  const auto count = InfillCase().draws({0.3, 0.0, 0.0, 0.45, 0.25}, 500);
+  EXPECT_EQ(count.size(), 1u);
+  EXPECT_EQ(count.at(4), 500);
+}
+
+TEST(SamplerInfill, NothingLeftMeansTheEndToken) {
+  // Six unrelated texts of 1/6 each, no end among them: each is under the
+  // floor of 0.2, all go, and the vocabulary's end token (here 2) is chosen.
+  const std::vector<std::string> texts = {"a", "b", "c", "d", "e", "f"};
+  const InfillTokens tokens = {[](int32_t) { return false; }, [&texts](int32_t id) -> const std::string& { return texts[id]; }, 2};
+  SamplerOptions o = InfillCase().options();
+  o.seed = 1;
+  Sampler s(o);
+  s.set_infill_tokens(tokens);
+  const std::vector<float> logits(6, std::log(1.0f / 6));
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(s.sample(logits, {}), 2);
+  // Greedy stays greedy: the step is part of the draw.
+  o.temperature = 0;
+  Sampler greedy_sampler(o);
+  greedy_sampler.set_infill_tokens(tokens);
+  EXPECT_EQ(greedy_sampler.sample(logits, {}), 0);
+}
+
 TEST(Sampler, LogSoftmaxAndTopK) {
   std::vector<float> l = {1.0f, 3.0f, 2.0f, 3.0f};
   auto lp = log_softmax(l);

@@ -899,7 +899,12 @@ TEST(LlamaCompletionParse, SamplersLeftOutAreOff) {
   EXPECT_EQ(none.temperature, 1.0f);  // no temperature step: the plain distribution
   expect_invalid([&] { sampling(R"(["temperature", "top_k"])"); }, "in that order", "reordered");
   expect_invalid([&] { sampling(R"(["top_k", "top_k"])"); }, "again", "twice");
-  expect_invalid([&] { sampling(R"(["infill"])"); }, "infill", "the infill sampler");
+  EXPECT_FALSE(some.infill);
+  const engine::SamplerOptions editor = sampling(R"(["top_k", "top_p", "infill"])");  // what llama.vim sends
+  EXPECT_TRUE(editor.infill);
+  EXPECT_EQ(editor.min_p, 0.0f);
+  EXPECT_EQ(editor.temperature, 1.0f);
+  expect_invalid([&] { sampling(R"(["infill", "top_k"])"); }, "in that order", "infill before top_k");
   expect_invalid([&] { sampling(R"(["mystery"])"); }, "not a sampler", "unknown");
   expect_invalid([&] { sampling(R"("top_k")"); }, "'samplers'", "a string");
 }
