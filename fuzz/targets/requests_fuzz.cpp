@@ -604,6 +604,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         check(!r.gen.messages.empty() && r.gen.messages.back().role != "assistant", "responses: nothing to answer");
         check(r.echo.contains("temperature") && r.echo.contains("tool_choice") && r.echo.contains("text"),
               "responses: settings the response repeats are missing");
+        check(r.n_instructions <= 1 && r.n_instructions < r.gen.messages.size() &&
+                  (r.n_instructions == 0 || r.gen.messages[0].role == "system"),
+              "responses: the instructions' message");
         break;
       }
       case 19:

@@ -310,11 +310,15 @@ AnthropicParams anthropic_parse(const nlohmann::ordered_json& body, bool count_t
 // arguments as JSON text}: the assistant's calls), function_call_output
 // ({call_id, output}: a tool message), reasoning ({content: reasoning_text
 // parts}: the next assistant turn's thoughts). Images, files, built-in
-// tools, previous_response_id (responses are not stored) and background
-// are refused (kInvalidArgument naming them), as are unknown keys.
+// tools, item_reference and background are refused (kInvalidArgument naming them), as are unknown keys.
+// previous_response_id continues a stored response's conversation (the
+// handler looks it up); store (true by default, as OpenAI's) keeps this one.
 struct ResponsesParams {
   GenerationParams gen;               // chat = true
   nlohmann::ordered_json echo;        // the request's settings, as the response repeats them
+  std::string previous_response_id;   // "" = none
+  bool store = true;
+  size_t n_instructions = 0;          // gen.messages begins with this many from "instructions" (0 or 1)
 };
 ResponsesParams responses_parse(const nlohmann::ordered_json& body);
 

@@ -1,6 +1,10 @@
 #include "node/responses_api.h"
 
 #include <chrono>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include "common/error.h"
@@ -50,9 +54,9 @@ json response_object(const std::string& id, int64_t created, const std::string& 
   r["model"] = model;
   r["output"] = output;
   r["parallel_tool_calls"] = true;
-  r["previous_response_id"] = nullptr;
+  r["previous_response_id"] = rp.previous_response_id.empty() ? json(nullptr) : json(rp.previous_response_id);
   r["reasoning"] = rp.echo.value("reasoning", json{{"effort", nullptr}, {"summary", nullptr}});
-  r["store"] = false;
+  r["store"] = rp.store;
   r["temperature"] = rp.echo["temperature"];
   r["text"] = rp.echo["text"];
   r["tool_choice"] = rp.echo["tool_choice"];
@@ -73,12 +77,101 @@ json response_object(const std::string& id, int64_t created, const std::string& 
   return r;
 }
 
+// Responses kept for previous_response_id and GET /v1/responses/{id}: in
+// this node's memory (a restart forgets them), the oldest forgotten once
+// they hold more than kStoreBytes.
+constexpr size_t kStoreBytes = size_t{64} << 20;
+
+class ResponseStore {
+ public:
+  struct Entry {
+    json response;
+    std::vector<MessageParam> conversation;  // its input (instructions apart) and its answer, as chat messages
+  };
+
+  void put(const std::string& id, Entry e) {
+    size_t bytes = e.response.dump().size();
+    for (const auto& m : e.conversation) {
+      bytes += m.content.size() + m.reasoning_content.size() + 64;
+      for (const auto& c : m.tool_calls) bytes += c.name.size() + c.arguments.dump().size();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    erase_locked(id);
+    order_.push_back(id);
+    map_.emplace(id, Slot{std::move(e), bytes, std::prev(order_.end())});
+    bytes_ += bytes;
+    while (bytes_ > kStoreBytes && order_.size() > 1) erase_locked(order_.front());
+  }
+  std::optional<Entry> get(const std::string& id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = map_.find(id);
+    if (it == map_.end()) return std::nullopt;
+    return it->second.entry;
+  }
+  bool erase(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return erase_locked(id);
+  }
+
+ private:
+  struct Slot {
+    Entry entry;
+    size_t bytes = 0;
+    std::list<std::string>::iterator at;
+  };
+  bool erase_locked(const std::string& id) {
+    const auto it = map_.find(id);
+    if (it == map_.end()) return false;
+    bytes_ -= it->second.bytes;
+    order_.erase(it->second.at);
+    map_.erase(it);
+    return true;
+  }
+  mutable std::mutex mu_;
+  std::list<std::string> order_;  // oldest first
+  std::unordered_map<std::string, Slot> map_;
+  size_t bytes_ = 0;
+};
+
+std::string not_stored(const std::string& id) {
+  return "response '" + id + "' is not stored on this node (responses are kept in its memory while they fit in " +
+         std::to_string(kStoreBytes >> 20) + " MiB, until it restarts, and only with \"store\": true)";
+}
+
 struct Request {
   ResponsesParams params;
   std::string id = random_id("resp_");
   int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
+  std::shared_ptr<ResponseStore> store;
+  // What a stored response of this request remembers: the conversation so
+  // far (earlier responses' and this input), without the instructions.
+  std::vector<MessageParam> conversation;
+
+  // Keeps the finished response (store: true), with its answer as the
+  // conversation's next assistant turn.
+  void keep(const json& response) const {
+    if (!params.store) return;
+    ResponseStore::Entry e{response, conversation};
+    MessageParam turn;
+    turn.role = "assistant";
+    for (const auto& item : response["output"]) {
+      if (item["type"] == "reasoning") {
+        for (const auto& part : item["content"]) turn.reasoning_content += part.value("text", "");
+      } else if (item["type"] == "message") {
+        for (const auto& part : item["content"]) turn.content += part.value("text", "");
+      } else if (item["type"] == "function_call") {
+        ToolCallParam c;
+        c.id = item["call_id"].get<std::string>();
+        c.name = item["name"].get<std::string>();
+        c.arguments = json::parse(item["arguments"].get<std::string>());
+        turn.tool_calls.push_back(std::move(c));
+      }
+    }
+    e.conversation.push_back(std::move(turn));
+    store->put(id, std::move(e));
+  }
 };
 
 void reply_whole(const std::shared_ptr<Generation>& g, const Request& rq, httplib::Response& res) {
@@ -89,7 +182,9 @@ void reply_whole(const std::shared_ptr<Generation>& g, const Request& rq, httpli
   if (!w.thinking.empty()) output.push_back(reasoning_item(random_id("rs_"), w.thinking));
   if (!answer.empty() || a.calls.empty()) output.push_back(message_item(random_id("msg_"), answer, "completed"));
   for (const auto& c : a.calls) output.push_back(call_item(random_id("fc_"), random_id("call_"), c, "completed"));
-  reply_json(res, 200, response_object(rq.id, rq.created, g->model_id(), rq.params, output, &w.done));
+  const json r = response_object(rq.id, rq.created, g->model_id(), rq.params, output, &w.done);
+  rq.keep(r);
+  reply_json(res, 200, r);
 }
 
 // The events of a streamed response, numbered; output items open one at a
@@ -182,6 +277,7 @@ class ResponsesWriter : public EventWriter {
     ev_.close();
     for (const auto& c : rest.answer.calls) ev_.call(c);
     const json r = response_object(rq_->id, rq_->created, model_, rq_->params, ev_.items, &done);
+    rq_->keep(r);
     ev_.emit({{"type", r["status"] == "incomplete" ? "response.incomplete" : "response.completed"}, {"response", r}});
     return take();
   }
@@ -200,9 +296,32 @@ class ResponsesWriter : public EventWriter {
   EventStream ev_;
 };
 
-void create(ModelHost& host, const httplib::Request& req, httplib::Response& res) {
+void create(ModelHost& host, const std::shared_ptr<ResponseStore>& store, const httplib::Request& req,
+            httplib::Response& res) {
   auto rq = std::make_shared<Request>();
   rq->params = responses_parse(parse_json_object(req));
+  rq->store = store;
+  std::vector<MessageParam>& messages = rq->params.gen.messages;
+  const auto input = messages.begin() + static_cast<std::ptrdiff_t>(rq->params.n_instructions);
+  if (!rq->params.previous_response_id.empty()) {
+    // The stored conversation goes between the (new) instructions and the
+    // new input; the previous response's instructions are not carried over.
+    const std::optional<ResponseStore::Entry> earlier = store->get(rq->params.previous_response_id);
+    if (!earlier) throw HttpError(404, "not_found", "'previous_response_id': " + not_stored(rq->params.previous_response_id));
+    const size_t n_earlier = earlier->conversation.size();
+    messages.insert(input, earlier->conversation.begin(), earlier->conversation.end());
+    // A function_call_output answers a call made in an earlier response: its name comes from there.
+    for (size_t i = rq->params.n_instructions + n_earlier; i < messages.size(); ++i) {
+      MessageParam& m = messages[i];
+      if (m.role != "tool" || !m.name.empty()) continue;
+      for (const auto& e : earlier->conversation) {
+        for (const auto& c : e.tool_calls) {
+          if (c.id == m.tool_call_id) m.name = c.name;
+        }
+      }
+    }
+  }
+  rq->conversation.assign(messages.begin() + static_cast<std::ptrdiff_t>(rq->params.n_instructions), messages.end());
   auto g = std::make_shared<Generation>(host.get(rq->params.gen.model, "chat"), rq->params.gen);
   if (rq->params.gen.stream) reply_event_stream(res, g, std::make_shared<ResponsesWriter>(*g, rq));
   else reply_whole(g, *rq, res);
@@ -211,9 +330,22 @@ void create(ModelHost& host, const httplib::Request& req, httplib::Response& res
 }  // namespace
 
 std::vector<Route> responses_routes(ModelHost& host) {
+  auto store = std::make_shared<ResponseStore>();
   return {
       {"POST", "/v1/responses",
-       [&host](const httplib::Request& req, httplib::Response& res) { create(host, req, res); }},
+       [&host, store](const httplib::Request& req, httplib::Response& res) { create(host, store, req, res); }},
+      {"GET", R"(/v1/responses/([^/]+))",
+       [store](const httplib::Request& req, httplib::Response& res) {
+         const std::optional<ResponseStore::Entry> e = store->get(req.matches[1]);
+         if (!e) throw HttpError(404, "not_found", not_stored(req.matches[1]));
+         reply_json(res, 200, e->response);
+       }},
+      {"DELETE", R"(/v1/responses/([^/]+))",
+       [store](const httplib::Request& req, httplib::Response& res) {
+         const std::string id = req.matches[1];
+         if (!store->erase(id)) throw HttpError(404, "not_found", not_stored(id));
+         reply_json(res, 200, {{"id", id}, {"object", "response"}, {"deleted", true}});
+       }},
   };
 }
 

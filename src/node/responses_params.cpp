@@ -113,7 +113,7 @@ void parse_items(const json& input, std::vector<MessageParam>& out) {
         }
       }
     } else if (type == "item_reference") {
-      bad(f, "is an item_reference: responses are not stored, so send the items themselves");
+      bad(f, "is an item_reference, which tars does not resolve: send the items themselves, or previous_response_id");
     } else {
       bad(f + ".type", "\"" + type + "\" is not supported (message, function_call, function_call_output, reasoning)");
     }
@@ -136,14 +136,15 @@ ResponsesParams responses_parse(const json& body) {
   json& echo = out.echo;
   echo = json::object();
   if (body.contains("previous_response_id") && !body["previous_response_id"].is_null()) {
-    bad("previous_response_id", "is not supported: responses are not stored, so send the whole conversation as input");
+    if (!body["previous_response_id"].is_string()) bad("previous_response_id", "must be a string");
+    out.previous_response_id = body["previous_response_id"].get<std::string>();
+    if (out.previous_response_id.empty()) bad("previous_response_id", "must not be empty");
   }
   if (body.contains("background") && !body["background"].is_null() && boolean(body, "background")) {
-    bad("background", "is not supported: responses are not stored");
+    bad("background", "is not supported: a response is answered while the request waits");
   }
-  for (const char* k : {"store", "parallel_tool_calls"}) {
-    if (body.contains(k) && !body[k].is_null()) boolean(body, k);
-  }
+  if (body.contains("store") && !body["store"].is_null()) out.store = boolean(body, "store");
+  if (body.contains("parallel_tool_calls") && !body["parallel_tool_calls"].is_null()) boolean(body, "parallel_tool_calls");
   for (const char* k : {"user", "service_tier", "prompt_cache_key", "safety_identifier"}) {
     if (body.contains(k) && !body[k].is_null() && !body[k].is_string()) bad(k, "must be a string");
   }
@@ -171,6 +172,7 @@ ResponsesParams responses_parse(const json& body) {
     echo["instructions"] = body["instructions"];
     if (!body["instructions"].get_ref<const std::string&>().empty()) {
       p.messages.push_back({"system", body["instructions"].get<std::string>(), {}, "", "", ""});
+      out.n_instructions = 1;
     }
   }
   if (!body.contains("input") || body["input"].is_null()) bad("input", "is required");

@@ -143,9 +143,61 @@ test('max_output_tokens: an incomplete response that says why', async () => {
   assert.equal(types.at(-1), 'response.incomplete');
 });
 
+test('stored responses: retrieve, continue with previous_response_id, delete', async () => {
+  const first = await client.responses.create({ model: 'qwen-talker', instructions: 'Be brief.', input: question });
+  assert.equal(first.store, true);  // OpenAI's default
+  assert.equal(first.previous_response_id, null);
+  const got = await client.responses.retrieve(first.id);
+  assert.deepEqual(got, { ...first, output_text: got.output_text });
+  assert.equal(got.output_text, 'It is sunny.');
+  // The next turn sends only what is new; its prompt is the whole conversation's.
+  const next = await client.responses.create({ model: 'qwen-talker', instructions: 'Be brief.',
+    previous_response_id: first.id, input: 'And tomorrow?' });
+  assert.equal(next.previous_response_id, first.id);
+  assert.equal(next.output_text, 'It is sunny.');
+  const whole = await chatPromptTokens('qwen-talker', [{ role: 'system', content: 'Be brief.' },
+    { role: 'user', content: question }, { role: 'assistant', content: 'It is sunny.' },
+    { role: 'user', content: 'And tomorrow?' }]);
+  assert.equal(next.usage.input_tokens, whole);
+  // The instructions are not carried over: without them, no system prompt
+  // but the template's own.
+  const bare = await client.responses.create({ model: 'qwen-talker', previous_response_id: first.id, input: 'And tomorrow?' });
+  assert.equal(bare.usage.input_tokens, await chatPromptTokens('qwen-talker', [{ role: 'user', content: question },
+    { role: 'assistant', content: 'It is sunny.' }, { role: 'user', content: 'And tomorrow?' }]));
+  // A call in one response, its output in the next: the call's name comes from the stored turn.
+  const call = await client.responses.stream({ model: 'qwen-caller', input: question, tools }).finalResponse();
+  const fc = call.output.find((o) => o.type === 'function_call');
+  assert.ok(fc, JSON.stringify(call.output));
+  assert.equal((await client.responses.retrieve(call.id)).output.find((o) => o.type === 'function_call').call_id,
+    fc.call_id);  // the streamed response is stored too
+  const answer = await client.responses.create({ model: 'qwen-talker', tools, previous_response_id: call.id,
+    input: [{ type: 'function_call_output', call_id: fc.call_id, output: '18 degrees, sunny' }] });
+  assert.equal(answer.output_text, 'It is sunny.');
+  const want = await client.chat.completions.create({ model: 'qwen-talker', max_tokens: 1, cache_prompt: false, tools: [
+    { type: 'function', function: { name: 'get_weather', description: tools[0].description, parameters: tools[0].parameters } }],
+  messages: [
+    { role: 'user', content: question },
+    { role: 'assistant', content: null, tool_calls: [{ id: fc.call_id, type: 'function',
+      function: { name: 'get_weather', arguments: fc.arguments } }] },
+    { role: 'tool', tool_call_id: fc.call_id, content: '18 degrees, sunny' },
+  ] });
+  assert.equal(answer.usage.input_tokens, want.usage.prompt_tokens);
+  // store: false keeps nothing; delete forgets.
+  const unstored = await client.responses.create({ model: 'qwen-talker', input: question, store: false });
+  assert.equal(unstored.store, false);
+  await assert.rejects(client.responses.retrieve(unstored.id), (e) => e.status === 404 && /not stored/.test(e.message));
+  await client.responses.delete(first.id);
+  await assert.rejects(client.responses.retrieve(first.id), (e) => e.status === 404);
+  const raw = await fetch(`${node.url}/v1/responses/${next.id}`, { method: 'DELETE' });
+  assert.deepEqual(await raw.json(), { id: next.id, object: 'response', deleted: true });
+  await assert.rejects(client.responses.create({ model: 'qwen-talker', previous_response_id: first.id, input: 'x' }),
+    (e) => e.status === 404 && /previous_response_id/.test(e.message));
+  await assert.rejects(client.responses.delete(first.id), (e) => e.status === 404);
+});
+
 test('bad requests: 400s naming the field, 404 for an unknown model', async () => {
   const cases = [
-    [{ model: 'qwen-talker', input: question, previous_response_id: 'resp_1' }, 400, /previous_response_id.*not stored/],
+    [{ model: 'qwen-talker', input: question, previous_response_id: 'resp_1' }, 404, /previous_response_id.*not stored/],
     [{ model: 'qwen-talker', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }] }, 400,
       /input\[0\]\.content\[0\].*input_image/],
     [{ model: 'qwen-talker', input: question, tools: [{ type: 'web_search' }] }, 400, /built-in tools/],
