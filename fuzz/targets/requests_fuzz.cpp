@@ -338,7 +338,10 @@ void check_generation(const tars::node::GenerationParams& p, bool chat, float ma
     check(p.tools.is_array() && p.tools.size() <= tars::node::kMaxTools, "generation: tools");
     for (const auto& t : p.tools) check(t["function"]["name"].is_string(), "generation: a tool without a name");
   } else {
-    check(load_only || !p.prompt.empty() || !p.suffix.empty(), "generation: an empty prompt (and no suffix)");
+    check(load_only || !p.prompt.empty() || !p.prompt_parts.empty() || !p.suffix.empty(),
+          "generation: an empty prompt (and no suffix)");
+    check(p.prompt_parts.empty() || (p.prompt.empty() && p.suffix.empty()), "generation: token ids and text");
+    for (const auto& part : p.prompt_parts) check(part.token >= 0, "generation: a prompt's token id");
   }
   check(p.max_tokens == -1 || (p.max_tokens >= 1 && p.max_tokens <= (1 << 24)), "generation: max_tokens");
   check(p.top_logprobs >= 0 && p.top_logprobs <= 20, "generation: top_logprobs");

@@ -358,12 +358,20 @@ GenerationParams generation_parse(const json& body, bool chat) {
   } else {
     if (!body.contains("prompt")) bad("prompt", "is required");
     const json& pr = body["prompt"];
-    if (pr.is_string()) {
-      p.prompt = pr.get<std::string>();
-    } else if (pr.is_array() && pr.size() == 1 && pr[0].is_string()) {
-      p.prompt = pr[0].get<std::string>();
+    // OpenAI's prompt: a string, token ids, or a list of either (one here).
+    const json& one = pr.is_array() && pr.size() == 1 && (pr[0].is_string() || pr[0].is_array()) ? pr[0] : pr;
+    if (one.is_string()) {
+      p.prompt = one.get<std::string>();
+    } else if (one.is_array() && !one.empty() && std::all_of(one.begin(), one.end(), [](const json& x) {
+                 return x.is_number_integer();
+               })) {
+      for (size_t i = 0; i < one.size(); ++i) {
+        const auto id = token_id(one[i]);
+        if (!id) bad("prompt", "holds " + one[i].dump() + ", which is not a token id (a non-negative integer)");
+        p.prompt_parts.push_back({*id, ""});
+      }
     } else {
-      bad("prompt", "must be a string (one prompt per request)");
+      bad("prompt", "must be a string or token ids (one prompt per request)");
     }
   }
   for (const char* f : {"max_tokens", "max_completion_tokens"}) {
@@ -418,7 +426,8 @@ GenerationParams generation_parse(const json& body, bool chat) {
     p.suffix = sf.get<std::string>();
   }
   // (Filling in the middle may have nothing before the gap.)
-  if (!chat && p.prompt.empty() && p.suffix.empty()) bad("prompt", "must not be empty");
+  if (!chat && p.prompt.empty() && p.prompt_parts.empty() && p.suffix.empty()) bad("prompt", "must not be empty");
+  if (!p.prompt_parts.empty() && !p.suffix.empty()) bad("suffix", "needs a text prompt (the text before the gap)");
   if (body.contains("response_format") && !body["response_format"].is_null()) {
     const json& rf = body["response_format"];
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string()) {

@@ -258,6 +258,14 @@ test('tokenize and detokenize (llama-server shape) agree with the completion usa
   assert.match(bad.body.error.message, /512 tokens/);
   const unknown = await post('/tokenize', { content: 'x', model: 'nope' });
   assert.equal(unknown.status, 404);
+  // The same tokens as the prompt of a completion (OpenAI takes ids too): the same answer.
+  for (const ids of [t.body.tokens, [t.body.tokens]]) {
+    const r = await client.completions.create({ model: 'stories260K', prompt: ids, max_tokens: 60, temperature: 0 });
+    assert.equal(r.choices[0].text, greedy60);
+    assert.equal(r.usage.prompt_tokens, 5);
+  }
+  await assert.rejects(client.completions.create({ model: 'stories260K', prompt: [1, 99999], max_tokens: 1 }),
+    (e) => e.status === 400 && /holds token 99999, but model 'stories260K' has 512 tokens/.test(e.message));
 });
 
 test('errors: unknown model 404, invalid body 400, too large 413', async () => {

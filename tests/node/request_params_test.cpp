@@ -105,6 +105,18 @@ TEST(GenerationParse, ReadsEveryField) {
   EXPECT_EQ(choice(R"("required")"), "*");
   EXPECT_EQ(choice(R"({"type": "function", "function": {"name": "g"}})"), "g");
 
+  // Token ids, alone or as the one prompt of a list.
+  EXPECT_EQ(generation_parse(json::parse(R"({"prompt": [1, 403, 407]})"), false).prompt_parts,
+            (std::vector<PromptPart>{{1, ""}, {403, ""}, {407, ""}}));
+  EXPECT_EQ(generation_parse(json::parse(R"({"prompt": [[1, 403]]})"), false).prompt_parts,
+            (std::vector<PromptPart>{{1, ""}, {403, ""}}));
+  expect_invalid([] { generation_parse(json::parse(R"({"prompt": [[1], [2]]})"), false); }, "one prompt per request",
+                 "two token prompts");
+  expect_invalid([] { generation_parse(json::parse(R"({"prompt": [1, -2]})"), false); }, "not a token id", "-2");
+  expect_invalid([] { generation_parse(json::parse(R"({"prompt": [1, "x"]})"), false); }, "one prompt per request",
+                 "ids and text");
+  expect_invalid([] { generation_parse(json::parse(R"({"prompt": [1], "suffix": "x"})"), false); }, "'suffix'",
+                 "ids with a suffix");
   const GenerationParams c = generation_parse(json::parse(R"({"prompt": ["once"], "logprobs": 2})"), false);
   EXPECT_EQ(c.prompt, "once");
   EXPECT_TRUE(c.logprobs);
