@@ -30,12 +30,32 @@ struct Upstream {
   std::string content_type;
   std::string error;
   std::deque<std::string> chunks;  // received, not yet relayed
-  std::string tail;                // the stream's last bytes, to see its end marker
+  std::string tail;                // the stream's last bytes, to see its end marker (JSON lines)
+  // Server-sent events: the start of the last whole event and of the one
+  // coming in, to see how the stream ended (an API's closing event can be
+  // far longer than any tail: the Responses API repeats the whole answer).
+  std::string last_event, event_in;
+  char last_byte = 0;
 };
 
 // Enough for the last line of a JSON-lines stream (Ollama's closing line
 // with its counts and durations is about 300 bytes).
 constexpr size_t kTailBytes = 4096;
+// Enough of an event's start for its name and first field.
+constexpr size_t kEventHeadBytes = 256;
+
+// Events end at a blank line.
+void scan_events(Upstream& up, const char* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const char c = data[i];
+    if (c == '\n' && up.last_byte == '\n') {
+      if (!up.event_in.empty()) up.last_event = std::exchange(up.event_in, std::string());
+    } else if (c != '\r' && up.event_in.size() < kEventHeadBytes && !(c == '\n' && up.event_in.empty())) {
+      up.event_in += c;
+    }
+    if (c != '\r') up.last_byte = c;
+  }
+}
 
 void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Request request,
                   ForwardOptions options) {
@@ -59,6 +79,7 @@ void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Reques
     up->chunks.emplace_back(data, n);
     up->tail.append(data, n);
     if (up->tail.size() > kTailBytes) up->tail.erase(0, up->tail.size() - kTailBytes);
+    scan_events(*up, data, n);
     up->cv.notify_all();
     return true;
   };
@@ -72,8 +93,9 @@ void run_upstream(std::shared_ptr<Upstream> up, std::string url, httplib::Reques
   up->cv.notify_all();
 }
 
-// The streamed answers relayed as they come: server-sent events (OpenAI's
-// endpoints) and JSON lines (Ollama's).
+// The streamed answers relayed as they come: server-sent events (OpenAI's,
+// Anthropic's, the Responses API's and llama-server's endpoints) and JSON
+// lines (Ollama's).
 enum class StreamKind { kNone, kEvents, kJsonLines };
 
 StreamKind stream_kind(const std::string& content_type) {
@@ -82,10 +104,22 @@ StreamKind stream_kind(const std::string& content_type) {
   return StreamKind::kNone;
 }
 
-// Whether a stream's last bytes hold its closing marker: "[DONE]" for
-// events; for JSON lines a last line that is {"done": true, ...} or an error.
-bool stream_closed(StreamKind kind, const std::string& tail) {
-  if (kind == StreamKind::kEvents) return tail.find("[DONE]") != std::string::npos;
+// Whether a stream ended with its API's closing message. Events: OpenAI's
+// "data: [DONE]", Anthropic's message_stop, the Responses API's
+// response.completed / .incomplete / .failed, llama-server's last event
+// ({"stop": true, ...}), or an error event. JSON lines: a last line that is
+// {"done": true, ...} or an error.
+bool stream_closed(StreamKind kind, const Upstream& up) {
+  const std::string& tail = up.tail;
+  if (kind == StreamKind::kEvents) {
+    const std::string& last = up.event_in.empty() ? up.last_event : up.event_in;
+    for (const char* end : {"data: [DONE]", "event: message_stop", "event: error", "event: response.completed",
+                            "event: response.incomplete", "event: response.failed", "data: {\"stop\":true",
+                            "data: {\"error\""}) {
+      if (last.rfind(end, 0) == 0) return true;
+    }
+    return false;
+  }
   size_t end = tail.find_last_not_of("\r\n");
   if (end == std::string::npos) return false;
   size_t begin = tail.find_last_of('\n', end);
@@ -94,9 +128,21 @@ bool stream_closed(StreamKind kind, const std::string& tail) {
   return last.is_object() && ((last.contains("done") && last["done"] == true) || last.contains("error"));
 }
 
-// The stream's last message when its node failed, in the stream's format.
-std::string stream_error(StreamKind kind, const std::string& message) {
+// The stream's last message when its node failed, in the stream's format:
+// Ollama's error line, Anthropic's and the Responses API's error events (by
+// the request's path), else an OpenAI-shaped error in a data event.
+std::string stream_error(StreamKind kind, const std::string& path, const std::string& message) {
   if (kind == StreamKind::kJsonLines) return nlohmann::json{{"error", message}}.dump() + "\n";
+  if (path.rfind("/v1/messages", 0) == 0) {
+    return "event: error\ndata: " +
+           nlohmann::json{{"type", "error"}, {"error", {{"type", "api_error"}, {"message", message}}}}.dump() + "\n\n";
+  }
+  if (path == "/v1/responses") {
+    return "event: error\ndata: " +
+           nlohmann::json{{"type", "error"}, {"code", "upstream_failed"}, {"message", message}, {"param", nullptr}}
+               .dump() +
+           "\n\n";
+  }
   nlohmann::json e = {{"error", {{"message", message}, {"type", "server_error"}, {"code", "upstream_failed"}}}};
   return "data: " + e.dump() + "\n\n";
 }
@@ -159,7 +205,7 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
     };
     res.set_chunked_content_provider(
         content_type,
-        [up, where, kind, stream_outcome](size_t, httplib::DataSink& sink) {
+        [up, where, kind, stream_outcome, path = req.path](size_t, httplib::DataSink& sink) {
           std::unique_lock l(up->mu);
           up->cv.wait(l, [&] { return !up->chunks.empty() || up->finished; });
           while (!up->chunks.empty()) {
@@ -179,10 +225,10 @@ void forward_request(const httplib::Request& req, httplib::Response& res,
           if (up->finished) {
             // Never a silently truncated stream: an upstream that ended
             // without the closing marker failed, whatever the transport said.
-            if (up->failed || !stream_closed(kind, up->tail)) {
+            if (up->failed || !stream_closed(kind, *up)) {
               std::string why = up->failed ? up->error : "the stream ended early";
               spdlog::warn("stream from {} broke off: {}", where, why);
-              std::string e = stream_error(kind, "the node serving this request (" + where +
+              std::string e = stream_error(kind, path, "the node serving this request (" + where +
                                                      ") failed mid-stream: " + why);
               l.unlock();
               sink.write(e.data(), e.size());

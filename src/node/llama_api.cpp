@@ -13,7 +13,9 @@
 namespace tars::node {
 namespace {
 
-using json = nlohmann::json;
+// Objects keep the order they are written in: a stream's last event starts
+// with "stop", which is how clients (and a forwarding node) see its end.
+using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 double per(double a, double b) { return b > 0 ? a / b : 0; }
@@ -100,10 +102,10 @@ class Completion {
     };
     const bool ctx_full = done.finish == engine::FinishReason::kLength && s.n_prompt + s.n_generated >= g_->n_ctx();
     json out = {
+        {"stop", true},
         {"index", 0},
         {"content", whole ? content_ : ""},
         {"tokens", whole && p_.return_tokens ? json(ids_) : json::array()},
-        {"stop", true},
         {"model", g_->model_id()},
         {"tokens_predicted", ids_.size()},
         {"tokens_evaluated", s.n_prompt},
@@ -176,6 +178,8 @@ class Completion {
   json fields(const json& obj) const {
     if (p_.response_fields.empty()) return obj;
     json out = json::object();
+    // A stream's events always say whether it goes on.
+    if (p_.gen.stream) out["stop"] = obj["stop"];
     for (const auto& f : p_.response_fields) {
       const size_t slash = f.find('/');
       if (slash == std::string::npos) {

@@ -62,6 +62,36 @@ class Upstream {
         });
       };
     };
+    // The other APIs' event streams, each ending its own way; "cut" ones
+    // stop before their closing event (the node dies).
+    auto events = [](std::vector<std::string> evs, bool close) {
+      return [evs, close](const httplib::Request&, httplib::Response& res) {
+        res.set_chunked_content_provider("text/event-stream", [evs, close](size_t, httplib::DataSink& sink) {
+          for (size_t i = 0; i + (close ? 0 : 1) < evs.size(); ++i) sink.write(evs[i].data(), evs[i].size());
+          if (!close) return false;
+          sink.done();
+          return true;
+        });
+      };
+    };
+    const std::vector<std::string> anthropic = {
+        "event: message_start\ndata: {\"type\":\"message_start\"}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"};
+    // The Responses API's last event repeats the whole answer: far longer than 4 KiB.
+    const std::string long_text(20000, 'x');
+    const std::vector<std::string> responses = {
+        "event: response.created\ndata: {\"type\":\"response.created\"}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\"}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output_text\":\"" + long_text +
+            "\"},\"sequence_number\":3}\n\n"};
+    const std::vector<std::string> llama = {"data: {\"index\":0,\"content\":\"a\",\"stop\":false}\n\n",
+                                            "data: {\"stop\":true,\"content\":\"\",\"prompt\":\"" + long_text + "\"}\n\n"};
+    server_.Post("/anthropic", events(anthropic, true));
+    server_.Post("/v1/messages", events(anthropic, false));
+    server_.Post("/responses", events(responses, true));
+    server_.Post("/v1/responses", events(responses, false));
+    server_.Post("/completion", events(llama, true));
     server_.Post("/lines", lines(true, false));
     server_.Post("/lines-broken", lines(false, false));
     server_.Post("/lines-error", lines(true, true));
@@ -97,7 +127,9 @@ class Forwarder {
       forward_request(req, res, replicas, opt);
     };
     server_.add_routes({{"POST", "/json", fwd}, {"POST", "/stream", fwd}, {"POST", "/broken", fwd},
-                        {"POST", "/lines", fwd}, {"POST", "/lines-broken", fwd}, {"POST", "/lines-error", fwd}});
+                        {"POST", "/lines", fwd}, {"POST", "/lines-broken", fwd}, {"POST", "/lines-error", fwd},
+                        {"POST", "/anthropic", fwd}, {"POST", "/v1/messages", fwd}, {"POST", "/responses", fwd},
+                        {"POST", "/v1/responses", fwd}, {"POST", "/completion", fwd}});
     server_.bind();
     thread_ = std::thread([this] { server_.run(); });
   }
@@ -180,6 +212,37 @@ TEST(Forward, StreamBrokenMidwayEndsWithAnErrorEvent) {
   EXPECT_NE(r->body.find("failed mid-stream"), std::string::npos) << r->body;
   EXPECT_EQ(r->body.find("[DONE]"), std::string::npos);
   EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"b:broken"}));
+}
+
+TEST(Forward, EachApisClosingEventEndsItsStreamAndACutOneGetsItsOwnErrorEvent) {
+  Upstream up;
+  Forwarder fwd({replica("b", up.url())});
+  auto cli = fwd.client();
+  // Whole streams pass through as they are, whatever their closing event
+  // and however long it is.
+  for (const char* path : {"/anthropic", "/responses", "/completion"}) {
+    auto r = cli.Post(path, "{}", "application/json");
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->body.find("failed mid-stream"), std::string::npos) << path << ": " << r->body.substr(0, 300);
+  }
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"b:answered", "b:answered", "b:answered"}));
+  // Cut before the end: the error comes in the API's own shape.
+  auto a = cli.Post("/v1/messages", "{}", "application/json");
+  ASSERT_TRUE(a);
+  const size_t at = a->body.rfind("event: error\ndata: ");
+  ASSERT_NE(at, std::string::npos) << a->body;
+  const auto e = nlohmann::json::parse(a->body.substr(at + 19));
+  EXPECT_EQ(e["type"], "error");
+  EXPECT_EQ(e["error"]["type"], "api_error");
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("failed mid-stream"), std::string::npos);
+  auto r = cli.Post("/v1/responses", "{}", "application/json");
+  ASSERT_TRUE(r);
+  const size_t rat = r->body.rfind("event: error\ndata: ");
+  ASSERT_NE(rat, std::string::npos) << r->body.substr(0, 300);
+  const auto re = nlohmann::json::parse(r->body.substr(rat + 19));
+  EXPECT_EQ(re["type"], "error");
+  EXPECT_EQ(re["code"], "upstream_failed");
+  EXPECT_EQ(fwd.outcomes(), (std::vector<std::string>{"b:broken", "b:broken"}));
 }
 
 // Splits a JSON-lines body into parsed lines (each must be JSON).
