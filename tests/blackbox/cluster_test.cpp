@@ -6,6 +6,7 @@
 // with SIGKILL under a steady stream of requests loses no request, its
 // models move, and its restart restores the plan (issue 6, acceptance 2-3).
 #include <gtest/gtest.h>
+
 #include <httplib.h>
 #include <signal.h>
 
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include "support/bert_builder.h"
 #include "support/test_support.h"
@@ -187,6 +189,22 @@ TEST_F(ClusterTest, EveryNodeServesEveryModelFromThePlannedNodeAndFailoverLosesN
     EXPECT_EQ(sr->get_header_value("Content-Type").rfind("text/event-stream", 0), 0u);
     EXPECT_GE(std::count(sr->body.begin(), sr->body.end(), '\n'), 12) << sr->body;
     EXPECT_NE(sr->body.find("data: [DONE]"), std::string::npos) << sr->body;
+    // The other APIs' streams end with their own closing events, relayed as they are.
+    const std::vector<std::tuple<std::string, json, std::string>> streams = {
+        {"/v1/messages", {{"model", "story"}, {"max_tokens", 6}, {"stream", true},
+                          {"messages", {{{"role", "user"}, {"content", "Once upon a time"}}}}}, "event: message_stop"},
+        {"/v1/responses", {{"model", "story"}, {"max_output_tokens", 6}, {"stream", true}, {"store", false},
+                           {"input", "Once upon a time"}}, "event: response.incomplete"},
+        {"/completion", {{"model", "story"}, {"prompt", "Once upon a time"}, {"n_predict", 6}, {"stream", true}},
+         "data: {\"stop\":true"}};
+    for (const auto& [path, body, end] : streams) {
+      auto r = client(port).Post(path, body.dump(), "application/json");
+      ASSERT_TRUE(r) << path;
+      EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+      EXPECT_NE(r->body.find(end), std::string::npos) << path << ": " << r->body;
+      EXPECT_EQ(r->body.find("failed mid-stream"), std::string::npos) << path << " on port " << port << ": " << r->body;
+      EXPECT_EQ(r->get_header_value("X-Tars-Served-By"), where["story"]) << path << " on port " << port;
+    }
     auto [es, eby] = embed(port);
     EXPECT_EQ(es, 200) << "port " << port;
     EXPECT_EQ(eby, where["embed"]) << "port " << port;
