@@ -1,6 +1,7 @@
 #include "node/llama_api.h"
 
 #include <chrono>
+#include <utility>
 
 #include "common/error.h"
 #include "engine/model.h"
@@ -53,9 +54,20 @@ class Completion {
     return fields(chunk);
   }
 
+  // At the end: an indentation still held back (the answer ended in it)
+  // is the answer's, as a stream's chunk (null when there is none).
+  json rest() {
+    if (ended_ || held_.empty()) return nullptr;
+    const std::string text = std::exchange(held_, std::string());
+    content_ += text;
+    return fields({{"index", 0}, {"content", text}, {"tokens", json::array()}, {"stop", false},
+                   {"model", g_->model_id()}, {"tokens_predicted", ids_.size()}, {"tokens_evaluated", g_->n_prompt()}});
+  }
+
   // The answer's fields at the end (`whole`: with all of the content and
   // probabilities; a stream's last event has them empty, as they came).
   json final(const Generation::Event& done, bool whole) {
+    if (whole) rest();
     const engine::RequestStats& s = done.stats;
     const char* stop_type = done.finish == engine::FinishReason::kLength ? "limit"
                             : s.stop_sequence.empty()                     ? "eos"
@@ -142,7 +154,7 @@ class Completion {
 
   // n_indent: a line after the first that starts less indented than this
   // ends the answer, and is left out. A line's indentation is held back
-  // until its first other character shows it.
+  // until its first other character shows it (or the answer ends).
   std::string indent_rule(const std::string& text) {
     if (p_.n_indent <= 0) return text;
     std::string out;
@@ -209,7 +221,9 @@ class CompletionWriter : public EventWriter {
   explicit CompletionWriter(std::shared_ptr<Completion> c) : c_(std::move(c)) {}
   std::string start(const Generation&) override { return ""; }
   std::string token(const Generation::Event& e) override { return data(c_->token(e)); }
-  std::string finish(const Generation::Event& done) override { return data(c_->final(done, false)); }
+  std::string finish(const Generation::Event& done) override {
+    return data(c_->rest()) + data(c_->final(done, false));
+  }
   std::string failure(const std::string& error) override {
     return data(error_body(500, "generation failed: " + error, "generation_failed"));
   }

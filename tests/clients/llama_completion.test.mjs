@@ -4,6 +4,7 @@
 //   talker    after '\n' answers "It is sunny." (Qwen2.5's real template)
 //   indenter  after '\n' writes "x\n", "  y\n", "z\n": lines of indentation 0, 2, 0
 //   looper    after '\n' writes "a\n" forever
+//   trailer   after '\n' writes "x\n" and "  ", ending in an indentation
 //   coder     Qwen2.5-Coder's fill-in-the-middle and repository tokens; after
 //             <|fim_middle|> writes "return a + b" and <|fim_pad|>
 // and on stories260K, a real model, for probabilities and the prompt cache.
@@ -21,6 +22,7 @@ before(async () => {
     talker: [qwen, '<0x0A>', 'It is sunny.', 'It is sunny.', '<|im_end|>'],
     indenter: [qwen, '<0x0A>', 'x\n', 'x\n', '  y\n', '  y\n', 'z\n', 'z\n', '<|im_end|>'],
     looper: [qwen, '<0x0A>', 'a\n', 'a\n', 'a\n'],
+    trailer: [qwen, '<0x0A>', 'x\n', 'x\n', '  ', '  ', '<|im_end|>'],
     coder: [qwen, '<|fim_middle|>', middle, middle, '<|fim_pad|>', '<|fim_pad|>', '<|fim_prefix|>',
       '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|repo_name|>', '<|file_sep|>',
       '<|file_sep|>', '<|repo_name|>'],
@@ -133,6 +135,12 @@ test('/completion: n_indent ends the answer at a line indented less', async () =
   assert.equal(streamed.at(-1).stop_type, 'limit');
   // The model's slot is free again: the next request runs whole.
   assert.equal((await post('/completion', { model: 'indenter', prompt: '\n' })).json.content, 'x\n  y\nz\n');
+  // An answer that ends in an indentation keeps it, whole and streamed.
+  const trailing = await post('/completion', { model: 'trailer', prompt: '\n', n_indent: 4 });
+  assert.equal(trailing.json.content, 'x\n  ');
+  assert.equal(trailing.json.stop_type, 'eos');
+  const trailingStream = await stream('/completion', { model: 'trailer', prompt: '\n', n_indent: 4 });
+  assert.equal(trailingStream.map((e) => e.content).join(''), 'x\n  ');
 });
 
 test('/completion: t_max_predict_ms ends a long answer after a line', async () => {
