@@ -282,6 +282,7 @@ void Scheduler::admit() {
     s.stop = std::make_unique<StopMatcher>(s.p->req.options.stop);
     s.decoder = std::make_unique<TokenStreamDecoder>(model_.tokenizer(), /*at_start=*/false);
     ++stats_.slots_busy;
+    publish_slot(s);  // busy from now on, before its first token reaches anyone
     stats_.tokens_in += s.stats.n_prompt;
     stats_.tokens_cached += s.stats.n_cached;
   }

@@ -53,9 +53,13 @@ for (const [name, [path, body]] of Object.entries(streams)) {
       assert.ok(!done, `the stream ended: ${seen}`);
       seen += new TextDecoder().decode(value);
     }
-    const busy = (await slots()).filter((s) => s.is_processing);
-    assert.equal(busy.length, 1);
-    controller.abort();
+    let busy;
+    try {
+      busy = (await slots()).filter((s) => s.is_processing);
+      assert.equal(busy.length, 1);
+    } finally {
+      controller.abort();  // also when the check fails, so that the next test starts idle
+    }
     let freed = null;
     for (let i = 0; i < 100 && !freed; ++i) {
       await new Promise((done) => setTimeout(done, 50));
