@@ -155,23 +155,29 @@ void Sampler::infill() {
   if (cand_.size() > kInfillCandidates) cand_.resize(kInfillCandidates);
   const TokenProb best = cand_.front();
   const double n = static_cast<double>(cand_.size());
-  double p_end = 0, p_text = 0;
-  for (const auto& c : cand_) (infill_.is_end(c.id) ? p_end : p_text) += c.p;
+  // Each candidate's probability, and whether it ends generation (asked once:
+  // the pairs below would ask it n^2 times).
   std::vector<double> p(cand_.size());
-  for (size_t i = 0; i < cand_.size(); ++i) p[i] = cand_[i].p;
+  std::vector<char> end(cand_.size());
+  double p_end = 0, p_text = 0;
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    p[i] = cand_[i].p;
+    end[i] = infill_.is_end(cand_[i].id);
+    (end[i] ? p_end : p_text) += p[i];
+  }
   if (p_end * n > p_text) {
     // 1. The middle is done: only the ends stay.
     for (size_t i = 0; i < cand_.size(); ++i) {
-      if (!infill_.is_end(cand_[i].id)) p[i] = 0;
+      if (!end[i]) p[i] = 0;
     }
   } else {
     // 2. Text tokens that begin alike count as one, under the likelier.
     for (size_t i = 0; i < cand_.size(); ++i) {
-      if (p[i] == 0 || infill_.is_end(cand_[i].id)) continue;
+      if (p[i] == 0 || end[i]) continue;
       const std::string& a = infill_.text(cand_[i].id);
       if (a.empty()) continue;
       for (size_t j = i + 1; j < cand_.size(); ++j) {
-        if (p[j] == 0 || infill_.is_end(cand_[j].id)) continue;
+        if (p[j] == 0 || end[j]) continue;
         const std::string& b = infill_.text(cand_[j].id);
         if (b.empty()) continue;
         const bool alike = a.size() <= b.size() ? b.compare(0, a.size(), a) == 0 : a.compare(0, b.size(), b) == 0;
@@ -187,7 +193,7 @@ void Sampler::infill() {
     double total = 0;
     for (double x : p) total += x;
     for (size_t i = 0; i < cand_.size(); ++i) {
-      if (p[i] > 0 && !infill_.is_end(cand_[i].id) && p[i] < kInfillFloor * total) p[i] = 0;
+      if (p[i] > 0 && !end[i] && p[i] < kInfillFloor * total) p[i] = 0;
     }
   }
   size_t kept = 0;
