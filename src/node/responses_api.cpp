@@ -12,6 +12,7 @@
 #include "node/generation.h"
 #include "node/model_host.h"
 #include "node/request_params.h"
+#include "node/request_params_detail.h"
 #include "node/tool_calls.h"
 
 namespace tars::node {
@@ -311,14 +312,13 @@ void create(ModelHost& host, const std::shared_ptr<ResponseStore>& store, const 
     const size_t n_earlier = earlier->conversation.size();
     messages.insert(input, earlier->conversation.begin(), earlier->conversation.end());
     // A function_call_output answers a call made in an earlier response: its name comes from there.
+    params_detail::CallNames calls;
+    for (const auto& e : earlier->conversation) {
+      for (const auto& c : e.tool_calls) calls.emplace_back(c.id, c.name);
+    }
     for (size_t i = rq->params.n_instructions + n_earlier; i < messages.size(); ++i) {
       MessageParam& m = messages[i];
-      if (m.role != "tool" || !m.name.empty()) continue;
-      for (const auto& e : earlier->conversation) {
-        for (const auto& c : e.tool_calls) {
-          if (c.id == m.tool_call_id) m.name = c.name;
-        }
-      }
+      if (m.role == "tool" && m.name.empty()) m.name = params_detail::call_name(calls, m.tool_call_id);
     }
   }
   rq->conversation.assign(messages.begin() + static_cast<std::ptrdiff_t>(rq->params.n_instructions), messages.end());
